@@ -1,0 +1,128 @@
+"""The ASGI shell: pure ASGI middleware (no ``BaseHTTPMiddleware``).
+
+Per-request state lives in locals of ``__call__``; the cookie is added on the
+``http.response.start`` message, so streaming responses pass untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .context import AsyncSessionContext
+from .core import Outcome
+from .errors import StoreUnavailable
+from .guard import Refusal, SessionGuard, logger
+from .incoming import client_ip
+from .stores.base import Check
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_CLOSE_CODES = {401: 1008, 303: 1008, 503: 1013}
+
+
+class SessionGuardMiddleware:
+    """Enforce session policy on an ASGI app.
+
+    ``Middleware(SessionGuardMiddleware, guard=guard)`` in Starlette, or
+    ``guard.asgi(app)``. ``http`` and ``websocket`` scopes get
+    ``scope["sessionguard"]``; ``lifespan`` passes through untouched.
+    """
+
+    def __init__(self, app: ASGIApp, guard: SessionGuard) -> None:
+        self.app = app
+        self.guard = guard
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            await self.app(scope, receive, send)
+            return
+        guard = self.guard
+        cookie = authorization = passive = None
+        for name, value in scope["headers"]:
+            if name == b"cookie":
+                text = value.decode("latin-1")
+                cookie = text if cookie is None else f"{cookie}; {text}"
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"x-session-passive":
+                passive = value.decode("latin-1")
+        presented = guard.presented(cookie, authorization)
+        check = None
+        if presented.session_id is not None:
+            try:
+                check = await guard.async_store.check(
+                    presented.session_id, passive=guard.is_passive(scope["path"], passive)
+                )
+            except StoreUnavailable:
+                check = Check(Outcome.STORE_UNAVAILABLE)
+        verdict = guard.verdict(presented, check)
+        if verdict.events:
+            try:
+                await guard.arecord(verdict.events)
+            except StoreUnavailable:
+                logger.warning("sessionguard: audit event not recorded (store unavailable)")
+        if verdict.refusal is not None:
+            await _refuse(kind, verdict.refusal, send)
+            return
+
+        ctx = AsyncSessionContext(
+            guard, lambda n: _header(scope, n), lambda: _ip(guard, scope),
+            session=verdict.session, ended_reason=verdict.ended_reason, source=presented.source,
+        )
+        ctx.set_cookie = verdict.set_cookie
+        scope["sessionguard"] = ctx
+        if kind == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        started = False
+
+        async def send_with_cookie(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if ctx.set_cookie is not None:
+                    headers = [h for h in message.get("headers", ()) if h[0].lower() != b"cache-control"]
+                    headers.append((b"set-cookie", ctx.set_cookie.encode("latin-1")))
+                    headers.append((b"cache-control", b"no-store"))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_cookie)
+        except StoreUnavailable:
+            # A login or logout inside the app could not reach the store.
+            if started:
+                raise
+            await _refuse(kind, guard.unavailable, send)
+
+
+async def _refuse(kind: str, refusal: Refusal, send: Send) -> None:
+    if kind == "websocket":
+        await send({"type": "websocket.close", "code": _CLOSE_CODES.get(refusal.status, 1008)})
+        return
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in refusal.headers]
+    headers.append((b"content-length", str(len(refusal.body)).encode()))
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": refusal.body})
+
+
+def _header(scope: Scope, name: str) -> str | None:
+    wanted = name.lower().encode("latin-1")
+    for key, value in scope["headers"]:
+        if key == wanted:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
+def _ip(guard: SessionGuard, scope: Scope) -> str:
+    client = scope.get("client")
+    peer = client[0] if client else None
+    return client_ip(peer, _header(scope, "x-forwarded-for"), guard.config.trusted_proxies)

@@ -1,0 +1,185 @@
+"""The per-request object apps reach as ``scope["sessionguard"]`` (ASGI) or
+``environ["sessionguard"]`` (WSGI).
+
+:class:`AsyncSessionContext` and :class:`SessionContext` differ only by
+``await``: both plan with the shared methods of :class:`_Context`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import audit
+from .core import Record, cookie_max_age
+from .errors import SessionLimitReached
+from .platform import classify, clip, device_label
+from .session import Session
+from .stores.base import Created, NewSession
+from .tokens import session_id
+
+if TYPE_CHECKING:
+    from .guard import SessionGuard
+    from .policy import Policy
+
+#: Longest user id accepted by ``login``.
+MAX_USER_ID = 256
+#: Largest JSON size of ``metadata`` accepted by ``login``.
+MAX_METADATA = 4096
+
+
+class _Context:
+    __slots__ = ("session", "ended_reason", "set_cookie", "_guard", "_header", "_ip", "_source")
+
+    def __init__(
+        self,
+        guard: SessionGuard,
+        header: Callable[[str], str | None],
+        ip: Callable[[], str],
+        *,
+        session: Session | None = None,
+        ended_reason: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        #: the current :class:`Session`, or ``None``
+        self.session = session
+        #: why the presented session is no longer valid, or ``None``
+        self.ended_reason = ended_reason
+        #: the ``Set-Cookie`` value this response must carry, if any
+        self.set_cookie: str | None = None
+        self._guard = guard
+        self._header = header
+        self._ip = ip
+        self._source = source
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} session={self.session!r} ended_reason={self.ended_reason!r}>"
+
+    def _plan(
+        self,
+        user_id: str,
+        remember_me: bool,
+        metadata: Mapping[str, Any] | None,
+        platform: str | None,
+    ) -> tuple[NewSession, str]:
+        if not isinstance(user_id, str) or not user_id or len(user_id) > MAX_USER_ID:
+            raise ValueError(f"user_id must be a non-empty string of at most {MAX_USER_ID} characters")
+        metadata = dict(metadata or {})
+        if len(audit.compact_json(metadata)) > MAX_METADATA:
+            raise ValueError(f"metadata must serialise to at most {MAX_METADATA} bytes of JSON")
+        if platform is None:
+            ua = clip(self._header("user-agent") or "")
+            platform = classify(
+                stated=self._header(self._guard.platform_header),
+                ch_mobile=self._header("sec-ch-ua-mobile"),
+                user_agent=ua,
+            )
+        elif platform not in ("web", "mobile", "desktop"):
+            raise ValueError("platform must be 'web', 'mobile' or 'desktop'")
+        ua = clip(self._header("user-agent") or "")
+        ip = self._ip()
+        sid = self._guard.tokens.new_sid(user_id)
+        new = NewSession(
+            id=session_id(sid), user_id=user_id, platform=platform, remember_me=bool(remember_me),
+            ip=ip, city=self._guard.city(ip), user_agent=ua, device=device_label(ua),
+            metadata=metadata,
+        )
+        return new, self._guard.tokens.sign(sid)
+
+    def _logged_in(self, created: Created, token: str, policy: Policy) -> list[audit.Event]:
+        record = created.record
+        self.session = Session.from_record(record, policy, token)
+        self.ended_reason = None
+        self.set_cookie = self._guard.cookie(token, cookie_max_age(record, policy, record.created))
+        actor = f"user:{record.user_id}"
+        events = [audit.ended(r, "evicted", "system", record.created) for r in created.evicted]
+        if created.replaced is not None:
+            events.append(audit.ended(created.replaced, "signed_out", actor, record.created))
+        events.append(audit.Event("login", record.created, actor, record.user_id, record.id,
+                                  record.platform))
+        return events
+
+    def _rejected(self, error: SessionLimitReached, now: int) -> list[audit.Event]:
+        return [audit.Event("rejected", now, f"user:{error.user_id}", error.user_id, None,
+                            error.platform, "limit")]
+
+    def _logged_out(self, ended: Record | None, now: int) -> list[audit.Event]:
+        self.session = None
+        self.set_cookie = self._guard.clear_cookie if self._source != "bearer" else None
+        if ended is None:
+            return []
+        return [audit.ended(ended, "signed_out", f"user:{ended.user_id}", now)]
+
+
+class SessionContext(_Context):
+    """The request's session, for WSGI apps (plain calls)."""
+
+    __slots__ = ()
+
+    def login(
+        self,
+        user_id: str,
+        *,
+        remember_me: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        platform: str | None = None,
+    ) -> Session:
+        """Create a session for ``user_id``, ending the one this request
+        presented. The response carries the new cookie.
+
+        :raises SessionLimitReached: the policy refuses logins over the limit.
+        """
+        new, token = self._plan(user_id, remember_me, metadata, platform)
+        store = self._guard.store
+        ending = self.session.id if self.session is not None else None
+        try:
+            created = store.create(new, ending=ending)
+        except SessionLimitReached as error:
+            self._guard.record(self._rejected(error, store.now()))
+            raise
+        events = self._logged_in(created, token, store.policy())
+        self._guard.record(events)
+        return self.session  # type: ignore[return-value]
+
+    def logout(self) -> None:
+        """End the current session (``signed_out``) and clear the cookie."""
+        store = self._guard.store
+        ended = store.end(self.session.id, "signed_out") if self.session is not None else None
+        self._guard.record(self._logged_out(ended, store.now() if ended else 0))
+
+
+class AsyncSessionContext(_Context):
+    """The request's session, for ASGI apps (coroutines)."""
+
+    __slots__ = ()
+
+    async def login(
+        self,
+        user_id: str,
+        *,
+        remember_me: bool = False,
+        metadata: Mapping[str, Any] | None = None,
+        platform: str | None = None,
+    ) -> Session:
+        """Create a session for ``user_id``, ending the one this request
+        presented. The response carries the new cookie.
+
+        :raises SessionLimitReached: the policy refuses logins over the limit.
+        """
+        new, token = self._plan(user_id, remember_me, metadata, platform)
+        store = self._guard.async_store
+        ending = self.session.id if self.session is not None else None
+        try:
+            created = await store.create(new, ending=ending)
+        except SessionLimitReached as error:
+            await self._guard.arecord(self._rejected(error, await store.now()))
+            raise
+        events = self._logged_in(created, token, await store.policy())
+        await self._guard.arecord(events)
+        return self.session  # type: ignore[return-value]
+
+    async def logout(self) -> None:
+        """End the current session (``signed_out``) and clear the cookie."""
+        store = self._guard.async_store
+        ended = await store.end(self.session.id, "signed_out") if self.session is not None else None
+        await self._guard.arecord(self._logged_out(ended, await store.now() if ended else 0))

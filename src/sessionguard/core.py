@@ -1,0 +1,202 @@
+"""The decision core: everything that decides lives here; no I/O, no clock.
+
+Rules (SPEC §4), each written once:
+
+- **absolute timeout**: a session older than its platform's absolute timeout
+  has ended, however active and whatever remember-me says;
+- **idle timeout**: a session unused for longer than its idle limit has ended.
+  The idle limit is the remember-me period for remember-me sessions, else the
+  user's own timeout for the platform (when allowed), else the platform's;
+- **sign-out of everyone** records an epoch (a moment, on the store's clock):
+  a session created before it has ended unless it is the one the sign-out
+  kept. A moment rather than a counter, so that a login on a server whose
+  cached epoch is a little stale is not ended by it;
+- **touch**: an active (not passive) request moves last-seen forward; the
+  write is skipped while last-seen is less than a second old, so idle expiry
+  stays exact to the second;
+- **admission**: a login over the platform's limit either evicts the sessions
+  first in the ``EVICT`` order or is refused; nothing else changes;
+- **retention**: a record is kept for a day past its deadline, and an ended
+  session leaves a tombstone for a day, so a late request learns *why* it
+  ended.
+
+The memory store calls these functions; each Redis Lua script mirrors one of
+them and names it in its header. The contract tests run the same scenarios on
+both, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .policy import Policy
+
+SECOND = 1000
+DAY = 86_400 * SECOND
+#: How long a tombstone (and a record past its deadline) is kept: the time
+#: during which a request presenting an ended token learns why it ended.
+TOMBSTONE_MS = DAY
+#: Touches closer together than this are coalesced.
+TOUCH_MS = SECOND
+#: A persistent cookie never outlives 400 days (browsers cap it there anyway).
+MAX_COOKIE_AGE = 400 * 86_400
+
+
+class Outcome(enum.Enum):
+    """What the store said about the token a request presented."""
+
+    NO_TOKEN = "no_token"
+    VALID = "valid"
+    IDLE_TIMEOUT = "idle_timeout"
+    ABSOLUTE_TIMEOUT = "absolute_timeout"
+    EVICTED = "evicted"
+    REVOKED = "revoked"
+    SIGNED_OUT = "signed_out"
+    SIGNOUT_ALL = "signout_all"
+    INVALID = "invalid"
+    STORE_UNAVAILABLE = "store_unavailable"
+
+    @property
+    def ended(self) -> bool:
+        """Whether this outcome reports an ended (or forged) session."""
+        return self.value in ENDED_REASONS
+
+
+#: The values ``ended_reason`` can take.
+ENDED_REASONS = frozenset(
+    {"idle_timeout", "absolute_timeout", "evicted", "revoked", "signed_out", "signout_all",
+     "invalid"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """The server-side state of one session. Times are epoch milliseconds."""
+
+    id: str
+    user_id: str
+    platform: str
+    created: int
+    last_seen: int
+    remember_me: bool = False
+    ip: str = ""
+    city: str | None = None
+    user_agent: str = ""
+    device: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: the user's own idle timeout (seconds) for this platform, if any
+    user_idle: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Epoch:
+    """The last sign-out of everyone: sessions created before ``at`` (ms) have
+    ended, except ``keep``."""
+
+    at: int = 0
+    keep: str | None = None
+
+
+def epoch_after(now: int, keep: str | None) -> Epoch:
+    """The epoch a sign-out of everyone at ``now`` sets: every session created
+    up to and including ``now`` ends."""
+    return Epoch(now + 1, keep)
+
+
+def idle_limit(record: Record, policy: Policy) -> int | None:
+    """The idle limit of ``record`` in seconds (``None``: never idles out)."""
+    if record.remember_me:
+        return policy.remember_me_period
+    if policy.allow_user_timeouts and record.user_idle is not None:
+        return record.user_idle
+    return policy.platform(record.platform).idle_timeout
+
+
+def deadline(record: Record, policy: Policy) -> int | None:
+    """The earliest moment (ms) the session ends if untouched, or ``None``."""
+    idle = idle_limit(record, policy)
+    absolute = policy.platform(record.platform).absolute_timeout
+    ends = []
+    if idle is not None:
+        ends.append(record.last_seen + idle * SECOND)
+    if absolute is not None:
+        ends.append(record.created + absolute * SECOND)
+    return min(ends) if ends else None
+
+
+def judge(record: Record, policy: Policy, now: int, epoch: Epoch) -> Outcome:
+    """Whether ``record`` is still valid at ``now``, or why it has ended."""
+    if record.created < epoch.at and record.id != epoch.keep:
+        return Outcome.SIGNOUT_ALL
+    absolute = policy.platform(record.platform).absolute_timeout
+    if absolute is not None and now >= record.created + absolute * SECOND:
+        return Outcome.ABSOLUTE_TIMEOUT
+    idle = idle_limit(record, policy)
+    if idle is not None and now >= record.last_seen + idle * SECOND:
+        return Outcome.IDLE_TIMEOUT
+    return Outcome.VALID
+
+
+def touch_due(record: Record, now: int, *, passive: bool) -> bool:
+    """Whether a valid request at ``now`` must write last-seen back."""
+    return not passive and now - record.last_seen >= TOUCH_MS
+
+
+def touched(record: Record, now: int) -> Record:
+    """``record`` as used at ``now``."""
+    return replace(record, last_seen=max(record.last_seen, now))
+
+
+def retention(record: Record, policy: Policy, now: int) -> int | None:
+    """How long (ms from ``now``) the store keeps ``record``; ``None``: no expiry."""
+    ends = deadline(record, policy)
+    return None if ends is None else max(ends - now, 0) + TOMBSTONE_MS
+
+
+def cookie_max_age(record: Record, policy: Policy, now: int) -> int | None:
+    """``Max-Age`` (seconds) of the session cookie: ``None`` (a browser-session
+    cookie) unless remember-me, else the time left until the session would
+    end if used only at the very end of the remember-me period."""
+    if not record.remember_me:
+        return None
+    ends: list[int] = [now + MAX_COOKIE_AGE * SECOND]
+    if policy.remember_me_period is not None:
+        ends.append(now + policy.remember_me_period * SECOND)
+    absolute = policy.platform(record.platform).absolute_timeout
+    if absolute is not None:
+        ends.append(record.created + absolute * SECOND)
+    return max(0, (min(ends) - now) // SECOND)
+
+
+def cookie_refresh_due(before: Record, now: int) -> bool:
+    """Whether a remember-me cookie is re-sent (with a fresh ``Max-Age``) on
+    this touch: once per day of activity, so an active user keeps it."""
+    if not before.remember_me:
+        return False
+    return (now - before.created) // DAY != (before.last_seen - before.created) // DAY
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The plan for a login: sessions to evict, or a refusal."""
+
+    evict: tuple[str, ...] = ()
+    refused: bool = False
+
+
+def admission(alive: Sequence[Record], policy: Policy, platform: str) -> Admission:
+    """Plan a new login of a user who holds the valid sessions ``alive`` on
+    ``platform`` (already pruned of ended ones)."""
+    limit = policy.platform(platform).max_sessions
+    if limit is None or len(alive) < limit:
+        return Admission()
+    if policy.on_limit == "reject":
+        return Admission(refused=True)
+    if policy.evict == "least_recent":
+        order = sorted(alive, key=lambda r: (r.last_seen, r.created, r.id))
+    else:
+        order = sorted(alive, key=lambda r: (r.created, r.id))
+    return Admission(evict=tuple(r.id for r in order[: len(alive) - limit + 1]))

@@ -1,0 +1,120 @@
+"""Reading the few request headers sessionguard needs, once per request.
+
+Pure functions over strings: the ASGI and WSGI shells extract the raw values
+their own way and hand them here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .core import Outcome
+from .tokens import Tokens, session_id
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Presented:
+    """The token a request presented: ``session_id`` when its signature holds,
+    else ``outcome`` says there was none or it was invalid."""
+
+    outcome: Outcome
+    session_id: str | None = None
+    source: str | None = None  # "cookie" or "bearer"
+    #: the raw token, kept only to re-send a remember-me cookie; never logged
+    token: str | None = field(default=None, repr=False)
+
+
+NO_TOKEN = Presented(Outcome.NO_TOKEN)
+
+
+def cookie_values(header: str, name: str) -> list[str]:
+    """Every value of cookie ``name`` in a ``Cookie`` header."""
+    if name not in header:
+        return []
+    values = []
+    for part in header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            values.append(value.strip())
+    return values
+
+
+def bearer(authorization: str) -> str | None:
+    """The credentials of an ``Authorization: Bearer ...`` header."""
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credentials.strip() or None
+
+
+def present(
+    tokens: Tokens,
+    *,
+    cookie_name: str,
+    cookie: str | None,
+    authorization: str | None,
+    is_admin_token: Callable[[str], bool],
+) -> Presented:
+    """Find and verify the session token of a request.
+
+    A bearer token wins over the cookie (it is the explicit choice of a native
+    client, and cannot be forged cross-site). Two cookies of our name make the
+    request anonymous (``invalid``): never "first one wins". The admin token
+    is not a session token and is left to the admin sub-app.
+    """
+    if authorization:
+        token = bearer(authorization)
+        if token is not None and not is_admin_token(token):
+            return _verified(tokens, token, "bearer")
+    if cookie:
+        values = cookie_values(cookie, cookie_name)
+        if len(values) > 1:
+            return Presented(Outcome.INVALID, source="cookie")
+        if values:
+            return _verified(tokens, values[0], "cookie")
+    return NO_TOKEN
+
+
+def _verified(tokens: Tokens, token: str, source: str) -> Presented:
+    sid = tokens.verify(token)
+    if sid is None:
+        return Presented(Outcome.INVALID, source=source)
+    return Presented(Outcome.VALID, session_id(sid), source, token)
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[IPNetwork]) -> str:
+    """The client address: the peer, or, when the peer is a trusted proxy, the
+    right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy."""
+    address = _ip(peer)
+    if address is None:
+        return peer or ""
+    if not trusted or not forwarded_for or not _trusted(address, trusted):
+        return str(address)
+    for hop in reversed(forwarded_for.split(",")):
+        hop_address = _ip(hop.strip())
+        if hop_address is None:
+            break
+        address = hop_address
+        if not _trusted(hop_address, trusted):
+            break
+    return str(address)
+
+
+def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address, trusted: Sequence[IPNetwork]) -> bool:
+    return any(address.version == net.version and address in net for net in trusted)

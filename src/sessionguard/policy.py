@@ -1,0 +1,147 @@
+"""The session policy in force: timeouts and limits per platform.
+
+The environment gives the defaults (:meth:`Policy.from_config`); an admin may
+store an override through the API, which every app server sharing the store
+then applies at once. This module converts between the policy and its JSON
+form (SPEC §5) and validates that form field by field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from .config import PLATFORMS, format_duration, parse_duration
+
+if TYPE_CHECKING:
+    from .config import Config
+
+ON_LIMIT = ("evict_oldest", "reject")
+EVICT = ("oldest_login", "least_recent")
+
+
+class PolicyError(ValueError):
+    """A policy document has a bad field; ``field`` is its dotted path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformPolicy:
+    """Timeouts (seconds, ``None`` = never) and limit (``None`` = unlimited)
+    of one platform."""
+
+    idle_timeout: int | None
+    absolute_timeout: int | None
+    max_sessions: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Everything that decides whether a session is still valid."""
+
+    web: PlatformPolicy
+    mobile: PlatformPolicy
+    desktop: PlatformPolicy
+    remember_me_period: int | None
+    on_limit: str = "evict_oldest"
+    evict: str = "oldest_login"
+    allow_user_timeouts: bool = False
+
+    def platform(self, name: str) -> PlatformPolicy:
+        """The policy of platform ``name``."""
+        policy: PlatformPolicy = getattr(self, name)
+        return policy
+
+    @classmethod
+    def from_config(cls, config: Config) -> Policy:
+        """The policy the environment (or ``Config``) describes."""
+        platforms = {p: PlatformPolicy(*config.platform_policy(p)) for p in PLATFORMS}
+        return cls(
+            **platforms,
+            remember_me_period=config.remember_me_period,
+            on_limit=config.on_limit,
+            evict=config.evict,
+            allow_user_timeouts=config.allow_user_timeouts,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form of SPEC §5 (durations as strings)."""
+        return {
+            "platforms": {
+                p: {
+                    "idle_timeout": format_duration(self.platform(p).idle_timeout),
+                    "absolute_timeout": format_duration(self.platform(p).absolute_timeout),
+                    "max_sessions": self.platform(p).max_sessions,
+                }
+                for p in PLATFORMS
+            },
+            "remember_me_period": format_duration(self.remember_me_period),
+            "on_limit": self.on_limit,
+        }
+
+    def updated(self, data: object) -> Policy:
+        """A copy with the fields of the (possibly partial) JSON ``data``
+        applied. Raises :class:`PolicyError` naming the first bad field."""
+        if not isinstance(data, Mapping):
+            raise PolicyError("body", "must be a JSON object")
+        unknown = set(data) - {"platforms", "remember_me_period", "on_limit"}
+        if unknown:
+            raise PolicyError(sorted(unknown)[0], "unknown field")
+        platforms = data.get("platforms", {})
+        if not isinstance(platforms, Mapping):
+            raise PolicyError("platforms", "must be an object keyed by web, mobile, desktop")
+        updated = {p: self.platform(p) for p in PLATFORMS}
+        for name, fields in platforms.items():
+            if name not in PLATFORMS:
+                raise PolicyError(f"platforms.{name}", "unknown platform (web, mobile, desktop)")
+            updated[name] = _platform(updated[name], name, fields)
+        policy = replace(self, web=updated["web"], mobile=updated["mobile"], desktop=updated["desktop"])
+        if "remember_me_period" in data:
+            period = _duration("remember_me_period", data["remember_me_period"])
+            policy = replace(policy, remember_me_period=period)
+        if "on_limit" in data:
+            if data["on_limit"] not in ON_LIMIT:
+                raise PolicyError("on_limit", "must be evict_oldest or reject")
+            policy = replace(policy, on_limit=data["on_limit"])
+        return policy
+
+
+def _platform(current: PlatformPolicy, name: str, fields: object) -> PlatformPolicy:
+    where = f"platforms.{name}"
+    if not isinstance(fields, Mapping):
+        raise PolicyError(where, "must be an object")
+    unknown = set(fields) - {"idle_timeout", "absolute_timeout", "max_sessions"}
+    if unknown:
+        raise PolicyError(f"{where}.{sorted(unknown)[0]}", "unknown field")
+    updated = current
+    for key in ("idle_timeout", "absolute_timeout"):
+        if key in fields:
+            updated = replace(updated, **{key: _duration(f"{where}.{key}", fields[key])})
+    if "max_sessions" in fields:
+        limit = fields["max_sessions"]
+        if limit == "unlimited":
+            limit = None
+        valid = limit is None or (type(limit) is int and 1 <= limit <= 100_000)
+        if not valid:
+            raise PolicyError(f"{where}.max_sessions", "must be a positive integer or null")
+        updated = replace(updated, max_sessions=limit)
+    return updated
+
+
+def _duration(field: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if type(value) is int:
+        value = str(value)
+    if not isinstance(value, str):
+        raise PolicyError(field, "must be a duration string such as 30m, 12h, 7d or never")
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise PolicyError(
+            field, f"{value[:40]!r} is not a duration (use 900, 15m, 2h, 7d or never)"
+        ) from None

@@ -1,0 +1,41 @@
+"""Session stores, chosen by ``STORE_URL``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from .base import AsyncStore, Store
+from .memory import AsyncMemoryStore, MemoryStore
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..policy import Policy
+
+logger = logging.getLogger("sessionguard")
+
+
+def open_stores(
+    config: Config,
+    policy: Policy,
+    *,
+    slot_tag: Callable[[str], str],
+    clock: Callable[[], int] | None = None,
+) -> tuple[Store, AsyncStore]:
+    """The sync and async stores ``config.store_url`` names. Nothing connects
+    here: Redis clients connect on first use. ``slot_tag`` maps a user id to
+    the tag its session ids start with (see :mod:`sessionguard.tokens`)."""
+    if config.store_url.startswith("memory:"):
+        logger.warning(
+            "sessionguard: STORE_URL=memory:// keeps sessions in this process only; "
+            "use redis:// when the app runs in several workers or servers"
+        )
+        memory = MemoryStore(policy, clock=clock, audit_maxlen=config.audit_maxlen)
+        return memory, AsyncMemoryStore(memory)
+    from .redis import open_redis_stores
+
+    return open_redis_stores(config, policy, slot_tag=slot_tag, clock=clock)
+
+
+__all__ = ["AsyncMemoryStore", "AsyncStore", "MemoryStore", "Store", "open_stores"]

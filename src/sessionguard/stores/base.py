@@ -1,0 +1,146 @@
+"""The store contract: what every session store (memory, Redis; sync and
+async) answers. Each method is one atomic step; the rules themselves live
+in :mod:`sessionguard.core`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..audit import Event
+from ..core import Outcome, Record
+from ..policy import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """What a login asks the store to create; the store adds the times, the
+    generation and the user's own idle timeout."""
+
+    id: str
+    user_id: str
+    platform: str
+    remember_me: bool = False
+    ip: str = ""
+    city: str | None = None
+    user_agent: str = ""
+    device: str = ""
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The answer to one request's token.
+
+    ``record`` is the valid session (after its touch). When the session ended
+    *during* this check (a timeout noticed now), ``ended`` is its last record so
+    that exactly one audit event is written.
+    """
+
+    outcome: Outcome
+    record: Record | None = None
+    ended: Record | None = None
+    refresh_cookie: bool = False
+    #: the policy the session was judged by (for its ``expires_at``)
+    policy: Policy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    """A login's result: the new record and the sessions it evicted."""
+
+    record: Record
+    evicted: tuple[Record, ...] = ()
+    #: the session the request presented, ended (``signed_out``) by this login
+    replaced: Record | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a listing and the cursor of the next (``None``: last page)."""
+
+    items: Sequence[Any]
+    next_cursor: str | None
+
+
+class Store(Protocol):
+    """A synchronous session store (used by the WSGI shell and the CLI)."""
+
+    def now(self) -> int:
+        """The store's clock, in epoch milliseconds."""
+
+    def policy(self) -> Policy:
+        """The policy in force: the stored override, else the defaults."""
+
+    def set_policy(self, policy: Policy) -> None:
+        """Store ``policy`` for every app server sharing this store."""
+
+    def check(self, session_id: str, *, passive: bool) -> Check:
+        """Validate the session and touch it unless ``passive``."""
+
+    def create(self, new: NewSession, *, ending: str | None = None) -> Created:
+        """Create a session, evicting or refusing per policy. ``ending`` is the
+        id of the session the request presented, ended (``signed_out``) first.
+        Raises :class:`~sessionguard.SessionLimitReached`."""
+
+    def end(self, session_id: str, reason: str, *, user_id: str | None = None) -> Record | None:
+        """End one session; with ``user_id``, only if it is that user's."""
+
+    def end_user(
+        self, user_id: str, reason: str, *, platform: str | None = None, keep: str | None = None
+    ) -> list[Record]:
+        """End every session of ``user_id`` (on ``platform``), except ``keep``."""
+
+    def end_all(self, *, keep: str | None = None) -> None:
+        """End every session except ``keep``, in constant time."""
+
+    def user_sessions(self, user_id: str) -> list[Record]:
+        """The valid sessions of ``user_id``, newest login first."""
+
+    def list_sessions(
+        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        """Valid sessions, newest login first, ``limit`` at a time."""
+
+    def user_timeouts(self, user_id: str) -> dict[str, int | None]:
+        """The user's own idle timeouts by platform (seconds)."""
+
+    def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
+        """Replace the user's own idle timeouts and apply them to their sessions."""
+
+    def append_events(self, events: Sequence[Event]) -> None:
+        """Add ``events`` to the audit log."""
+
+    def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
+        """Audit events, newest first."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class AsyncStore(Protocol):
+    """The asyncio twin of :class:`Store` (used by the ASGI shell)."""
+
+    async def now(self) -> int: ...
+    async def policy(self) -> Policy: ...
+    async def set_policy(self, policy: Policy) -> None: ...
+    async def check(self, session_id: str, *, passive: bool) -> Check: ...
+    async def create(self, new: NewSession, *, ending: str | None = None) -> Created: ...
+    async def end(
+        self, session_id: str, reason: str, *, user_id: str | None = None
+    ) -> Record | None: ...
+    async def end_user(
+        self, user_id: str, reason: str, *, platform: str | None = None, keep: str | None = None
+    ) -> list[Record]: ...
+    async def end_all(self, *, keep: str | None = None) -> None: ...
+    async def user_sessions(self, user_id: str) -> list[Record]: ...
+    async def list_sessions(
+        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+    ) -> Page: ...
+    async def user_timeouts(self, user_id: str) -> dict[str, int | None]: ...
+    async def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None: ...
+    async def append_events(self, events: Sequence[Event]) -> None: ...
+    async def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page: ...
+    async def close(self) -> None: ...

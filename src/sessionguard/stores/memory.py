@@ -1,0 +1,350 @@
+"""The in-memory store (``memory://``): one process only, for development
+and tests. It applies the rules of :mod:`sessionguard.core` directly; the
+Redis scripts mirror them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+
+from ..audit import Event
+from ..core import (
+    TOMBSTONE_MS,
+    Admission,
+    Epoch,
+    Outcome,
+    Record,
+    admission,
+    cookie_refresh_due,
+    epoch_after,
+    judge,
+    retention,
+    touch_due,
+    touched,
+)
+from ..errors import SessionLimitReached
+from ..policy import Policy
+from .base import Check, Created, NewSession, Page
+
+
+def _wall_clock() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class MemoryStore:
+    """A thread-safe, process-local :class:`~sessionguard.stores.base.Store`.
+
+    :param policy: the default policy (from the environment).
+    :param clock: epoch milliseconds; tests inject a fake one.
+    :param audit_maxlen: events kept in the audit ring buffer.
+    """
+
+    def __init__(
+        self, policy: Policy, *, clock: Callable[[], int] | None = None, audit_maxlen: int = 100_000
+    ) -> None:
+        self._default = policy
+        self._policy: Policy | None = None
+        self._clock = clock or _wall_clock
+        self._lock = threading.RLock()
+        self._records: dict[str, Record] = {}
+        self._expiry: dict[str, int | None] = {}
+        self._tombstones: dict[str, tuple[str, int]] = {}
+        self._by_user: dict[str, set[str]] = {}
+        self._user_idle: dict[str, dict[str, int | None]] = {}
+        self._epoch = Epoch()
+        self._events: deque[tuple[int, Event]] = deque(maxlen=audit_maxlen)
+        self._event_seq = 0
+        self._ops = 0
+
+    # -- policy and time -------------------------------------------------
+
+    def now(self) -> int:
+        return self._clock()
+
+    def policy(self) -> Policy:
+        return self._policy or self._default
+
+    def set_policy(self, policy: Policy) -> None:
+        with self._lock:
+            self._policy = policy
+
+    # -- the request path --------------------------------------------------
+
+    def check(self, session_id: str, *, passive: bool) -> Check:
+        with self._lock:
+            now = self._clock()
+            record = self._live(session_id, now)
+            if record is None:
+                return Check(Outcome(self._tombstone(session_id, now) or "invalid"))
+            policy = self.policy()
+            outcome = judge(record, policy, now, self._epoch)
+            if outcome is not Outcome.VALID:
+                self._end(record, outcome.value, now)
+                return Check(outcome, ended=record)
+            if not touch_due(record, now, passive=passive):
+                return Check(outcome, record, policy=policy)
+            fresh = touched(record, now)
+            self._put(fresh, policy, now)
+            refresh = cookie_refresh_due(record, now)
+            return Check(outcome, fresh, refresh_cookie=refresh, policy=policy)
+
+    # -- logins and sign-outs ----------------------------------------------
+
+    def create(self, new: NewSession, *, ending: str | None = None) -> Created:
+        with self._lock:
+            now = self._clock()
+            replaced = None if ending is None else self.end(ending, "signed_out")
+            self._sweep(now)
+            policy = self.policy()
+            alive = [r for r in self._user_records(new.user_id, now) if r.platform == new.platform]
+            plan: Admission = admission(alive, policy, new.platform)
+            if plan.refused:
+                limit = policy.platform(new.platform).max_sessions or 0
+                raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=limit)
+            evicted = tuple(self._end(self._records[i], "evicted", now) for i in plan.evict)
+            own = self._user_idle.get(new.user_id, {}).get(new.platform)
+            record = Record(
+                id=new.id, user_id=new.user_id, platform=new.platform, created=now, last_seen=now,
+                remember_me=new.remember_me, ip=new.ip, city=new.city, user_agent=new.user_agent,
+                device=new.device, metadata=dict(new.metadata), user_idle=own,
+            )
+            self._put(record, policy, now)
+            self._by_user.setdefault(new.user_id, set()).add(record.id)
+            return Created(record, evicted, replaced)
+
+    def end(self, session_id: str, reason: str, *, user_id: str | None = None) -> Record | None:
+        with self._lock:
+            now = self._clock()
+            record = self._live(session_id, now)
+            if record is None or (user_id is not None and record.user_id != user_id):
+                return None
+            if judge(record, self.policy(), now, self._epoch) is not Outcome.VALID:
+                return None
+            return self._end(record, reason, now)
+
+    def end_user(
+        self, user_id: str, reason: str, *, platform: str | None = None, keep: str | None = None
+    ) -> list[Record]:
+        with self._lock:
+            now = self._clock()
+            return [
+                self._end(r, reason, now)
+                for r in self._user_records(user_id, now)
+                if r.id != keep and (platform is None or r.platform == platform)
+            ]
+
+    def end_all(self, *, keep: str | None = None) -> None:
+        with self._lock:
+            self._epoch = epoch_after(self._clock(), keep)
+
+    # -- listings ------------------------------------------------------------
+
+    def user_sessions(self, user_id: str) -> list[Record]:
+        with self._lock:
+            records = self._user_records(user_id, self._clock())
+        return sorted(records, key=_newest_first)
+
+    def list_sessions(
+        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        with self._lock:
+            now, policy = self._clock(), self.policy()
+            candidates = (
+                [self._records[i] for i in self._by_user.get(user_id, ()) if i in self._records]
+                if user_id is not None else list(self._records.values())
+            )
+            valid = [
+                r for r in candidates
+                if (platform is None or r.platform == platform)
+                and judge(r, policy, now, self._epoch) is Outcome.VALID
+            ]
+        valid.sort(key=_newest_first)
+        if cursor is not None:
+            after = _cursor_key(cursor)
+            valid = [r for r in valid if _newest_first(r) > after]
+        page = valid[:limit]
+        more = len(valid) > limit
+        return Page(page, _cursor(page[-1]) if more and page else None)
+
+    # -- per-user settings ---------------------------------------------------
+
+    def user_timeouts(self, user_id: str) -> dict[str, int | None]:
+        with self._lock:
+            return dict(self._user_idle.get(user_id, {}))
+
+    def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
+        with self._lock:
+            self._user_idle[user_id] = dict(timeouts)
+            now, policy = self._clock(), self.policy()
+            for record in self._user_records(user_id, now):
+                own = timeouts.get(record.platform)
+                self._put(replace(record, user_idle=own), policy, now)
+
+    # -- audit ---------------------------------------------------------------
+
+    def append_events(self, events: Sequence[Event]) -> None:
+        with self._lock:
+            for event in events:
+                self._event_seq += 1
+                self._events.append((self._event_seq, event))
+
+    def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
+        with self._lock:
+            entries = list(self._events)
+        before = int(cursor) if cursor and cursor.isdigit() else None
+        picked: list[tuple[int, Event]] = []
+        for seq, event in reversed(entries):
+            if before is not None and seq >= before:
+                continue
+            if user_id is not None and event.user_id != user_id:
+                continue
+            picked.append((seq, event))
+            if len(picked) > limit:
+                break
+        more = len(picked) > limit
+        page = picked[:limit]
+        return Page([e for _, e in page], str(page[-1][0]) if more and page else None)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    # -- internals -----------------------------------------------------------
+
+    def _live(self, session_id: str, now: int) -> Record | None:
+        """The stored record, unless its retention has run out."""
+        record = self._records.get(session_id)
+        expiry = self._expiry.get(session_id)
+        if record is not None and expiry is not None and now >= expiry:
+            self._forget(record)
+            return None
+        return record
+
+    def _put(self, record: Record, policy: Policy, now: int) -> None:
+        keep = retention(record, policy, now)
+        self._records[record.id] = record
+        self._expiry[record.id] = None if keep is None else now + keep
+
+    def _end(self, record: Record, reason: str, now: int) -> Record:
+        self._forget(record)
+        self._tombstones[record.id] = (reason, now + TOMBSTONE_MS)
+        return record
+
+    def _forget(self, record: Record) -> None:
+        self._records.pop(record.id, None)
+        self._expiry.pop(record.id, None)
+        ids = self._by_user.get(record.user_id)
+        if ids is not None:
+            ids.discard(record.id)
+            if not ids:
+                del self._by_user[record.user_id]
+
+    def _sweep(self, now: int) -> None:
+        """Drop tombstones and records past their retention, now and then."""
+        self._ops += 1
+        if self._ops % 1024:
+            return
+        for session_id, (_, until) in list(self._tombstones.items()):
+            if now >= until:
+                del self._tombstones[session_id]
+        for session_id in list(self._records):
+            self._live(session_id, now)
+
+    def _tombstone(self, session_id: str, now: int) -> str | None:
+        entry = self._tombstones.get(session_id)
+        if entry is None:
+            return None
+        if now >= entry[1]:
+            del self._tombstones[session_id]
+            return None
+        return entry[0]
+
+    def _user_records(self, user_id: str, now: int) -> list[Record]:
+        """The user's valid records; ended ones are pruned here (tombstoned
+        with their reason), the step every count goes through."""
+        policy, alive = self.policy(), []
+        for session_id in list(self._by_user.get(user_id, ())):
+            record = self._live(session_id, now)
+            if record is None:
+                continue
+            outcome = judge(record, policy, now, self._epoch)
+            if outcome is Outcome.VALID:
+                alive.append(record)
+            else:
+                self._end(record, outcome.value, now)
+        return alive
+
+
+def _newest_first(record: Record) -> tuple[int, str]:
+    return (-record.created, record.id)
+
+
+def _cursor(record: Record) -> str:
+    return f"{record.created}.{record.id}"
+
+
+def _cursor_key(cursor: str) -> tuple[int, str]:
+    created, _, session_id = cursor.partition(".")
+    try:
+        return (-int(created), session_id)
+    except ValueError:
+        return (0, "")  # a malformed cursor restarts nothing: it lists from the top
+
+
+class AsyncMemoryStore:
+    """The asyncio face of a :class:`MemoryStore` (no I/O, so no awaits inside)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.sync = store
+
+    async def now(self) -> int:
+        return self.sync.now()
+
+    async def policy(self) -> Policy:
+        return self.sync.policy()
+
+    async def set_policy(self, policy: Policy) -> None:
+        self.sync.set_policy(policy)
+
+    async def check(self, session_id: str, *, passive: bool) -> Check:
+        return self.sync.check(session_id, passive=passive)
+
+    async def create(self, new: NewSession, *, ending: str | None = None) -> Created:
+        return self.sync.create(new, ending=ending)
+
+    async def end(self, session_id: str, reason: str, *, user_id: str | None = None) -> Record | None:
+        return self.sync.end(session_id, reason, user_id=user_id)
+
+    async def end_user(
+        self, user_id: str, reason: str, *, platform: str | None = None, keep: str | None = None
+    ) -> list[Record]:
+        return self.sync.end_user(user_id, reason, platform=platform, keep=keep)
+
+    async def end_all(self, *, keep: str | None = None) -> None:
+        self.sync.end_all(keep=keep)
+
+    async def user_sessions(self, user_id: str) -> list[Record]:
+        return self.sync.user_sessions(user_id)
+
+    async def list_sessions(
+        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        return self.sync.list_sessions(user_id=user_id, platform=platform, limit=limit, cursor=cursor)
+
+    async def user_timeouts(self, user_id: str) -> dict[str, int | None]:
+        return self.sync.user_timeouts(user_id)
+
+    async def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
+        self.sync.set_user_timeouts(user_id, timeouts)
+
+    async def append_events(self, events: Sequence[Event]) -> None:
+        self.sync.append_events(events)
+
+    async def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
+        return self.sync.events(user_id=user_id, limit=limit, cursor=cursor)
+
+    async def close(self) -> None:
+        self.sync.close()

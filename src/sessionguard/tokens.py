@@ -1,0 +1,97 @@
+"""Session tokens: ``sid`` plus an HMAC-SHA-256 signature, nothing else.
+
+A sid is ``<slot tag><22 random url-safe characters>``: 128 random bits from
+:mod:`secrets`, prefixed by a 4-hex-digit keyed hash of the user id. The tag
+lets the Redis store put every key of one user in one Cluster hash slot while
+the cookie carries no user id: without the key the tag tells nothing about
+who the user is.
+
+The public session ``id`` shown in listings is ``<tag><hash of the sid>``: it
+addresses the same record but cannot be turned back into a token, and it is
+what logs and audit events carry.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Sequence
+
+from itsdangerous import BadData, Signer
+
+SALT = "sessionguard.session"
+#: Longest token text accepted before any decoding is attempted.
+MAX_TOKEN_LENGTH = 256
+_SID = re.compile(r"[0-9a-f]{4}[A-Za-z0-9_-]{22}")
+_ID = _SID
+#: The only accepted token form: sid, dot, unpadded base64 of a SHA-256 MAC.
+_TOKEN = re.compile(r"[0-9a-f]{4}[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+class Tokens:
+    """Creates, signs and verifies session tokens.
+
+    :param secret_keys: signing keys, newest first. The first key signs; every
+        key verifies, so keys can be rotated by putting a new one in front.
+        The slot tag is keyed with the *last* (oldest) key so that adding a
+        key in front does not move existing users to another slot.
+    """
+
+    __slots__ = ("_signer", "_tag_key")
+
+    def __init__(self, secret_keys: Sequence[str]) -> None:
+        if not secret_keys:
+            raise ValueError("at least one secret key is required")
+        # itsdangerous signs with the *last* key of its list and verifies with all.
+        self._signer = Signer(
+            list(reversed(secret_keys)),
+            salt=SALT,
+            key_derivation="hmac",
+            digest_method=hashlib.sha256,
+        )
+        self._tag_key = hmac.new(
+            secret_keys[-1].encode(), b"sessionguard.slot", hashlib.sha256
+        ).digest()
+
+    def slot_tag(self, user_id: str) -> str:
+        """The 4-hex-digit slot tag of ``user_id``."""
+        digest = hmac.new(self._tag_key, user_id.encode("utf-8", "surrogatepass"), hashlib.sha256)
+        return digest.hexdigest()[:4]
+
+    def new_sid(self, user_id: str) -> str:
+        """A fresh sid for a session of ``user_id``."""
+        return self.slot_tag(user_id) + secrets.token_urlsafe(16)
+
+    def sign(self, sid: str) -> str:
+        """The token (cookie value or bearer token) for ``sid``."""
+        return self._signer.sign(sid).decode("ascii")
+
+    def verify(self, token: str) -> str | None:
+        """The sid inside ``token``, or ``None`` if the token is malformed or
+        not signed by one of the keys. Never raises on any input."""
+        # Only the canonical form: padded or non-canonical base64 variants of
+        # a signature are refused rather than mapped to the same session.
+        if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
+            return None
+        try:
+            sid = self._signer.unsign(token).decode("ascii")
+        except (BadData, UnicodeDecodeError):
+            return None
+        return sid
+
+
+def session_id(sid: str) -> str:
+    """The public id of the session whose secret sid is ``sid``."""
+    return sid[:4] + _b64(hashlib.sha256(sid.encode("ascii")).digest()[:16])
+
+
+def is_session_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a public session id."""
+    return _ID.fullmatch(value) is not None

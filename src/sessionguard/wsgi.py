@@ -1,0 +1,82 @@
+"""The WSGI shell: the same steps as :mod:`sessionguard.asgi`, with plain calls."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+from .context import SessionContext
+from .core import Outcome
+from .errors import StoreUnavailable
+from .guard import Refusal, SessionGuard, logger
+from .incoming import client_ip
+from .stores.base import Check
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class WSGIMiddleware:
+    """Enforce session policy on a WSGI app: ``app.wsgi_app = guard.wsgi(app.wsgi_app)``."""
+
+    def __init__(self, app: WSGIApp, guard: SessionGuard) -> None:
+        self.app = app
+        self.guard = guard
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        guard = self.guard
+        presented = guard.presented(environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION"))
+        check = None
+        if presented.session_id is not None:
+            passive = guard.is_passive(environ.get("PATH_INFO", ""), environ.get("HTTP_X_SESSION_PASSIVE"))
+            try:
+                check = guard.store.check(presented.session_id, passive=passive)
+            except StoreUnavailable:
+                check = Check(Outcome.STORE_UNAVAILABLE)
+        verdict = guard.verdict(presented, check)
+        if verdict.events:
+            try:
+                guard.record(verdict.events)
+            except StoreUnavailable:
+                logger.warning("sessionguard: audit event not recorded (store unavailable)")
+        if verdict.refusal is not None:
+            return _refuse(verdict.refusal, start_response)
+
+        ctx = SessionContext(
+            guard, lambda n: _header(environ, n), lambda: _ip(guard, environ),
+            session=verdict.session, ended_reason=verdict.ended_reason, source=presented.source,
+        )
+        ctx.set_cookie = verdict.set_cookie
+        environ["sessionguard"] = ctx
+
+        def start_with_cookie(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if ctx.set_cookie is not None:
+                headers = [h for h in headers if h[0].lower() != "cache-control"]
+                headers.append(("Set-Cookie", ctx.set_cookie))
+                headers.append(("Cache-Control", "no-store"))
+            return start_response(status, headers, exc_info)
+
+        try:
+            return self.app(environ, start_with_cookie)
+        except StoreUnavailable:
+            return _refuse(guard.unavailable, start_response)
+
+
+def _refuse(refusal: Refusal, start_response: StartResponse) -> list[bytes]:
+    status = HTTPStatus(refusal.status)
+    headers = [*refusal.headers, ("Content-Length", str(len(refusal.body)))]
+    start_response(f"{status.value} {status.phrase}", headers)
+    return [refusal.body]
+
+
+def _header(environ: dict[str, Any], name: str) -> str | None:
+    key = name.upper().replace("-", "_")
+    value: str | None = environ.get(f"HTTP_{key}")
+    return value
+
+
+def _ip(guard: SessionGuard, environ: dict[str, Any]) -> str:
+    return client_ip(
+        environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"), guard.config.trusted_proxies
+    )
