@@ -1,0 +1,149 @@
+"""The pure rules of sessionguard.core, table-driven."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessionguard.core import (
+    DAY,
+    SECOND,
+    Epoch,
+    Outcome,
+    Record,
+    admission,
+    cookie_max_age,
+    cookie_refresh_due,
+    deadline,
+    epoch_after,
+    idle_limit,
+    judge,
+    retention,
+    touch_due,
+)
+from sessionguard.policy import PlatformPolicy, Policy
+
+H = 3600
+
+
+def policy(**overrides: object) -> Policy:
+    base = {
+        "web": PlatformPolicy(H, 30 * 86400, None),
+        "mobile": PlatformPolicy(None, 30 * 86400, 2),
+        "desktop": PlatformPolicy(8 * H, 7 * 86400, 1),
+        "remember_me_period": 14 * 86400,
+    }
+    base.update(overrides)
+    return Policy(**base)  # type: ignore[arg-type]
+
+
+def record(**fields: object) -> Record:
+    base: dict[str, object] = {"id": "s1", "user_id": "u", "platform": "web", "created": 0, "last_seen": 0}
+    base.update(fields)
+    return Record(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("rec", "now", "epoch", "expected"),
+    [
+        pytest.param(record(), H * SECOND - 1, Epoch(), Outcome.VALID, id="idle-just-before"),
+        pytest.param(record(), H * SECOND, Epoch(), Outcome.IDLE_TIMEOUT, id="idle-expired"),
+        pytest.param(record(last_seen=29 * DAY), 30 * DAY, Epoch(), Outcome.ABSOLUTE_TIMEOUT,
+                     id="absolute-beats-activity"),
+        pytest.param(record(remember_me=True), 13 * DAY, Epoch(), Outcome.VALID, id="remember-me-idle"),
+        pytest.param(record(remember_me=True), 14 * DAY, Epoch(), Outcome.IDLE_TIMEOUT,
+                     id="remember-me-period-over"),
+        pytest.param(record(remember_me=True, last_seen=29 * DAY), 30 * DAY, Epoch(),
+                     Outcome.ABSOLUTE_TIMEOUT, id="remember-me-cannot-pass-absolute"),
+        pytest.param(record(platform="mobile"), 29 * DAY, Epoch(), Outcome.VALID, id="mobile-never-idles"),
+        pytest.param(record(), 10, Epoch(5), Outcome.SIGNOUT_ALL, id="signout-all"),
+        pytest.param(record(), 10, Epoch(5, keep="s1"), Outcome.VALID, id="signout-all-kept"),
+        pytest.param(record(created=5), 10, Epoch(5), Outcome.VALID, id="created-at-epoch-survives"),
+        pytest.param(record(user_idle=60), 61 * SECOND, Epoch(), Outcome.VALID,
+                     id="user-timeout-ignored-unless-allowed"),
+    ],
+)
+def test_judge(rec: Record, now: int, epoch: Epoch, expected: Outcome) -> None:
+    assert judge(rec, policy(), now, epoch) is expected
+
+
+def test_user_timeout_when_allowed() -> None:
+    allowed = policy(allow_user_timeouts=True)
+    assert idle_limit(record(user_idle=60), allowed) == 60
+    assert judge(record(user_idle=60), allowed, 60 * SECOND, Epoch()) is Outcome.IDLE_TIMEOUT
+    assert idle_limit(record(user_idle=60, remember_me=True), allowed) == 14 * 86400
+
+
+def test_epoch_after_ends_sessions_created_up_to_now() -> None:
+    epoch = epoch_after(100, None)
+    assert judge(record(created=100, last_seen=100), policy(), 100, epoch) is Outcome.SIGNOUT_ALL
+    assert judge(record(created=101, last_seen=101), policy(), 101, epoch) is Outcome.VALID
+
+
+@pytest.mark.parametrize(
+    ("rec", "expected"),
+    [
+        pytest.param(record(), H * SECOND, id="idle-first"),
+        pytest.param(record(platform="mobile"), 30 * DAY, id="absolute-only"),
+        pytest.param(record(last_seen=30 * DAY - 10), 30 * DAY, id="absolute-sooner"),
+    ],
+)
+def test_deadline(rec: Record, expected: int) -> None:
+    assert deadline(rec, policy()) == expected
+
+
+def test_deadline_never() -> None:
+    never = policy(mobile=PlatformPolicy(None, None, None))
+    assert deadline(record(platform="mobile"), never) is None
+    assert retention(record(platform="mobile"), never, 0) is None
+
+
+def test_retention_keeps_a_day_past_the_deadline() -> None:
+    assert retention(record(), policy(), 0) == H * SECOND + DAY
+
+
+@pytest.mark.parametrize(
+    ("last_seen", "now", "passive", "due"),
+    [
+        pytest.param(0, 999, False, False, id="within-a-second"),
+        pytest.param(0, 1000, False, True, id="a-second-later"),
+        pytest.param(0, 10_000, True, False, id="passive-never"),
+    ],
+)
+def test_touch_due(last_seen: int, now: int, passive: bool, due: bool) -> None:
+    assert touch_due(record(last_seen=last_seen), now, passive=passive) is due
+
+
+def test_cookie_max_age() -> None:
+    assert cookie_max_age(record(), policy(), 0) is None
+    assert cookie_max_age(record(remember_me=True), policy(), 0) == 14 * 86400
+    assert cookie_max_age(record(remember_me=True, platform="desktop"), policy(), 0) == 7 * 86400
+    assert cookie_max_age(record(remember_me=True, platform="desktop"), policy(), 6 * DAY) == 86400
+
+
+def test_cookie_refresh_once_a_day() -> None:
+    rec = record(remember_me=True, last_seen=DAY - 1)
+    assert cookie_refresh_due(rec, DAY)
+    assert not cookie_refresh_due(record(remember_me=True, last_seen=DAY), DAY + 5)
+    assert not cookie_refresh_due(record(last_seen=DAY - 1), DAY)
+
+
+def alive(n: int, platform: str = "mobile") -> list[Record]:
+    return [record(id=f"s{i}", platform=platform, created=i, last_seen=100 - i) for i in range(n)]
+
+
+@pytest.mark.parametrize(
+    ("pol", "sessions", "platform", "evict", "refused"),
+    [
+        pytest.param(policy(), alive(1), "mobile", (), False, id="under-limit"),
+        pytest.param(policy(), alive(2), "mobile", ("s0",), False, id="evict-oldest-login"),
+        pytest.param(policy(evict="least_recent"), alive(2), "mobile", ("s1",), False,
+                     id="evict-least-recent"),
+        pytest.param(policy(), alive(4), "mobile", ("s0", "s1", "s2"), False, id="shrunk-limit"),
+        pytest.param(policy(on_limit="reject"), alive(2), "mobile", (), True, id="reject"),
+        pytest.param(policy(), alive(50, "web"), "web", (), False, id="unlimited"),
+    ],
+)
+def test_admission(pol: Policy, sessions: list[Record], platform: str, evict: tuple[str, ...],
+                   refused: bool) -> None:
+    plan = admission(sessions, pol, platform)
+    assert plan.evict == evict and plan.refused is refused

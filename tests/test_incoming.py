@@ -1,0 +1,55 @@
+"""Reading tokens and client addresses from request headers."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from sessionguard.incoming import bearer, client_ip, cookie_values
+
+PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+@pytest.mark.parametrize(
+    ("header", "values"),
+    [
+        pytest.param("sg=a", ["a"], id="one"),
+        pytest.param("x=1; sg=a; y=2", ["a"], id="among-others"),
+        pytest.param("sg=a; sg=b", ["a", "b"], id="twice"),
+        pytest.param("sgx=a; xsg=b", [], id="prefix-names-differ"),
+        pytest.param("sg", [], id="no-equals"),
+        pytest.param("sg=", [""], id="empty"),
+    ],
+)
+def test_cookie_values(header: str, values: list[str]) -> None:
+    assert cookie_values(header, "sg") == values
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [
+        pytest.param("Bearer abc", "abc", id="plain"),
+        pytest.param("bearer   abc ", "abc", id="case-and-space"),
+        pytest.param("Basic abc", None, id="other-scheme"),
+        pytest.param("Bearer", None, id="empty"),
+    ],
+)
+def test_bearer(header: str, token: str | None) -> None:
+    assert bearer(header) == token
+
+
+@pytest.mark.parametrize(
+    ("peer", "xff", "expected"),
+    [
+        pytest.param("203.0.113.9", "1.2.3.4", "203.0.113.9", id="untrusted-peer-header-ignored"),
+        pytest.param("10.0.0.1", "1.2.3.4", "1.2.3.4", id="trusted-proxy"),
+        pytest.param("10.0.0.1", "6.6.6.6, 1.2.3.4, 10.0.0.2", "1.2.3.4", id="spoofed-left-entries-ignored"),
+        pytest.param("10.0.0.1", "garbage", "10.0.0.1", id="malformed-header"),
+        pytest.param("::1", "2001:db8::1", "2001:db8::1", id="ipv6"),
+        pytest.param("::ffff:10.0.0.1", "1.2.3.4", "1.2.3.4", id="ipv4-mapped-peer"),
+        pytest.param(None, "1.2.3.4", "", id="no-peer"),
+    ],
+)
+def test_client_ip(peer: str | None, xff: str, expected: str) -> None:
+    assert client_ip(peer, xff, PROXIES) == expected

@@ -1,0 +1,71 @@
+"""Token creation, signing, verification and rotation."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sessionguard.tokens import Tokens, is_session_id, session_id
+
+KEY, OLD = "k" * 32, "o" * 32
+
+
+def test_round_trip_and_shape() -> None:
+    tokens = Tokens([KEY])
+    sid = tokens.new_sid("ada")
+    assert sid[:4] == tokens.slot_tag("ada") and len(sid) == 26
+    token = tokens.sign(sid)
+    assert tokens.verify(token) == sid
+    assert is_session_id(session_id(sid)) and session_id(sid) != sid
+    assert session_id(sid)[:4] == sid[:4]
+
+
+def test_signature_is_hmac_sha256_of_the_sid() -> None:
+    tokens = Tokens([KEY])
+    sid = tokens.new_sid("ada")
+    signature = tokens.sign(sid).rpartition(".")[2]
+    derived = hmac.new(KEY.encode(), b"sessionguard.session", hashlib.sha256).digest()
+    expected = hmac.new(derived, sid.encode(), hashlib.sha256).digest()
+    assert base64.urlsafe_b64decode(signature + "=") == expected
+
+
+def test_sids_are_unique_and_random() -> None:
+    tokens = Tokens([KEY])
+    sids = {tokens.new_sid("ada") for _ in range(5000)}
+    assert len(sids) == 5000
+
+
+def test_rotation_first_key_signs_all_verify() -> None:
+    old, rotated = Tokens([OLD]), Tokens([KEY, OLD])
+    legacy = old.sign(old.new_sid("ada"))
+    assert rotated.verify(legacy) is not None
+    fresh = rotated.sign(rotated.new_sid("ada"))
+    assert old.verify(fresh) is None and Tokens([KEY]).verify(fresh) is not None
+
+
+def test_slot_tag_stable_when_a_key_is_added_in_front() -> None:
+    assert Tokens([OLD]).slot_tag("ada") == Tokens([KEY, OLD]).slot_tag("ada")
+
+
+def test_padded_and_non_canonical_signatures_are_refused() -> None:
+    tokens = Tokens([KEY])
+    token = tokens.sign(tokens.new_sid("ada"))
+    assert tokens.verify(token + "=") is None
+    assert tokens.verify(token + "==") is None
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    index = alphabet.index(token[-1])
+    for low_bits in (1, 2, 3):  # the same signature bytes, spelled differently
+        variant = token[:-1] + alphabet[index ^ low_bits]
+        assert base64.urlsafe_b64decode(variant.rpartition(".")[2] + "=") == base64.urlsafe_b64decode(
+            token.rpartition(".")[2] + "="
+        )
+        assert tokens.verify(variant) is None
+
+
+@given(st.text(max_size=300))
+def test_verify_never_raises(text: str) -> None:
+    assert Tokens([KEY]).verify(text) is None
