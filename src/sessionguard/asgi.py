@@ -52,6 +52,11 @@ class SessionGuardMiddleware:
                 authorization = value.decode("latin-1")
             elif name == b"x-session-passive":
                 passive = value.decode("latin-1")
+        if cookie is None and authorization is None:
+            # The common anonymous request: no token, no store call, nothing to decide.
+            ctx = scope["sessionguard"] = AsyncSessionContext(guard, scope, _READERS)
+            await self._call_app(kind, ctx, scope, receive, send)
+            return
         presented = guard.presented(cookie, authorization)
         check = None
         if presented.session_id is not None:
@@ -71,36 +76,49 @@ class SessionGuardMiddleware:
             await _refuse(kind, verdict.refusal, send)
             return
 
-        ctx = AsyncSessionContext(
-            guard, lambda n: _header(scope, n), lambda: _ip(guard, scope),
-            session=verdict.session, ended_reason=verdict.ended_reason, source=presented.source,
+        ctx = scope["sessionguard"] = AsyncSessionContext(
+            guard, scope, _READERS, verdict.session, verdict.ended_reason, presented.source,
+            verdict.set_cookie,
         )
-        ctx.set_cookie = verdict.set_cookie
-        scope["sessionguard"] = ctx
+        await self._call_app(kind, ctx, scope, receive, send)
+
+    async def _call_app(
+        self, kind: str, ctx: AsyncSessionContext, scope: Scope, receive: Receive, send: Send
+    ) -> None:
         if kind == "websocket":
             await self.app(scope, receive, send)
             return
-
-        started = False
-
-        async def send_with_cookie(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                if ctx.set_cookie is not None:
-                    headers = [h for h in message.get("headers", ()) if h[0].lower() != b"cache-control"]
-                    headers.append((b"set-cookie", ctx.set_cookie.encode("latin-1")))
-                    headers.append((b"cache-control", b"no-store"))
-                    message = {**message, "headers": headers}
-            await send(message)
-
+        sender = _CookieSender(ctx, send)
         try:
-            await self.app(scope, receive, send_with_cookie)
+            await self.app(scope, receive, sender)
         except StoreUnavailable:
             # A login or logout inside the app could not reach the store.
-            if started:
+            if sender.started:
                 raise
-            await _refuse(kind, guard.unavailable, send)
+            await _refuse(kind, self.guard.unavailable, send)
+
+
+class _CookieSender:
+    """``send``, adding the pending ``Set-Cookie`` (and ``Cache-Control:
+    no-store``) to the response start."""
+
+    __slots__ = ("ctx", "send", "started")
+
+    def __init__(self, ctx: AsyncSessionContext, send: Send) -> None:
+        self.ctx = ctx
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+            cookie = self.ctx.set_cookie
+            if cookie is not None:
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != b"cache-control"]
+                headers.append((b"set-cookie", cookie.encode("latin-1")))
+                headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
+        await self.send(message)
 
 
 async def _refuse(kind: str, refusal: Refusal, send: Send) -> None:
@@ -126,3 +144,6 @@ def _ip(guard: SessionGuard, scope: Scope) -> str:
     client = scope.get("client")
     peer = client[0] if client else None
     return client_ip(peer, _header(scope, "x-forwarded-for"), guard.config.trusted_proxies)
+
+
+_READERS = (_header, _ip)

@@ -28,29 +28,46 @@ MAX_USER_ID = 256
 MAX_METADATA = 4096
 
 
+#: Reads one request header (lower-case name) from the raw request.
+HeaderReader = Callable[[Any, str], "str | None"]
+#: Reads the client address (honouring trusted proxies) from the raw request.
+AddressReader = Callable[["SessionGuard", Any], str]
+
+
 class _Context:
-    __slots__ = ("session", "ended_reason", "set_cookie", "_guard", "_header", "_ip", "_source")
+    __slots__ = ("session", "ended_reason", "set_cookie", "_guard", "_raw", "_read", "_source")
 
     def __init__(
         self,
         guard: SessionGuard,
-        header: Callable[[str], str | None],
-        ip: Callable[[], str],
-        *,
+        raw: Any,
+        read: tuple[HeaderReader, AddressReader],
         session: Session | None = None,
         ended_reason: str | None = None,
         source: str | None = None,
+        set_cookie: str | None = None,
     ) -> None:
         #: the current :class:`Session`, or ``None``
         self.session = session
         #: why the presented session is no longer valid, or ``None``
         self.ended_reason = ended_reason
         #: the ``Set-Cookie`` value this response must carry, if any
-        self.set_cookie: str | None = None
+        self.set_cookie = set_cookie
         self._guard = guard
-        self._header = header
-        self._ip = ip
+        self._raw = raw  # the ASGI scope or WSGI environ, read only at login
+        self._read = read
         self._source = source
+
+    @property
+    def source(self) -> str | None:
+        """How the request presented its token: ``"cookie"``, ``"bearer"`` or ``None``."""
+        return self._source
+
+    def _header(self, name: str) -> str | None:
+        return self._read[0](self._raw, name)
+
+    def _ip(self) -> str:
+        return self._read[1](self._guard, self._raw)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} session={self.session!r} ended_reason={self.ended_reason!r}>"

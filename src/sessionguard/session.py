@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -16,58 +15,105 @@ def _dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
 
 
-@dataclass(frozen=True, slots=True)
 class Session:
-    """One session as the app and the admin API see it.
+    """One session as the app and the admin API see it (read-only).
 
-    ``token`` is the signed token, set only on the value :meth:`login` returns
-    (for clients that use bearer tokens); it is never part of :meth:`to_json`.
+    ``token`` is the signed token, set only on the value ``login()`` returns
+    (for clients that use bearer tokens); it is never part of :meth:`to_json`
+    nor of the ``repr``. Times are timezone-aware UTC datetimes, computed on
+    first use: most requests only look at ``user_id``.
     """
 
-    id: str
-    user_id: str
-    platform: str
-    created_at: datetime
-    last_seen_at: datetime
-    expires_at: datetime | None
-    remember_me: bool
-    ip: str
-    city: str | None
-    user_agent: str
-    device: str
-    metadata: Mapping[str, Any]
-    token: str | None = field(default=None, repr=False, compare=False)
+    __slots__ = ("_record", "_policy", "token")
+
+    def __init__(self, record: Record, policy: Policy, token: str | None = None) -> None:
+        self._record = record
+        self._policy = policy
+        self.token = token
 
     @classmethod
     def from_record(cls, record: Record, policy: Policy, token: str | None = None) -> Session:
         """The session described by ``record`` under ``policy``."""
-        ends = deadline(record, policy)
-        return cls(
-            id=record.id, user_id=record.user_id, platform=record.platform,
-            created_at=_dt(record.created), last_seen_at=_dt(record.last_seen),
-            expires_at=None if ends is None else _dt(ends), remember_me=record.remember_me,
-            ip=record.ip, city=record.city, user_agent=record.user_agent, device=record.device,
-            metadata=record.metadata, token=token,
-        )
+        return cls(record, policy, token)
+
+    def __repr__(self) -> str:
+        r = self._record
+        return f"<Session id={r.id!r} user_id={r.user_id!r} platform={r.platform!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Session) and other._record == self._record
+
+    def __hash__(self) -> int:
+        return hash(self._record.id)
+
+    @property
+    def id(self) -> str:
+        """Public handle of the session (a hash of the sid, not a token)."""
+        return self._record.id
+
+    @property
+    def user_id(self) -> str:
+        return self._record.user_id
+
+    @property
+    def platform(self) -> str:
+        """``"web"``, ``"mobile"`` or ``"desktop"``."""
+        return self._record.platform
+
+    @property
+    def created_at(self) -> datetime:
+        return _dt(self._record.created)
+
+    @property
+    def last_seen_at(self) -> datetime:
+        return _dt(self._record.last_seen)
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """The earliest moment the session ends if untouched (``None``: never)."""
+        ends = deadline(self._record, self._policy)
+        return None if ends is None else _dt(ends)
+
+    @property
+    def remember_me(self) -> bool:
+        return self._record.remember_me
+
+    @property
+    def ip(self) -> str:
+        return self._record.ip
+
+    @property
+    def city(self) -> str | None:
+        return self._record.city
+
+    @property
+    def user_agent(self) -> str:
+        return self._record.user_agent
+
+    @property
+    def device(self) -> str:
+        """Human-readable label such as ``"Chrome 131 on macOS"``."""
+        return self._record.device
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        return self._record.metadata
 
     @property
     def roles(self) -> tuple[str, ...]:
         """``metadata["roles"]`` as a tuple of strings (empty when absent)."""
-        roles = self.metadata.get("roles")
+        roles = self._record.metadata.get("roles")
         if isinstance(roles, (list, tuple)):
             return tuple(r for r in roles if isinstance(r, str))
         return ()
 
     def to_json(self) -> dict[str, Any]:
         """The JSON shape of SPEC §2 (never the token)."""
+        r = self._record
         return {
-            "id": self.id, "user_id": self.user_id, "platform": self.platform,
-            "created_at": iso(_ms(self.created_at)), "last_seen_at": iso(_ms(self.last_seen_at)),
-            "expires_at": None if self.expires_at is None else iso(_ms(self.expires_at)),
-            "remember_me": self.remember_me, "ip": self.ip, "city": self.city,
-            "user_agent": self.user_agent, "device": self.device, "metadata": dict(self.metadata),
+            "id": r.id, "user_id": r.user_id, "platform": r.platform,
+            "created_at": iso(r.created), "last_seen_at": iso(r.last_seen),
+            "expires_at": iso(deadline(r, self._policy)), "remember_me": r.remember_me,
+            "ip": r.ip, "city": r.city, "user_agent": r.user_agent, "device": r.device,
+            "metadata": dict(r.metadata),
         }
-
-
-def _ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)

@@ -26,7 +26,12 @@ class WSGIMiddleware:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         guard = self.guard
-        presented = guard.presented(environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION"))
+        cookie, authorization = environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION")
+        if cookie is None and authorization is None:
+            # The common anonymous request: no token, no store call, nothing to decide.
+            ctx = environ["sessionguard"] = SessionContext(guard, environ, _READERS)
+            return self._call_app(ctx, environ, start_response)
+        presented = guard.presented(cookie, authorization)
         check = None
         if presented.session_id is not None:
             passive = guard.is_passive(environ.get("PATH_INFO", ""), environ.get("HTTP_X_SESSION_PASSIVE"))
@@ -43,13 +48,15 @@ class WSGIMiddleware:
         if verdict.refusal is not None:
             return _refuse(verdict.refusal, start_response)
 
-        ctx = SessionContext(
-            guard, lambda n: _header(environ, n), lambda: _ip(guard, environ),
-            session=verdict.session, ended_reason=verdict.ended_reason, source=presented.source,
+        ctx = environ["sessionguard"] = SessionContext(
+            guard, environ, _READERS, verdict.session, verdict.ended_reason, presented.source,
+            verdict.set_cookie,
         )
-        ctx.set_cookie = verdict.set_cookie
-        environ["sessionguard"] = ctx
+        return self._call_app(ctx, environ, start_response)
 
+    def _call_app(
+        self, ctx: SessionContext, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
         def start_with_cookie(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             if ctx.set_cookie is not None:
                 headers = [h for h in headers if h[0].lower() != "cache-control"]
@@ -60,7 +67,8 @@ class WSGIMiddleware:
         try:
             return self.app(environ, start_with_cookie)
         except StoreUnavailable:
-            return _refuse(guard.unavailable, start_response)
+            # A login or logout inside the app could not reach the store.
+            return _refuse(self.guard.unavailable, start_response)
 
 
 def _refuse(refusal: Refusal, start_response: StartResponse) -> list[bytes]:
@@ -80,3 +88,6 @@ def _ip(guard: SessionGuard, environ: dict[str, Any]) -> str:
     return client_ip(
         environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"), guard.config.trusted_proxies
     )
+
+
+_READERS = (_header, _ip)
