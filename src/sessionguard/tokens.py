@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Sequence
 
 from itsdangerous import BadData, Signer
+from itsdangerous.encoding import base64_decode
 
 SALT = "sessionguard.session"
 #: Longest token text accepted before any decoding is attempted.
@@ -44,7 +45,7 @@ class Tokens:
         key in front does not move existing users to another slot.
     """
 
-    __slots__ = ("_signer", "_tag_key")
+    __slots__ = ("_signer", "_macs", "_tag_key")
 
     def __init__(self, secret_keys: Sequence[str]) -> None:
         if not secret_keys:
@@ -55,6 +56,12 @@ class Tokens:
             salt=SALT,
             key_derivation="hmac",
             digest_method=hashlib.sha256,
+        )
+        # Verification runs on every request: key each HMAC once (itsdangerous
+        # would re-derive the key per call) and copy the keyed state per token.
+        self._macs = tuple(
+            hmac.new(self._signer.derive_key(key), digestmod=hashlib.sha256)
+            for key in secret_keys
         )
         self._tag_key = hmac.new(
             secret_keys[-1].encode(), b"sessionguard.slot", hashlib.sha256
@@ -80,11 +87,18 @@ class Tokens:
         # a signature are refused rather than mapped to the same session.
         if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
             return None
+        sid, _, signature = token.rpartition(".")
         try:
-            sid = self._signer.unsign(token).decode("ascii")
-        except (BadData, UnicodeDecodeError):
+            expected = base64_decode(signature)
+        except BadData:
             return None
-        return sid
+        data = sid.encode("ascii")
+        for keyed in self._macs:
+            mac = keyed.copy()
+            mac.update(data)
+            if hmac.compare_digest(mac.digest(), expected):
+                return sid
+        return None
 
 
 def session_id(sid: str) -> str:
