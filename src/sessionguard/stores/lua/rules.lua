@@ -1,0 +1,181 @@
+-- rules.lua: the prelude every session script starts with (sessionguard.stores.redis_common
+-- prepends it when it loads check.lua, create.lua, end.lua, end_user.lua, list_user.lua and
+-- set_user_timeouts.lua). It mirrors sessionguard/core.py rule for rule:
+--   idle_limit() = core.idle_limit, deadline() = core.deadline, judge() = core.judge,
+--   touch_due() = core.touch_due, retention() = core.retention,
+--   TOMBSTONE_MS = core.TOMBSTONE_MS, TOUCH_MS = core.TOUCH_MS.
+--
+-- ARGV[1..18] is the context every session script receives (redis_common.context_args):
+--   1 now (ms; '' = read the server's TIME), 2 epoch at (ms), 3 epoch keep (id or ''),
+--   4 remember-me period (s or '' = never), 5 allow user timeouts ('1'/'0'),
+--   6..14 web/mobile/desktop idle (s), absolute (s), max sessions ('' = never/unlimited),
+--   15 on_limit, 16 evict order, 17 key base '<prefix>:{<tag>}:',
+--   18 '1' when the last KEYS entry is the global listing index '<prefix>:idx' (never on a
+--      Cluster, where it lives in another slot).
+-- A script's own arguments start at ARGV[19].
+--
+-- A session record is one string (compact: a hash with a 120-byte user agent is stored as a
+-- hashtable, about twice the size):
+--   '<created ms>|<last seen ms>|<remember 0/1>|<user idle s or empty>|<platform>|<b64url user id>|'
+--   followed by an opaque JSON array [ip, city, user agent, device, metadata] that the scripts
+--   never parse (no cjson round trip can alter the app's metadata).
+-- Keys under the base: s:<id> record, e:<id> tombstone (reason), u:<b64url user id> the user's
+-- index (zset id -> created), t:<b64url user id> the user's own idle timeouts (hash).
+-- Every key derived here shares the slot of the declared keys: the tag is in the base.
+
+local TOMBSTONE_MS = 86400000
+local TOUCH_MS = 1000
+local SETTINGS_MS = 400 * 86400000
+
+local NOW
+if ARGV[1] ~= '' then
+  NOW = tonumber(ARGV[1])
+else
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local EPOCH_AT = tonumber(ARGV[2])
+local EPOCH_KEEP = ARGV[3]
+local REMEMBER = tonumber(ARGV[4])
+local ALLOW_USER = ARGV[5] == '1'
+local PLATFORMS = {
+  web = {idle = tonumber(ARGV[6]), absolute = tonumber(ARGV[7]), max = tonumber(ARGV[8])},
+  mobile = {idle = tonumber(ARGV[9]), absolute = tonumber(ARGV[10]), max = tonumber(ARGV[11])},
+  desktop = {idle = tonumber(ARGV[12]), absolute = tonumber(ARGV[13]), max = tonumber(ARGV[14])},
+}
+local ON_LIMIT = ARGV[15]
+local EVICT = ARGV[16]
+local BASE = ARGV[17]
+local IDX = nil
+if ARGV[18] == '1' then IDX = KEYS[#KEYS] end
+
+local function int(n)
+  return string.format('%.0f', n)
+end
+
+local function parse(id, value)
+  local c, l, r, ui, p, u, rest = string.match(
+    value, '^(%d+)|(%d+)|([01])|(%d*)|(%a+)|([%w_%-]*)|()')
+  if not c or not PLATFORMS[p] then
+    error('sessionguard: unreadable session record')
+  end
+  return {id = id, c = tonumber(c), l = tonumber(l), r = r == '1', ui = tonumber(ui), p = p, u = u,
+          blob = string.sub(value, rest), raw = value}
+end
+
+local function encode(rec)
+  local ui = ''
+  if rec.ui then ui = int(rec.ui) end
+  local r = '0'
+  if rec.r then r = '1' end
+  return int(rec.c) .. '|' .. int(rec.l) .. '|' .. r .. '|' .. ui .. '|' .. rec.p .. '|' .. rec.u .. '|'
+    .. rec.blob
+end
+
+-- core.idle_limit
+local function idle_limit(rec)
+  if rec.r then return REMEMBER end
+  if ALLOW_USER and rec.ui then return rec.ui end
+  return PLATFORMS[rec.p].idle
+end
+
+-- core.deadline
+local function deadline(rec)
+  local idle, absolute = idle_limit(rec), PLATFORMS[rec.p].absolute
+  local ends = nil
+  if idle then ends = rec.l + idle * 1000 end
+  if absolute then
+    local a = rec.c + absolute * 1000
+    if not ends or a < ends then ends = a end
+  end
+  return ends
+end
+
+-- core.judge: nil when valid, else the reason
+local function judge(rec)
+  if rec.c < EPOCH_AT and rec.id ~= EPOCH_KEEP then return 'signout_all' end
+  local absolute = PLATFORMS[rec.p].absolute
+  if absolute and NOW >= rec.c + absolute * 1000 then return 'absolute_timeout' end
+  local idle = idle_limit(rec)
+  if idle and NOW >= rec.l + idle * 1000 then return 'idle_timeout' end
+  return nil
+end
+
+-- core.retention (ms from now; nil = no expiry)
+local function retention(rec)
+  local ends = deadline(rec)
+  if not ends then return nil end
+  return math.max(ends - NOW, 0) + TOMBSTONE_MS
+end
+
+-- the member of the global listing index: newest login first in lexical order
+local function idx_member(rec)
+  return string.format('%014.0f', 99999999999999 - rec.c) .. ':' .. rec.id
+end
+
+-- write a record with its retention (MemoryStore._put); never called on a record that is
+-- not known to exist and be valid in this same script: no resurrection
+local function store(rec)
+  local keep = retention(rec)
+  if keep then
+    redis.call('SET', BASE .. 's:' .. rec.id, encode(rec), 'PX', int(keep))
+  else
+    redis.call('SET', BASE .. 's:' .. rec.id, encode(rec))
+  end
+end
+
+-- MemoryStore._end: the record becomes a tombstone carrying the reason
+local function finish(rec, reason)
+  redis.call('DEL', BASE .. 's:' .. rec.id)
+  redis.call('SET', BASE .. 'e:' .. rec.id, reason, 'PX', TOMBSTONE_MS)
+  redis.call('ZREM', BASE .. 'u:' .. rec.u, rec.id)
+  if IDX then redis.call('ZREM', IDX, idx_member(rec)) end
+end
+
+-- MemoryStore._user_records: the user's valid records; missing members are dropped from the
+-- index and ended ones become tombstones (when prune is true), the step every count takes
+local function user_records(index, prune)
+  local alive = {}
+  for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    local value = redis.call('GET', BASE .. 's:' .. id)
+    if not value then
+      if prune then redis.call('ZREM', index, id) end
+    else
+      local rec = parse(id, value)
+      local reason = judge(rec)
+      if not reason then
+        alive[#alive + 1] = rec
+      elseif prune then
+        finish(rec, reason)
+      end
+    end
+  end
+  return alive
+end
+
+-- the user's index lives as long as the longest-kept of its records
+local function expire_index(index, recs)
+  local longest = 0
+  for _, rec in ipairs(recs) do
+    local keep = retention(rec)
+    if not keep then
+      redis.call('PERSIST', index)
+      return
+    end
+    if keep > longest then longest = keep end
+  end
+  if longest > 0 then redis.call('PEXPIRE', index, int(longest)) end
+end
+
+-- drop listing-index entries older than any session can live (the longest absolute timeout
+-- plus the tombstone day); with an unlimited absolute timeout only listings prune it
+local function prune_idx()
+  if not IDX then return end
+  local longest = 0
+  for _, policy in pairs(PLATFORMS) do
+    if not policy.absolute then return end
+    if policy.absolute > longest then longest = policy.absolute end
+  end
+  local cutoff = NOW - longest * 1000 - TOMBSTONE_MS
+  redis.call('ZREMRANGEBYLEX', IDX, '[' .. string.format('%014.0f', 99999999999999 - cutoff + 1), '+')
+end

@@ -1,0 +1,187 @@
+"""The Redis store, synchronous side (WSGI shell, CLI), and the factory of both
+Redis stores (``redis://``, ``rediss://``, ``redis+sentinel://``,
+``redis+cluster://``).
+
+The store only drives the I/O-free operations of :mod:`.redis_ops`;
+:class:`~.redis_async.AsyncRedisStore` drives the same ones with ``await``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import redis
+import redis.cluster
+import redis.sentinel
+from redis.commands.core import Script as _Script
+
+from ..audit import Event
+from ..core import Record
+from ..errors import StoreUnavailable
+from ..policy import Policy
+from .base import Check, Created, NewSession, Page
+from .redis_common import Health, Keys, Retry, Target, connect, parse_url, retries, script_sources
+from .redis_ops import Op, Operations, Request, Script
+from .redis_state import StateCache, Subscriber
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from .redis_async import AsyncRedisStore
+
+T = TypeVar("T")
+
+_SYNC = SimpleNamespace(
+    Redis=redis.Redis, BlockingConnectionPool=redis.BlockingConnectionPool, Sentinel=redis.sentinel.Sentinel,
+    RedisCluster=redis.cluster.RedisCluster, ClusterNode=redis.cluster.ClusterNode, Retry=Retry,
+)
+
+
+class Shared:
+    """What a process's sync and async Redis store share: the target, the
+    operations (with the cached state), the health log and the subscriber."""
+
+    def __init__(self, target: Target, timeout: float, ops: Operations) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.ops = ops
+        self.health = Health()
+        self.sources = script_sources()
+        self.subscriber = Subscriber(self.sync_client, ops.keys, ops.cache)
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def sync_client(self) -> Any:
+        """The sync client (created, not connected, on first call)."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = connect(self.target, self.timeout, _SYNC)
+        return self._client
+
+    def close_sync_client(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+class RedisStore:
+    """A :class:`~sessionguard.stores.base.Store` on Redis: one script (one round
+    trip) per authenticated request. Build it with :func:`open_redis_stores`."""
+
+    def __init__(self, shared: Shared) -> None:
+        self._shared = shared
+        self._ops = shared.ops
+        # Scripts given as bytes need no client to hash them; each call names its client.
+        self._scripts = {name: _Script(None, source.encode())  # type: ignore[arg-type]
+                         for name, source in shared.sources.items()}
+
+    def _run(self, op: Op[T]) -> T:
+        """Drive ``op``: send what it yields, give it the replies."""
+        self._shared.subscriber.start()
+        reply: Any = None
+        error: StoreUnavailable | None = None
+        while True:
+            try:
+                request = op.send(reply) if error is None else op.throw(error)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            reply, error = None, None
+            try:
+                reply = self._execute(request)
+            except StoreUnavailable as exc:
+                error = exc
+
+    def _execute(self, request: Request) -> Any:
+        client = self._shared.sync_client()
+        with self._shared.health.translated(), retries(request.retry):
+            if isinstance(request, Script):
+                return self._scripts[request.name](request.keys, request.args, client=client)
+            if len(request.commands) == 1:
+                return [client.execute_command(*request.commands[0])]
+            pipe = client.pipeline(transaction=False)
+            for command in request.commands:
+                pipe.execute_command(*command)
+            return pipe.execute()
+
+    def now(self) -> int:
+        return self._run(self._ops.now())
+
+    def policy(self) -> Policy:
+        return self._run(self._ops.policy())
+
+    def set_policy(self, policy: Policy) -> None:
+        self._run(self._ops.set_policy(policy))
+
+    def check(self, session_id: str, *, passive: bool) -> Check:
+        return self._run(self._ops.check(session_id, passive))
+
+    def create(self, new: NewSession, *, ending: str | None = None) -> Created:
+        return self._run(self._ops.create(new, ending))
+
+    def end(self, session_id: str, reason: str, *, user_id: str | None = None) -> Record | None:
+        return self._run(self._ops.end(session_id, reason, user_id))
+
+    def end_user(
+        self, user_id: str, reason: str, *, platform: str | None = None, keep: str | None = None
+    ) -> list[Record]:
+        return self._run(self._ops.end_user(user_id, reason, platform, keep))
+
+    def end_all(self, *, keep: str | None = None) -> None:
+        self._run(self._ops.end_all(keep))
+
+    def user_sessions(self, user_id: str) -> list[Record]:
+        return self._run(self._ops.user_sessions(user_id))
+
+    def list_sessions(
+        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        return self._run(self._ops.list_sessions(user_id, platform, limit, cursor))
+
+    def user_timeouts(self, user_id: str) -> dict[str, int | None]:
+        return self._run(self._ops.user_timeouts(user_id))
+
+    def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
+        self._run(self._ops.set_user_timeouts(user_id, timeouts))
+
+    def append_events(self, events: Sequence[Event]) -> None:
+        self._run(self._ops.append_events(events))
+
+    def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
+        return self._run(self._ops.events(user_id, limit, cursor))
+
+    def close(self) -> None:
+        """Stop the subscriber and release the connections."""
+        self._shared.subscriber.stop()
+        self._shared.close_sync_client()
+
+
+def open_redis_stores(
+    config: Config,
+    policy: Policy,
+    *,
+    slot_tag: Callable[[str], str],
+    clock: Callable[[], int] | None = None,
+) -> tuple[RedisStore, AsyncRedisStore]:
+    """The sync and async stores on the Redis ``config.store_url`` names. Nothing
+    connects here.
+
+    :param policy: the configured policy (a stored override replaces it).
+    :param slot_tag: the user's hash tag (:meth:`~sessionguard.tokens.Tokens.slot_tag`).
+    :param clock: epoch milliseconds for tests; by default the Redis server's ``TIME``.
+    :raises ConfigurationError: for a malformed ``redis+sentinel://`` or
+        ``redis+cluster://`` URL.
+    """
+    from .redis_async import AsyncRedisStore
+
+    target = parse_url(config.store_url)
+    ops = Operations(
+        Keys(config.key_prefix), StateCache(policy), slot_tag=slot_tag, clock=clock,
+        cluster=target.cluster, audit_maxlen=config.audit_maxlen,
+    )
+    shared = Shared(target, config.store_timeout, ops)
+    return RedisStore(shared), AsyncRedisStore(shared)

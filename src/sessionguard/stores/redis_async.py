@@ -1,0 +1,182 @@
+"""The Redis store, asyncio side (ASGI shell): the operations of
+:mod:`.redis_ops`, driven with ``await`` over ``redis.asyncio``.
+
+An asyncio connection belongs to the event loop that opened it, and one
+process may run several loops (a test client per test, a thread with its own
+loop), so the store keeps one client per running loop. A loop's client is
+closed while that loop shuts down (``asyncio.run``, anyio and uvicorn all
+finalise async generators then), so no connection outlives its loop.
+
+Cancellation: ``redis.asyncio`` disconnects a connection whose command is
+cancelled mid-flight (``Connection.read_response`` closes it on any
+``BaseException``), so a later call never reads a stale reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.sentinel
+from redis.commands.core import AsyncScript
+
+from ..audit import Event
+from ..core import Record
+from ..errors import StoreUnavailable
+from ..policy import Policy
+from .base import Check, Created, NewSession, Page
+from .redis_common import AsyncRetry, connect, retries
+from .redis_ops import Op, Request, Script
+
+if TYPE_CHECKING:
+    from .redis import Shared
+
+T = TypeVar("T")
+
+_ASYNC = SimpleNamespace(
+    Redis=redis.asyncio.Redis, BlockingConnectionPool=redis.asyncio.BlockingConnectionPool,
+    Sentinel=redis.asyncio.sentinel.Sentinel, RedisCluster=redis.asyncio.cluster.RedisCluster,
+    ClusterNode=redis.asyncio.cluster.ClusterNode, Retry=AsyncRetry,
+)
+
+
+class _LoopClients:
+    """One asyncio client per event loop, closed when its loop shuts down."""
+
+    def __init__(self, shared: Shared) -> None:
+        self._shared = shared
+        self._lock = threading.Lock()
+        self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
+        self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+
+    async def get(self) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = connect(self._shared.target, self._shared.timeout, _ASYNC)
+            closer = self._closer(loop, client)
+            # Started, the generator is one the loop finalises at shutdown; the
+            # strong reference here keeps it alive until then.
+            await closer.asend(None)
+            with self._lock:
+                self._clients[loop], self._closers[loop] = client, closer
+        return client
+
+    async def _closer(self, loop: asyncio.AbstractEventLoop, client: Any) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._clients.pop(loop, None)
+                self._closers.pop(loop, None)
+            await client.aclose()
+
+    async def close(self) -> None:
+        """Close this loop's client now, and ask running loops to close theirs."""
+        here = asyncio.get_running_loop()
+        with self._lock:
+            closers = list(self._closers.items())
+        for loop, closer in closers:
+            if loop is here:
+                await closer.aclose()
+            elif loop.is_running():
+                done = asyncio.run_coroutine_threadsafe(closer.aclose(), loop)
+                await asyncio.wait_for(asyncio.wrap_future(done), self._shared.timeout)
+
+
+class AsyncRedisStore:
+    """An :class:`~sessionguard.stores.base.AsyncStore` on Redis: the asyncio twin
+    of :class:`~.redis.RedisStore`. Build it with
+    :func:`~.redis.open_redis_stores`."""
+
+    def __init__(self, shared: Shared) -> None:
+        self._shared = shared
+        self._ops = shared.ops
+        self._scripts = {name: AsyncScript(None, source.encode())  # type: ignore[arg-type]
+                         for name, source in shared.sources.items()}
+        self._clients = _LoopClients(shared)
+
+    async def _run(self, op: Op[T]) -> T:
+        """Drive ``op``: send what it yields, give it the replies."""
+        self._shared.subscriber.start()
+        reply: Any = None
+        error: StoreUnavailable | None = None
+        while True:
+            try:
+                request = op.send(reply) if error is None else op.throw(error)
+            except StopIteration as done:
+                result: T = done.value
+                return result
+            reply, error = None, None
+            try:
+                reply = await self._execute(request)
+            except StoreUnavailable as exc:
+                error = exc
+
+    async def _execute(self, request: Request) -> Any:
+        client = await self._clients.get()
+        with self._shared.health.translated(), retries(request.retry):
+            if isinstance(request, Script):
+                return await self._scripts[request.name](request.keys, request.args, client=client)
+            if len(request.commands) == 1:
+                return [await client.execute_command(*request.commands[0])]
+            pipe = client.pipeline(transaction=False)
+            for command in request.commands:
+                pipe.execute_command(*command)
+            return await pipe.execute()
+
+    async def now(self) -> int:
+        return await self._run(self._ops.now())
+
+    async def policy(self) -> Policy:
+        return await self._run(self._ops.policy())
+
+    async def set_policy(self, policy: Policy) -> None:
+        await self._run(self._ops.set_policy(policy))
+
+    async def check(self, session_id: str, *, passive: bool) -> Check:
+        return await self._run(self._ops.check(session_id, passive))
+
+    async def create(self, new: NewSession, *, ending: str | None = None) -> Created:
+        return await self._run(self._ops.create(new, ending))
+
+    async def end(self, session_id: str, reason: str, *, user_id: str | None = None) -> Record | None:
+        return await self._run(self._ops.end(session_id, reason, user_id))
+
+    async def end_user(
+        self, user_id: str, reason: str, *, platform: str | None = None, keep: str | None = None
+    ) -> list[Record]:
+        return await self._run(self._ops.end_user(user_id, reason, platform, keep))
+
+    async def end_all(self, *, keep: str | None = None) -> None:
+        await self._run(self._ops.end_all(keep))
+
+    async def user_sessions(self, user_id: str) -> list[Record]:
+        return await self._run(self._ops.user_sessions(user_id))
+
+    async def list_sessions(
+        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        return await self._run(self._ops.list_sessions(user_id, platform, limit, cursor))
+
+    async def user_timeouts(self, user_id: str) -> dict[str, int | None]:
+        return await self._run(self._ops.user_timeouts(user_id))
+
+    async def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
+        await self._run(self._ops.set_user_timeouts(user_id, timeouts))
+
+    async def append_events(self, events: Sequence[Event]) -> None:
+        await self._run(self._ops.append_events(events))
+
+    async def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
+        return await self._run(self._ops.events(user_id, limit, cursor))
+
+    async def close(self) -> None:
+        """Stop the subscriber and release this store's connections."""
+        self._shared.subscriber.stop()
+        await self._clients.close()

@@ -1,0 +1,325 @@
+"""The Redis store's operations, written once and free of I/O.
+
+Each operation is a generator: it yields what it needs sent to Redis (a
+:class:`Script` or a few plain :class:`Commands`), receives the reply, and
+returns the store's answer. :class:`~.redis.RedisStore` drives them with plain
+calls and :class:`~.redis_async.AsyncRedisStore` with ``await`` (the h11 /
+httpx-auth shape: one protocol core, two thin shells). A failed request is
+thrown back into the generator as :class:`StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..audit import Event
+from ..config import PLATFORMS
+from ..core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, cookie_refresh_due, judge, touched
+from ..errors import SessionLimitReached, StoreUnavailable
+from ..policy import Policy
+from ..tokens import is_session_id
+from .base import Check, Created, NewSession, Page
+from .memory import _cursor, _cursor_key, _newest_first
+from .redis_common import (
+    Keys,
+    decode_pairs,
+    decode_record,
+    encode_user,
+    idx_member,
+    idx_position,
+    logger,
+    record_tail,
+)
+from .redis_state import State, StateCache, policy_to_json
+
+T = TypeVar("T")
+Arg = str | bytes | int
+
+#: Index entries (or audit events) read per round trip by a listing, and at most
+#: this many rounds per page: a page costs O(page), however large the index.
+BATCH = 200
+ROUNDS = 10
+_STREAM_ID = re.compile(r"[0-9]+-[0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """Run the Lua script ``name`` (EVALSHA; loaded again on NOSCRIPT)."""
+
+    name: str
+    keys: tuple[str, ...]
+    args: tuple[Arg, ...]
+    retry: bool = True  # every script is idempotent (see redis_common.Budget)
+
+
+@dataclass(frozen=True, slots=True)
+class Commands:
+    """Plain commands, pipelined (one round trip per node). ``retry=False`` for
+    the ones that must not run twice."""
+
+    commands: tuple[tuple[Arg, ...], ...]
+    retry: bool = True
+
+
+Request = Script | Commands
+Op = Generator[Request, Any, T]
+
+
+def _opt(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def one(*command: Arg) -> Op[Any]:
+    """Send one plain command; its reply."""
+    replies = yield Commands((command,))
+    return replies[0]
+
+
+class Operations:
+    """Plans every store operation. ``cluster``: the global listing index lives in
+    another slot, so scripts cannot maintain it and a login adds it separately."""
+
+    def __init__(self, keys: Keys, cache: StateCache, *, slot_tag: Callable[[str], str],
+                 clock: Callable[[], int] | None, cluster: bool, audit_maxlen: int) -> None:
+        self.keys = keys
+        self.cache = cache
+        self.slot_tag = slot_tag
+        self.clock = clock
+        self.cluster = cluster
+        self.audit_maxlen = audit_maxlen
+
+    # -- state and time --------------------------------------------------------
+
+    def state(self) -> Op[State]:
+        """The cached state, re-read first when the cache says so."""
+        if self.cache.claim_poll():
+            reply = yield from one("HGETALL", self.keys.state)
+            self.cache.apply(State.from_reply(reply))
+        return self.cache.state
+
+    def now(self) -> Op[int]:
+        if self.clock is not None:
+            return self.clock()
+        seconds, micros = yield from one("TIME")
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def policy(self) -> Op[Policy]:
+        yield from self.state()
+        return self.cache.policy()
+
+    def set_policy(self, policy: Policy) -> Op[None]:
+        reply = yield Script("state", (self.keys.state,), (self.keys.bus, "policy", policy_to_json(policy)))
+        self.cache.apply(State.from_reply(reply))
+
+    def end_all(self, keep: str | None) -> Op[None]:
+        now = "" if self.clock is None else str(self.clock())
+        reply = yield Script("state", (self.keys.state,), (self.keys.bus, "epoch", now, keep or ""))
+        self.cache.apply(State.from_reply(reply))
+
+    def _session_script(self, name: str, tag: str, keys: tuple[str, ...], *args: Arg) -> Op[Any]:
+        """Run a session script (``rules.lua`` + ``name``) with the context it needs."""
+        state = yield from self.state()
+        policy = state.policy or self.cache.default
+        context: list[Arg] = [
+            "" if self.clock is None else str(self.clock()), str(state.epoch.at), state.epoch.keep or "",
+            _opt(policy.remember_me_period), "1" if policy.allow_user_timeouts else "0",
+        ]
+        for platform_name in PLATFORMS:
+            platform = policy.platform(platform_name)
+            context += [_opt(platform.idle_timeout), _opt(platform.absolute_timeout),
+                        _opt(platform.max_sessions)]
+        context += [policy.on_limit, policy.evict, self.keys.base(tag), "0" if self.cluster else "1"]
+        idx = () if self.cluster else (self.keys.idx,)
+        return (yield Script(name, keys + idx, (*context, *args)))
+
+    # -- the request path ------------------------------------------------------
+
+    def check(self, session_id: str, passive: bool) -> Op[Check]:
+        if not is_session_id(session_id):
+            return Check(Outcome.INVALID)
+        keys = (self.keys.session(session_id), self.keys.tombstone(session_id))
+        reply = yield from self._session_script(
+            "check", session_id[:4], keys, session_id, "1" if passive else "0")
+        status = reply[0]
+        if status == 0:
+            reason = reply[1].decode("ascii") if reply[1] else "invalid"
+            return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
+        if status == 2:
+            return Check(Outcome(reply[1].decode("ascii")), ended=decode_record(session_id, reply[2]))
+        before, now = decode_record(session_id, reply[1]), int(reply[2])
+        policy = self.cache.policy()
+        if not reply[3]:
+            return Check(Outcome.VALID, before, policy=policy)
+        return Check(Outcome.VALID, touched(before, now), refresh_cookie=cookie_refresh_due(before, now),
+                     policy=policy)
+
+    # -- logins and sign-outs --------------------------------------------------
+
+    def create(self, new: NewSession, ending: str | None) -> Op[Created]:
+        tag = self.slot_tag(new.user_id)
+        if new.id[:4] != tag or not is_session_id(new.id):
+            raise ValueError("a session id must start with its user's slot tag (Tokens.new_sid)")
+        replaced = None if ending is None else (yield from self.end(ending, "signed_out", None))
+        keys = (self.keys.user_index(tag, new.user_id), self.keys.settings(tag, new.user_id),
+                self.keys.session(new.id))
+        reply = yield from self._session_script(
+            "create", tag, keys, new.id, new.platform, "1" if new.remember_me else "0",
+            encode_user(new.user_id), record_tail(new))
+        status = reply[0]
+        if status == 0:
+            raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=int(reply[1]))
+        if status == 3:  # an earlier attempt created it, and it has ended since
+            raise StoreUnavailable("the login could not be confirmed; try again")
+        record = decode_record(new.id, reply[1])
+        if status == 2:
+            return Created(record, (), replaced)
+        if self.cluster:
+            yield from self._list_in_cluster(record, int(reply[2]))
+        return Created(record, tuple(decode_pairs(reply[3:])), replaced)
+
+    def _list_in_cluster(self, record: Record, now: int) -> Op[None]:
+        """Add a login to the global listing index (another slot than the script's),
+        pruning entries older than any session can live (as ``rules.lua`` does)."""
+        commands: list[tuple[Arg, ...]] = [("ZADD", self.keys.idx, 0, idx_member(record.created, record.id))]
+        absolutes = [self.cache.policy().platform(p).absolute_timeout for p in PLATFORMS]
+        if all(a is not None for a in absolutes):
+            cutoff = now - max(a for a in absolutes if a is not None) * 1000 - TOMBSTONE_MS
+            # members sorting at or after this one logged in before the cutoff
+            oldest = idx_member(cutoff - 1, "").rstrip(":")
+            commands.append(("ZREMRANGEBYLEX", self.keys.idx, "[" + oldest, "+"))
+        try:
+            yield Commands(tuple(commands))
+        except StoreUnavailable:
+            logger.warning("sessionguard: session %s created but not listed for admins", record.id)
+
+    def end(self, session_id: str, reason: str, user_id: str | None) -> Op[Record | None]:
+        if not is_session_id(session_id):
+            return None
+        owner = ""
+        if user_id is not None:
+            if self.slot_tag(user_id) != session_id[:4]:
+                return None
+            owner = encode_user(user_id)
+        keys = (self.keys.session(session_id), self.keys.tombstone(session_id))
+        reply = yield from self._session_script("end", session_id[:4], keys, session_id, reason, owner)
+        return None if reply is None else decode_record(session_id, reply)
+
+    def end_user(self, user_id: str, reason: str, platform: str | None, keep: str | None) -> Op[list[Record]]:
+        tag = self.slot_tag(user_id)
+        reply = yield from self._session_script(
+            "end_user", tag, (self.keys.user_index(tag, user_id),), reason, platform or "", keep or "")
+        return decode_pairs(reply)
+
+    # -- listings ----------------------------------------------------------------
+
+    def user_sessions(self, user_id: str, prune: bool = True) -> Op[list[Record]]:
+        tag = self.slot_tag(user_id)
+        reply = yield from self._session_script(
+            "list_user", tag, (self.keys.user_index(tag, user_id),), "1" if prune else "0")
+        return sorted(decode_pairs(reply[1:]), key=_newest_first)
+
+    def list_sessions(self, user_id: str | None, platform: str | None, limit: int,
+                      cursor: str | None) -> Op[Page]:
+        if user_id is not None:
+            records = yield from self.user_sessions(user_id, prune=False)
+            valid = [r for r in records if platform is None or r.platform == platform]
+            if cursor is not None:
+                after = _cursor_key(cursor)
+                valid = [r for r in valid if _newest_first(r) > after]
+            more = len(valid) > limit
+            page = valid[:limit]
+            return Page(page, _cursor(page[-1]) if more and page else None)
+        return (yield from self._list_all(platform, limit, cursor))
+
+    def _list_all(self, platform: str | None, limit: int, cursor: str | None) -> Op[Page]:
+        """Newest login first from the listing index, skipping sessions no longer
+        valid and removing entries whose record is gone."""
+        start = "-"
+        if cursor is not None:
+            negated, session_id = _cursor_key(cursor)
+            if not session_id:  # as the memory store: a malformed cursor lists nothing
+                return Page([], None)
+            start = "(" + idx_member(-negated, session_id)
+        state = yield from self.state()
+        policy, now = state.policy or self.cache.default, (yield from self.now())
+        found: list[Record] = []
+        last, exhausted = start, False
+        for _ in range(ROUNDS):
+            members = yield from one("ZRANGEBYLEX", self.keys.idx, last, "+", "LIMIT", 0, BATCH)
+            exhausted = len(members) < BATCH
+            ids = [idx_position(m)[1] for m in members]
+            values = (yield Commands(tuple(("GET", self.keys.session(i)) for i in ids))) if ids else []
+            gone = [m for m, v in zip(members, values, strict=True) if v is None]
+            if gone:
+                yield Commands((("ZREM", self.keys.idx, *gone),))
+            for member, session_id, value in zip(members, ids, values, strict=True):
+                last = "(" + member.decode("ascii")
+                if value is None:
+                    continue
+                record = decode_record(session_id, value)
+                if platform is not None and record.platform != platform:
+                    continue
+                if judge(record, policy, now, state.epoch) is Outcome.VALID:
+                    found.append(record)
+                    if len(found) > limit:
+                        break
+            if len(found) > limit or exhausted:
+                break
+        page = found[:limit]
+        if len(found) > limit:
+            return Page(page, _cursor(page[-1]))
+        if exhausted or last == start:
+            return Page(page, None)
+        created, session_id = idx_position(last[1:].encode("ascii"))
+        return Page(page, f"{created}.{session_id}")
+
+    # -- per-user settings -------------------------------------------------------
+
+    def user_timeouts(self, user_id: str) -> Op[dict[str, int | None]]:
+        reply = yield from one("HGETALL", self.keys.settings(self.slot_tag(user_id), user_id))
+        return {k.decode("ascii"): int(v) if v else None for k, v in reply.items()}
+
+    def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> Op[None]:
+        tag = self.slot_tag(user_id)
+        given = ["x" if p not in timeouts else _opt(timeouts[p]) for p in PLATFORMS]
+        keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
+        yield from self._session_script("set_user_timeouts", tag, keys, *given)
+
+    # -- audit ---------------------------------------------------------------------
+
+    def append_events(self, events: Sequence[Event]) -> Op[None]:
+        """XADD each event, trimming the stream to about ``audit_maxlen``. Not
+        retried: a repeated XADD would log an event twice."""
+        if events:
+            head: tuple[Arg, ...] = ("XADD", self.keys.audit, "MAXLEN", "~", self.audit_maxlen, "*")
+            yield Commands(tuple((*head, *_flat(e.to_fields())) for e in events), retry=False)
+
+    def events(self, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
+        """Newest first; the cursor is the stream id of the last event shown."""
+        start = "(" + cursor if cursor is not None and _STREAM_ID.fullmatch(cursor) else "+"
+        picked: list[tuple[str, Event]] = []
+        last, exhausted = start, False
+        for _ in range(ROUNDS):
+            entries = yield from one("XREVRANGE", self.keys.audit, last, "-", "COUNT", BATCH)
+            exhausted = len(entries) < BATCH
+            for entry_id, fields in entries:
+                last = "(" + entry_id.decode("ascii")
+                event = Event.from_fields({k.decode(): v.decode("utf-8") for k, v in fields.items()})
+                if user_id is None or event.user_id == user_id:
+                    picked.append((last[1:], event))
+                    if len(picked) > limit:
+                        break
+            if len(picked) > limit or exhausted:
+                break
+        page = picked[:limit]
+        if len(picked) > limit:
+            return Page([e for _, e in page], page[-1][0])
+        more = not exhausted and last != start
+        return Page([e for _, e in page], last[1:] if more else None)
+
+
+def _flat(fields: dict[str, str]) -> list[str]:
+    return [item for pair in fields.items() for item in pair]

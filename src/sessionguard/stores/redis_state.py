@@ -1,0 +1,229 @@
+"""The state every process caches: the stored policy override and the epoch of
+the last sign-out of everyone, kept current through Redis pub/sub.
+
+Staleness bound: while the subscription is up, a change reaches every process
+as soon as Redis delivers the message (milliseconds), and the store that made
+the change applies it before returning. The subscription proves itself alive
+every :data:`PING_SECONDS`; when it has not answered for :data:`TRUST_SECONDS`
+(or is not up yet) requests re-read the state at most once per
+:data:`POLL_SECONDS` (one extra round trip for one request per second per
+process). So no process judges a request with a state older than about
+``TRUST_SECONDS + POLL_SECONDS`` (2.5 s), plus :data:`RESYNC_SECONDS` in the
+one case no PING can detect: a message lost between Cluster nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..config import PLATFORMS
+from ..core import Epoch
+from ..policy import PlatformPolicy, Policy
+from .redis_common import ERRORS, Keys
+
+logger = logging.getLogger("sessionguard")
+
+#: Re-read the state at most this often while the subscription is down.
+POLL_SECONDS = 1.0
+#: The subscription is trusted while it answered a PING this recently.
+TRUST_SECONDS = 1.5
+#: Sent this often on the subscription to prove it alive.
+PING_SECONDS = 0.5
+#: The subscriber re-reads the state this often anyway.
+RESYNC_SECONDS = 30.0
+def policy_to_json(policy: Policy) -> str:
+    return json.dumps(asdict(policy), separators=(",", ":"), sort_keys=True)
+
+
+def policy_from_json(text: str) -> Policy | None:
+    try:
+        data = json.loads(text)
+        web, mobile, desktop = (PlatformPolicy(**data.pop(p)) for p in PLATFORMS)
+        return Policy(web, mobile, desktop, **data)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        logger.error("sessionguard: the stored policy is unreadable; the configured policy applies")
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """What every process caches: the stored policy (``None``: the configured
+    one) and the epoch, with the revision and generation that order them."""
+
+    rev: int = -1
+    gen: str = ""
+    epoch: Epoch = field(default_factory=Epoch)
+    policy: Policy | None = None
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> State:
+        policy = fields.get("policy")
+        return cls(
+            rev=int(fields.get("rev") or 0), gen=fields.get("gen", ""),
+            epoch=Epoch(int(fields.get("at") or 0), fields.get("keep") or None),
+            policy=policy_from_json(policy) if policy else None,
+        )
+
+    @classmethod
+    def from_reply(cls, reply: Any) -> State:
+        """From ``HGETALL`` (a dict of bytes) or a published JSON payload."""
+        if isinstance(reply, dict):
+            return cls.from_fields({k.decode(): v.decode("utf-8") for k, v in reply.items()})
+        return cls.from_fields(json.loads(reply))
+
+
+class StateCache:
+    """The process's copy of :class:`State`, shared by its sync and async store and
+    kept current by the pub/sub subscriber. While the subscription is down (or not
+    yet up) the state is re-read at most once per :data:`POLL_SECONDS`, by one
+    caller at a time; before the first read every caller reads it."""
+
+    def __init__(self, default: Policy) -> None:
+        self.default = default
+        self.state = State()
+        self._lock = threading.Lock()
+        self._loaded = False
+        self._polled = float("-inf")
+        self._subscribed = False
+        self._heard = float("-inf")
+
+    def policy(self) -> Policy:
+        return self.state.policy or self.default
+
+    def apply(self, state: State) -> None:
+        """Take ``state`` unless it is older than the one held."""
+        with self._lock:
+            current = self.state
+            if state.rev > current.rev or (state.gen and state.gen != current.gen):
+                self.state = state
+            self._loaded = True
+
+    def claim_poll(self) -> bool:
+        """Whether this caller must re-read the state now."""
+        with self._lock:
+            now = time.monotonic()
+            if self._loaded and (self._trusted(now) or now - self._polled < POLL_SECONDS):
+                return False
+            self._polled = now
+            return True
+
+    def _trusted(self, now: float) -> bool:
+        return self._subscribed and now - self._heard < TRUST_SECONDS
+
+    def heard(self, *, subscribed: bool | None = None) -> None:
+        """The subscription answered (``subscribed``: it is now up, or down)."""
+        with self._lock:
+            self._heard = time.monotonic()
+            if subscribed is not None:
+                self._subscribed = subscribed
+
+    @property
+    def trusted(self) -> bool:
+        with self._lock:
+            return self._trusted(time.monotonic())
+
+
+class Subscriber:
+    """A daemon thread that keeps a :class:`StateCache` current: it subscribes to
+    the bus, re-reads the state once subscribed (changes made while it was down),
+    applies every announced state, PINGs to prove the subscription alive, and
+    reconnects with backoff. Started at a store's first use, never at import or
+    construction; it also checks ``maxmemory-policy`` once.
+
+    :param client: returns the sync client to use (created on first call).
+    """
+
+    def __init__(self, client: Any, keys: Keys, cache: StateCache) -> None:
+        self._client = client
+        self._keys = keys
+        self._cache = cache
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
+                self._thread = threading.Thread(target=self._run, name="sessionguard-pubsub", daemon=True)
+                self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        with self._lock:
+            self._stop.set()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        client = self._client()
+        warn_if_evicting(client)
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                self._listen(client)
+            except ERRORS as exc:
+                logger.debug("sessionguard: state subscription lost (%s); re-reading by polling",
+                             type(exc).__name__)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 2.0)
+
+    def _listen(self, client: Any) -> None:
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(self._keys.bus)
+            pinged = synced = time.monotonic()
+            while not self._stop.is_set():
+                message = pubsub.get_message(timeout=0.25)
+                now = time.monotonic()
+                kind = None if message is None else message["type"]
+                if kind == "subscribe" or (kind is not None and now - synced >= RESYNC_SECONDS):
+                    self._cache.apply(State.from_reply(client.hgetall(self._keys.state)))
+                    self._cache.heard(subscribed=True)
+                    synced = now
+                if kind == "message":
+                    self._cache.apply(State.from_reply(message["data"]))
+                if kind is not None:
+                    self._cache.heard()
+                if now - pinged >= PING_SECONDS:
+                    pubsub.ping()
+                    pinged = now
+        finally:
+            self._cache.heard(subscribed=False)
+            pubsub.close()
+
+
+def warn_if_evicting(client: Any) -> None:
+    """Log a warning when Redis may evict keys (sessions would vanish silently).
+    Best effort: where ``CONFIG`` is disabled this only logs that it could not tell."""
+    try:
+        reply = client.config_get("maxmemory-policy")
+    except ERRORS as exc:
+        logger.info("sessionguard: could not read Redis maxmemory-policy (%s)", type(exc).__name__)
+        return
+    found = set(_config_values(reply, b"maxmemory-policy")) or {"unknown"}
+    bad = sorted(p for p in found if p != "noeviction")
+    if bad:
+        logger.warning(
+            "sessionguard: Redis maxmemory-policy is %s, not noeviction: under memory pressure "
+            "Redis may evict sessions silently", ", ".join(bad),
+        )
+
+
+def _config_values(reply: Any, name: bytes) -> list[str]:
+    """``CONFIG GET`` answers a dict, or (Cluster) a dict per node."""
+    if not isinstance(reply, dict):
+        return []
+    values = []
+    for key, value in reply.items():
+        if isinstance(value, dict):
+            values += _config_values(value, name)
+        elif key in (name, name.decode()):
+            values.append(value.decode() if isinstance(value, bytes) else str(value))
+    return values
