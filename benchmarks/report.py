@@ -1,0 +1,179 @@
+"""Tables of the in-process results, and the targets of issue 6 they check.
+
+How to read them:
+
+- **µs/req** is wall time per request, the median over rounds; **CPU µs** is
+  this process's CPU time (``time.process_time``) per request — the part the
+  library itself costs; wall minus CPU is mostly waiting for Redis.
+- **added** is the variant minus the bare app of the same kind, paired per
+  round (same round, same machine state), then the median.
+- **sg ÷ this** is sessionguard's added cost divided by this variant's added
+  cost, paired per round, then the median: 0.5 means sessionguard adds half
+  as much. The issue's target is ≤ 0.5 against starsessions-redis (ASGI) and
+  Flask-Session-redis (WSGI).
+- **cmds/req** counts every command Redis executed (``INFO commandstats``),
+  including the ones a Lua script runs; **trips/req** counts client round
+  trips. One ``EVALSHA`` running three commands is 4 commands, 1 trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from common import Table, fmt, median, verdict
+from inprocess import KindResult, Series
+from variants import TARGET_PEER
+
+KIND_TITLE = {"asgi": "ASGI (Starlette)", "wsgi": "WSGI (Flask)"}
+
+
+@dataclass
+class Target:
+    """One target of the issue and what this run measured for it."""
+
+    what: str
+    measured: str
+    ok: bool | None  # None: not measured in this run
+
+
+def added(series: Series, bare: Series, cpu: bool = False) -> list[float]:
+    a, b = (series.cpu, bare.cpu) if cpu else (series.wall, bare.wall)
+    return [x - y for x, y in zip(a, b, strict=True)]
+
+
+def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> float:
+    """Median of per-round ratios (rounds where the denominator is not positive are skipped)."""
+    return median([n / d for n, d in zip(numerator, denominator, strict=True) if d > 0])
+
+
+def _bare(result: KindResult) -> str:
+    return next(name for name, r in result.results.items() if r.variant.role == "bare")
+
+
+def _mix(mix: dict[str, float]) -> str:
+    return " ".join(f"{name}×{calls:g}" for name, calls in mix.items()) or "none"
+
+
+def authenticated_table(result: KindResult) -> Table:
+    res, bare = result.results, _bare(result)
+    sg_names = [n for n, r in res.items() if r.variant.role == "sessionguard"]
+    sg_cols = [f"{res[n].variant.title} ÷ this" for n in sg_names]
+    table = Table(
+        f"In-process, {KIND_TITLE[result.kind]}: authenticated `GET /whoami`",
+        ["variant", "µs/req", "added µs", "CPU µs", "added CPU µs", *sg_cols,
+         "Redis cmds/req", "trips/req", "commands per request"],
+    )  # fmt: skip
+    base = res[bare].series["auth"]
+    for name, r in res.items():
+        s = r.series["auth"]
+        add, add_cpu = added(s, base), added(s, base, cpu=True)
+        ratios = []
+        for sg in sg_names:
+            if r.variant.role == "peer":
+                ratios.append(fmt(paired_ratio(added(res[sg].series["auth"], base), add), 2))
+            else:
+                ratios.append("–")
+        counts = r.counts.get("auth")
+        table.add(
+            r.variant.title, fmt(median(s.wall)), "–" if name == bare else fmt(median(add)),
+            fmt(median(s.cpu)), "–" if name == bare else fmt(median(add_cpu)), *ratios,
+            fmt(counts.commands, 2) if counts else "–", fmt(counts.round_trips, 2) if counts else "–",
+            _mix(counts.mix) if counts else "–",
+        )
+    return table
+
+
+def anonymous_table(result: KindResult) -> Table:
+    res, bare = result.results, _bare(result)
+    table = Table(
+        f"In-process, {KIND_TITLE[result.kind]}: requests without a session token",
+        ["variant", "no cookie µs", "added µs", "CPU added µs", "other cookies µs", "added µs",
+         "CPU added µs", "Redis cmds/req"],
+    )  # fmt: skip
+    for name, r in res.items():
+        cells: list[str] = [r.variant.title]
+        for scenario in ("anon", "other"):
+            s, base = r.series[scenario], res[bare].series[scenario]
+            cells.append(fmt(median(s.wall)))
+            if name == bare:
+                cells += ["–", "–"]
+            else:
+                cells += [fmt(median(added(s, base)), 2), fmt(median(added(s, base, cpu=True)), 2)]
+        anon, other = r.counts.get("anon"), r.counts.get("other")
+        cells.append(f"{fmt(anon.commands, 2)} / {fmt(other.commands, 2)}" if anon and other else "–")
+        table.add(*cells)
+    table.notes.append("“other cookies”: a `Cookie` header holding only unrelated cookies (analytics, "
+                       "preferences); Redis commands are given as no cookie / other cookies.")
+    return table
+
+
+def concurrent_table(result: KindResult) -> Table:
+    res, bare = result.results, _bare(result)
+    sg_names = [n for n, r in res.items() if r.variant.role == "sessionguard"]
+    table = Table(
+        f"In-process, {KIND_TITLE[result.kind]}: 64 concurrent authenticated requests on one event loop",
+        ["variant", "µs/req", "added µs", "CPU µs", *[f"{res[n].variant.title} ÷ this" for n in sg_names]],
+    )
+    base = res[bare].series["concurrent"]
+    for name, r in res.items():
+        s = r.series["concurrent"]
+        add = added(s, base)
+        ratios = [
+            fmt(paired_ratio(added(res[sg].series["concurrent"], base), add), 2)
+            if r.variant.role == "peer" else "–"
+            for sg in sg_names
+        ]  # fmt: skip
+        table.add(r.variant.title, fmt(median(s.wall)), "–" if name == bare else fmt(median(add)),
+                  fmt(median(s.cpu)), *ratios)
+    return table
+
+
+def targets(result: KindResult) -> list[Target]:
+    """The issue's per-request targets, checked on one kind's results."""
+    res, bare, kind = result.results, _bare(result), result.kind
+    title = KIND_TITLE[kind]
+    found: list[Target] = []
+    for store in ("memory", "redis"):
+        sg = res.get(f"sessionguard-{store}")
+        if sg is None:
+            continue
+        worst = max(median(added(sg.series[s], res[bare].series[s])) for s in ("anon", "other"))
+        commands = [sg.counts[s].commands for s in ("anon", "other") if s in sg.counts]
+        no_cmd = all(c == 0 for c in commands) if commands else None
+        found.append(Target(
+            f"{title}, {store}: no-token request within 2 µs of bare, no Redis command",
+            f"+{fmt(worst, 2)} µs (worst of no cookie / other cookies); "
+            f"{'0' if no_cmd else ', '.join(fmt(c, 2) for c in commands) or '–'} cmds/req",
+            worst <= 2.0 and no_cmd is not False,
+        ))  # fmt: skip
+    sg = res.get("sessionguard-redis")
+    peer = res.get(TARGET_PEER[kind])
+    if sg is not None:
+        counts = sg.counts.get("auth")
+        found.append(Target(
+            f"{title}: authenticated request = exactly one Redis round trip",
+            f"{fmt(counts.round_trips, 2)} trips/req ({fmt(counts.commands, 2)} commands: {_mix(counts.mix)})"
+            if counts else "not counted",
+            None if counts is None else abs(counts.round_trips - 1) < 0.01,
+        ))
+    if sg is not None and peer is not None:
+        base = res[bare].series["auth"]
+        ratio = paired_ratio(added(sg.series["auth"], base), added(peer.series["auth"], base))
+        found.append(Target(
+            f"{title}: sessionguard-redis added cost ≤ ½ of {peer.variant.title}'s",
+            f"{fmt(ratio, 2)}× (+{fmt(median(added(sg.series['auth'], base)))} µs vs "
+            f"+{fmt(median(added(peer.series['auth'], base)))} µs)",
+            ratio <= 0.5,
+        ))
+    elif peer is not None:
+        found.append(Target(f"{title}: sessionguard-redis added cost ≤ ½ of {peer.variant.title}'s",
+                            "not measured (sessionguard Redis store unavailable)", None))
+    return found
+
+
+def targets_table(found: Sequence[Target]) -> Table:
+    table = Table("Targets of issue 6", ["target", "measured", "met"], align="llc")
+    for t in found:
+        table.add(t.what, t.measured, verdict(t.ok))
+    return table
