@@ -108,6 +108,12 @@ class RedisStore:
                 pipe.execute_command(*command)
             return pipe.execute()
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether the state subscription is up: policy and epoch then come from
+        the process's cache, and a check costs exactly one round trip."""
+        return self._ops.cache.trusted
+
     def now(self) -> int:
         return self._run(self._ops.now())
 

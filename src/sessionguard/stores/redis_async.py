@@ -130,6 +130,12 @@ class AsyncRedisStore:
                 pipe.execute_command(*command)
             return await pipe.execute()
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether the state subscription is up: policy and epoch then come from
+        the process's cache, and a check costs exactly one round trip."""
+        return self._ops.cache.trusted
+
     async def now(self) -> int:
         return await self._run(self._ops.now())
 

@@ -38,6 +38,9 @@ T = TypeVar("T")
 #: Connections per client (per event loop for the async store); a flood waits for
 #: a free one at most ``STORE_TIMEOUT``.
 MAX_CONNECTIONS = 50
+#: Each connect or read waits at most this share of ``STORE_TIMEOUT``: room for a
+#: retry within it.
+ATTEMPT_SHARE = 0.4
 #: Idle connections are checked with a PING before reuse after this many seconds.
 HEALTH_CHECK_INTERVAL = 30
 SESSION_SCRIPTS = ("check", "create", "end", "end_user", "list_user", "set_user_timeouts")
@@ -113,14 +116,15 @@ def connect(target: Target, timeout: float, ns: SimpleNamespace) -> Any:
     """A client for ``target`` built from the classes in ``ns`` (redis-py's sync or
     asyncio ones, so the construction is written once). Nothing connects yet.
 
-    Every connect and read waits at most half of ``timeout``, and a call is
-    retried only while the whole stays within ``timeout`` (see :class:`Budget`);
-    reads go to the primary only (no replica reads, Sentinel's ``master_for``).
+    Every connect and read waits at most :data:`ATTEMPT_SHARE` of ``timeout``, and
+    a call is retried only while the whole stays within ``timeout`` (see
+    :class:`Budget`); reads go to the primary only (no replica reads, Sentinel's
+    ``master_for``).
     """
-    half = timeout / 2
+    attempt = timeout * ATTEMPT_SHARE
     common: dict[str, Any] = dict(
-        socket_timeout=half, socket_connect_timeout=half, health_check_interval=HEALTH_CHECK_INTERVAL,
-        **target.options,
+        socket_timeout=attempt, socket_connect_timeout=attempt,
+        health_check_interval=HEALTH_CHECK_INTERVAL, **target.options,
     )
     if target.kind == "cluster":
         nodes = [ns.ClusterNode(host, port) for host, port in target.hosts]
@@ -128,7 +132,7 @@ def connect(target: Target, timeout: float, ns: SimpleNamespace) -> Any:
     if target.kind == "sentinel":
         db = common.pop("db", 0)
         sentinel = ns.Sentinel(list(target.hosts), sentinel_kwargs=dict(
-            socket_timeout=half, socket_connect_timeout=half), **common)
+            socket_timeout=attempt, socket_connect_timeout=attempt), **common)
         return sentinel.master_for(target.service, db=db, max_connections=MAX_CONNECTIONS,
                                    retry=ns.Retry(timeout))
     pool = ns.BlockingConnectionPool.from_url(
@@ -156,8 +160,10 @@ def retries(allowed: bool) -> Iterator[None]:
 class Budget:
     """Whether another attempt fits: every script is idempotent (a login carries
     its own id, a touch only moves last-seen forward, an end finds a tombstone),
-    so a call whose reply was lost is tried again after a short backoff, as long
-    as the attempt can finish within ``timeout`` of the first one's start."""
+    so a call whose reply was lost or late is tried again after a short backoff,
+    as long as that attempt can end within ``timeout`` of the first one's start.
+    So a hung Redis answers :class:`StoreUnavailable` within ``STORE_TIMEOUT``,
+    while a dropped connection or one stalled reply is retried inside it."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
@@ -165,7 +171,8 @@ class Budget:
     def allows(self, started: float, delay: float) -> bool:
         if NO_RETRY.get():
             return False
-        return time.monotonic() - started + delay + self.timeout / 2 <= self.timeout * 1.05
+        elapsed = time.monotonic() - started
+        return elapsed + delay + self.timeout * ATTEMPT_SHARE <= self.timeout
 
 
 class Retry(redis.retry.Retry):

@@ -1,0 +1,423 @@
+"""The store contract: the same scenarios on every store — memory, Redis
+through the sync store and Redis through the asyncio store — so the Lua
+scripts and the pure core cannot drift apart.
+
+Stores are built directly (no guard); time is the FakeClock of ``conftest``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from conftest import SECRET, FakeClock
+from sessionguard import Config, SessionLimitReached
+from sessionguard.audit import Event
+from sessionguard.core import DAY, Outcome, Record
+from sessionguard.policy import Policy
+from sessionguard.stores.base import NewSession
+from sessionguard.stores.memory import AsyncMemoryStore, MemoryStore
+from sessionguard.stores.redis import open_redis_stores
+from sessionguard.tokens import Tokens, session_id
+
+TOKENS = Tokens([SECRET])
+KINDS = ["memory", "memory-async", "redis-sync", "redis-async"]
+
+
+class Blocking:
+    """Any store seen through plain calls: an async store's coroutines run on a
+    loop of this test's own."""
+
+    def __init__(self, store: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.store = store
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+        if self._loop is None or not inspect.iscoroutinefunction(method):
+            return method
+        loop = self._loop
+        return lambda *args, **kwargs: loop.run_until_complete(method(*args, **kwargs))
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_store(kind: str, clock: FakeClock, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """``make_store(**config) -> Blocking``: a store of the parametrised kind; stores
+    made in one test share their data (same Redis prefix) but not their process state."""
+    loop = asyncio.new_event_loop() if kind.endswith("async") else None
+    settings: dict[str, Any] = {"secret_key": SECRET}
+    if kind.startswith("redis"):
+        settings.update(store_url=request.getfixturevalue("redis_server").url,
+                        key_prefix=request.getfixturevalue("key_prefix"))
+    made: list[Blocking] = []
+    memory: dict[str, MemoryStore] = {}
+
+    def millis() -> int:
+        return round(clock() * 1000)
+
+    def make(**config: Any) -> Blocking:
+        cfg = Config(**settings, **config)
+        policy = Policy.from_config(cfg)
+        if kind.startswith("memory"):
+            shared = memory.get("store") or MemoryStore(policy, clock=millis, audit_maxlen=cfg.audit_maxlen)
+            memory["store"] = shared
+            store: Blocking = Blocking(AsyncMemoryStore(shared) if loop else shared, loop)
+        else:
+            sync, async_ = open_redis_stores(cfg, policy, slot_tag=TOKENS.slot_tag, clock=millis)
+            store = Blocking(async_ if kind == "redis-async" else sync, loop)
+            made.append(Blocking(sync, None))
+        made.append(store)
+        return store
+
+    yield make
+    for store in reversed(made):
+        store.close()
+    if loop is not None:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+@pytest.fixture
+def store(make_store: Callable[..., Any]) -> Any:
+    return make_store(max_sessions=3)
+
+
+def new(user: str = "ada", platform: str = "web", **fields: Any) -> NewSession:
+    sid = TOKENS.new_sid(user)
+    return NewSession(id=session_id(sid), user_id=user, platform=platform, **fields)
+
+
+def login(store: Any, clock: FakeClock, user: str = "ada", platform: str = "web", **fields: Any) -> Record:
+    """A login, then one millisecond (logins stay strictly ordered)."""
+    record: Record = store.create(new(user, platform, **fields)).record
+    clock.advance(0.001)
+    return record
+
+
+def outcome(store: Any, record: Record, *, passive: bool = False) -> Outcome:
+    result: Outcome = store.check(record.id, passive=passive).outcome
+    return result
+
+
+# -- the request path -----------------------------------------------------------------
+
+
+def test_record_round_trips(store: Any, clock: FakeClock) -> None:
+    fields = dict(remember_me=True, ip="2001:db8::1", city="Zürich", user_agent="Mozilla/5.0 " * 10,
+                  device="Firefox 133 on Linux", metadata={"name": "Ada", "roles": ["admin"], "n": 1.5})
+    user = "ada{x}:é|\u2603 \U0001f600"
+    created = store.create(new(user, "desktop", **fields)).record
+    assert (created.user_id, created.platform, created.last_seen) == (user, "desktop", created.created)
+    assert {k: getattr(created, k) for k in fields} == fields
+    check = store.check(created.id, passive=False)
+    assert check.outcome is Outcome.VALID and check.record == created and check.policy is not None
+    assert store.user_sessions(user) == [created]
+
+
+@pytest.mark.parametrize("presented", [
+    pytest.param(lambda: session_id(TOKENS.new_sid("nobody")), id="unknown-id"),
+    pytest.param(lambda: "not-a-session-id", id="malformed"),
+    pytest.param(lambda: "abcd}{" + "x" * 20, id="braces"),
+])
+def test_unknown_ids_are_invalid(store: Any, presented: Callable[[], str]) -> None:
+    assert store.check(presented(), passive=False).outcome is Outcome.INVALID
+    assert store.end(presented(), "revoked") is None
+
+
+def test_touch_is_coalesced_to_the_second(store: Any, clock: FakeClock) -> None:
+    record = login(store, clock)
+    clock.advance(0.998)
+    assert store.check(record.id, passive=False).record.last_seen == record.created
+    clock.advance(0.001)
+    touched = store.check(record.id, passive=False).record
+    assert touched.last_seen == record.created + 1000
+
+
+def test_passive_checks_never_touch(store: Any, clock: FakeClock) -> None:
+    record = login(store, clock)
+    clock.advance(1800)
+    assert store.check(record.id, passive=True).record.last_seen == record.created
+    clock.advance(1800)
+    assert outcome(store, record, passive=True) is Outcome.IDLE_TIMEOUT
+
+
+def test_idle_timeout_is_exact_and_reported_once(store: Any, clock: FakeClock) -> None:
+    record = login(store, clock)
+    clock.advance(3600 - 0.002)
+    assert outcome(store, record, passive=True) is Outcome.VALID
+    clock.advance(0.001)
+    first = store.check(record.id, passive=False)
+    assert (first.outcome, first.ended) == (Outcome.IDLE_TIMEOUT, record)
+    again = store.check(record.id, passive=False)
+    assert (again.outcome, again.ended) == (Outcome.IDLE_TIMEOUT, None)
+
+
+def test_activity_slides_the_idle_timeout(store: Any, clock: FakeClock) -> None:
+    record = login(store, clock)
+    for _ in range(5):
+        clock.advance(3000)
+        assert outcome(store, record) is Outcome.VALID
+
+
+def test_absolute_timeout_beats_activity_and_remember_me(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(absolute_timeout="2h", remember_me_period="30d")
+    plain, remembered = login(store, clock), login(store, clock, remember_me=True)
+    for _ in range(4):
+        clock.advance(1500)
+        assert outcome(store, plain) is outcome(store, remembered) is Outcome.VALID
+    clock.advance(1300)
+    assert outcome(store, plain) is outcome(store, remembered) is Outcome.ABSOLUTE_TIMEOUT
+
+
+def test_remember_me_idles_after_its_period(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(idle_timeout="1h", remember_me_period="2d")
+    record = login(store, clock, remember_me=True)
+    clock.advance(2 * 86400 - 1)
+    assert outcome(store, record, passive=True) is Outcome.VALID
+    clock.advance(1)
+    assert outcome(store, record) is Outcome.IDLE_TIMEOUT
+
+
+def test_remember_me_cookie_refresh_once_a_day(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(remember_me_period="30d")
+    record = login(store, clock, remember_me=True)
+    clock.advance(3600)
+    assert store.check(record.id, passive=False).refresh_cookie is False
+    clock.advance(DAY / 1000)
+    assert store.check(record.id, passive=False).refresh_cookie is True
+    clock.advance(2)
+    assert store.check(record.id, passive=False).refresh_cookie is False
+
+
+def test_platforms_have_their_own_timeouts(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(web_idle_timeout="10m", mobile_idle_timeout="never")
+    web, mobile = login(store, clock), login(store, clock, platform="mobile")
+    clock.advance(86400)
+    assert (outcome(store, web), outcome(store, mobile)) == (Outcome.IDLE_TIMEOUT, Outcome.VALID)
+
+
+def test_policy_changes_apply_to_existing_sessions(make_store: Any, clock: FakeClock) -> None:
+    store = make_store()
+    record = login(store, clock)
+    assert store.policy() == Policy.from_config(Config(secret_key=SECRET))
+    shorter = store.policy().updated({"platforms": {"web": {"idle_timeout": "5m"}}})
+    store.set_policy(shorter)
+    assert store.policy() == shorter
+    assert make_store().policy() == shorter  # another process sharing the store
+    clock.advance(301)
+    assert outcome(store, record) is Outcome.IDLE_TIMEOUT
+
+
+# -- user timeouts ---------------------------------------------------------------------
+
+
+def test_user_timeouts_apply_when_allowed(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(allow_user_timeouts=True)
+    web, mobile = login(store, clock), login(store, clock, platform="mobile")
+    assert store.user_timeouts("ada") == {}
+    store.set_user_timeouts("ada", {"web": 600, "mobile": None})
+    assert store.user_timeouts("ada") == {"web": 600, "mobile": None}
+    later = login(store, clock)
+    assert later.user_idle == 600
+    clock.advance(601)
+    assert [outcome(store, r) for r in (web, mobile, later)] == [
+        Outcome.IDLE_TIMEOUT, Outcome.VALID, Outcome.IDLE_TIMEOUT]
+
+
+def test_user_timeouts_ignored_when_not_allowed(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(allow_user_timeouts=False)
+    record = login(store, clock)
+    store.set_user_timeouts("ada", {"web": 60})
+    clock.advance(61)
+    assert outcome(store, record) is Outcome.VALID
+
+
+# -- logins: limits and eviction --------------------------------------------------------
+
+
+def test_oldest_login_is_evicted(store: Any, clock: FakeClock) -> None:
+    first, second, third = (login(store, clock) for _ in range(3))
+    clock.advance(10)
+    assert outcome(store, first) is Outcome.VALID  # recently used, still the oldest login
+    created = store.create(new())
+    assert [(r.id, r.last_seen) for r in created.evicted] == [(first.id, first.created + 10_003)]
+    assert [outcome(store, r) for r in (first, second, third)] == [
+        Outcome.EVICTED, Outcome.VALID, Outcome.VALID]
+
+
+def test_least_recent_session_is_evicted(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(max_sessions=2, evict="least_recent")
+    first, second = login(store, clock), login(store, clock)
+    clock.advance(10)
+    outcome(store, first)
+    assert [r.id for r in store.create(new()).evicted] == [second.id]
+    assert outcome(store, second) is Outcome.EVICTED
+
+
+def test_a_lowered_limit_evicts_down_to_it(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(max_sessions=5)
+    records = [login(store, clock) for _ in range(4)]
+    store.set_policy(store.policy().updated({"platforms": {"web": {"max_sessions": 2}}}))
+    assert [r.id for r in store.create(new()).evicted] == [r.id for r in records[:3]]
+
+
+def test_reject_refuses_and_changes_nothing(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(max_sessions=2, on_limit="reject")
+    records = [login(store, clock) for _ in range(2)]
+    with pytest.raises(SessionLimitReached) as raised:
+        store.create(new())
+    assert (raised.value.limit, raised.value.platform, raised.value.user_id) == (2, "web", "ada")
+    assert store.user_sessions("ada") == records[::-1]
+
+
+def test_limits_count_per_user_and_platform(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(max_sessions=1)
+    web, mobile = login(store, clock), login(store, clock, platform="mobile")
+    other = login(store, clock, "bob")
+    assert store.create(new(platform="desktop")).evicted == ()
+    assert [outcome(store, r) for r in (web, mobile, other)] == [Outcome.VALID] * 3
+
+
+def test_ended_sessions_do_not_count(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(max_sessions=2, on_limit="reject", idle_timeout="1h")
+    login(store, clock)
+    clock.advance(3000)
+    fresh = login(store, clock)
+    clock.advance(1000)  # the first idled out unseen; the second is still valid
+    assert store.create(new()).evicted == ()
+    assert outcome(store, fresh) is Outcome.VALID
+
+
+def test_login_ends_the_presented_session(store: Any, clock: FakeClock) -> None:
+    old = login(store, clock)
+    created = store.create(new(), ending=old.id)
+    assert created.replaced == old
+    assert outcome(store, old) is Outcome.SIGNED_OUT
+    assert outcome(store, created.record) is Outcome.VALID
+
+
+# -- sign-outs ----------------------------------------------------------------------------
+
+
+def test_end_one_session(store: Any, clock: FakeClock) -> None:
+    record, other = login(store, clock), login(store, clock, "bob")
+    assert store.end(record.id, "revoked", user_id="bob") is None
+    assert store.end(record.id, "revoked", user_id="ada") == record
+    assert store.end(record.id, "revoked") is None
+    assert (outcome(store, record), outcome(store, other)) == (Outcome.REVOKED, Outcome.VALID)
+
+
+def test_end_leaves_a_timed_out_session_to_report_its_own_reason(store: Any, clock: FakeClock) -> None:
+    record = login(store, clock)
+    clock.advance(3601)
+    assert store.end(record.id, "revoked") is None
+    assert store.check(record.id, passive=False).ended == record
+
+
+def test_end_user_by_platform_keeping_one(store: Any, clock: FakeClock) -> None:
+    web1, web2, mobile, bob = (login(store, clock), login(store, clock),
+                               login(store, clock, platform="mobile"), login(store, clock, "bob"))
+    assert store.end_user("ada", "revoked", platform="web", keep=web2.id) == [web1]
+    ended = store.end_user("ada", "signed_out")
+    assert sorted(r.id for r in ended) == sorted([web2.id, mobile.id])
+    assert [outcome(store, r) for r in (web1, web2, mobile, bob)] == [
+        Outcome.REVOKED, Outcome.SIGNED_OUT, Outcome.SIGNED_OUT, Outcome.VALID]
+
+
+def test_end_all_keeps_one_and_admits_new_logins(make_store: Any, clock: FakeClock) -> None:
+    store = make_store()
+    ada, bob, mine = login(store, clock), login(store, clock, "bob"), login(store, clock, "carol")
+    other_process = make_store()
+    store.end_all(keep=mine.id)
+    clock.advance(0.001)
+    assert [outcome(store, r) for r in (ada, bob, mine)] == [Outcome.SIGNOUT_ALL, Outcome.SIGNOUT_ALL,
+                                                             Outcome.VALID]
+    later = login(other_process, clock)
+    assert outcome(other_process, later) is outcome(store, later) is Outcome.VALID
+    assert store.check(ada.id, passive=False).ended is None
+
+
+# -- listings ------------------------------------------------------------------------------
+
+
+def test_user_sessions_newest_first_and_valid_only(store: Any, clock: FakeClock) -> None:
+    records = [login(store, clock, platform=p) for p in ("web", "mobile", "desktop")]
+    store.end(records[1].id, "revoked")
+    assert store.user_sessions("ada") == [records[2], records[0]]
+    assert store.user_sessions("nobody") == []
+
+
+def test_list_sessions_pages_newest_first(make_store: Any, clock: FakeClock) -> None:
+    store = make_store()
+    records = [login(store, clock, user, platform) for user in ("ada", "bob", "carol")
+               for platform in ("web", "mobile")]
+    store.end(records[3].id, "revoked")
+    expected = [r for r in reversed(records) if r is not records[3]]
+    seen, cursor = [], None
+    while True:
+        page = store.list_sessions(user_id=None, platform=None, limit=2, cursor=cursor)
+        seen += page.items
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == expected
+    web = store.list_sessions(user_id=None, platform="web", limit=10, cursor=None)
+    assert (web.items, web.next_cursor) == ([r for r in expected if r.platform == "web"], None)
+    carol = store.list_sessions(user_id="carol", platform=None, limit=1, cursor=None)
+    assert carol.items == [records[5]] and carol.next_cursor is not None
+    rest = store.list_sessions(user_id="carol", platform=None, limit=1, cursor=carol.next_cursor)
+    assert (rest.items, rest.next_cursor) == ([records[4]], None)
+
+
+def test_listing_breaks_login_time_ties_by_id(make_store: Any, clock: FakeClock) -> None:
+    store = make_store()
+    records = [store.create(new(user)).record for user in ("ada", "bob", "carol", "dan")]
+    expected = sorted(records, key=lambda r: r.id)
+    first = store.list_sessions(user_id=None, platform=None, limit=2, cursor=None)
+    second = store.list_sessions(user_id=None, platform=None, limit=2, cursor=first.next_cursor)
+    assert first.items + second.items == expected and second.next_cursor is None
+
+
+def test_listing_skips_timed_out_sessions(store: Any, clock: FakeClock) -> None:
+    old = login(store, clock)
+    clock.advance(3000)
+    fresh = login(store, clock, "bob")
+    clock.advance(1000)
+    page = store.list_sessions(user_id=None, platform=None, limit=10, cursor=None)
+    assert page.items == [fresh] and old not in page.items
+
+
+def test_malformed_listing_cursor_lists_nothing(store: Any, clock: FakeClock) -> None:
+    login(store, clock)
+    page = store.list_sessions(user_id=None, platform=None, limit=10, cursor="garbage")
+    assert (page.items, page.next_cursor) == ([], None)
+
+
+# -- audit ---------------------------------------------------------------------------------
+
+
+def test_events_newest_first_by_page_and_user(store: Any) -> None:
+    events = [Event("login", 1000 + i, "user:u", user_id="ada" if i % 2 else "bob", session_id=f"s{i}",
+                    platform="web") for i in range(7)]
+    store.append_events(events[:3])
+    store.append_events(events[3:])
+    seen, cursor = [], None
+    while True:
+        page = store.events(user_id=None, limit=3, cursor=cursor)
+        seen += page.items
+        if (cursor := page.next_cursor) is None:
+            break
+    assert seen == events[::-1]
+    ada = store.events(user_id="ada", limit=2, cursor=None)
+    assert ada.items == [events[5], events[3]]
+    assert store.events(user_id="ada", limit=2, cursor=ada.next_cursor).items == [events[1]]
+    assert store.events(user_id=None, limit=2, cursor="bogus").items == events[:4:-1]
