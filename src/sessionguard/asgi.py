@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .admin import AdminASGI, serves
 from .context import AsyncSessionContext
 from .core import Outcome
 from .errors import StoreUnavailable
@@ -36,6 +37,9 @@ class SessionGuardMiddleware:
     def __init__(self, app: ASGIApp, guard: SessionGuard) -> None:
         self.app = app
         self.guard = guard
+        #: the admin sub-app, served under ``ADMIN_PATH`` (``None``: off)
+        prefix = guard.config.admin_path
+        self.admin: ASGIApp | None = None if prefix is None else AdminASGI(guard, prefix=prefix)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -88,9 +92,12 @@ class SessionGuardMiddleware:
         if kind == "websocket":
             await self.app(scope, receive, send)
             return
+        app = self.app
+        if self.admin is not None and serves(scope["path"], self.guard.config.admin_path):
+            app = self.admin
         sender = _CookieSender(ctx, send)
         try:
-            await self.app(scope, receive, sender)
+            await app(scope, receive, sender)
         except StoreUnavailable:
             # A login or logout inside the app could not reach the store.
             if sender.started:

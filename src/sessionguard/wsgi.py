@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
+from .admin import AdminWSGI, serves
 from .context import SessionContext
 from .core import Outcome
 from .errors import StoreUnavailable
@@ -23,6 +24,9 @@ class WSGIMiddleware:
     def __init__(self, app: WSGIApp, guard: SessionGuard) -> None:
         self.app = app
         self.guard = guard
+        #: the admin sub-app, served under ``ADMIN_PATH`` (``None``: off)
+        prefix = guard.config.admin_path
+        self.admin: WSGIApp | None = None if prefix is None else AdminWSGI(guard, prefix=prefix)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         guard = self.guard
@@ -64,8 +68,11 @@ class WSGIMiddleware:
                 headers.append(("Cache-Control", "no-store"))
             return start_response(status, headers, exc_info)
 
+        app = self.app
+        if self.admin is not None and serves(environ.get("PATH_INFO", ""), self.guard.config.admin_path):
+            app = self.admin
         try:
-            return self.app(environ, start_with_cookie)
+            return app(environ, start_with_cookie)
         except StoreUnavailable:
             # A login or logout inside the app could not reach the store.
             return _refuse(self.guard.unavailable, start_response)

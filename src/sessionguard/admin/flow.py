@@ -1,0 +1,190 @@
+"""Handlers without I/O, and the two drivers that run them.
+
+Every admin endpoint is written once, as a generator (the pattern of httpx's
+``Auth.auth_flow``): it *yields* what it needs done — a store call, audit
+events to record — and receives the result. :func:`run` performs those steps
+with the sync store (WSGI), :func:`arun` with the async store (ASGI), so no
+endpoint exists twice and the sync and async paths cannot drift.
+
+The typed helpers below (``page = yield from list_sessions(...)``) keep the
+handlers readable and checked by mypy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..audit import Event
+from ..core import Record
+from ..errors import StoreUnavailable
+from ..guard import logger
+from ..policy import Policy
+from ..stores.base import Page
+from .http import ApiError, Response
+
+if TYPE_CHECKING:
+    from ..guard import SessionGuard
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCall:
+    """Call ``method`` of the store with ``kwargs``; the result is sent back."""
+
+    method: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """Record ``events`` (store, ``sessionguard.audit`` logger, ``on_event``)."""
+
+    events: tuple[Event, ...]
+
+
+Effect = StoreCall | Audit
+#: What a handler is: a generator of effects that returns the answer.
+Flow = Generator[Effect, Any, Response]
+T = TypeVar("T")
+#: A step inside a handler that returns a value of type ``T``.
+Step = Generator[Effect, Any, T]
+
+
+def run(guard: SessionGuard, flow: Flow) -> Response:
+    """Drive ``flow`` with the sync store."""
+    try:
+        effect = next(flow)
+        while True:
+            if isinstance(effect, Audit):
+                try:
+                    guard.record(effect.events)
+                except StoreUnavailable:
+                    _unrecorded()
+                result = None
+            else:
+                result = getattr(guard.store, effect.method)(**effect.kwargs)
+            effect = flow.send(result)
+    except StopIteration as done:
+        response: Response = done.value
+        return response
+    except ApiError as error:
+        return error.response
+    except StoreUnavailable:
+        return unavailable(guard)
+
+
+async def arun(guard: SessionGuard, flow: Flow) -> Response:
+    """Drive ``flow`` with the async store (the same steps as :func:`run`)."""
+    try:
+        effect = next(flow)
+        while True:
+            if isinstance(effect, Audit):
+                try:
+                    await guard.arecord(effect.events)
+                except StoreUnavailable:
+                    _unrecorded()
+                result = None
+            else:
+                result = await getattr(guard.async_store, effect.method)(**effect.kwargs)
+            effect = flow.send(result)
+    except StopIteration as done:
+        response: Response = done.value
+        return response
+    except ApiError as error:
+        return error.response
+    except StoreUnavailable:
+        return unavailable(guard)
+
+
+def _unrecorded() -> None:
+    # The action itself happened: answering 503 would make the caller retry it.
+    logger.warning("sessionguard: admin audit event not recorded (store unavailable)")
+
+
+def unavailable(guard: SessionGuard) -> Response:
+    """The guard's ``503`` answer as a :class:`Response`."""
+    refusal = guard.unavailable
+    return Response(refusal.status, refusal.headers, refusal.body)
+
+
+# -- typed steps ---------------------------------------------------------------
+
+
+def now() -> Step[int]:
+    """The store's clock (epoch ms)."""
+    ms: int = yield StoreCall("now")
+    return ms
+
+
+def policy() -> Step[Policy]:
+    """The policy in force."""
+    current: Policy = yield StoreCall("policy")
+    return current
+
+
+def set_policy(new: Policy) -> Step[None]:
+    """Store ``new`` for every app server sharing the store."""
+    yield StoreCall("set_policy", {"policy": new})
+
+
+def end(session_id: str, reason: str, *, user_id: str | None = None) -> Step[Record | None]:
+    """End one session; the ended :class:`Record` or ``None``."""
+    record: Record | None = yield StoreCall(
+        "end", {"session_id": session_id, "reason": reason, "user_id": user_id}
+    )
+    return record
+
+
+def end_user(
+    user_id: str, reason: str, *, platform: str | None = None, keep: str | None = None
+) -> Step[list[Record]]:
+    """End a user's sessions; the ended records."""
+    records: list[Record] = yield StoreCall(
+        "end_user", {"user_id": user_id, "reason": reason, "platform": platform, "keep": keep}
+    )
+    return records
+
+
+def end_all(*, keep: str | None) -> Step[None]:
+    """End every session except ``keep``."""
+    yield StoreCall("end_all", {"keep": keep})
+
+
+def user_sessions(user_id: str) -> Step[list[Record]]:
+    """A user's valid sessions, newest login first."""
+    records: list[Record] = yield StoreCall("user_sessions", {"user_id": user_id})
+    return records
+
+
+def list_sessions(
+    *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+) -> Step[Page]:
+    """One page of valid sessions."""
+    page: Page = yield StoreCall(
+        "list_sessions", {"user_id": user_id, "platform": platform, "limit": limit, "cursor": cursor}
+    )
+    return page
+
+
+def user_timeouts(user_id: str) -> Step[dict[str, int | None]]:
+    """A user's own idle timeouts by platform."""
+    timeouts: dict[str, int | None] = yield StoreCall("user_timeouts", {"user_id": user_id})
+    return timeouts
+
+
+def set_user_timeouts(user_id: str, timeouts: Mapping[str, int | None]) -> Step[None]:
+    """Replace a user's own idle timeouts."""
+    yield StoreCall("set_user_timeouts", {"user_id": user_id, "timeouts": dict(timeouts)})
+
+
+def events(*, user_id: str | None, limit: int, cursor: str | None) -> Step[Page]:
+    """One page of audit events, newest first."""
+    page: Page = yield StoreCall("events", {"user_id": user_id, "limit": limit, "cursor": cursor})
+    return page
+
+
+def record(events: Sequence[Event]) -> Step[None]:
+    """Record audit events."""
+    if events:
+        yield Audit(tuple(events))

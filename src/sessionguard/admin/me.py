@@ -1,0 +1,147 @@
+"""The self-service endpoints (SPEC §5, ``api/me/...``) and ``api/csrf``:
+any signed-in user sees and ends their own sessions and, when allowed, sets
+their own idle timeouts. Sign-outs here are the user's own: ``signed_out``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .. import audit
+from ..config import PLATFORMS, format_duration, parse_duration
+from ..policy import Policy
+from ..session import Session
+from ..tokens import is_session_id
+from . import flow
+from .auth import ANY_SESSION, Caller
+from .flow import Flow
+from .http import ApiError, invalid, json_response, known_fields, no_content, object_body
+from .routing import Call, Route
+
+
+def _own(caller: Caller) -> Session:
+    # Routes needing ANY_SESSION only run for callers with a session.
+    session = caller.session
+    if session is None:  # pragma: no cover - guarded by authorize()
+        raise ApiError(403, "session_required", "This endpoint needs a session.")
+    return session
+
+
+def my_sessions(call: Call) -> Flow:
+    """``GET api/me/sessions``: the caller's sessions, the current one marked."""
+    mine = _own(call.caller)
+    records = yield from flow.user_sessions(mine.user_id)
+    policy = yield from flow.policy()
+    sessions = []
+    for record in records:
+        shown = Session.from_record(record, policy).to_json()
+        shown["current"] = record.id == mine.id
+        sessions.append(shown)
+    return json_response({"sessions": sessions})
+
+
+def end_my_session(call: Call) -> Flow:
+    """``DELETE api/me/sessions/{id}``: end one of the caller's sessions."""
+    mine = _own(call.caller)
+    session_id = call.params["id"]
+    record = None
+    if is_session_id(session_id):
+        record = yield from flow.end(session_id, "signed_out", user_id=mine.user_id)
+    if record is None:
+        raise ApiError(404, "not_found", "You have no active session with this id.")
+    now = yield from flow.now()
+    yield from flow.record([audit.ended(record, "signed_out", call.caller.actor, now)])
+    if record.id == mine.id and call.caller.source == "cookie":
+        return no_content((("set-cookie", call.admin.clear_cookie),))
+    return no_content()
+
+
+def signout_others(call: Call) -> Flow:
+    """``POST api/me/signout-others``: end every other session of the caller."""
+    mine = _own(call.caller)
+    records = yield from flow.end_user(mine.user_id, "signed_out", keep=mine.id)
+    if records:
+        now = yield from flow.now()
+        yield from flow.record([audit.ended(r, "signed_out", call.caller.actor, now) for r in records])
+    return json_response({"ended": len(records)})
+
+
+def _settings(allowed: bool, timeouts: Mapping[str, int | None]) -> dict[str, Any]:
+    idle = {p: None if timeouts.get(p) is None else format_duration(timeouts[p]) for p in PLATFORMS}
+    return {"allowed": allowed, "idle_timeout": idle}
+
+
+def _allowed(call: Call, policy: Policy) -> bool:
+    # Both the setting and the policy in force: user timeouts are only
+    # applied when the stored policy says so (see core.idle_limit).
+    return call.admin.config.allow_user_timeouts and policy.allow_user_timeouts
+
+
+def get_settings(call: Call) -> Flow:
+    """``GET api/me/settings``: the caller's own idle timeouts."""
+    mine = _own(call.caller)
+    policy = yield from flow.policy()
+    timeouts = yield from flow.user_timeouts(mine.user_id)
+    return json_response(_settings(_allowed(call, policy), timeouts))
+
+
+def put_settings(call: Call) -> Flow:
+    """``PUT api/me/settings``: change the caller's own idle timeouts
+    (``null`` restores the admin's value); ``403`` unless allowed."""
+    mine = _own(call.caller)
+    policy = yield from flow.policy()
+    if not _allowed(call, policy):
+        raise ApiError(403, "user_timeouts_disabled", "Users may not set their own idle timeouts here.")
+    body = object_body(call.request, required=True)
+    known_fields(body, ("idle_timeout", "allowed"))
+    if not isinstance(body.get("allowed", True), bool):
+        raise invalid("allowed", "is read-only; leave it out or send a boolean")
+    changes = body.get("idle_timeout", {})
+    if not isinstance(changes, dict):
+        raise invalid("idle_timeout", "must be an object keyed by web, mobile, desktop")
+    known_fields(changes, PLATFORMS, "idle_timeout.")
+    parsed = {p: _timeout(f"idle_timeout.{p}", value) for p, value in changes.items()}
+    timeouts = yield from flow.user_timeouts(mine.user_id)
+    updated = {p: timeouts.get(p) for p in PLATFORMS} | parsed
+    yield from flow.set_user_timeouts(mine.user_id, updated)
+    shown = _settings(True, updated)
+    now = yield from flow.now()
+    event = audit.Event("settings_changed", now, call.caller.actor, mine.user_id,
+                        detail=audit.compact_json(shown["idle_timeout"]))
+    yield from flow.record([event])
+    return json_response(shown)
+
+
+def _timeout(field: str, value: object) -> int | None:
+    if value is None:
+        return None
+    if type(value) is int:
+        value = str(value)
+    problem = "must be a duration such as 30m, 2h or 1d, or null for the admin's value"
+    if not isinstance(value, str) or len(value) > 32:
+        raise invalid(field, problem)
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        raise invalid(field, problem) from None
+    if seconds is None:  # "never" cannot be stored: None means "the admin's value"
+        raise invalid(field, problem)
+    return seconds
+
+
+def csrf(call: Call) -> Flow:
+    """``GET api/csrf``: the CSRF token of the caller's session."""
+    token = call.admin.signing.csrf_token(_own(call.caller).id)
+    yield from ()  # a flow without store steps
+    return json_response({"csrf_token": token})
+
+
+ROUTES = (
+    Route("GET", "/api/me/sessions", my_sessions, ANY_SESSION),
+    Route("DELETE", "/api/me/sessions/{id}", end_my_session, ANY_SESSION),
+    Route("POST", "/api/me/signout-others", signout_others, ANY_SESSION),
+    Route("GET", "/api/me/settings", get_settings, ANY_SESSION),
+    Route("PUT", "/api/me/settings", put_settings, ANY_SESSION),
+    Route("GET", "/api/csrf", csrf, ANY_SESSION),
+)

@@ -1,0 +1,212 @@
+"""``GET openapi.json``: the OpenAPI 3.1 description of the admin API.
+
+Built from the route table's shapes by hand (the endpoints are few and the
+document is the contract), once per mount prefix, and precise enough for
+schemathesis to validate every answer: each schema lists its required fields
+and forbids others.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..audit import EVENT_TYPES
+from ..config import PLATFORMS
+from .api import CONFIRM_PHRASE, DEFAULT_LIMIT, MAX_LIMIT
+from .auth import PUBLIC
+from .flow import Flow
+from .http import BASE_HEADERS, JSON_TYPE, MAX_BODY, Response
+from .routing import Call, Route
+
+Schema = dict[str, Any]
+_MAX_DOCUMENTS = 8  # distinct mount prefixes cached
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: Schema, required: tuple[str, ...] | None = None) -> Schema:
+    """A closed object; every property required unless ``required`` says."""
+    names = list(properties) if required is None else list(required)
+    return {"type": "object", "properties": properties, "required": names, "additionalProperties": False}
+
+
+def _nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+DURATION = {"type": "string", "pattern": "^(never|[0-9]+[smhd])$", "examples": ["30m", "12h", "never"]}
+DURATION_IN = {
+    "description": "seconds, a number with a unit s, m, h or d, or never (null: never)",
+    "type": ["string", "integer", "null"], "examples": ["30m", 3600, "never"],
+}
+PLATFORM = {"type": "string", "enum": list(PLATFORMS)}
+TIME = {"type": "string", "format": "date-time"}
+_TEXT = {"type": ["string", "null"]}
+
+SESSION = {
+    "id": {"type": "string", "description": "public handle; not a token"},
+    "user_id": {"type": "string"}, "platform": PLATFORM, "created_at": TIME,
+    "last_seen_at": TIME, "expires_at": _nullable(TIME), "remember_me": {"type": "boolean"},
+    "ip": {"type": "string"}, "city": _TEXT, "user_agent": {"type": "string"},
+    "device": {"type": "string"}, "metadata": {"type": "object"},
+}
+PLATFORM_POLICY = {
+    "idle_timeout": DURATION, "absolute_timeout": DURATION,
+    "max_sessions": {"type": ["integer", "null"], "minimum": 1, "description": "null: unlimited"},
+}
+PLATFORM_POLICY_IN = {
+    "idle_timeout": DURATION_IN, "absolute_timeout": DURATION_IN,
+    "max_sessions": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 100_000},
+                               {"type": "null"}, {"const": "unlimited"}]},
+}
+SCHEMAS: dict[str, Schema] = {
+    "Session": _obj(SESSION),
+    "OwnSession": _obj({**SESSION, "current": {"type": "boolean"}}),
+    "OwnSessions": _obj({"sessions": {"type": "array", "items": _ref("OwnSession")}}),
+    "SessionPage": _obj({"sessions": {"type": "array", "items": _ref("Session")},
+                         "next_cursor": _TEXT}),
+    "Event": _obj({
+        "type": {"type": "string", "enum": list(EVENT_TYPES)}, "at": TIME, "user_id": _TEXT,
+        "session_id": _TEXT, "platform": _nullable(PLATFORM), "reason": _TEXT,
+        "actor": {"type": "string", "description": "user:<id>, admin-token, cli or system"},
+        "detail": {"type": "string"},
+    }, ("type", "at", "user_id", "session_id", "platform", "reason", "actor")),
+    "EventPage": _obj({"events": {"type": "array", "items": _ref("Event")}, "next_cursor": _TEXT}),
+    "PlatformPolicy": _obj(PLATFORM_POLICY),
+    "Policy": _obj({
+        "platforms": _obj({p: _ref("PlatformPolicy") for p in PLATFORMS}),
+        "remember_me_period": DURATION, "on_limit": {"type": "string", "enum": ["evict_oldest", "reject"]},
+    }),
+    "PolicyUpdate": _obj({
+        "platforms": _obj({p: _obj(PLATFORM_POLICY_IN, ()) for p in PLATFORMS}, ()),
+        "remember_me_period": DURATION_IN, "on_limit": {"type": "string", "enum": ["evict_oldest", "reject"]},
+    }, ()),
+    "Settings": _obj({
+        "allowed": {"type": "boolean"},
+        "idle_timeout": _obj({p: _nullable(DURATION) for p in PLATFORMS}),
+    }),
+    "SettingsUpdate": _obj({
+        "allowed": {"type": "boolean", "description": "read-only; ignored"},
+        "idle_timeout": _obj({p: {"type": ["string", "integer", "null"]} for p in PLATFORMS}, ()),
+    }, ()),
+    "Ended": _obj({"ended": {"type": "integer", "minimum": 0}}),
+    "EndedAll": _obj({"ended": {"const": "all"}}),
+    "UserSignout": _obj({"platform": PLATFORM}, ()),
+    "SignoutAll": _obj({"confirm": {"type": "string", "const": CONFIRM_PHRASE},
+                        "keep_mine": {"type": "boolean", "default": False}}, ("confirm",)),
+    "CsrfToken": _obj({"csrf_token": {"type": "string"}}),
+    "Error": _obj({"error": _obj({
+        "code": {"type": "string"}, "message": {"type": "string"},
+        "field": {"type": "string", "description": "the offending field (422)"},
+    }, ("code", "message"))}),
+}
+ERRORS = {
+    "400": "Malformed request (not JSON, too many query parameters).",
+    "401": "No or bad credentials.",
+    "403": "Missing permission, missing or wrong X-CSRF-Token, or no session of one's own.",
+    "404": "Unknown session (or path).",
+    "413": f"Request body over {MAX_BODY} bytes.",
+    "422": "A field is invalid; error.field names it.",
+    "503": "The session store is unavailable.",
+}
+
+
+def _json(schema: Schema) -> Schema:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _operation(summary: str, ok: str | None, errors: str, *, params: tuple[Schema, ...] = (),
+               body: str | None = None, body_required: bool = False, code: str = "200") -> Schema:
+    responses: Schema = {code: {"description": "OK", **({} if ok is None else _json(_ref(ok)))}}
+    for status in errors.split():
+        responses[status] = {"$ref": f"#/components/responses/E{status}"}
+    operation: Schema = {"summary": summary, "parameters": list(params), "responses": responses}
+    if body is not None:
+        operation["requestBody"] = {"required": body_required, **_json(_ref(body))}
+    return operation
+
+
+def _param(name: str, where: str, schema: Schema, required: bool = False, text: str = "") -> Schema:
+    return {"name": name, "in": where, "required": required, "schema": schema, "description": text}
+
+
+CSRF = _param("X-CSRF-Token", "header", {"type": "string"}, text="required with cookie auth (GET api/csrf)")
+USER_Q = _param("user_id", "query", {"type": "string", "minLength": 1, "maxLength": 256})
+LIMIT = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                                  "default": DEFAULT_LIMIT})
+CURSOR = _param("cursor", "query", {"type": "string"}, text="next_cursor of the previous page")
+SID = _param("id", "path", {"type": "string", "minLength": 1}, required=True)
+READS, WRITES = "400 401 403 422 503", "400 401 403 413 422 503"
+
+
+def build(prefix: str, cookie_name: str) -> dict[str, Any]:
+    """The document for the sub-app mounted at ``prefix``."""
+    user = _param("user_id", "path", {"type": "string", "minLength": 1, "maxLength": 256}, required=True)
+    ops: dict[str, Schema] = {
+        "/api/sessions": {"get": _operation(
+            "Active sessions, newest login first", "SessionPage", READS,
+            params=(USER_Q, _param("platform", "query", PLATFORM), LIMIT, CURSOR))},
+        "/api/sessions/{id}": {"delete": _operation(
+            "Sign out one session (revoked)", None, "401 403 404 503", params=(SID, CSRF), code="204")},
+        "/api/users/{user_id}/signout": {"post": _operation(
+            "Sign out a user, optionally on one platform (revoked)", "Ended", "400 401 403 404 413 422 503",
+            params=(user, CSRF), body="UserSignout")},
+        "/api/signout-all": {"post": _operation(
+            "Sign out everyone (signout_all), optionally keeping the caller's session", "EndedAll",
+            WRITES, params=(CSRF,), body="SignoutAll", body_required=True)},
+        "/api/policy": {
+            "get": _operation("The session policy in force", "Policy", "401 403 503"),
+            "put": _operation("Change the policy (partial documents allowed)", "Policy", WRITES,
+                              params=(CSRF,), body="PolicyUpdate", body_required=True)},
+        "/api/audit": {"get": _operation(
+            "Audit events, newest first", "EventPage", READS, params=(USER_Q, LIMIT, CURSOR))},
+        "/api/me/sessions": {"get": _operation("The caller's own sessions", "OwnSessions", "401 403 503")},
+        "/api/me/sessions/{id}": {"delete": _operation(
+            "Sign out one of the caller's sessions (signed_out)", None, "401 403 404 503",
+            params=(SID, CSRF), code="204")},
+        "/api/me/signout-others": {"post": _operation(
+            "Sign out the caller's other sessions (signed_out)", "Ended", "401 403 503", params=(CSRF,))},
+        "/api/me/settings": {
+            "get": _operation("The caller's own idle timeouts", "Settings", "401 403 503"),
+            "put": _operation("Set the caller's own idle timeouts (403 unless allowed)", "Settings",
+                              WRITES, params=(CSRF,), body="SettingsUpdate", body_required=True)},
+        "/api/csrf": {"get": _operation("The CSRF token of the caller's session", "CsrfToken",
+                                        "401 403 503")},
+        "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {
+            "200": {"description": "OK", **_json({"type": "object"})}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "sessionguard admin API", "version": "1"},
+        "paths": {prefix + path: item for path, item in ops.items()},
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": {
+                f"E{status}": {"description": text, **_json(_ref("Error"))} for status, text in ERRORS.items()
+            },
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer",
+                               "description": "ADMIN_TOKEN, or a session token"},
+                "cookieAuth": {"type": "apiKey", "in": "cookie", "name": cookie_name},
+            },
+        },
+        "security": [{"bearerAuth": []}, {"cookieAuth": []}],
+    }
+
+
+def document(call: Call) -> Flow:
+    """``GET openapi.json`` (no authentication)."""
+    cache, prefix = call.admin.documents, call.request.prefix
+    body = cache.get(prefix)
+    if body is None:
+        body = json.dumps(build(prefix, call.admin.config.cookie_name), ensure_ascii=True).encode()
+        if len(cache) < _MAX_DOCUMENTS:
+            cache[prefix] = body
+    yield from ()  # a flow without store steps
+    return Response(200, (JSON_TYPE, *BASE_HEADERS), body)
+
+
+ROUTES = (Route("GET", "/openapi.json", document, PUBLIC),)

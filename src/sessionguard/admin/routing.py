@@ -1,0 +1,110 @@
+"""Routing of the admin sub-app and the one flow every request takes: match
+the route (``404`` / ``405``), authenticate (``401``), authorize and check
+CSRF (``403``), then run the route's handler. The table itself is
+:data:`sessionguard.admin.routes.ROUTES`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .auth import Caller, Signing, authenticate, authorize
+from .flow import Flow
+from .http import AdminRequest, ApiError
+
+if TYPE_CHECKING:
+    from ..guard import SessionGuard
+
+_PARAM = re.compile(r"\{(\w+)(:path)?\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a handler gets: the request, its caller, the path parameters and
+    the pure helpers of the sub-app. No I/O handle: handlers yield their
+    store calls (see :mod:`sessionguard.admin.flow`)."""
+
+    request: AdminRequest
+    caller: Caller
+    params: Mapping[str, str]
+    admin: Admin
+
+
+Handler = Callable[[Call], Flow]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """``method`` on ``pattern`` runs ``handler`` for callers meeting
+    ``requirement`` (a permission, ``"session"`` or ``"public"``).
+
+    ``pattern`` is a path below the admin prefix; ``{name}`` matches one
+    path segment, ``{name:path}`` the rest of the path (user ids may hold
+    ``/``).
+    """
+
+    method: str
+    pattern: str
+    handler: Handler
+    requirement: str
+    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parts, last = [], 0
+        for match in _PARAM.finditer(self.pattern):
+            parts.append(re.escape(self.pattern[last:match.start()]))
+            parts.append(f"(?P<{match[1]}>{'.+' if match[2] else '[^/]+'})")
+            last = match.end()
+        parts.append(re.escape(self.pattern[last:]))
+        object.__setattr__(self, "regex", re.compile("".join(parts), re.DOTALL))
+
+
+class Admin:
+    """The pure state of one guard's admin sub-app: settings, signing keys,
+    routes. Shared by both shells; holds no connection.
+
+    :param routes: the route table (:data:`sessionguard.admin.routes.ROUTES`).
+    """
+
+    def __init__(self, guard: SessionGuard, routes: Sequence[Route]) -> None:
+        self.config = guard.config
+        self.is_admin_token = guard.is_admin_token
+        #: the ``Set-Cookie`` value that clears the session cookie
+        self.clear_cookie = guard.clear_cookie
+        self.signing = Signing(guard.config.secret_key)
+        self.routes = tuple(routes)
+        #: per-prefix cache of rendered documents (``/openapi.json``)
+        self.documents: dict[str, bytes] = {}
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route for ``method`` on ``path`` and its parameters.
+
+        :raises ApiError: ``404`` for an unknown path, ``405`` (with
+            ``Allow``) for a known path and another method.
+        """
+        wanted = "GET" if method == "HEAD" else method
+        allowed: list[str] = []
+        for route in self.routes:
+            found = route.regex.fullmatch(path)
+            if found is None:
+                continue
+            if route.method == wanted:
+                return route, found.groupdict()
+            allowed.append(route.method)
+        if not allowed:
+            raise ApiError(404, "not_found", "There is no such admin endpoint.")
+        if "GET" in allowed:
+            allowed.append("HEAD")
+        allow = ", ".join(sorted(set(allowed)))
+        raise ApiError(405, "method_not_allowed", f"Use {allow} here.", headers=(("allow", allow),))
+
+    def handle(self, request: AdminRequest) -> Flow:
+        """The flow answering ``request``."""
+        route, params = self.match(request.method, request.path)
+        caller = authenticate(request, self.config, self.is_admin_token)
+        authorize(caller, route.requirement, request, self.signing)
+        return (yield from route.handler(Call(request, caller, params, self)))
+
