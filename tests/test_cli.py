@@ -240,6 +240,7 @@ class App:
         with httpx.Client(transport=transport, base_url="https://testserver") as client:
             response = client.post("/login", json={"user": user, **body}, headers={"User-Agent": ua})
         assert response.status_code == 200, response.text
+        time.sleep(0.003)  # distinct login times (ms, Redis clock): "newest first" is then exact
         return response.json()
 
     def ended_reason(self, token: str) -> str | None:

@@ -336,7 +336,8 @@ def parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="run the demo app with the in-memory store",
         description="Run the demo app (a Starlette site with login, logout and a websocket) with"
-        " the in-memory store and a random secret key, over plain HTTP.",
+        " the in-memory store over plain HTTP. SESSIONGUARD_* policy variables apply; the secret"
+        " key is random unless SESSIONGUARD_SECRET_KEY is set.",
     )
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     demo.add_argument("--port", type=_port, default=8000, help="port to listen on (default: 8000)")
