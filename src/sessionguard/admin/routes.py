@@ -8,7 +8,7 @@ changes. The first route matching both path and method wins.
 
 from __future__ import annotations
 
-from . import api, me, openapi
+from . import api, me, openapi, pages  # pages: the HTML pages of / and /me (issue 5)
 from .routing import Route
 
-ROUTES: tuple[Route, ...] = (*api.ROUTES, *me.ROUTES, *openapi.ROUTES)
+ROUTES: tuple[Route, ...] = (*api.ROUTES, *me.ROUTES, *openapi.ROUTES, *pages.ROUTES)
