@@ -130,6 +130,11 @@ def sessionguard_redis_available() -> str | None:
 # --------------------------------------------------------------------------
 
 
+#: Not attributed to requests: our own ``INFO``, and the ``PING`` that keeps
+#: sessionguard's pub/sub subscription alive (twice a second, in its own thread).
+NOT_COUNTED = frozenset({"info", "ping"})
+
+
 def commandstats(client: redis.Redis) -> dict[str, int]:
     """``INFO commandstats`` as ``{command: calls}``. Redis counts the commands
     a Lua script runs (``redis.call``) as well as the ``EVALSHA`` itself."""
@@ -140,7 +145,7 @@ def commandstats(client: redis.Redis) -> dict[str, int]:
 def stats_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     """Calls per command between two :func:`commandstats`, without ``INFO`` itself."""
     delta = {name: calls - before.get(name, 0) for name, calls in after.items()}
-    return {name: calls for name, calls in delta.items() if calls and name != "info"}
+    return {name: calls for name, calls in delta.items() if calls and name not in NOT_COUNTED}
 
 
 def write_commands(client: redis.Redis, names: Sequence[str]) -> set[str]:
@@ -243,10 +248,12 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def fmt(value: float | None, digits: int = 1) -> str:
+def fmt(value: float | None, digits: int = 1, *, sign: bool = False) -> str:
+    """``value`` with ``digits`` decimals (``sign``: always with + or −); NaN/None as –."""
     if value is None or value != value:  # None or NaN
         return "–"
-    return f"{value:,.{digits}f}"
+    text = f"{value:+,.{digits}f}" if sign else f"{value:,.{digits}f}"
+    return text.replace("-", "−")
 
 
 @dataclass

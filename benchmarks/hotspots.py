@@ -1,4 +1,5 @@
-"""Profile of sessionguard's own request path (authenticated and without a token).
+"""Profile of sessionguard's own request path: authenticated, with no cookie,
+and with only other cookies (no token, but a ``Cookie`` header to read).
 
 sessionguard wraps a minimal inner app (raw ASGI / WSGI callables that read
 the session and answer a few bytes), so nearly every sample is sessionguard's.
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from common import Table, fmt
-from inprocess import _REQUEST, asgi_scope, wsgi_environ
+from inprocess import _REQUEST, OTHER_COOKIES, asgi_scope, wsgi_environ
 from variants import METADATA, USER, guard
 
 REQUESTS = 20_000
@@ -199,13 +200,15 @@ def profile(redis_url: str | None, results: Path, *, quick: bool = False) -> str
                 g = guard(url)
                 app = g.asgi(inner_asgi()) if kind == "asgi" else g.wsgi(inner_wsgi())
                 cookie = loop.run_until_complete(_asgi_cookie(app)) if kind == "asgi" else _wsgi_cookie(app)
-                for path, template in (("auth", make("/whoami", cookie)), ("anon", make("/whoami", None))):
+                paths = (("auth", make("/whoami", cookie)), ("anon", make("/whoami", None)),
+                         ("other", make("/whoami", OTHER_COOKIES)))
+                for path, template in paths:
                     _run(kind, app, template, min(n, 2000), loop)  # warm-up
                     plain = _plain_timing(kind, app, template, n, loop)
                     table = _cprofile(kind, app, template, n, loop)
                     tree = results / f"profile-{kind}-{store}-{path}.txt"
                     _pyinstrument(kind, app, template, n, loop, tree)
-                    what = "authenticated" if path == "auth" else "no token"
+                    what = {"auth": "authenticated", "anon": "no cookie", "other": "only other cookies"}[path]
                     table.title = (f"{kind.upper()}, {store}, {what}: {fmt(plain, 2)} µs/req, "
                                    f"+{fmt(plain - baseline, 2)} µs over the inner app alone")
                     parts.append(table.markdown())
@@ -257,12 +260,20 @@ def _check_script(store: Any, session_id: str, client: Any) -> tuple[str, tuple[
     return request.name, request.keys, request.args
 
 
+def _plan(store: Any, session_id: str) -> Any:
+    """The check's script request, planned without I/O (the state is cached)."""
+    op = store._ops.check(session_id, False)
+    request = op.send(None)
+    op.close()
+    return request
+
+
 def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
     """An authenticated check taken apart: raw redis-py calls against the store's."""
     import redis
     import redis.asyncio
 
-    from sessionguard.stores.redis_common import script_sources
+    from sessionguard.stores.redis_common import decode_record, script_sources
     from sessionguard.tokens import session_id as public_id
 
     n = 300 if quick else 2000
@@ -275,6 +286,7 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
     sha = client.script_load(script_sources()[name])
     evalsha = ("EVALSHA", sha, len(keys), *keys, *args)
     conn = client.connection_pool.get_connection()
+    value = client.get(keys[0])
     store_client = g.store._shared.sync_client()
     rows: list[tuple[str, tuple[float, float]]] = [
         ("redis-py `PING`", _per_call(client.ping, n)),
@@ -284,8 +296,14 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
         ("redis-py packs a `GET`, no I/O", _per_call(lambda: conn.pack_command("GET", keys[0]), n)),
         ("redis-py `EVALSHA` check, the store's exact KEYS/ARGV",
          _per_call(lambda: client.execute_command(*evalsha), n)),
+        ("sessionguard plans the check: KEYS/ARGV from `Operations.check`, no I/O",
+         _per_call(lambda: _plan(g.store, sid), n)),
+        ("sessionguard decodes the returned record (`decode_record`, its JSON tail too)",
+         _per_call(lambda: decode_record(sid, value), n)),
         ("the store's own redis-py client (its pool, timeouts, retry): `EVALSHA` check",
          _per_call(lambda: store_client.execute_command(*evalsha), n)),
+        ("the store's redis-py `Script` object on that client (`Script.__call__`)",
+         _per_call(lambda: g.store._scripts[name](keys, args, client=store_client), n)),
         ("`RedisStore.check()` (what the WSGI shell calls)",
          _per_call(lambda: g.store.check(sid, passive=False), n)),
     ]  # fmt: skip
@@ -305,6 +323,9 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
                  await _per_call_async(lambda: aclient.execute_command(*evalsha), n)),
                 ("the store's own redis.asyncio client: `EVALSHA` check",
                  await _per_call_async(lambda: store_aclient.execute_command(*evalsha), n)),
+                ("the store's `AsyncScript` object on that client",
+                 await _per_call_async(lambda: g.async_store._scripts[name](keys, args, client=store_aclient),
+                                       n)),
                 ("`AsyncRedisStore.check()` (what the ASGI shell awaits)",
                  await _per_call_async(lambda: g.async_store.check(sid, passive=False), n)),
             ]  # fmt: skip

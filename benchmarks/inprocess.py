@@ -14,9 +14,11 @@ through ``GET /login`` and keeps the cookie; then ``GET /whoami`` is timed
   (``asyncio.gather``).
 
 Variants of one kind alternate within every round (A B C A B C …, the order
-rotated each round), so drifts of the machine hit all of them alike; each
-figure is the median over rounds, and differences and ratios are paired per
-round before taking the median. A separate, untimed pass counts what reaches
+rotated each round), so drifts of the machine hit all of them alike. A
+round's figure for a variant is the median of 10 equal slices of its
+requests (a burst of another process's work moves one slice, not the
+figure); each reported figure is the median over rounds, and differences and
+ratios are paired per round before taking the median. A separate, untimed pass counts what reaches
 Redis: ``INFO commandstats`` deltas (commands run inside Lua scripts count
 too) and client round trips (``send_packed_command`` calls of redis-py).
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import io
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -39,6 +42,8 @@ from variants import USER, Variant
 SCENARIOS = ("auth", "anon", "other")
 OTHER_COOKIES = "_ga=GA1.1.1234567890.1700000000; theme=dark; consent=analytics%3Dno"
 CONCURRENCY = 64
+#: Each round's figure is the median of this many equal slices of its requests.
+CHUNKS = 10
 
 
 @dataclass(frozen=True)
@@ -140,21 +145,31 @@ async def asgi_request(app: Any, path: str, cookie: str | None) -> tuple[int, li
     return out["status"], out["cookies"], out["body"]
 
 
-async def _asgi_timed(app: Any, template: dict[str, Any], n: int) -> tuple[float, float]:
+async def _asgi_timed(app: Any, template: dict[str, Any], n: int, chunks: int = 1) -> tuple[float, float]:
+    """Wall and CPU µs per request of ``n`` requests: the median over ``chunks``
+    equal slices, so a burst of another process's work moves one slice only."""
     receive, send, copy = _receive, _send, template.copy
-    wall, cpu = time.perf_counter_ns(), time.process_time_ns()
-    for _ in range(n):
-        await app(copy(), receive, send)
-    return (time.perf_counter_ns() - wall) / n / 1000, (time.process_time_ns() - cpu) / n / 1000
+    size = max(1, n // chunks)
+    walls, cpus = [], []
+    for _ in range(chunks):
+        wall, cpu = time.perf_counter_ns(), time.process_time_ns()
+        for _ in range(size):
+            await app(copy(), receive, send)
+        walls.append((time.perf_counter_ns() - wall) / size / 1000)
+        cpus.append((time.process_time_ns() - cpu) / size / 1000)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 async def _asgi_concurrent(app: Any, template: dict[str, Any], batches: int) -> tuple[float, float]:
+    """µs per request of ``batches`` × 64 concurrent requests: the median over batches."""
     receive, send, copy = _receive, _send, template.copy
-    wall, cpu = time.perf_counter_ns(), time.process_time_ns()
+    walls, cpus = [], []
     for _ in range(batches):
+        wall, cpu = time.perf_counter_ns(), time.process_time_ns()
         await asyncio.gather(*[app(copy(), receive, send) for _ in range(CONCURRENCY)])
-    n = batches * CONCURRENCY
-    return (time.perf_counter_ns() - wall) / n / 1000, (time.process_time_ns() - cpu) / n / 1000
+        walls.append((time.perf_counter_ns() - wall) / CONCURRENCY / 1000)
+        cpus.append((time.process_time_ns() - cpu) / CONCURRENCY / 1000)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 async def _asgi_prepare(variant: Variant, app: Any) -> dict[str, dict[str, Any]]:
@@ -193,7 +208,8 @@ async def run_asgi(
         for v in _rotated(variants, r):
             for scenario in SCENARIOS:
                 gc.collect()
-                wall, cpu = await _asgi_timed(apps[v.name], templates[v.name][scenario], settings.requests)
+                wall, cpu = await _asgi_timed(
+                    apps[v.name], templates[v.name][scenario], settings.requests, CHUNKS)
                 results[v.name].series[scenario].wall.append(wall)
                 results[v.name].series[scenario].cpu.append(cpu)
             gc.collect()
@@ -258,17 +274,23 @@ def wsgi_request(app: Any, path: str, cookie: str | None, **headers: str) -> tup
     return out["status"], out["cookies"], body
 
 
-def _wsgi_timed(app: Any, template: dict[str, Any], n: int) -> tuple[float, float]:
+def _wsgi_timed(app: Any, template: dict[str, Any], n: int, chunks: int = 1) -> tuple[float, float]:
+    """As :func:`_asgi_timed`, for a WSGI app (the body is consumed and closed)."""
     start_response, copy = _start_response, template.copy
-    wall, cpu = time.perf_counter_ns(), time.process_time_ns()
-    for _ in range(n):
-        body = app(copy(), start_response)
-        for _chunk in body:
-            pass
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
-    return (time.perf_counter_ns() - wall) / n / 1000, (time.process_time_ns() - cpu) / n / 1000
+    size = max(1, n // chunks)
+    walls, cpus = [], []
+    for _ in range(chunks):
+        wall, cpu = time.perf_counter_ns(), time.process_time_ns()
+        for _ in range(size):
+            body = app(copy(), start_response)
+            for _chunk in body:
+                pass
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        walls.append((time.perf_counter_ns() - wall) / size / 1000)
+        cpus.append((time.process_time_ns() - cpu) / size / 1000)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def _wsgi_prepare(variant: Variant, app: Any) -> dict[str, dict[str, Any]]:
@@ -305,7 +327,7 @@ def run_wsgi(
         for v in _rotated(variants, r):
             for scenario in SCENARIOS:
                 gc.collect()
-                wall, cpu = _wsgi_timed(apps[v.name], templates[v.name][scenario], settings.requests)
+                wall, cpu = _wsgi_timed(apps[v.name], templates[v.name][scenario], settings.requests, CHUNKS)
                 results[v.name].series[scenario].wall.append(wall)
                 results[v.name].series[scenario].cpu.append(cpu)
         _progress(f"wsgi round {r + 1}/{settings.rounds}")

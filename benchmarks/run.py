@@ -37,9 +37,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
+import os
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from common import HERE, RedisServer, machine_line, sessionguard_redis_available
@@ -59,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=["inprocess", "idle", "profile", "http", "scale"], action="append",
                         help="run only these sections (repeatable)")
     parser.add_argument("--sessions", type=int, default=1_000_000, help="sessions for --scale")
+    parser.add_argument("--rounds", type=int, help="in-process rounds (default 7, quick 3)")
+    parser.add_argument("--requests", type=int, help="in-process requests per variant and round")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     args = parser.parse_args(argv)
 
@@ -68,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.only and (args.scale or args.all):
         sections.add("scale")
     settings = QUICK if args.quick else Settings()
+    if args.rounds or args.requests:
+        settings = dataclasses.replace(settings, rounds=args.rounds or settings.rounds,
+                                       requests=args.requests or settings.requests)
+    load_before = os.getloadavg()[0]
     missing = sessionguard_redis_available()
 
     started = time.monotonic()
@@ -78,32 +88,33 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"sessionguard Redis variants skipped: {missing}.")
 
     with RedisServer() as server:
-        if "inprocess" in sections:
-            parts += _inprocess(server, settings, missing is None, found)
-        if "idle" in sections:
-            from idle_touch import idle_touch
+        sg_redis = missing is None
+        runs: dict[str, Callable[[], Section]] = {
+            "inprocess": lambda: _inprocess(server, settings, sg_redis),
+            "idle": lambda: _idle(server, sg_redis),
+            "profile": lambda: _profile(server, sg_redis, args.quick),
+            "http": lambda: _http(server, sg_redis, args.quick),
+            "scale": lambda: _scale(args.sessions, sg_redis),
+        }
+        for name, run in runs.items():
+            if name not in sections:
+                continue
+            try:
+                section_parts, section_targets = run()
+            except Exception as exc:  # one broken section must not lose the others' results
+                traceback.print_exc()
+                notes.append(f"section `{name}` failed: {type(exc).__name__}: {exc}")
+                continue
+            parts += section_parts
+            found += section_targets
 
-            table, target = idle_touch(server, redis_store=missing is None)
-            parts.append(table.markdown())
-            found.append(target)
-        if "profile" in sections:
-            from hotspots import profile
-
-            parts.append(profile(server.url if missing is None else None, RESULTS, quick=args.quick))
-        if "http" in sections:
-            from http_load import http_mode
-
-            parts.append(http_mode(server, redis_store=missing is None, quick=args.quick).markdown())
-    if "scale" in sections:
-        if missing:
-            notes.append("scale test skipped: it needs the sessionguard Redis store.")
-        else:
-            from scale import scale
-
-            table, scale_targets = scale(args.sessions)
-            parts.append(table.markdown())
-            found += scale_targets
-
+    given = sys.argv[1:] if argv is None else argv
+    load_after = os.getloadavg()[0]
+    cores = os.cpu_count() or 1
+    if max(load_before, load_after) > cores / 2:
+        notes.append(f"the machine was busy (1-minute load average {load_before:.1f} at the start, "
+                     f"{load_after:.1f} at the end, {cores} cores): other processes shared the CPUs, so "
+                     "wall times are noisier than CPU times; prefer the CPU columns and the paired ratios.")
     header = [
         f"## sessionguard benchmarks ({'quick' if args.quick else 'full'} run, "
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
@@ -111,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {machine_line()}",
         "",
-        f"Command: `.venv/bin/python benchmarks/run.py {' '.join(sys.argv[1:] if argv is None else argv)}`"
-        .rstrip() + "",
+        f"Command: `{' '.join(['.venv/bin/python benchmarks/run.py', *given])}`",
         "",
         *[f"- {note}" for note in notes],
         "",
@@ -126,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _inprocess(server: RedisServer, settings: Settings, sg_redis: bool, found: list[Target]) -> list[str]:
+Section = tuple[list[str], list[Target]]
+
+
+def _inprocess(server: RedisServer, settings: Settings, sg_redis: bool) -> Section:
     def chosen(kind: str) -> list[Variant]:
         return [v for v in VARIANTS if v.kind == kind and (sg_redis or v.name != "sessionguard-redis")]
 
@@ -138,10 +151,44 @@ def _inprocess(server: RedisServer, settings: Settings, sg_redis: bool, found: l
         wsgi = run_wsgi(chosen("wsgi"), server.url, counter, settings)
     finally:
         counter.close()
-    found += targets(asgi) + targets(wsgi)
     tables = [authenticated_table(asgi), anonymous_table(asgi), concurrent_table(asgi),
               authenticated_table(wsgi), anonymous_table(wsgi)]  # fmt: skip
-    return [t.markdown() for t in tables]
+    return [t.markdown() for t in tables], targets(asgi) + targets(wsgi)
+
+
+def _idle(server: RedisServer, sg_redis: bool) -> Section:
+    from idle_touch import idle_touch
+
+    print("idle touch …", file=sys.stderr, flush=True)
+    table, target = idle_touch(server, redis_store=sg_redis)
+    return [table.markdown()], [target]
+
+
+def _profile(server: RedisServer, sg_redis: bool, quick: bool) -> Section:
+    from hotspots import profile, redis_breakdown
+
+    print("profile …", file=sys.stderr, flush=True)
+    parts = [profile(server.url if sg_redis else None, RESULTS, quick=quick)]
+    if sg_redis:
+        parts.append(redis_breakdown(server.url, quick=quick).markdown())
+    return parts, []
+
+
+def _http(server: RedisServer, sg_redis: bool, quick: bool) -> Section:
+    from http_load import http_mode
+
+    print("http …", file=sys.stderr, flush=True)
+    return [http_mode(server, redis_store=sg_redis, quick=quick).markdown()], []
+
+
+def _scale(sessions: int, sg_redis: bool) -> Section:
+    if not sg_redis:
+        raise RuntimeError("the scale test needs the sessionguard Redis store")
+    from scale import scale
+
+    print("scale …", file=sys.stderr, flush=True)
+    table, found = scale(sessions)  # on a fresh private server of its own
+    return [table.markdown()], found
 
 
 if __name__ == "__main__":
