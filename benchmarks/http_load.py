@@ -180,7 +180,7 @@ def _table(chosen: list[Variant], loads: dict[tuple[str, str], Load], seconds: i
     table = Table(
         f"HTTP on loopback: wrk -t{THREADS} -c{CONNECTIONS}, {seconds} s × {rounds} round(s) per variant",
         ["server", "variant", "req/s", "req/s ÷ bare", "p50 ms", "p50 ÷ bare", "p99 ms", "p99 ÷ bare",
-         "errors"],
+         "errors"], align="llrrrrrrr",
     )  # fmt: skip
     for kind, server_name in (("asgi", "uvicorn, 1 worker"), ("wsgi", "gunicorn, 1 sync worker")):
         bare = next(loads[(kind, v.name)] for v in chosen if v.kind == kind and v.role == "bare")

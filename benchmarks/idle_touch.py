@@ -113,7 +113,7 @@ def idle_touch(server: RedisServer, *, redis_store: bool) -> tuple[Table, Target
         f"Idle-touch writes: 1 request/s for {SECONDS // 60} min of fake time, "
         f"{IDLE_TIMEOUT // 60}-minute idle timeout",
         ["store", "sessions", "requests/session", "writes/session", "Redis cmds/session",
-         "commands per session", "idle expiry exact (T+29:59 / T+30:00)"],
+         "commands per session", "idle expiry exact (T+29:59 / T+30:00)"], align="lrrrrll",
     )  # fmt: skip
     runs = {"memory://": _scenario("memory://", None)}
     if redis_store:
