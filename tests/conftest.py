@@ -40,7 +40,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-STORES = ["memory"]  # "redis" joins when the Redis store lands
+STORES = ["memory", "redis"]
 
 
 @pytest.fixture(params=STORES)

@@ -66,6 +66,10 @@ class Shared:
             client, self._client = self._client, None
         if client is not None:
             client.close()
+            # a Sentinel client's pool holds the clients of the Sentinels themselves
+            manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+            for sentinel in getattr(manager, "sentinels", ()):
+                sentinel.close()
 
 
 class RedisStore:

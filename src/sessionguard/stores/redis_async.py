@@ -75,6 +75,10 @@ class _LoopClients:
                 self._clients.pop(loop, None)
                 self._closers.pop(loop, None)
             await client.aclose()
+            # a Sentinel client's pool holds the clients of the Sentinels themselves
+            manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+            for sentinel in getattr(manager, "sentinels", ()):
+                await sentinel.aclose()
 
     async def close(self) -> None:
         """Close this loop's client now, and ask running loops to close theirs."""

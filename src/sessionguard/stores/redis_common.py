@@ -116,14 +116,16 @@ def connect(target: Target, timeout: float, ns: SimpleNamespace) -> Any:
     """A client for ``target`` built from the classes in ``ns`` (redis-py's sync or
     asyncio ones, so the construction is written once). Nothing connects yet.
 
-    Every connect and read waits at most :data:`ATTEMPT_SHARE` of ``timeout``, and
-    a call is retried only while the whole stays within ``timeout`` (see
-    :class:`Budget`); reads go to the primary only (no replica reads, Sentinel's
-    ``master_for``).
+    A read waits at most :data:`ATTEMPT_SHARE` of ``timeout`` and a connect at
+    most ``timeout`` (a busy event loop delays a connect's completion, and a
+    failed connect is not worth a retry within the budget); a call is retried
+    only while the whole stays within ``timeout`` (see :class:`Budget`). Reads go
+    to the primary only (no replica reads; Sentinel's ``master_for``). RESP2 keeps
+    the connection handshake to one round trip and works with any Redis >= 6.2.
     """
     attempt = timeout * ATTEMPT_SHARE
     common: dict[str, Any] = dict(
-        socket_timeout=attempt, socket_connect_timeout=attempt,
+        socket_timeout=attempt, socket_connect_timeout=timeout, protocol=2,
         health_check_interval=HEALTH_CHECK_INTERVAL, **target.options,
     )
     if target.kind == "cluster":
@@ -132,7 +134,7 @@ def connect(target: Target, timeout: float, ns: SimpleNamespace) -> Any:
     if target.kind == "sentinel":
         db = common.pop("db", 0)
         sentinel = ns.Sentinel(list(target.hosts), sentinel_kwargs=dict(
-            socket_timeout=attempt, socket_connect_timeout=attempt), **common)
+            socket_timeout=attempt, socket_connect_timeout=timeout), **common)
         return sentinel.master_for(target.service, db=db, max_connections=MAX_CONNECTIONS,
                                    retry=ns.Retry(timeout))
     pool = ns.BlockingConnectionPool.from_url(

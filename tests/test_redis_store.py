@@ -1,0 +1,567 @@
+"""What only the Redis store has to prove: round trips counted at the
+connection, Redis Cluster and Sentinel, login races, faults (stopped, paused,
+restarted Redis; late replies; cancelled tasks), one clock, no resurrection,
+key layout (slots, TTLs, memory) and the ``maxmemory-policy`` warning.
+
+The contract every store shares is in ``test_store_contract.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.crc import key_slot
+from starlette.testclient import TestClient
+
+from apps import flask_app, starlette_app
+from conftest import BASE_URL, SECRET
+from redis_servers import CountingProxy, RedisServer, free_ports, require_binaries
+from sessionguard import Config, SessionGuard, StoreUnavailable
+from sessionguard.audit import Event
+from sessionguard.core import Outcome, Record
+from sessionguard.policy import Policy
+from sessionguard.stores import redis_state
+from sessionguard.stores.base import NewSession
+from sessionguard.stores.redis import RedisStore, open_redis_stores
+from sessionguard.stores.redis_async import AsyncRedisStore
+from sessionguard.stores.redis_common import Keys, parse_url
+from sessionguard.tokens import Tokens, session_id
+
+TOKENS = Tokens([SECRET])
+UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "Chrome/131.0.0.0 Safari/537.36")[:120]
+# live sessions of one user, read atomically: the probe of the race tests
+PROBE = """local n = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  n = n + redis.call('EXISTS', ARGV[1] .. id)
+end
+return n"""
+
+
+Stores = tuple[RedisStore, AsyncRedisStore]
+
+
+@pytest.fixture
+def make_stores() -> Iterator[Callable[..., Stores]]:
+    """``make_stores(url, prefix, clock=None, **config)``: both stores of one
+    "process"; their subscribers are stopped and connections closed at teardown."""
+    made: list[RedisStore] = []
+
+    def make(url: str, prefix: str = "sg", *, clock: Callable[[], int] | None = None,
+             **config: Any) -> Stores:
+        cfg = Config(secret_key=SECRET, store_url=url, key_prefix=prefix, **config)
+        stores = open_redis_stores(cfg, Policy.from_config(cfg), slot_tag=TOKENS.slot_tag, clock=clock)
+        made.append(stores[0])
+        return stores
+
+    yield make
+    for store in made:
+        store.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_resync(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the subscriber's periodic re-read would show up in the round-trip counts
+    monkeypatch.setattr(redis_state, "RESYNC_SECONDS", 3600.0)
+
+
+def new(user: str = "ada", platform: str = "web", **fields: Any) -> NewSession:
+    return NewSession(id=session_id(TOKENS.new_sid(user)), user_id=user, platform=platform, **fields)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def request_commands(proxy: CountingProxy) -> list[str]:
+    """Data commands sent since the last reset, leaving out the subscriber's
+    connection (SUBSCRIBE, and PINGs that prove it alive)."""
+    subscriber = {r.connection for r in proxy.records if r.name == "SUBSCRIBE"}
+    return [r.name for r in proxy.records if not r.is_setup and r.connection not in subscriber]
+
+
+def app_client(shell: str, guard: SessionGuard) -> httpx.Client:
+    if shell == "asgi":
+        return TestClient(starlette_app(guard), base_url=BASE_URL)
+    return httpx.Client(transport=httpx.WSGITransport(app=flask_app(guard)), base_url=BASE_URL)
+
+
+def cleanup(client: Any, prefix: str) -> None:
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.unlink(key)
+
+
+# -- round trips, counted at the connection ------------------------------------------------
+
+
+def test_a_check_is_one_round_trip(private_redis: RedisServer, counting_proxy: Any,
+                                   make_stores: Any) -> None:
+    proxy = counting_proxy(private_redis.host, private_redis.port)
+    sync, _ = make_stores(proxy.url)
+    record = sync.create(new()).record
+    sync.check(record.id, passive=True)  # the first use of a script loads it (NOSCRIPT)
+    wait_until(lambda: sync.subscribed)
+    proxy.reset()
+    for passive in (False, True) * 10:
+        assert sync.check(record.id, passive=passive).outcome is Outcome.VALID
+    assert request_commands(proxy) == ["EVALSHA"] * 20
+
+
+def test_unknown_sessions_cost_one_read_and_write_nothing(private_redis: RedisServer, counting_proxy: Any,
+                                                          make_stores: Any) -> None:
+    proxy = counting_proxy(private_redis.host, private_redis.port)
+    sync, _ = make_stores(proxy.url)
+    sync.check(new().id, passive=False)
+    wait_until(lambda: sync.subscribed)
+
+    def dirty() -> int:
+        info = private_redis.client().info("persistence")
+        return int(info["rdb_changes_since_last_save"])
+
+    before, keys = dirty(), private_redis.client().dbsize()
+    proxy.reset()
+    for _ in range(5):
+        assert sync.check(new().id, passive=False).outcome is Outcome.INVALID
+    assert request_commands(proxy) == ["EVALSHA"] * 5
+    assert (dirty(), private_redis.client().dbsize()) == (before, keys)
+
+
+@pytest.mark.parametrize("shell", ["asgi", "wsgi"])
+def test_requests_through_a_guarded_app(shell: str, private_redis: RedisServer, counting_proxy: Any) -> None:
+    proxy = counting_proxy(private_redis.host, private_redis.port)
+    guard = SessionGuard(Config(secret_key=SECRET, store_url=proxy.url))
+    with app_client(shell, guard) as client:
+        assert client.post("/login", json={"user": "ada"}).status_code == 200
+        assert client.get("/whoami").status_code == 200  # loads the script (NOSCRIPT)
+        wait_until(lambda: guard.store.subscribed)  # type: ignore[attr-defined]
+        proxy.reset()
+        anonymous = httpx.Client(transport=client._transport, base_url=BASE_URL)
+        for _ in range(5):
+            assert anonymous.get("/whoami").json() == {"session": None, "ended_reason": None}
+        assert request_commands(proxy) == []
+        for _ in range(5):
+            assert client.get("/whoami").json()["session"]["user_id"] == "ada"
+        assert request_commands(proxy) == ["EVALSHA"] * 5
+    guard.store.close()
+
+
+# -- Redis Cluster and Sentinel --------------------------------------------------------------
+
+
+def test_cluster_login_check_evict_and_signout_all(redis_cluster: Any, make_stores: Any) -> None:
+    prefix = f"sgt-{secrets.token_hex(4)}"
+    user = "ada{x}:é"
+    sync, async_ = make_stores(redis_cluster.url, prefix, max_sessions=2)
+    cluster = redis_cluster.client()
+    try:
+        records = []
+        for who in (user, user, user, "bob"):
+            records.append(sync.create(new(who)).record)
+            time.sleep(0.002)  # distinct login times: the listing order is known
+        first, second, third, bob = records
+        assert [sync.check(r.id, passive=False).outcome for r in (first, second, third, bob)] == [
+            Outcome.EVICTED, Outcome.VALID, Outcome.VALID, Outcome.VALID]
+        listed = sync.list_sessions(user_id=None, platform=None, limit=10, cursor=None)
+        assert [r.id for r in listed.items] == [bob.id, third.id, second.id]
+        keys = [k for node in cluster.get_primaries()
+                for k in cluster.scan_iter(match=f"{prefix}:{{{first.id[:4]}}}*", target_nodes=node)]
+        assert len(keys) >= 4  # records, tombstone, index
+        assert len({cluster.keyslot(k) for k in keys}) == 1
+        sync.end_all(keep=third.id)
+        time.sleep(0.002)
+        assert asyncio.run(async_.check(second.id, passive=False)).outcome is Outcome.SIGNOUT_ALL
+        assert [sync.check(r.id, passive=False).outcome for r in (third, bob)] == [
+            Outcome.VALID, Outcome.SIGNOUT_ALL]
+        assert [r.id for r in sync.end_user(user, "revoked")] == [third.id]
+        assert sync.user_sessions(user) == []
+    finally:
+        for node in cluster.get_primaries():
+            for key in cluster.scan_iter(match=f"{prefix}*", target_nodes=node):
+                cluster.unlink(key)
+        cluster.close()
+
+
+def test_cluster_through_a_guarded_app(redis_cluster: Any) -> None:
+    prefix = f"sgt-{secrets.token_hex(4)}"
+    guard = SessionGuard(Config(secret_key=SECRET, store_url=redis_cluster.url, key_prefix=prefix,
+                                max_sessions=1))
+    try:
+        with app_client("wsgi", guard) as one, app_client("wsgi", guard) as two:
+            assert one.post("/login", json={"user": "ada"}).status_code == 200
+            assert one.get("/whoami").json()["session"]["user_id"] == "ada"
+            assert two.post("/login", json={"user": "ada"}).status_code == 200
+            assert one.get("/whoami").json() == {"session": None, "ended_reason": "evicted"}
+    finally:
+        guard.store.close()
+        cluster = redis_cluster.client()
+        for node in cluster.get_primaries():
+            for key in cluster.scan_iter(match=f"{prefix}*", target_nodes=node):
+                cluster.unlink(key)
+        cluster.close()
+
+
+@pytest.fixture
+def sentinel(private_redis: RedisServer, tmp_path: Path) -> Iterator[str]:
+    """A Sentinel watching ``private_redis`` as service ``main``; its URL."""
+    port = free_ports(1)[0]
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+                    f"sentinel monitor main {private_redis.host} {private_redis.port} 1\n")
+    proc = subprocess.Popen([require_binaries().server, str(conf), "--sentinel"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        probe = redis.Redis(port=port, socket_timeout=1)
+        wait_until(lambda: _sentinel_ready(probe), timeout=10)
+        probe.close()
+        yield f"redis+sentinel://127.0.0.1:{port},127.0.0.1:{free_ports(1)[0]}/main?db=0"
+    finally:
+        proc.terminate()
+        proc.wait(5)
+
+
+def _sentinel_ready(probe: redis.Redis) -> bool:
+    try:
+        return probe.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "main") is not None
+    except redis.RedisError:
+        return False
+
+
+def test_sentinel_url_reaches_the_primary(sentinel: str, private_redis: RedisServer,
+                                         make_stores: Any) -> None:
+    sync, async_ = make_stores(sentinel)
+    record = sync.create(new()).record
+    assert asyncio.run(async_.check(record.id, passive=False)).record == record
+    assert private_redis.client().exists(f"sg:{{{record.id[:4]}}}:s:{record.id}") == 1
+
+
+@pytest.mark.parametrize(("url", "kind", "hosts", "options"), [
+    pytest.param("redis://h:1/2", "redis", (), {}, id="redis"),
+    pytest.param("redis+cluster://a:7000,b:7001", "cluster", (("a", 7000), ("b", 7001)), {}, id="cluster"),
+    pytest.param("redis+sentinel://u:p%40ss@s1:26379,[::1]:26380/main?db=3", "sentinel",
+                 (("s1", 26379), ("::1", 26380)), {"username": "u", "password": "p@ss", "db": 3},
+                 id="sentinel"),
+])
+def test_store_urls(url: str, kind: str, hosts: tuple[tuple[str, int], ...], options: dict[str, Any]) -> None:
+    target = parse_url(url)
+    assert (target.kind, target.hosts, target.options) == (kind, hosts, options)
+
+
+@pytest.mark.parametrize("url", ["redis+sentinel://:secret@h:1", "redis+cluster://:secret@h:x"])
+def test_bad_store_urls_name_the_variable_not_the_password(url: str) -> None:
+    with pytest.raises(ValueError, match="SESSIONGUARD_STORE_URL") as raised:
+        parse_url(url)
+    assert "secret" not in str(raised.value)
+
+
+# -- races ---------------------------------------------------------------------------------------
+
+
+class Probe:
+    """Counts the user's live sessions atomically, over and over, in a thread."""
+
+    def __init__(self, url: str, prefix: str, user: str) -> None:
+        tag = TOKENS.slot_tag(user)
+        keys = Keys(prefix)
+        self._args = (keys.user_index(tag, user), keys.base(tag) + "s:")
+        self._client = redis.Redis.from_url(url)
+        self._stop = threading.Event()
+        self.most = 0
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self) -> None:
+        script = self._client.register_script(PROBE)
+        try:
+            while not self._stop.is_set():
+                self.most = max(self.most, int(script(keys=[self._args[0]], args=[self._args[1]])))
+        except redis.RedisError as exc:
+            self.error: redis.RedisError | None = exc
+
+    def stop(self) -> int:
+        """The most sessions seen at once (the probe's own error, re-raised)."""
+        self._stop.set()
+        self._thread.join()
+        self._client.close()
+        if getattr(self, "error", None) is not None:
+            raise AssertionError("the probe failed") from self.error
+        return self.most
+
+
+def test_racing_logins_from_threads_never_exceed_the_limit(redis_url: str, key_prefix: str,
+                                                           make_stores: Any) -> None:
+    # a generous timeout: this is about atomicity, on a machine that may be busy
+    processes = [make_stores(redis_url, key_prefix, max_sessions=3, store_timeout=5)[0] for _ in range(4)]
+    probe = Probe(redis_url, key_prefix, "ada")
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        created = list(pool.map(lambda i: processes[i % 4].create(new()).record, range(200)))
+    assert probe.stop() <= 3
+    outcomes = [processes[0].check(r.id, passive=True).outcome for r in created]
+    assert outcomes.count(Outcome.VALID) == 3 and outcomes.count(Outcome.EVICTED) == 197
+
+
+async def test_racing_logins_from_asyncio_never_exceed_the_limit(redis_url: str, key_prefix: str,
+                                                                 make_stores: Any) -> None:
+    processes = [make_stores(redis_url, key_prefix, max_sessions=3, store_timeout=5)[1] for _ in range(2)]
+    probe = Probe(redis_url, key_prefix, "ada")
+    created = await asyncio.gather(*(processes[i % 2].create(new()) for i in range(200)))
+    assert await asyncio.to_thread(probe.stop) <= 3
+    outcomes = [(await processes[0].check(c.record.id, passive=True)).outcome for c in created]
+    assert outcomes.count(Outcome.VALID) == 3 and outcomes.count(Outcome.EVICTED) == 197
+    for store in processes:
+        await store.close()
+
+
+# -- faults ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", ["asgi", "wsgi"])
+def test_stopped_redis_gives_503_then_recovers(shell: str, private_redis: RedisServer) -> None:
+    guard = SessionGuard(Config(secret_key=SECRET, store_url=private_redis.url))
+    with app_client(shell, guard) as client:
+        assert client.post("/login", json={"user": "ada"}).status_code == 200
+        private_redis.stop()
+        for response in (client.get("/whoami"), client.post("/login", json={"user": "ada"})):
+            assert response.status_code == 503 and response.headers["retry-after"]
+            assert str(private_redis.port) not in response.text and "127.0.0.1" not in response.text
+        with pytest.raises(StoreUnavailable) as raised:
+            guard.store.check(new().id, passive=False)
+        assert isinstance(raised.value.__cause__, redis.RedisError | OSError)
+        assert str(private_redis.port) not in str(raised.value)
+        private_redis.start()  # same port, empty: the old session is gone
+        assert client.get("/whoami").json() == {"session": None, "ended_reason": "invalid"}
+        assert client.post("/login", json={"user": "ada"}).status_code == 200
+        assert client.get("/whoami").json()["session"]["user_id"] == "ada"
+    guard.store.close()
+
+
+@pytest.mark.parametrize("shell", ["asgi", "wsgi"])
+def test_paused_redis_gives_503_within_the_timeout(shell: str, private_redis: RedisServer) -> None:
+    guard = SessionGuard(Config(secret_key=SECRET, store_url=private_redis.url, store_timeout=0.5))
+    with app_client(shell, guard) as client:
+        assert client.post("/login", json={"user": "ada"}).status_code == 200
+        assert client.get("/whoami").json()["session"] is not None
+        private_redis.pause(3000)
+        began = time.monotonic()
+        response = client.get("/whoami")
+        waited = time.monotonic() - began
+    assert response.status_code == 503
+    assert waited < 0.5 + 0.1, waited
+    guard.store.close()
+
+
+async def test_a_cancelled_check_leaves_no_reply_behind(private_redis: RedisServer, make_stores: Any) -> None:
+    sync, async_ = make_stores(private_redis.url)
+    valid, revoked = sync.create(new()).record, sync.create(new("bob")).record
+    sync.end(revoked.id, "revoked")
+    assert (await async_.check(valid.id, passive=True)).outcome is Outcome.VALID
+    private_redis.pause(300)
+    task = asyncio.create_task(async_.check(valid.id, passive=True))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.3)
+    assert (await async_.check(revoked.id, passive=True)).outcome is Outcome.REVOKED
+    assert (await async_.check(valid.id, passive=True)).outcome is Outcome.VALID
+    await async_.close()
+
+
+def test_a_login_retried_after_a_late_reply_takes_one_slot(private_redis: RedisServer, counting_proxy: Any,
+                                                          make_stores: Any) -> None:
+    proxy = counting_proxy(private_redis.host, private_redis.port)
+    sync, _ = make_stores(proxy.url, store_timeout=0.5, max_sessions=1, on_limit="reject")
+    sync.create(new("bob"))  # loads the script (NOSCRIPT)
+    wait_until(lambda: sync.subscribed)
+    proxy.reset()
+    sleeper = threading.Thread(target=private_redis.command, args=("DEBUG", "SLEEP", "0.3"))
+    sleeper.start()
+    time.sleep(0.05)
+    created = sync.create(new())  # the first reply comes after the 0.2 s read timeout
+    sleeper.join()
+    assert request_commands(proxy).count("EVALSHA") == 2
+    assert sync.user_sessions("ada") == [created.record]
+
+
+# -- one clock, no resurrection --------------------------------------------------------------------
+
+
+def test_skewed_app_servers_agree_on_redis_time(redis_url: str, key_prefix: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    guards = [SessionGuard(Config(secret_key=SECRET, store_url=redis_url, key_prefix=key_prefix,
+                                  idle_timeout=2)) for _ in range(2)]
+    real = time.time
+
+    def on_server(index: int, call: Callable[[], Any]) -> Any:
+        skew = (-600, +600)[index]  # ten minutes slow, ten minutes fast
+        monkeypatch.setattr(time, "time", lambda: real() + skew)
+        monkeypatch.setattr(time, "time_ns", lambda: int((real() + skew) * 1e9))
+        try:
+            return call()
+        finally:
+            monkeypatch.undo()
+
+    record = on_server(0, lambda: guards[0].store.create(new())).record
+    assert abs(record.created / 1000 - real()) < 5
+    time.sleep(1.2)
+    assert on_server(1, lambda: guards[1].store.check(record.id, passive=True)).outcome is Outcome.VALID
+    time.sleep(0.9)
+    for index, guard in enumerate(guards):
+        check = on_server(index, lambda: guard.store.check(record.id, passive=True))  # noqa: B023
+        assert check.outcome is Outcome.IDLE_TIMEOUT
+    for guard in guards:
+        guard.store.close()
+
+
+def test_in_flight_requests_cannot_resurrect_a_session(redis_url: str, key_prefix: str,
+                                                       make_stores: Any) -> None:
+    ticks = iter(range(10**9))
+    lock = threading.Lock()
+
+    def clock() -> int:  # every check is a second later: every check touches
+        with lock:
+            return 1_800_000_000_000 + 1001 * next(ticks)
+
+    sync, _ = make_stores(redis_url, key_prefix, clock=clock)
+    raw = redis.Redis.from_url(redis_url)
+    for _ in range(20):
+        record = sync.create(new()).record
+        go = threading.Barrier(51)
+
+        def request(record: Record = record, go: threading.Barrier = go) -> Outcome:
+            go.wait()
+            time.sleep(0.001 * secrets.randbelow(5))
+            return sync.check(record.id, passive=False).outcome
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            futures = [pool.submit(request) for _ in range(50)]
+            go.wait()
+            assert sync.end(record.id, "signed_out") is not None
+            after = [sync.check(record.id, passive=False).outcome for _ in range(3)]
+            results = [f.result() for f in futures]
+        assert set(results) <= {Outcome.VALID, Outcome.SIGNED_OUT} and after == [Outcome.SIGNED_OUT] * 3
+        assert sync.check(record.id, passive=False).outcome is Outcome.SIGNED_OUT
+        assert raw.exists(Keys(key_prefix).session(record.id)) == 0
+    raw.close()
+
+
+# -- key layout -------------------------------------------------------------------------------------
+
+USER_IDS = st.one_of(st.text(min_size=1, max_size=40),
+                     st.text(alphabet="{}:|é\u2603\U0001f600 x", min_size=1, max_size=20))
+
+
+@given(user_id=USER_IDS)
+def test_every_key_of_a_user_shares_one_slot(user_id: str) -> None:
+    keys = Keys("sg:a")
+    tag = TOKENS.slot_tag(user_id)
+    ids = [session_id(TOKENS.new_sid(user_id)) for _ in range(3)]
+    names = [keys.user_index(tag, user_id), keys.settings(tag, user_id)]
+    names += [name for i in ids for name in (keys.session(i), keys.tombstone(i))]
+    assert all(name.startswith(f"sg:a:{{{tag}}}:") for name in names)
+    assert len({key_slot(name.encode()) for name in names}) == 1
+
+
+@settings(max_examples=30, deadline=None)
+@given(user_id=USER_IDS)
+def test_the_cluster_agrees_on_the_slot(redis_cluster: Any, user_id: str) -> None:
+    keys = Keys("sg")
+    tag = TOKENS.slot_tag(user_id)
+    node = redis_cluster.nodes[0]
+    for name in (keys.user_index(tag, user_id), keys.session(session_id(TOKENS.new_sid(user_id)))):
+        assert node.command("CLUSTER", "KEYSLOT", name) == key_slot(name.encode())
+
+
+def test_every_key_expires_but_the_shared_ones(redis_url: str, key_prefix: str, make_stores: Any) -> None:
+    sync, _ = make_stores(redis_url, key_prefix, max_sessions=1, allow_user_timeouts=True)
+    sync.set_user_timeouts("ada", {"web": 600})
+    first = sync.create(new()).record
+    sync.create(new())
+    sync.create(new("bob"))
+    sync.end_user("bob", "revoked")
+    sync.end_all()
+    sync.set_policy(sync.policy())
+    sync.append_events([Event("login", 1, "system", "ada")])
+    sync.check(first.id, passive=False)
+    raw = redis.Redis.from_url(redis_url)
+    keys = Keys(key_prefix)
+    ttls = {k.decode(): raw.pttl(k) for k in raw.scan_iter(match=f"{key_prefix}*")}
+    shared = {keys.state, keys.idx, keys.audit}
+    assert shared <= set(ttls) and all(ttls[k] == -1 for k in shared)
+    assert all(ttl > 0 for k, ttl in ttls.items() if k not in shared), ttls
+    raw.close()
+
+
+def test_memory_per_session_is_small(private_redis: RedisServer, make_stores: Any) -> None:
+    sync, _ = make_stores(private_redis.url)
+    record = sync.create(new("ada.lovelace@example.com", ip="203.0.113.7", user_agent=UA,
+                             device="Chrome 131 on macOS",
+                             metadata={"name": "Ada Lovelace", "roles": ["admin"]})).record
+    raw = private_redis.client()
+    keys = Keys("sg")
+    usage = raw.memory_usage(keys.session(record.id), samples=0)
+    assert usage is not None and usage < 450, usage
+
+
+# -- the state every process caches -----------------------------------------------------------------
+
+
+def test_signout_all_reaches_other_processes_at_once(redis_url: str, key_prefix: str,
+                                                     make_stores: Any) -> None:
+    one, _ = make_stores(redis_url, key_prefix)
+    two, _ = make_stores(redis_url, key_prefix)
+    record = one.create(new()).record
+    assert two.check(record.id, passive=True).outcome is Outcome.VALID
+    wait_until(lambda: two.subscribed)
+    one.end_all()
+    began = time.monotonic()
+    wait_until(lambda: two.check(record.id, passive=True).outcome is Outcome.SIGNOUT_ALL, timeout=1)
+    assert time.monotonic() - began < 0.2
+
+
+def test_a_process_without_subscription_polls_within_a_second(redis_url: str, key_prefix: str,
+                                                              make_stores: Any) -> None:
+    one, _ = make_stores(redis_url, key_prefix)
+    two, _ = make_stores(redis_url, key_prefix)
+    assert two.policy() == one.policy()
+    wait_until(lambda: two.subscribed)
+    two._shared.subscriber.stop()
+    wait_until(lambda: not two.subscribed)
+    shorter = one.policy().updated({"platforms": {"web": {"idle_timeout": "5m"}}})
+    one.set_policy(shorter)
+    began = time.monotonic()
+    wait_until(lambda: two.policy() == shorter, timeout=redis_state.POLL_SECONDS + 0.5)
+    assert time.monotonic() - began <= redis_state.POLL_SECONDS + 0.1
+
+
+# -- maxmemory-policy -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("policy", "warned"), [("allkeys-lru", True), ("noeviction", False)])
+def test_maxmemory_policy_warning(policy: str, warned: bool, private_redis_factory: Any,
+                                  make_stores: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="sessionguard")
+    server = private_redis_factory("--maxmemory-policy", policy)
+    sync, _ = make_stores(server.url)
+    sync.check(new().id, passive=False)
+    wait_until(lambda: sync.subscribed)
+    warnings = [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+    assert bool(warnings) is warned
+    if warned:
+        assert warnings[0].levelno == logging.WARNING and policy in warnings[0].getMessage()
