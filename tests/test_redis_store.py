@@ -38,7 +38,8 @@ from sessionguard.stores import redis_state
 from sessionguard.stores.base import NewSession
 from sessionguard.stores.redis import RedisStore, open_redis_stores
 from sessionguard.stores.redis_async import AsyncRedisStore
-from sessionguard.stores.redis_common import Keys, parse_url
+from sessionguard.stores.redis_common import parse_url
+from sessionguard.stores.redis_keys import Keys
 from sessionguard.tokens import Tokens, session_id
 
 TOKENS = Tokens([SECRET])
@@ -184,9 +185,13 @@ def test_cluster_login_check_evict_and_signout_all(redis_cluster: Any, make_stor
                 for k in cluster.scan_iter(match=f"{prefix}:{{{first.id[:4]}}}*", target_nodes=node)]
         assert len(keys) >= 4  # records, tombstone, index
         assert len({cluster.keyslot(k) for k in keys}) == 1
+        other, _ = make_stores(redis_cluster.url, prefix, max_sessions=2)  # another process
+        assert other.check(third.id, passive=True).outcome is Outcome.VALID
+        wait_until(lambda: other.subscribed)
         sync.end_all(keep=third.id)
         time.sleep(0.002)
         assert asyncio.run(async_.check(second.id, passive=False)).outcome is Outcome.SIGNOUT_ALL
+        wait_until(lambda: other.check(bob.id, passive=True).outcome is Outcome.SIGNOUT_ALL, timeout=0.5)
         assert [sync.check(r.id, passive=False).outcome for r in (third, bob)] == [
             Outcome.VALID, Outcome.SIGNOUT_ALL]
         assert [r.id for r in sync.end_user(user, "revoked")] == [third.id]
@@ -248,6 +253,7 @@ def test_sentinel_url_reaches_the_primary(sentinel: str, private_redis: RedisSer
     sync, async_ = make_stores(sentinel)
     record = sync.create(new()).record
     assert asyncio.run(async_.check(record.id, passive=False)).record == record
+    wait_until(lambda: sync.subscribed)
     assert private_redis.client().exists(f"sg:{{{record.id[:4]}}}:s:{record.id}") == 1
 
 

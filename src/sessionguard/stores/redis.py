@@ -23,8 +23,9 @@ from ..core import Record
 from ..errors import StoreUnavailable
 from ..policy import Policy
 from .base import Check, Created, NewSession, Page
-from .redis_common import Health, Keys, Retry, Target, connect, parse_url, retries, script_sources
-from .redis_ops import Op, Operations, Request, Script
+from .redis_common import Health, Op, Request, Retry, Script, Target, connect, parse_url, retries
+from .redis_keys import Keys, script_sources
+from .redis_ops import Operations
 from .redis_state import StateCache, Subscriber
 
 if TYPE_CHECKING:

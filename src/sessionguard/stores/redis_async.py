@@ -30,8 +30,7 @@ from ..core import Record
 from ..errors import StoreUnavailable
 from ..policy import Policy
 from .base import Check, Created, NewSession, Page
-from .redis_common import AsyncRetry, connect, retries
-from .redis_ops import Op, Request, Script
+from .redis_common import AsyncRetry, Op, Request, Script, connect, retries
 
 if TYPE_CHECKING:
     from .redis import Shared

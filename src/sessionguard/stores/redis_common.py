@@ -1,22 +1,21 @@
-"""What the sync and async Redis stores share: store URLs, client options,
-retries, error translation, key names and the record codec.
+"""What the sync and async Redis stores share to reach Redis: store URLs,
+client options, bounded retries, error translation, and the requests an
+operation asks them to send (:class:`Script`, :class:`Commands`).
 
-The operations themselves live in :mod:`.redis_ops` as I/O-free generators,
-the cached policy and sign-out epoch in :mod:`.redis_state`; :mod:`.redis` and
-:mod:`.redis_async` only run them, so the two stores differ by ``await`` alone.
+Key names and the record codec are in :mod:`.redis_keys`, the operations in
+:mod:`.redis_ops` (I/O-free generators), the cached policy and sign-out epoch
+in :mod:`.redis_state`; :mod:`.redis` and :mod:`.redis_async` only run the
+operations, so the two stores differ by ``await`` alone.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from importlib import resources
 from types import SimpleNamespace
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -26,11 +25,8 @@ import redis.asyncio.retry
 import redis.retry
 from redis.backoff import ExponentialBackoff
 
-from ..audit import compact_json
 from ..config import redact_url
-from ..core import Record
 from ..errors import ConfigurationError, StoreUnavailable
-from .base import NewSession
 
 logger = logging.getLogger("sessionguard")
 T = TypeVar("T")
@@ -43,19 +39,6 @@ MAX_CONNECTIONS = 50
 ATTEMPT_SHARE = 0.4
 #: Idle connections are checked with a PING before reuse after this many seconds.
 HEALTH_CHECK_INTERVAL = 30
-SESSION_SCRIPTS = ("check", "create", "end", "end_user", "list_user", "set_user_timeouts")
-
-
-def script_sources() -> dict[str, str]:
-    """The Lua scripts by name; session scripts get the ``rules.lua`` prelude."""
-    folder = resources.files("sessionguard.stores") / "lua"
-    rules = (folder / "rules.lua").read_text(encoding="utf-8")
-    sources = {name: rules + (folder / f"{name}.lua").read_text(encoding="utf-8")
-               for name in SESSION_SCRIPTS}
-    sources["state"] = (folder / "state.lua").read_text(encoding="utf-8")
-    return sources
-
-
 # -- store URLs and client options ------------------------------------------------
 
 
@@ -264,75 +247,36 @@ class Health:
             logger.warning("sessionguard: session store answers again")
 
 
-# -- keys and records ------------------------------------------------------------
+# -- what an operation asks the store to send ----------------------------------------
+
+Arg = str | bytes | int
 
 
-def encode_user(user_id: str) -> str:
-    """A user id as it appears in key names: base64url of its UTF-8, so no ``{``,
-    ``}`` or ``:`` of the id can move the hash tag or split the name."""
-    raw = user_id.encode("utf-8", "surrogatepass")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+@dataclass(frozen=True, slots=True)
+class Script:
+    """Run the Lua script ``name`` (EVALSHA; loaded again on NOSCRIPT)."""
+
+    name: str
+    keys: tuple[str, ...]
+    args: tuple[Arg, ...]
+    retry: bool = True  # every script is idempotent (see redis_common.Budget)
 
 
-def decode_user(encoded: bytes) -> str:
-    raw = base64.urlsafe_b64decode(encoded + b"=" * (-len(encoded) % 4))
-    return raw.decode("utf-8", "surrogatepass")
+@dataclass(frozen=True, slots=True)
+class Commands:
+    """Plain commands, pipelined (one round trip per node). ``retry=False`` for
+    the ones that must not run twice."""
+
+    commands: tuple[tuple[Arg, ...], ...]
+    retry: bool = True
 
 
-class Keys:
-    """Key names. Every key starts with the prefix; per-session and per-user keys
-    carry the hash tag after it (the first four characters of the id, which are
-    the user's :func:`~sessionguard.tokens.Tokens.slot_tag`)."""
-
-    def __init__(self, prefix: str) -> None:
-        self.state = f"{prefix}:state"
-        self.idx = f"{prefix}:idx"
-        self.audit = f"{prefix}:audit"
-        self.bus = f"{prefix}:bus"
-        self.prefix = prefix
-
-    def base(self, tag: str) -> str:
-        return f"{self.prefix}:{{{tag}}}:"
-
-    def session(self, session_id: str) -> str:
-        return f"{self.base(session_id[:4])}s:{session_id}"
-
-    def tombstone(self, session_id: str) -> str:
-        return f"{self.base(session_id[:4])}e:{session_id}"
-
-    def user_index(self, tag: str, user_id: str) -> str:
-        return f"{self.base(tag)}u:{encode_user(user_id)}"
-
-    def settings(self, tag: str, user_id: str) -> str:
-        return f"{self.base(tag)}t:{encode_user(user_id)}"
+Request = Script | Commands
+#: An operation (see :mod:`.redis_ops`): yields requests, gets replies, returns its answer.
+Op = Generator[Request, Any, T]
 
 
-def idx_member(created: int, session_id: str) -> str:
-    """The listing-index member of a session: newest login first in lexical order."""
-    return f"{99_999_999_999_999 - created:014d}:{session_id}"
-
-
-def idx_position(member: bytes) -> tuple[int, str]:
-    inverted, _, session_id = member.decode("ascii").partition(":")
-    return 99_999_999_999_999 - int(inverted), session_id
-
-
-def record_tail(new: NewSession) -> bytes:
-    """The part of a record the scripts never read (see ``rules.lua``)."""
-    tail = [new.ip, new.city, new.user_agent, new.device, dict(new.metadata)]
-    return compact_json(tail).encode("utf-8", "surrogatepass")
-
-
-def decode_record(session_id: str, value: bytes) -> Record:
-    created, seen, remember, idle, platform, user, tail = value.split(b"|", 6)
-    ip, city, user_agent, device, metadata = json.loads(tail.decode("utf-8", "surrogatepass"))
-    return Record(
-        id=session_id, user_id=decode_user(user), platform=platform.decode("ascii"),
-        created=int(created), last_seen=int(seen), remember_me=remember == b"1", ip=ip, city=city,
-        user_agent=user_agent, device=device, metadata=metadata, user_idle=int(idle) if idle else None,
-    )
-
-
-def decode_pairs(flat: list[Any]) -> list[Record]:
-    """``[id1, record1, id2, record2, ...]`` as records."""
-    return [decode_record(flat[i].decode("ascii"), flat[i + 1]) for i in range(0, len(flat), 2)]
+def one(*command: Arg) -> Op[Any]:
+    """Send one plain command; its reply."""
+    replies = yield Commands((command,))
+    return replies[0]

@@ -10,72 +10,32 @@ thrown back into the generator as :class:`StoreUnavailable`.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ..audit import Event
 from ..config import PLATFORMS
-from ..core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, cookie_refresh_due, judge, touched
+from ..core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, cookie_refresh_due, touched
 from ..errors import SessionLimitReached, StoreUnavailable
 from ..policy import Policy
 from ..tokens import is_session_id
+from . import redis_pages as pages
 from .base import Check, Created, NewSession, Page
 from .memory import _cursor, _cursor_key, _newest_first
-from .redis_common import (
+from .redis_common import Arg, Commands, Op, Script, one
+from .redis_keys import (
     Keys,
     decode_pairs,
     decode_record,
     encode_user,
     idx_member,
-    idx_position,
-    logger,
     record_tail,
 )
-from .redis_state import State, StateCache, policy_to_json
-
-T = TypeVar("T")
-Arg = str | bytes | int
-
-#: Index entries (or audit events) read per round trip by a listing, and at most
-#: this many rounds per page: a page costs O(page), however large the index.
-BATCH = 200
-ROUNDS = 10
-_STREAM_ID = re.compile(r"[0-9]+-[0-9]+")
-
-
-@dataclass(frozen=True, slots=True)
-class Script:
-    """Run the Lua script ``name`` (EVALSHA; loaded again on NOSCRIPT)."""
-
-    name: str
-    keys: tuple[str, ...]
-    args: tuple[Arg, ...]
-    retry: bool = True  # every script is idempotent (see redis_common.Budget)
-
-
-@dataclass(frozen=True, slots=True)
-class Commands:
-    """Plain commands, pipelined (one round trip per node). ``retry=False`` for
-    the ones that must not run twice."""
-
-    commands: tuple[tuple[Arg, ...], ...]
-    retry: bool = True
-
-
-Request = Script | Commands
-Op = Generator[Request, Any, T]
+from .redis_state import State, StateCache, logger, policy_to_json
 
 
 def _opt(value: int | None) -> str:
     return "" if value is None else str(value)
-
-
-def one(*command: Arg) -> Op[Any]:
-    """Send one plain command; its reply."""
-    replies = yield Commands((command,))
-    return replies[0]
 
 
 class Operations:
@@ -101,27 +61,34 @@ class Operations:
         return self.cache.state
 
     def now(self) -> Op[int]:
+        """The injected clock, else the Redis server's ``TIME`` (ms)."""
         if self.clock is not None:
             return self.clock()
         seconds, micros = yield from one("TIME")
         return int(seconds) * 1000 + int(micros) // 1000
 
     def policy(self) -> Op[Policy]:
+        """The stored policy override, else the configured policy."""
         yield from self.state()
         return self.cache.policy()
 
     def set_policy(self, policy: Policy) -> Op[None]:
+        """Store ``policy`` for every process (``state.lua``) and apply it here at once."""
         reply = yield Script("state", (self.keys.state,), (self.keys.bus, "policy", policy_to_json(policy)))
         self.cache.apply(State.from_reply(reply))
 
     def end_all(self, keep: str | None) -> Op[None]:
+        """Move the epoch (``state.lua``): every session ends but ``keep``."""
         now = "" if self.clock is None else str(self.clock())
         reply = yield Script("state", (self.keys.state,), (self.keys.bus, "epoch", now, keep or ""))
         self.cache.apply(State.from_reply(reply))
 
-    def _session_script(self, name: str, tag: str, keys: tuple[str, ...], *args: Arg) -> Op[Any]:
-        """Run a session script (``rules.lua`` + ``name``) with the context it needs."""
-        state = yield from self.state()
+    def _session_script(self, name: str, tag: str, keys: tuple[str, ...], *args: Arg,
+                        state: State | None = None) -> Op[Any]:
+        """Run a session script (``rules.lua`` + ``name``) with the context it needs:
+        the clock, and the epoch and policy of ``state`` (by default the cached one)."""
+        if state is None:
+            state = yield from self.state()
         policy = state.policy or self.cache.default
         context: list[Arg] = [
             "" if self.clock is None else str(self.clock()), str(state.epoch.at), state.epoch.keep or "",
@@ -138,11 +105,14 @@ class Operations:
     # -- the request path ------------------------------------------------------
 
     def check(self, session_id: str, passive: bool) -> Op[Check]:
+        """One request's token: one ``check.lua`` call (plus a state re-read when due)."""
         if not is_session_id(session_id):
             return Check(Outcome.INVALID)
         keys = (self.keys.session(session_id), self.keys.tombstone(session_id))
+        state = yield from self.state()
+        policy = state.policy or self.cache.default
         reply = yield from self._session_script(
-            "check", session_id[:4], keys, session_id, "1" if passive else "0")
+            "check", session_id[:4], keys, session_id, "1" if passive else "0", state=state)
         status = reply[0]
         if status == 0:
             reason = reply[1].decode("ascii") if reply[1] else "invalid"
@@ -150,7 +120,6 @@ class Operations:
         if status == 2:
             return Check(Outcome(reply[1].decode("ascii")), ended=decode_record(session_id, reply[2]))
         before, now = decode_record(session_id, reply[1]), int(reply[2])
-        policy = self.cache.policy()
         if not reply[3]:
             return Check(Outcome.VALID, before, policy=policy)
         return Check(Outcome.VALID, touched(before, now), refresh_cookie=cookie_refresh_due(before, now),
@@ -159,6 +128,7 @@ class Operations:
     # -- logins and sign-outs --------------------------------------------------
 
     def create(self, new: NewSession, ending: str | None) -> Op[Created]:
+        """A login (``create.lua``), after ending the presented session ``ending``."""
         tag = self.slot_tag(new.user_id)
         if new.id[:4] != tag or not is_session_id(new.id):
             raise ValueError("a session id must start with its user's slot tag (Tokens.new_sid)")
@@ -196,6 +166,7 @@ class Operations:
             logger.warning("sessionguard: session %s created but not listed for admins", record.id)
 
     def end(self, session_id: str, reason: str, user_id: str | None) -> Op[Record | None]:
+        """End one session (``end.lua``); with ``user_id``, only that user's."""
         if not is_session_id(session_id):
             return None
         owner = ""
@@ -208,6 +179,7 @@ class Operations:
         return None if reply is None else decode_record(session_id, reply)
 
     def end_user(self, user_id: str, reason: str, platform: str | None, keep: str | None) -> Op[list[Record]]:
+        """End a user's sessions (``end_user.lua``)."""
         tag = self.slot_tag(user_id)
         reply = yield from self._session_script(
             "end_user", tag, (self.keys.user_index(tag, user_id),), reason, platform or "", keep or "")
@@ -216,6 +188,7 @@ class Operations:
     # -- listings ----------------------------------------------------------------
 
     def user_sessions(self, user_id: str, prune: bool = True) -> Op[list[Record]]:
+        """A user's valid sessions, newest login first (``list_user.lua``)."""
         tag = self.slot_tag(user_id)
         reply = yield from self._session_script(
             "list_user", tag, (self.keys.user_index(tag, user_id),), "1" if prune else "0")
@@ -223,6 +196,8 @@ class Operations:
 
     def list_sessions(self, user_id: str | None, platform: str | None, limit: int,
                       cursor: str | None) -> Op[Page]:
+        """Valid sessions, newest login first, ``limit`` at a time (a user's from
+        their index, everyone's from the listing index)."""
         if user_id is not None:
             records = yield from self.user_sessions(user_id, prune=False)
             valid = [r for r in records if platform is None or r.platform == platform]
@@ -232,11 +207,6 @@ class Operations:
             more = len(valid) > limit
             page = valid[:limit]
             return Page(page, _cursor(page[-1]) if more and page else None)
-        return (yield from self._list_all(platform, limit, cursor))
-
-    def _list_all(self, platform: str | None, limit: int, cursor: str | None) -> Op[Page]:
-        """Newest login first from the listing index, skipping sessions no longer
-        valid and removing entries whose record is gone."""
         start = "-"
         if cursor is not None:
             negated, session_id = _cursor_key(cursor)
@@ -244,45 +214,20 @@ class Operations:
                 return Page([], None)
             start = "(" + idx_member(-negated, session_id)
         state = yield from self.state()
-        policy, now = state.policy or self.cache.default, (yield from self.now())
-        found: list[Record] = []
-        last, exhausted = start, False
-        for _ in range(ROUNDS):
-            members = yield from one("ZRANGEBYLEX", self.keys.idx, last, "+", "LIMIT", 0, BATCH)
-            exhausted = len(members) < BATCH
-            ids = [idx_position(m)[1] for m in members]
-            values = (yield Commands(tuple(("GET", self.keys.session(i)) for i in ids))) if ids else []
-            gone = [m for m, v in zip(members, values, strict=True) if v is None]
-            if gone:
-                yield Commands((("ZREM", self.keys.idx, *gone),))
-            for member, session_id, value in zip(members, ids, values, strict=True):
-                last = "(" + member.decode("ascii")
-                if value is None:
-                    continue
-                record = decode_record(session_id, value)
-                if platform is not None and record.platform != platform:
-                    continue
-                if judge(record, policy, now, state.epoch) is Outcome.VALID:
-                    found.append(record)
-                    if len(found) > limit:
-                        break
-            if len(found) > limit or exhausted:
-                break
-        page = found[:limit]
-        if len(found) > limit:
-            return Page(page, _cursor(page[-1]))
-        if exhausted or last == start:
-            return Page(page, None)
-        created, session_id = idx_position(last[1:].encode("ascii"))
-        return Page(page, f"{created}.{session_id}")
+        now = yield from self.now()
+        return (yield from pages.sessions(
+            self.keys, start, policy=state.policy or self.cache.default, epoch=state.epoch, now=now,
+            platform=platform, limit=limit))
 
     # -- per-user settings -------------------------------------------------------
 
     def user_timeouts(self, user_id: str) -> Op[dict[str, int | None]]:
+        """The user's own idle timeouts by platform."""
         reply = yield from one("HGETALL", self.keys.settings(self.slot_tag(user_id), user_id))
         return {k.decode("ascii"): int(v) if v else None for k, v in reply.items()}
 
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> Op[None]:
+        """Replace the user's own timeouts, applied to their sessions (``set_user_timeouts.lua``)."""
         tag = self.slot_tag(user_id)
         given = ["x" if p not in timeouts else _opt(timeouts[p]) for p in PLATFORMS]
         keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
@@ -298,28 +243,8 @@ class Operations:
             yield Commands(tuple((*head, *_flat(e.to_fields())) for e in events), retry=False)
 
     def events(self, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
-        """Newest first; the cursor is the stream id of the last event shown."""
-        start = "(" + cursor if cursor is not None and _STREAM_ID.fullmatch(cursor) else "+"
-        picked: list[tuple[str, Event]] = []
-        last, exhausted = start, False
-        for _ in range(ROUNDS):
-            entries = yield from one("XREVRANGE", self.keys.audit, last, "-", "COUNT", BATCH)
-            exhausted = len(entries) < BATCH
-            for entry_id, fields in entries:
-                last = "(" + entry_id.decode("ascii")
-                event = Event.from_fields({k.decode(): v.decode("utf-8") for k, v in fields.items()})
-                if user_id is None or event.user_id == user_id:
-                    picked.append((last[1:], event))
-                    if len(picked) > limit:
-                        break
-            if len(picked) > limit or exhausted:
-                break
-        page = picked[:limit]
-        if len(picked) > limit:
-            return Page([e for _, e in page], page[-1][0])
-        more = not exhausted and last != start
-        return Page([e for _, e in page], last[1:] if more else None)
-
+        """Audit events, newest first."""
+        return (yield from pages.events(self.keys, user_id, limit, cursor))
 
 def _flat(fields: dict[str, str]) -> list[str]:
     return [item for pair in fields.items() for item in pair]

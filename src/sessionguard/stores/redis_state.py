@@ -24,7 +24,8 @@ from typing import Any
 from ..config import PLATFORMS
 from ..core import Epoch
 from ..policy import PlatformPolicy, Policy
-from .redis_common import ERRORS, Keys
+from .redis_common import ERRORS
+from .redis_keys import Keys
 
 logger = logging.getLogger("sessionguard")
 

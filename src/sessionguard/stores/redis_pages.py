@@ -1,0 +1,82 @@
+"""The paged reads of the Redis store: the admin listing of every session and
+the audit log, newest first. Each page costs O(page): at most :data:`ROUNDS`
+round trips of :data:`BATCH` entries, however large the index or the stream; a
+page cut short by that bound still carries a cursor to go on from."""
+
+from __future__ import annotations
+
+import re
+
+from ..audit import Event
+from ..core import Epoch, Outcome, Record, judge
+from ..policy import Policy
+from .base import Page
+from .memory import _cursor
+from .redis_common import Commands, Op, one
+from .redis_keys import Keys, decode_record, idx_position
+
+BATCH = 200
+ROUNDS = 10
+_STREAM_ID = re.compile(r"[0-9]+-[0-9]+")
+
+
+def sessions(keys: Keys, start: str, *, policy: Policy, epoch: Epoch, now: int, platform: str | None,
+             limit: int) -> Op[Page]:
+    """Valid sessions after the listing-index position ``start`` (``-`` or an
+    exclusive ``(member``), skipping ended ones and removing entries whose
+    record is gone."""
+    found: list[Record] = []
+    last, exhausted = start, False
+    for _ in range(ROUNDS):
+        members = yield from one("ZRANGEBYLEX", keys.idx, last, "+", "LIMIT", 0, BATCH)
+        exhausted = len(members) < BATCH
+        ids = [idx_position(m)[1] for m in members]
+        values = (yield Commands(tuple(("GET", keys.session(i)) for i in ids))) if ids else []
+        gone = [m for m, v in zip(members, values, strict=True) if v is None]
+        if gone:
+            yield Commands((("ZREM", keys.idx, *gone),))
+        for member, session_id, value in zip(members, ids, values, strict=True):
+            last = "(" + member.decode("ascii")
+            if value is None:
+                continue
+            record = decode_record(session_id, value)
+            if platform is not None and record.platform != platform:
+                continue
+            if judge(record, policy, now, epoch) is Outcome.VALID:
+                found.append(record)
+                if len(found) > limit:
+                    break
+        if len(found) > limit or exhausted:
+            break
+    page = found[:limit]
+    if len(found) > limit:
+        return Page(page, _cursor(page[-1]))
+    if exhausted or last == start:
+        return Page(page, None)
+    created, session_id = idx_position(last[1:].encode("ascii"))
+    return Page(page, f"{created}.{session_id}")
+
+
+def events(keys: Keys, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
+    """Audit events, newest first; the cursor is the stream id of the last one
+    shown (a malformed cursor starts from the newest, as the memory store does)."""
+    start = "(" + cursor if cursor is not None and _STREAM_ID.fullmatch(cursor) else "+"
+    picked: list[tuple[str, Event]] = []
+    last, exhausted = start, False
+    for _ in range(ROUNDS):
+        entries = yield from one("XREVRANGE", keys.audit, last, "-", "COUNT", BATCH)
+        exhausted = len(entries) < BATCH
+        for entry_id, fields in entries:
+            last = "(" + entry_id.decode("ascii")
+            event = Event.from_fields({k.decode(): v.decode("utf-8") for k, v in fields.items()})
+            if user_id is None or event.user_id == user_id:
+                picked.append((last[1:], event))
+                if len(picked) > limit:
+                    break
+        if len(picked) > limit or exhausted:
+            break
+    page = picked[:limit]
+    if len(picked) > limit:
+        return Page([e for _, e in page], page[-1][0])
+    more = not exhausted and last != start
+    return Page([e for _, e in page], last[1:] if more else None)
