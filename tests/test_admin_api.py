@@ -19,6 +19,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 import sessionguard.admin
 from conftest import BASE_URL, Harness
+from sessionguard import StoreUnavailable
 from sessionguard.admin.auth import Signing
 
 ADMIN_TOKEN = "admin-" + "t" * 40
@@ -619,3 +620,17 @@ def test_garbage_never_gets_a_500(
     under_api = request.url.path.startswith(API + "/")  # the HTML pages answer in HTML
     if response.status_code >= 400 and method != "HEAD" and under_api:
         assert_error(response, response.status_code)
+
+
+def test_store_unavailable_is_503(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("down")
+
+    async def adown(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("down")
+
+    monkeypatch.setattr(api.h.guard.store, "list_sessions", down)
+    monkeypatch.setattr(api.h.guard.async_store, "list_sessions", adown)
+    response = api.anon.get(f"{API}/sessions", headers=TOKEN)
+    assert_error(response, 503, "store_unavailable")
+    assert response.headers["retry-after"] == "1"

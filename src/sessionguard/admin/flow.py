@@ -72,6 +72,8 @@ def run(guard: SessionGuard, flow: Flow) -> Response:
         return error.response
     except StoreUnavailable:
         return unavailable(guard)
+    finally:
+        flow.close()  # a flow left waiting on a failed store step ends here, not at GC
 
 
 async def arun(guard: SessionGuard, flow: Flow) -> Response:
@@ -95,6 +97,8 @@ async def arun(guard: SessionGuard, flow: Flow) -> Response:
         return error.response
     except StoreUnavailable:
         return unavailable(guard)
+    finally:
+        flow.close()  # a flow left waiting on a failed store step ends here, not at GC
 
 
 def _unrecorded() -> None:
