@@ -357,6 +357,15 @@ def test_stopped_redis_gives_503_then_recovers(shell: str, private_redis: RedisS
     guard.store.close()
 
 
+@pytest.mark.parametrize("scheme", ["redis", "redis+cluster"])
+def test_unreachable_redis_is_unavailable_not_an_error(scheme: str, make_stores: Any) -> None:
+    sync, async_ = make_stores(f"{scheme}://127.0.0.1:{free_ports(1)[0]}")
+    with pytest.raises(StoreUnavailable):
+        sync.check(new().id, passive=False)
+    with pytest.raises(StoreUnavailable):
+        asyncio.run(async_.check(new().id, passive=False))
+
+
 @pytest.mark.parametrize("shell", ["asgi", "wsgi"])
 def test_paused_redis_gives_503_within_the_timeout(shell: str, private_redis: RedisServer) -> None:
     guard = SessionGuard(Config(secret_key=SECRET, store_url=private_redis.url, store_timeout=0.5))

@@ -102,8 +102,8 @@ class RedisStore:
                 error = exc
 
     def _execute(self, request: Request) -> Any:
-        client = self._shared.sync_client()
         with self._shared.health.translated(), retries(request.retry):
+            client = self._shared.sync_client()  # a Cluster client connects when built
             if isinstance(request, Script):
                 return self._scripts[request.name](request.keys, request.args, client=client)
             if len(request.commands) == 1:

@@ -30,7 +30,7 @@ from ..core import Record
 from ..errors import StoreUnavailable
 from ..policy import Policy
 from .base import Check, Created, NewSession, Page
-from .redis_common import AsyncRetry, Op, Request, Script, connect, retries
+from .redis_common import AsyncRetry, Op, Request, Script, connect, logger, retries
 
 if TYPE_CHECKING:
     from .redis import Shared
@@ -89,7 +89,10 @@ class _LoopClients:
                 await closer.aclose()
             elif loop.is_running():
                 done = asyncio.run_coroutine_threadsafe(closer.aclose(), loop)
-                await asyncio.wait_for(asyncio.wrap_future(done), self._shared.timeout)
+                try:
+                    await asyncio.wait_for(asyncio.wrap_future(done), self._shared.timeout)
+                except TimeoutError:
+                    logger.warning("sessionguard: another event loop did not close its Redis client")
 
 
 class AsyncRedisStore:
@@ -122,8 +125,8 @@ class AsyncRedisStore:
                 error = exc
 
     async def _execute(self, request: Request) -> Any:
-        client = await self._clients.get()
         with self._shared.health.translated(), retries(request.retry):
+            client = await self._clients.get()
             if isinstance(request, Script):
                 return await self._scripts[request.name](request.keys, request.args, client=client)
             if len(request.commands) == 1:

@@ -163,15 +163,20 @@ class Subscriber:
             thread.join(timeout)
 
     def _run(self) -> None:
-        client = self._client()
-        warn_if_evicting(client)
-        delay = 0.1
+        checked, delay = False, 0.1
         while not self._stop.is_set():
+            began = time.monotonic()
             try:
+                client = self._client()
+                if not checked:
+                    checked = True
+                    warn_if_evicting(client)
                 self._listen(client)
             except ERRORS as exc:
                 logger.debug("sessionguard: state subscription lost (%s); re-reading by polling",
                              type(exc).__name__)
+                if time.monotonic() - began > 10:  # it had been up: retry soon
+                    delay = 0.1
                 self._stop.wait(delay)
                 delay = min(delay * 2, 2.0)
 
