@@ -39,7 +39,7 @@ from sessionguard.stores.base import NewSession
 from sessionguard.stores.redis import RedisStore, open_redis_stores
 from sessionguard.stores.redis_async import AsyncRedisStore
 from sessionguard.stores.redis_common import parse_url
-from sessionguard.stores.redis_keys import Keys
+from sessionguard.stores.redis_keys import Keys, decode_record, encode_user, record_tail
 from sessionguard.tokens import Tokens, session_id
 
 TOKENS = Tokens([SECRET])
@@ -491,6 +491,22 @@ def test_every_key_of_a_user_shares_one_slot(user_id: str) -> None:
     names += [name for i in ids for name in (keys.session(i), keys.tombstone(i))]
     assert all(name.startswith(f"sg:a:{{{tag}}}:") for name in names)
     assert len({key_slot(name.encode()) for name in names}) == 1
+
+
+ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=30)  # lone surrogates too
+
+
+@given(user_id=ANY_TEXT.filter(bool), ip=ANY_TEXT, city=st.none() | ANY_TEXT, agent=ANY_TEXT,
+       metadata=st.dictionaries(ANY_TEXT, ANY_TEXT | st.integers() | st.lists(ANY_TEXT), max_size=3))
+def test_the_record_codec_round_trips(user_id: str, ip: str, city: str | None, agent: str,
+                                      metadata: dict[str, Any]) -> None:
+    fresh = new(user_id, "mobile", ip=ip, city=city, user_agent=agent, device="d", metadata=metadata)
+    # the header as rules.lua writes it, then the tail as the store sends it
+    value = f"1800000000000|1800000001000|1|900|mobile|{encode_user(user_id)}|".encode() + record_tail(fresh)
+    assert decode_record(fresh.id, value) == Record(
+        id=fresh.id, user_id=user_id, platform="mobile", created=1_800_000_000_000,
+        last_seen=1_800_000_001_000, remember_me=True, ip=ip, city=city, user_agent=agent, device="d",
+        metadata=metadata, user_idle=900)
 
 
 @settings(max_examples=30, deadline=None)

@@ -406,7 +406,7 @@ def test_malformed_listing_cursor_lists_nothing(store: Any, clock: FakeClock) ->
 
 
 def test_events_newest_first_by_page_and_user(store: Any) -> None:
-    events = [Event("login", 1000 + i, "user:u", user_id="ada" if i % 2 else "bob", session_id=f"s{i}",
+    events = [Event("login", 1000 + i, "user:u", user_id="ada" if i % 2 else "bob\ud800é", session_id=f"s{i}",
                     platform="web") for i in range(7)]
     store.append_events(events[:3])
     store.append_events(events[3:])

@@ -246,5 +246,6 @@ class Operations:
         """Audit events, newest first."""
         return (yield from pages.events(self.keys, user_id, limit, cursor))
 
-def _flat(fields: dict[str, str]) -> list[str]:
-    return [item for pair in fields.items() for item in pair]
+def _flat(fields: dict[str, str]) -> list[bytes]:
+    # surrogatepass: a user id is any Python string, and must not fail the XADD
+    return [item.encode("utf-8", "surrogatepass") for pair in fields.items() for item in pair]

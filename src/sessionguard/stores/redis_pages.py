@@ -68,7 +68,8 @@ def events(keys: Keys, user_id: str | None, limit: int, cursor: str | None) -> O
         exhausted = len(entries) < BATCH
         for entry_id, fields in entries:
             last = "(" + entry_id.decode("ascii")
-            event = Event.from_fields({k.decode(): v.decode("utf-8") for k, v in fields.items()})
+            event = Event.from_fields({k.decode(): v.decode("utf-8", "surrogatepass")
+                                       for k, v in fields.items()})
             if user_id is None or event.user_id == user_id:
                 picked.append((last[1:], event))
                 if len(picked) > limit:
