@@ -273,7 +273,7 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
     import redis
     import redis.asyncio
 
-    from sessionguard.stores.redis_common import decode_record, script_sources
+    from sessionguard.stores.redis_keys import decode_record, script_sources
     from sessionguard.tokens import session_id as public_id
 
     n = 300 if quick else 2000

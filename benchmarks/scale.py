@@ -1,13 +1,14 @@
 """Scale: 1,000,000 sessions in a private Redis.
 
-Loading: the sessions are created by the store's own ``create`` script, so
-they consist of exactly the keys a real login writes (the record, the user's
-index, the global listing index); only the transport differs: the scripts
-are pipelined 1,000 at a time instead of one round trip each. The arguments
-come from the store's I/O-free operation (``Operations.create``), driven by
-hand. Users hold two sessions each (web and mobile) with a 120-byte user
-agent, an IPv4 address, a device label and ``{"name": ..., "roles": [...]}``
-as metadata; the limit is 5 sessions per user and platform.
+Loading reuses ``listing.py``'s :class:`~listing.Loader`: the sessions are
+created by the store's own ``create`` script, so they consist of exactly the
+keys a real login writes (the record, the user's index, the global listing
+index); only the transport differs (pipelined 1,000 at a time). Users hold
+two sessions each (web and mobile) with a 120-byte user agent, an IPv4
+address, a device label and ``{"name": ..., "roles": [...]}`` as metadata;
+the limit is 5 sessions per user and platform. (``listing.py`` measures the
+same listing through the admin API; this file measures the store's
+``list_sessions`` underneath it.)
 
 Then, against the 1,000,000 sessions:
 
@@ -27,7 +28,6 @@ Times are the median of several runs, in milliseconds, wall clock.
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +38,6 @@ from report import Target
 from variants import guard
 
 PAGE = 50
-BATCH = 1000
 LIMIT = 5
 TARGET_BYTES = 600
 
@@ -53,63 +52,18 @@ def _timed(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
     return statistics.median(times), result
 
 
-def _script_request(op: Any, client: redis.Redis) -> Any:
-    """Drive an I/O-free store operation up to the script it wants run; plain
-    commands it asks first (a state re-read) are answered directly."""
-    request = op.send(None)
-    while not hasattr(request, "name"):
-        request = op.send([client.execute_command(*command) for command in request.commands])
-    op.close()
-    return request
-
-
-class Loader:
-    """Creates sessions through the store's ``create`` script, pipelined."""
-
-    def __init__(self, g: Any, client: redis.Redis) -> None:
-        from sessionguard.platform import device_label
-        from sessionguard.stores.base import NewSession
-        from sessionguard.stores.redis_common import script_sources
-        from sessionguard.tokens import session_id
-
-        self.g, self.client = g, client
-        self.ops = g.store._ops  # the store's operations (keys, context, argument encoding)
-        self.sha = client.script_load(script_sources()["create"])
-        self.device = device_label(USER_AGENT)
-        self.new_session, self.session_id = NewSession, session_id
-
-    def new(self, user: str, platform: str, number: int) -> Any:
-        sid = self.g.tokens.new_sid(user)
-        return self.new_session(
-            id=self.session_id(sid), user_id=user, platform=platform,
-            ip=f"10.{number >> 16 & 255}.{number >> 8 & 255}.{number & 255}", user_agent=USER_AGENT,
-            device=self.device, metadata={"name": f"User {number}", "roles": ["staff"]},
-        )  # fmt: skip
-
-    def load(self, count: int) -> float:
-        """Create ``count`` sessions (users of two: web and mobile); sessions per second."""
-        started = time.perf_counter()
-        for first in range(0, count, BATCH):
-            pipe = self.client.pipeline(transaction=False)
-            for i in range(first, min(count, first + BATCH)):
-                new = self.new(f"user{i // 2:07d}", ("web", "mobile")[i % 2], i // 2)
-                request = _script_request(self.ops.create(new, None), self.client)
-                pipe.execute_command("EVALSHA", self.sha, len(request.keys), *request.keys, *request.args)
-            for reply in pipe.execute():
-                if reply[0] != 1:
-                    raise RuntimeError(f"the create script answered {reply[:2]!r} while loading")
-            if (first // BATCH) % 100 == 99:
-                print(f"  … scale: {first + BATCH:,} sessions loaded", file=sys.stderr, flush=True)
-        return count / (time.perf_counter() - started)
-
-
 def _memory(client: redis.Redis, *keys: str) -> int:
     return sum(int(client.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0") or 0) for key in keys)
 
 
 def scale(count: int = 1_000_000) -> tuple[Table, list[Target]]:
     """Load ``count`` sessions into a fresh private Redis and measure."""
-    from sessionguard.stores.redis_common import Keys, idx_position
+    from listing import Loader
+
+    from sessionguard.platform import device_label
+    from sessionguard.stores.base import NewSession
+    from sessionguard.stores.redis_keys import Keys, idx_position
+    from sessionguard.tokens import session_id
 
     table = Table(f"Scale: {count:,} sessions in one Redis", ["measure", "value", "note"], align="lrl")
     with RedisServer() as server:
@@ -121,7 +75,7 @@ def scale(count: int = 1_000_000) -> tuple[Table, list[Target]]:
             used_before = int(client.info("memory")["used_memory"])
             rate = Loader(g, client).load(count)
             used = int(client.info("memory")["used_memory"]) - used_before
-            table.add("load rate", f"{fmt(rate, 0)} sessions/s", "create script, pipelined 1,000 at a time")
+            table.add("load rate", f"{fmt(rate, 0)} sessions/s", "create script, pipelined (listing.Loader)")
 
             # -- memory: a typical session (user 123's web session) --------------
             user = "user0000123"
@@ -153,13 +107,17 @@ def scale(count: int = 1_000_000) -> tuple[Table, list[Target]]:
                       f"{len(middle.items)} sessions after index rank {count // 2:,}")
 
             # -- logins ------------------------------------------------------------------
-            loader = Loader(g, client)
-            for i in range(LIMIT):
-                g.store.create(loader.new("at-the-limit", "web", 10_000_000 + i))
-            at_limit_ms, created_at_limit = _timed(
-                lambda: g.store.create(loader.new("at-the-limit", "web", 10_000_099)), 11)
+            def login(user: str) -> Any:
+                new = NewSession(id=session_id(g.tokens.new_sid(user)), user_id=user, platform="web",
+                                 ip="10.9.9.9", user_agent=USER_AGENT, device=device_label(USER_AGENT),
+                                 metadata={"name": user, "roles": ["staff"]})
+                return g.store.create(new)
+
+            for _ in range(LIMIT):
+                login("at-the-limit")
+            at_limit_ms, created_at_limit = _timed(lambda: login("at-the-limit"), 11)
             fresh = iter(range(11))
-            below_ms, _ = _timed(lambda: g.store.create(loader.new(f"fresh{next(fresh)}", "web", 1)), 11)
+            below_ms, _ = _timed(lambda: login(f"fresh{next(fresh)}"), 11)
             table.add(f"login of a user at the limit ({LIMIT} web sessions)", f"{fmt(at_limit_ms, 2)} ms",
                       f"evicts the oldest ({len(created_at_limit.evicted)} evicted per login); a login "
                       f"below the limit takes {fmt(below_ms, 2)} ms")
