@@ -62,6 +62,11 @@ def parse_url(url: str) -> Target:
     or ``redis+cluster://h:p[,h:p]``. Raises :class:`ConfigurationError`."""
     scheme = url.partition("://")[0].lower()
     if scheme in ("redis", "rediss"):
+        try:  # redis-py would only notice at the first connection, inside a request
+            urlsplit(url).port  # noqa: B018 - raises ValueError on a bad port
+            redis.connection.parse_url(url)
+        except ValueError:
+            raise _bad_url(url, "host[:port][/db] with valid options, as in redis://h:6379/0") from None
         return Target("redis", url=url)
     parts = urlsplit(url)
     options: dict[str, Any] = {}
