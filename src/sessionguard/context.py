@@ -152,7 +152,7 @@ class SessionContext(_Context):
         try:
             created = store.create(new, ending=ending)
         except SessionLimitReached as error:
-            self._guard.record(self._rejected(error, store.now()))
+            self._guard.record(self._rejected(error, self._guard.now_ms()))
             raise
         events = self._logged_in(created, token, store.policy())
         self._guard.record(events)
@@ -162,7 +162,7 @@ class SessionContext(_Context):
         """End the current session (``signed_out``) and clear the cookie."""
         store = self._guard.store
         ended = store.end(self.session.id, "signed_out") if self.session is not None else None
-        self._guard.record(self._logged_out(ended, store.now() if ended else 0))
+        self._guard.record(self._logged_out(ended, self._guard.now_ms()))
 
 
 class AsyncSessionContext(_Context):
@@ -189,7 +189,7 @@ class AsyncSessionContext(_Context):
         try:
             created = await store.create(new, ending=ending)
         except SessionLimitReached as error:
-            await self._guard.arecord(self._rejected(error, await store.now()))
+            await self._guard.arecord(self._rejected(error, self._guard.now_ms()))
             raise
         events = self._logged_in(created, token, await store.policy())
         await self._guard.arecord(events)
@@ -199,4 +199,4 @@ class AsyncSessionContext(_Context):
         """End the current session (``signed_out``) and clear the cookie."""
         store = self._guard.async_store
         ended = await store.end(self.session.id, "signed_out") if self.session is not None else None
-        await self._guard.arecord(self._logged_out(ended, await store.now() if ended else 0))
+        await self._guard.arecord(self._logged_out(ended, self._guard.now_ms()))

@@ -7,6 +7,7 @@ import hmac
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from werkzeug.http import dump_cookie
 
 from . import audit
 from .config import Config
-from .core import Outcome, Record, cookie_max_age
+from .core import Outcome, Record, cookie_max_age, deadline
 from .incoming import Presented, present
 from .policy import Policy
 from .session import Session
@@ -76,7 +77,8 @@ class SessionGuard:
         self.config = config
         self.tokens = Tokens(config.secret_key)
         self.default_policy = Policy.from_config(config)
-        millis = None if clock is None else (lambda: int(clock() * 1000))
+        millis = None if clock is None else (lambda: round(clock() * 1000))
+        self._millis = millis
         if store is None or async_store is None:
             store, async_store = open_stores(
                 config, self.default_policy, slot_tag=self.tokens.slot_tag, clock=millis
@@ -147,8 +149,13 @@ class SessionGuard:
         if outcome is Outcome.NO_TOKEN:
             return Verdict()
         events: tuple[audit.Event, ...] = ()
-        if check is not None and check.ended is not None:
-            events = (audit.ended(check.ended, outcome.value, "system", check.ended.last_seen),)
+        if check is not None and check.ended is not None and outcome is not Outcome.SIGNOUT_ALL:
+            # One event per session that timed out, dated when it ended. Sessions
+            # ended by a sign-out of everyone are covered by that one event.
+            ended = check.ended
+            at = self.now_ms()
+            ends = deadline(ended, check.policy or self.default_policy)
+            events = (audit.ended(ended, outcome.value, "system", at if ends is None else min(at, ends)),)
         clear = self.clear_cookie if presented.source == "cookie" else None
         refusal = self._refusals.get("invalid")
         return Verdict(ended_reason=outcome.value, set_cookie=clear, events=events, refusal=refusal)
@@ -169,6 +176,22 @@ class SessionGuard:
             path=c.cookie_path, domain=c.cookie_domain, secure=c.cookie_secure, httponly=True,
             samesite=c.cookie_samesite.capitalize(),
         )
+
+    def now_ms(self) -> int:
+        """This process's clock (or the injected one), in epoch milliseconds: the
+        time stamp of audit events. Timeouts are judged on the store's clock."""
+        return self._millis() if self._millis is not None else time.time_ns() // 1_000_000
+
+    def close(self) -> None:
+        """Release the sync store's connections and the GeoIP reader."""
+        self.store.close()
+        if self._geoip is not None:
+            self._geoip.close()
+            self._geoip = None
+
+    async def aclose(self) -> None:
+        """Release the async store's connections (call from lifespan shutdown)."""
+        await self.async_store.close()
 
     def is_admin_token(self, token: str) -> bool:
         """Constant-time comparison with ``ADMIN_TOKEN``."""
