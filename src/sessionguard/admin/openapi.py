@@ -177,6 +177,10 @@ def build(prefix: str, cookie_name: str) -> dict[str, Any]:
                                         "401 403 503")},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {
             "200": {"description": "OK", **_json({"type": "object"})}}}},
+        "/": {"get": _page("HTML admin page: sessions, policy, audit log, sign out everyone",
+                           "sessions:read")},
+        "/me": {"get": _page("HTML self-service page: the caller's own sessions and settings",
+                             "any session")},
     }
     return {
         "openapi": "3.1.0",
@@ -194,6 +198,19 @@ def build(prefix: str, cookie_name: str) -> dict[str, Any]:
             },
         },
         "security": [{"bearerAuth": []}, {"cookieAuth": []}],
+    }
+
+
+def _page(summary: str, permission: str) -> dict[str, Any]:
+    html = {"text/html": {"schema": {"type": "string"}}}
+    return {
+        "summary": summary, "description": f"Permission: {permission}.",
+        "responses": {
+            "200": {"description": "The page", "content": html},
+            "303": {"description": "Redirect for anonymous visitors under ON_INVALID=redirect:/path"},
+            "401": {"description": "No valid session", "content": html},
+            "403": {"description": "Missing permission", "content": html},
+        },
     }
 
 
