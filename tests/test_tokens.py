@@ -69,3 +69,22 @@ def test_padded_and_non_canonical_signatures_are_refused() -> None:
 @given(st.text(max_size=300))
 def test_verify_never_raises(text: str) -> None:
     assert Tokens([KEY]).verify(text) is None
+
+
+def test_session_of_remembers_only_verified_tokens() -> None:
+    tokens = Tokens([KEY])
+    sid = tokens.new_sid("ada")
+    token = tokens.sign(sid)
+    assert tokens.session_of(token) == session_id(sid)
+    assert tokens.session_of(token) == session_id(sid)  # from the cache
+    forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BA")
+    assert tokens.session_of(forged) is None
+    assert forged not in tokens._known and len(tokens._known) == 1
+    assert Tokens([OLD]).session_of(token) is None  # another key set has its own memory
+
+
+def test_session_of_stays_bounded() -> None:
+    tokens = Tokens([KEY])
+    for _ in range(Tokens.KNOWN_MAX + 10):
+        assert tokens.session_of(tokens.sign(tokens.new_sid("ada")))
+    assert len(tokens._known) <= Tokens.KNOWN_MAX

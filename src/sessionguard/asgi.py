@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .admin import AdminASGI, serves
+from .admin import AdminASGI
 from .context import AsyncSessionContext
 from .core import Outcome
 from .errors import StoreUnavailable
@@ -56,7 +56,7 @@ class SessionGuardMiddleware:
                 authorization = value.decode("latin-1")
             elif name == b"x-session-passive":
                 passive = value.decode("latin-1")
-        if cookie is None and authorization is None:
+        if guard.tokenless(cookie, authorization):
             # The common anonymous request: no token, no store call, nothing to decide.
             ctx = scope["sessionguard"] = AsyncSessionContext(guard, scope, _READERS)
             await self._call_app(kind, ctx, scope, receive, send)
@@ -93,7 +93,7 @@ class SessionGuardMiddleware:
             await self.app(scope, receive, send)
             return
         app = self.app
-        if self.admin is not None and serves(scope["path"], self.guard.config.admin_path):
+        if self.admin is not None and self.guard.admin_serves(scope["path"]):
             app = self.admin
         sender = _CookieSender(ctx, send)
         try:

@@ -87,6 +87,7 @@ class SessionGuard:
         self.async_store: AsyncStore = async_store
         self.on_event = on_event
         self.platform_header = config.platform_header.lower()
+        self._admin_slash = f"{config.admin_path}/"
         self._geoip: Any = None
         self.clear_cookie = self._dump_cookie("", 0)
         #: the answer when the store cannot be reached
@@ -119,6 +120,16 @@ class SessionGuard:
 
     # -- steps shared by the shells ----------------------------------------
 
+    def tokenless(self, cookie: str | None, authorization: str | None) -> bool:
+        """Whether a request plainly carries no session token (no store call, no
+        decision): no ``Authorization`` header and no cookie of our name."""
+        return authorization is None and (cookie is None or self.config.cookie_name not in cookie)
+
+    def admin_serves(self, path: str) -> bool:
+        """Whether the middleware routes ``path`` to the admin sub-app."""
+        prefix = self.config.admin_path
+        return prefix is not None and (path == prefix or path.startswith(self._admin_slash))
+
     def presented(self, cookie: str | None, authorization: str | None) -> Presented:
         """The token of a request, verified (no I/O)."""
         return present(
@@ -147,7 +158,7 @@ class SessionGuard:
         if outcome is Outcome.STORE_UNAVAILABLE:
             return Verdict(refusal=self._refusals.get("unavailable"))
         if outcome is Outcome.NO_TOKEN:
-            return Verdict()
+            return _NO_VERDICT
         events: tuple[audit.Event, ...] = ()
         if check is not None and check.ended is not None and outcome is not Outcome.SIGNOUT_ALL:
             # One event per session that timed out, dated when it ended. Sessions
@@ -231,6 +242,9 @@ class SessionGuard:
             audit.log(event)
             if self.on_event is not None:
                 self.on_event(event)
+
+
+_NO_VERDICT = Verdict()
 
 
 def _json_error(status: int, code: str, message: str, *extra: tuple[str, str]) -> Refusal:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .core import Outcome
-from .tokens import Tokens, session_id
+from .tokens import Tokens
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -80,10 +80,10 @@ def present(
 
 
 def _verified(tokens: Tokens, token: str, source: str) -> Presented:
-    sid = tokens.verify(token)
-    if sid is None:
+    public_id = tokens.session_of(token)
+    if public_id is None:
         return Presented(Outcome.INVALID, source=source)
-    return Presented(Outcome.VALID, session_id(sid), source, token)
+    return Presented(Outcome.VALID, public_id, source, token)
 
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[IPNetwork]) -> str:

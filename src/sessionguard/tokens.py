@@ -20,8 +20,7 @@ import re
 import secrets
 from collections.abc import Sequence
 
-from itsdangerous import BadData, Signer
-from itsdangerous.encoding import base64_decode
+from itsdangerous import Signer
 
 SALT = "sessionguard.session"
 #: Longest token text accepted before any decoding is attempted.
@@ -45,7 +44,12 @@ class Tokens:
         key in front does not move existing users to another slot.
     """
 
-    __slots__ = ("_signer", "_macs", "_tag_key")
+    __slots__ = ("_signer", "_macs", "_tag_key", "_known")
+
+    #: Verified tokens remembered (token -> public id), so a hot session's token
+    #: is checked once per process rather than on every request. Only tokens
+    #: whose MAC verified enter, so garbage cannot fill it; it is emptied when full.
+    KNOWN_MAX = 8192
 
     def __init__(self, secret_keys: Sequence[str]) -> None:
         if not secret_keys:
@@ -63,6 +67,7 @@ class Tokens:
             hmac.new(self._signer.derive_key(key), digestmod=hashlib.sha256)
             for key in secret_keys
         )
+        self._known: dict[str, str] = {}
         self._tag_key = hmac.new(
             secret_keys[-1].encode(), b"sessionguard.slot", hashlib.sha256
         ).digest()
@@ -80,6 +85,20 @@ class Tokens:
         """The token (cookie value or bearer token) for ``sid``."""
         return self._signer.sign(sid).decode("ascii")
 
+    def session_of(self, token: str) -> str | None:
+        """The public id of the session ``token`` carries, or ``None`` if the
+        token is malformed or not signed by one of the keys."""
+        known = self._known.get(token)
+        if known is not None:
+            return known
+        sid = self.verify(token)
+        if sid is None:
+            return None
+        if len(self._known) >= self.KNOWN_MAX:
+            self._known.clear()
+        known = self._known[token] = session_id(sid)
+        return known
+
     def verify(self, token: str) -> str | None:
         """The sid inside ``token``, or ``None`` if the token is malformed or
         not signed by one of the keys. Never raises on any input."""
@@ -88,10 +107,7 @@ class Tokens:
         if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
             return None
         sid, _, signature = token.rpartition(".")
-        try:
-            expected = base64_decode(signature)
-        except BadData:
-            return None
+        expected = base64.urlsafe_b64decode(signature + "=")  # canonical, per _TOKEN
         data = sid.encode("ascii")
         for keyed in self._macs:
             mac = keyed.copy()

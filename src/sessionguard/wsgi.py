@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from .admin import AdminWSGI, serves
+from .admin import AdminWSGI
 from .context import SessionContext
 from .core import Outcome
 from .errors import StoreUnavailable
@@ -31,7 +31,7 @@ class WSGIMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         guard = self.guard
         cookie, authorization = environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION")
-        if cookie is None and authorization is None:
+        if guard.tokenless(cookie, authorization):
             # The common anonymous request: no token, no store call, nothing to decide.
             ctx = environ["sessionguard"] = SessionContext(guard, environ, _READERS)
             return self._call_app(ctx, environ, start_response)
@@ -61,21 +61,33 @@ class WSGIMiddleware:
     def _call_app(
         self, ctx: SessionContext, environ: dict[str, Any], start_response: StartResponse
     ) -> Iterable[bytes]:
-        def start_with_cookie(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            if ctx.set_cookie is not None:
-                headers = [h for h in headers if h[0].lower() != "cache-control"]
-                headers.append(("Set-Cookie", ctx.set_cookie))
-                headers.append(("Cache-Control", "no-store"))
-            return start_response(status, headers, exc_info)
-
         app = self.app
-        if self.admin is not None and serves(environ.get("PATH_INFO", ""), self.guard.config.admin_path):
+        if self.admin is not None and self.guard.admin_serves(environ.get("PATH_INFO", "")):
             app = self.admin
         try:
-            return app(environ, start_with_cookie)
+            return app(environ, _CookieStarter(ctx, start_response))
         except StoreUnavailable:
             # A login or logout inside the app could not reach the store.
             return _refuse(self.guard.unavailable, start_response)
+
+
+class _CookieStarter:
+    """``start_response``, adding the pending ``Set-Cookie`` (and
+    ``Cache-Control: no-store``)."""
+
+    __slots__ = ("ctx", "start_response")
+
+    def __init__(self, ctx: SessionContext, start_response: StartResponse) -> None:
+        self.ctx = ctx
+        self.start_response = start_response
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        cookie = self.ctx.set_cookie
+        if cookie is not None:
+            headers = [h for h in headers if h[0].lower() != "cache-control"]
+            headers.append(("Set-Cookie", cookie))
+            headers.append(("Cache-Control", "no-store"))
+        return self.start_response(status, headers, exc_info)
 
 
 def _refuse(refusal: Refusal, start_response: StartResponse) -> list[bytes]:

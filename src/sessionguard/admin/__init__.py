@@ -38,8 +38,3 @@ def wsgi_app(guard: SessionGuard) -> AdminWSGI:
     """The admin sub-app as a WSGI app, for explicit mounting (see
     :func:`asgi_app`)."""
     return AdminWSGI(guard)
-
-
-def serves(path: str, prefix: str | None) -> bool:
-    """Whether the middleware routes ``path`` to the admin sub-app at ``prefix``."""
-    return prefix is not None and (path == prefix or path.startswith(prefix + "/"))
