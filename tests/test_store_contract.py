@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -215,6 +216,23 @@ def test_policy_changes_apply_to_existing_sessions(make_store: Any, clock: FakeC
     assert make_store().policy() == shorter  # another process sharing the store
     clock.advance(301)
     assert outcome(store, record) is Outcome.IDLE_TIMEOUT
+
+
+def test_a_stored_policy_keeps_environment_only_settings(make_store: Any, kind: str,
+                                                       clock: FakeClock) -> None:
+    store = make_store(evict="least_recent", allow_user_timeouts=True)
+    record = login(store, clock)
+    # a policy whose environment-only settings differ: only its JSON fields are stored
+    other = replace(store.policy(), evict="oldest_login", allow_user_timeouts=False)
+    store.set_policy(other.updated({"platforms": {"web": {"idle_timeout": "2h"}}}))
+    policy = store.policy()
+    assert (policy.web.idle_timeout, policy.evict, policy.allow_user_timeouts) == (7200, "least_recent", True)
+    store.set_user_timeouts("ada", {"web": 600})
+    clock.advance(601)
+    assert outcome(store, record) is Outcome.IDLE_TIMEOUT  # user timeouts still allowed
+    if kind.startswith("redis"):  # another process, configured otherwise, reads the same override
+        seen = make_store(allow_user_timeouts=False).policy()
+        assert (seen.web.idle_timeout, seen.evict, seen.allow_user_timeouts) == (7200, "oldest_login", False)
 
 
 # -- user timeouts ---------------------------------------------------------------------

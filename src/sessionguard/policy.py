@@ -2,8 +2,12 @@
 
 The environment gives the defaults (:meth:`Policy.from_config`); an admin may
 store an override through the API, which every app server sharing the store
-then applies at once. This module converts between the policy and its JSON
-form (SPEC §5) and validates that form field by field.
+then applies at once. Only the JSON form is stored (:meth:`Policy.to_json`:
+timeouts, limits, remember-me period, ``on_limit``), and every process applies
+it to its own defaults (``default.updated(stored)``), so the settings that
+exist only in the environment (``EVICT``, ``ALLOW_USER_TIMEOUTS``) always come
+from the process's configuration. This module converts between the policy and
+its JSON form (SPEC §5) and validates that form field by field.
 """
 
 from __future__ import annotations

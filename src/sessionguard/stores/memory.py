@@ -69,8 +69,11 @@ class MemoryStore:
         return self._policy or self._default
 
     def set_policy(self, policy: Policy) -> None:
+        # As the Redis store: only the JSON fields are stored, re-applied to the
+        # configured policy, so EVICT and ALLOW_USER_TIMEOUTS stay the environment's.
+        stored = self._default.updated(policy.to_json())
         with self._lock:
-            self._policy = policy
+            self._policy = stored
 
     # -- the request path --------------------------------------------------
 

@@ -57,7 +57,7 @@ class Operations:
         """The cached state, re-read first when the cache says so."""
         if self.cache.claim_poll():
             reply = yield from one("HGETALL", self.keys.state)
-            self.cache.apply(State.from_reply(reply))
+            self.cache.apply(self.cache.read(reply))
         return self.cache.state
 
     def now(self) -> Op[int]:
@@ -68,20 +68,21 @@ class Operations:
         return int(seconds) * 1000 + int(micros) // 1000
 
     def policy(self) -> Op[Policy]:
-        """The stored policy override, else the configured policy."""
+        """The configured policy with the stored override's fields applied."""
         yield from self.state()
         return self.cache.policy()
 
     def set_policy(self, policy: Policy) -> Op[None]:
-        """Store ``policy`` for every process (``state.lua``) and apply it here at once."""
+        """Store the JSON fields of ``policy`` for every process (``state.lua``) and
+        apply them here at once (environment-only settings are not stored)."""
         reply = yield Script("state", (self.keys.state,), (self.keys.bus, "policy", policy_to_json(policy)))
-        self.cache.apply(State.from_reply(reply))
+        self.cache.apply(self.cache.read(reply))
 
     def end_all(self, keep: str | None) -> Op[None]:
         """Move the epoch (``state.lua``): every session ends but ``keep``."""
         now = "" if self.clock is None else str(self.clock())
         reply = yield Script("state", (self.keys.state,), (self.keys.bus, "epoch", now, keep or ""))
-        self.cache.apply(State.from_reply(reply))
+        self.cache.apply(self.cache.read(reply))
 
     def _session_script(self, name: str, tag: str, keys: tuple[str, ...], *args: Arg,
                         state: State | None = None) -> Op[Any]:

@@ -19,12 +19,11 @@ import json
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import PLATFORMS
 from ..core import Epoch
-from ..policy import PlatformPolicy, Policy
+from ..policy import Policy
 from .redis_common import ERRORS
 from .redis_keys import Keys
 
@@ -38,16 +37,21 @@ TRUST_SECONDS = 1.5
 PING_SECONDS = 0.5
 #: The subscriber re-reads the state this often anyway.
 RESYNC_SECONDS = 10.0
+
+
 def policy_to_json(policy: Policy) -> str:
-    return json.dumps(asdict(policy), separators=(",", ":"), sort_keys=True)
+    """The stored form of a policy: its JSON fields only (SPEC §5). Settings that
+    exist only in the environment (``EVICT``, ``ALLOW_USER_TIMEOUTS``) are not
+    stored, so each process keeps applying its own configuration of them."""
+    return json.dumps(policy.to_json(), separators=(",", ":"), sort_keys=True)
 
 
-def policy_from_json(text: str) -> Policy | None:
+def policy_from_json(text: str, default: Policy) -> Policy | None:
+    """The effective policy: the configured ``default`` with the stored fields
+    applied (``None``, with an error logged, when they cannot be read)."""
     try:
-        data = json.loads(text)
-        web, mobile, desktop = (PlatformPolicy(**data.pop(p)) for p in PLATFORMS)
-        return Policy(web, mobile, desktop, **data)
-    except (ValueError, TypeError, KeyError, AttributeError):
+        return default.updated(json.loads(text))
+    except ValueError:  # json.JSONDecodeError and PolicyError are ValueErrors
         logger.error("sessionguard: the stored policy is unreadable; the configured policy applies")
         return None
 
@@ -63,20 +67,21 @@ class State:
     policy: Policy | None = None
 
     @classmethod
-    def from_fields(cls, fields: dict[str, str]) -> State:
+    def from_fields(cls, fields: dict[str, str], default: Policy) -> State:
         policy = fields.get("policy")
         return cls(
             rev=int(fields.get("rev") or 0), gen=fields.get("gen", ""),
             epoch=Epoch(int(fields.get("at") or 0), fields.get("keep") or None),
-            policy=policy_from_json(policy) if policy else None,
+            policy=policy_from_json(policy, default) if policy else None,
         )
 
     @classmethod
-    def from_reply(cls, reply: Any) -> State:
-        """From ``HGETALL`` (a dict of bytes) or a published JSON payload."""
+    def from_reply(cls, reply: Any, default: Policy) -> State:
+        """From ``HGETALL`` (a dict of bytes) or a published JSON payload; the
+        stored policy fields are applied to ``default``."""
         if isinstance(reply, dict):
-            return cls.from_fields({k.decode(): v.decode("utf-8") for k, v in reply.items()})
-        return cls.from_fields(json.loads(reply))
+            return cls.from_fields({k.decode(): v.decode("utf-8") for k, v in reply.items()}, default)
+        return cls.from_fields(json.loads(reply), default)
 
 
 class StateCache:
@@ -96,6 +101,10 @@ class StateCache:
 
     def policy(self) -> Policy:
         return self.state.policy or self.default
+
+    def read(self, reply: Any) -> State:
+        """The state in ``reply`` (see :meth:`State.from_reply`)."""
+        return State.from_reply(reply, self.default)
 
     def apply(self, state: State) -> None:
         """Take ``state`` unless it is older than the one held."""
@@ -191,11 +200,11 @@ class Subscriber:
                 now = time.monotonic()
                 kind = None if message is None else message["type"]
                 if kind == "subscribe" or (kind is not None and now - synced >= RESYNC_SECONDS):
-                    self._cache.apply(State.from_reply(client.hgetall(self._keys.state)))
+                    self._cache.apply(self._cache.read(client.hgetall(self._keys.state)))
                     self._cache.heard(subscribed=True)
                     synced = now
                 if kind == "message":
-                    self._cache.apply(State.from_reply(message["data"]))
+                    self._cache.apply(self._cache.read(message["data"]))
                 if kind is not None:
                     self._cache.heard()
                 if now - pinged >= PING_SECONDS:
