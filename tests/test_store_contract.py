@@ -414,6 +414,32 @@ def test_listing_skips_timed_out_sessions(store: Any, clock: FakeClock) -> None:
     assert page.items == [fresh] and old not in page.items
 
 
+def test_listing_after_signout_of_everyone_skips_the_ended(make_store: Any, clock: FakeClock) -> None:
+    store = make_store()
+    for i in range(3000):  # more than a page's scan bound, each its own user
+        login(store, clock, f"user{i}")
+    store.end_all()
+    clock.advance(0.001)
+    page = store.list_sessions(user_id=None, platform=None, limit=50, cursor=None)
+    assert (page.items, page.next_cursor) == ([], None)
+    mine = login(store, clock, "carol")
+    store.end_all(keep=mine.id)
+    clock.advance(0.001)
+    later = login(store, clock, "zed", platform="mobile")
+    both = store.list_sessions(user_id=None, platform=None, limit=10, cursor=None)
+    assert (both.items, both.next_cursor) == ([later, mine], None)
+    first = store.list_sessions(user_id=None, platform=None, limit=1, cursor=None)
+    assert first.items == [later] and first.next_cursor is not None
+    rest = store.list_sessions(user_id=None, platform=None, limit=1, cursor=first.next_cursor)
+    assert (rest.items, rest.next_cursor) == ([mine], None)
+    web = store.list_sessions(user_id=None, platform="web", limit=1, cursor=None)
+    assert (web.items, web.next_cursor) == ([mine], None)
+    mobile = store.list_sessions(user_id=None, platform="mobile", limit=1, cursor=None)
+    assert (mobile.items, mobile.next_cursor) == ([later], None)
+    store.end(mine.id, "revoked")
+    assert store.list_sessions(user_id=None, platform="web", limit=1, cursor=None).items == []
+
+
 def test_malformed_listing_cursor_lists_nothing(store: Any, clock: FakeClock) -> None:
     login(store, clock)
     page = store.list_sessions(user_id=None, platform=None, limit=10, cursor="garbage")

@@ -86,6 +86,12 @@ def idx_member(created: int, session_id: str) -> str:
     return f"{99_999_999_999_999 - created:014d}:{session_id}"
 
 
+def idx_bound(created: int) -> str:
+    """The listing-index position just before the members of sessions created at
+    ``created``: later logins sort before it, this and earlier ones after it."""
+    return f"{99_999_999_999_999 - created:014d}"
+
+
 def idx_position(member: bytes) -> tuple[int, str]:
     inverted, _, session_id = member.decode("ascii").partition(":")
     return 99_999_999_999_999 - int(inverted), session_id

@@ -28,6 +28,7 @@ from .redis_keys import (
     decode_pairs,
     decode_record,
     encode_user,
+    idx_bound,
     idx_member,
     record_tail,
 )
@@ -158,9 +159,8 @@ class Operations:
         absolutes = [self.cache.policy().platform(p).absolute_timeout for p in PLATFORMS]
         if all(a is not None for a in absolutes):
             cutoff = now - max(a for a in absolutes if a is not None) * 1000 - TOMBSTONE_MS
-            # members sorting at or after this one logged in before the cutoff
-            oldest = idx_member(cutoff - 1, "").rstrip(":")
-            commands.append(("ZREMRANGEBYLEX", self.keys.idx, "[" + oldest, "+"))
+            # members sorting after this bound logged in before the cutoff
+            commands.append(("ZREMRANGEBYLEX", self.keys.idx, "[" + idx_bound(cutoff - 1), "+"))
         try:
             yield Commands(tuple(commands))
         except StoreUnavailable:

@@ -10,10 +10,11 @@ import re
 from ..audit import Event
 from ..core import Epoch, Outcome, Record, judge
 from ..policy import Policy
+from ..tokens import is_session_id
 from .base import Page
 from .memory import _cursor
 from .redis_common import Commands, Op, one
-from .redis_keys import Keys, decode_record, idx_position
+from .redis_keys import Keys, decode_record, idx_bound, idx_member, idx_position
 
 BATCH = 200
 ROUNDS = 10
@@ -24,11 +25,17 @@ def sessions(keys: Keys, start: str, *, policy: Policy, epoch: Epoch, now: int, 
              limit: int) -> Op[Page]:
     """Valid sessions after the listing-index position ``start`` (``-`` or an
     exclusive ``(member``), skipping ended ones and removing entries whose
-    record is gone."""
+    record is gone.
+
+    After a sign-out of everyone, the scan stops at the epoch: every older
+    entry has ended, so a listing never wades through them (they leave the
+    index as their records expire). The session that sign-out kept is looked
+    up on its own and comes last, where its login time puts it."""
     found: list[Record] = []
+    stop = "+" if epoch.at <= 0 else "(" + idx_bound(epoch.at - 1)
     last, exhausted = start, False
     for _ in range(ROUNDS):
-        members = yield from one("ZRANGEBYLEX", keys.idx, last, "+", "LIMIT", 0, BATCH)
+        members = yield from one("ZRANGEBYLEX", keys.idx, last, stop, "LIMIT", 0, BATCH)
         exhausted = len(members) < BATCH
         ids = [idx_position(m)[1] for m in members]
         values = (yield Commands(tuple(("GET", keys.session(i)) for i in ids))) if ids else []
@@ -48,6 +55,9 @@ def sessions(keys: Keys, start: str, *, policy: Policy, epoch: Epoch, now: int, 
                     break
         if len(found) > limit or exhausted:
             break
+    if exhausted and len(found) <= limit and epoch.keep is not None:
+        kept = yield from _kept(keys, start, policy=policy, epoch=epoch, now=now, platform=platform)
+        found += kept
     page = found[:limit]
     if len(found) > limit:
         return Page(page, _cursor(page[-1]))
@@ -55,6 +65,23 @@ def sessions(keys: Keys, start: str, *, policy: Policy, epoch: Epoch, now: int, 
         return Page(page, None)
     created, session_id = idx_position(last[1:].encode("ascii"))
     return Page(page, f"{created}.{session_id}")
+
+
+def _kept(keys: Keys, start: str, *, policy: Policy, epoch: Epoch, now: int,
+          platform: str | None) -> Op[list[Record]]:
+    """The session the last sign-out of everyone kept, if it is still valid, logged
+    in before the epoch (a later one is in the scanned part) and after ``start``."""
+    keep = epoch.keep
+    if keep is None or not is_session_id(keep):
+        return []
+    value = yield from one("GET", keys.session(keep))
+    if value is None:
+        return []
+    record = decode_record(keep, value)
+    after = start == "-" or idx_member(record.created, keep) > start[1:]
+    if not after or record.created >= epoch.at or (platform is not None and record.platform != platform):
+        return []
+    return [record] if judge(record, policy, now, epoch) is Outcome.VALID else []
 
 
 def events(keys: Keys, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
