@@ -23,6 +23,7 @@ from ..core import Record
 from ..errors import StoreUnavailable
 from ..policy import Policy
 from .base import Check, Created, NewSession, Page
+from .redis_cache import LocalCache
 from .redis_common import Health, Op, Request, Retry, Script, Target, connect, parse_url, retries
 from .redis_keys import Keys, script_sources
 from .redis_ops import Operations
@@ -129,7 +130,8 @@ class RedisStore:
         self._run(self._ops.set_policy(policy))
 
     def check(self, session_id: str, *, passive: bool) -> Check:
-        return self._run(self._ops.check(session_id, passive))
+        hit = self._ops.cached(session_id)  # LOCAL_CACHE: no round trip
+        return hit if hit is not None else self._run(self._ops.check(session_id, passive))
 
     def create(self, new: NewSession, *, ending: str | None = None) -> Created:
         return self._run(self._ops.create(new, ending))
@@ -184,15 +186,22 @@ def open_redis_stores(
     :param policy: the configured policy (a stored override replaces it).
     :param slot_tag: the user's hash tag (:meth:`~sessionguard.tokens.Tokens.slot_tag`).
     :param clock: epoch milliseconds for tests; by default the Redis server's ``TIME``.
+
+    With ``config.local_cache`` above zero, both stores share one
+    :class:`~.redis_cache.LocalCache` of valid checks (see there for its bounds).
     :raises ConfigurationError: for a malformed ``redis+sentinel://`` or
         ``redis+cluster://`` URL.
     """
     from .redis_async import AsyncRedisStore
 
     target = parse_url(config.store_url)
+    state = StateCache(policy)
+    local = None
+    if config.local_cache > 0:
+        local = LocalCache(config.local_cache, lambda: state.trusted)
     ops = Operations(
-        Keys(config.key_prefix), StateCache(policy), slot_tag=slot_tag, clock=clock,
-        cluster=target.cluster, audit_maxlen=config.audit_maxlen,
+        Keys(config.key_prefix), state, slot_tag=slot_tag, clock=clock,
+        cluster=target.cluster, audit_maxlen=config.audit_maxlen, local=local,
     )
     shared = Shared(target, config.store_timeout, ops)
     return RedisStore(shared), AsyncRedisStore(shared)

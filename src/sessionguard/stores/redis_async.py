@@ -152,7 +152,8 @@ class AsyncRedisStore:
         await self._run(self._ops.set_policy(policy))
 
     async def check(self, session_id: str, *, passive: bool) -> Check:
-        return await self._run(self._ops.check(session_id, passive))
+        hit = self._ops.cached(session_id)  # LOCAL_CACHE: no round trip
+        return hit if hit is not None else await self._run(self._ops.check(session_id, passive))
 
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created:
         return await self._run(self._ops.create(new, ending))

@@ -10,18 +10,21 @@ thrown back into the generator as :class:`StoreUnavailable`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..audit import Event
 from ..config import PLATFORMS
-from ..core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, cookie_refresh_due, touched
+from ..core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, cookie_refresh_due, judge, touched
 from ..errors import SessionLimitReached, StoreUnavailable
 from ..policy import Policy
 from ..tokens import is_session_id
 from . import redis_pages as pages
 from .base import Check, Created, NewSession, Page
 from .memory import _cursor, _cursor_key, _newest_first
+from .redis_cache import LocalCache
 from .redis_common import Arg, Commands, Op, Script, one
 from .redis_keys import (
     Keys,
@@ -41,16 +44,20 @@ def _opt(value: int | None) -> str:
 
 class Operations:
     """Plans every store operation. ``cluster``: the global listing index lives in
-    another slot, so scripts cannot maintain it and a login adds it separately."""
+    another slot, so scripts cannot maintain it and a login adds it separately.
+    ``local``: the process's cache of valid checks (``LOCAL_CACHE``), if on."""
 
     def __init__(self, keys: Keys, cache: StateCache, *, slot_tag: Callable[[str], str],
-                 clock: Callable[[], int] | None, cluster: bool, audit_maxlen: int) -> None:
+                 clock: Callable[[], int] | None, cluster: bool, audit_maxlen: int,
+                 local: LocalCache | None = None) -> None:
         self.keys = keys
         self.cache = cache
         self.slot_tag = slot_tag
         self.clock = clock
         self.cluster = cluster
         self.audit_maxlen = audit_maxlen
+        self.local = local
+        cache.local = local
 
     # -- state and time --------------------------------------------------------
 
@@ -77,13 +84,25 @@ class Operations:
         """Store the JSON fields of ``policy`` for every process (``state.lua``) and
         apply them here at once (environment-only settings are not stored)."""
         reply = yield Script("state", (self.keys.state,), (self.keys.bus, "policy", policy_to_json(policy)))
+        self._forget_all()
         self.cache.apply(self.cache.read(reply))
 
     def end_all(self, keep: str | None) -> Op[None]:
         """Move the epoch (``state.lua``): every session ends but ``keep``."""
         now = "" if self.clock is None else str(self.clock())
         reply = yield Script("state", (self.keys.state,), (self.keys.bus, "epoch", now, keep or ""))
+        self._forget_all()
         self.cache.apply(self.cache.read(reply))
+
+    def _forget_all(self) -> None:
+        if self.local is not None:
+            self.local.clear()
+
+    def _forget(self, ids: Sequence[str]) -> None:
+        """Drop sessions from this process's cache at once (the scripts announce
+        them to the other processes)."""
+        if self.local is not None and ids:
+            self.local.drop(ids)
 
     def _session_script(self, name: str, tag: str, keys: tuple[str, ...], *args: Arg,
                         state: State | None = None) -> Op[Any]:
@@ -100,16 +119,34 @@ class Operations:
             platform = policy.platform(platform_name)
             context += [_opt(platform.idle_timeout), _opt(platform.absolute_timeout),
                         _opt(platform.max_sessions)]
-        context += [policy.on_limit, policy.evict, self.keys.base(tag), "0" if self.cluster else "1"]
+        context += [policy.on_limit, policy.evict, self.keys.prefix, tag, "0" if self.cluster else "1"]
         idx = () if self.cluster else (self.keys.idx,)
         return (yield Script(name, keys + idx, (*context, *args)))
 
     # -- the request path ------------------------------------------------------
 
+    def cached(self, session_id: str) -> Check | None:
+        """A ``LOCAL_CACHE`` hit (see :mod:`.redis_cache`), still valid at this
+        moment by the cached policy and epoch on the local (or injected) clock;
+        passive or not, a hit does not touch. ``None``: ask Redis (:meth:`check`)."""
+        local = self.local
+        check = None if local is None else local.get(session_id)
+        if local is None or check is None or check.record is None:
+            return None
+        policy, epoch = self.cache.policy(), self.cache.state.epoch
+        now = self.clock() if self.clock is not None else time.time_ns() // 1_000_000
+        if check.policy is policy and judge(check.record, policy, now, epoch) is Outcome.VALID:
+            return check
+        local.drop((session_id,))  # Redis confirms, and reports an ending once
+        return None
+
     def check(self, session_id: str, passive: bool) -> Op[Check]:
-        """One request's token: one ``check.lua`` call (plus a state re-read when due)."""
+        """One request's token: one ``check.lua`` call (plus a state re-read when due).
+        With ``LOCAL_CACHE``, a valid answer is kept for :meth:`cached`."""
         if not is_session_id(session_id):
             return Check(Outcome.INVALID)
+        local = self.local
+        ticket = None if local is None else local.ticket()
         keys = (self.keys.session(session_id), self.keys.tombstone(session_id))
         state = yield from self.state()
         policy = state.policy or self.cache.default
@@ -123,9 +160,13 @@ class Operations:
             return Check(Outcome(reply[1].decode("ascii")), ended=decode_record(session_id, reply[2]))
         before, now = decode_record(session_id, reply[1]), int(reply[2])
         if not reply[3]:
-            return Check(Outcome.VALID, before, policy=policy)
-        return Check(Outcome.VALID, touched(before, now), refresh_cookie=cookie_refresh_due(before, now),
-                     policy=policy)
+            check = Check(Outcome.VALID, before, policy=policy)
+        else:
+            check = Check(Outcome.VALID, touched(before, now), refresh_cookie=cookie_refresh_due(before, now),
+                          policy=policy)
+        if local is not None and ticket is not None:  # hits never re-send the cookie
+            local.put(ticket, replace(check, refresh_cookie=False) if check.refresh_cookie else check)
+        return check
 
     # -- logins and sign-outs --------------------------------------------------
 
@@ -148,9 +189,11 @@ class Operations:
         record = decode_record(new.id, reply[1])
         if status == 2:
             return Created(record, (), replaced)
+        evicted = tuple(decode_pairs(reply[3:]))
+        self._forget([r.id for r in evicted])
         if self.cluster:
             yield from self._list_in_cluster(record, int(reply[2]))
-        return Created(record, tuple(decode_pairs(reply[3:])), replaced)
+        return Created(record, evicted, replaced)
 
     def _list_in_cluster(self, record: Record, now: int) -> Op[None]:
         """Add a login to the global listing index (another slot than the script's),
@@ -177,6 +220,7 @@ class Operations:
             owner = encode_user(user_id)
         keys = (self.keys.session(session_id), self.keys.tombstone(session_id))
         reply = yield from self._session_script("end", session_id[:4], keys, session_id, reason, owner)
+        self._forget((session_id,))
         return None if reply is None else decode_record(session_id, reply)
 
     def end_user(self, user_id: str, reason: str, platform: str | None, keep: str | None) -> Op[list[Record]]:
@@ -184,7 +228,9 @@ class Operations:
         tag = self.slot_tag(user_id)
         reply = yield from self._session_script(
             "end_user", tag, (self.keys.user_index(tag, user_id),), reason, platform or "", keep or "")
-        return decode_pairs(reply)
+        ended = decode_pairs(reply)
+        self._forget([r.id for r in ended])
+        return ended
 
     # -- listings ----------------------------------------------------------------
 
@@ -232,7 +278,8 @@ class Operations:
         tag = self.slot_tag(user_id)
         given = ["x" if p not in timeouts else _opt(timeouts[p]) for p in PLATFORMS]
         keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
-        yield from self._session_script("set_user_timeouts", tag, keys, *given)
+        updated = yield from self._session_script("set_user_timeouts", tag, keys, *given)
+        self._forget([i.decode("ascii") for i in updated])
 
     # -- audit ---------------------------------------------------------------------
 

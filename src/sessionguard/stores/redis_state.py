@@ -11,6 +11,11 @@ process). So no process judges a request with a state older than about
 ``TRUST_SECONDS + POLL_SECONDS`` (2.5 s). The one loss no PING can detect, a
 message dropped between Cluster nodes while every link answers, is bounded by
 the subscriber's periodic re-read, :data:`RESYNC_SECONDS` (10 s).
+
+The same channel carries the ids of ended or changed sessions for
+``LOCAL_CACHE`` (:mod:`.redis_cache`): every process drops them at once. That
+cache is used only while the subscription is trusted as above, and is emptied
+whenever the subscription goes down or is (re)established.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 from ..core import Epoch
 from ..policy import Policy
+from .redis_cache import LocalCache
 from .redis_common import ERRORS
 from .redis_keys import Keys
 
@@ -88,11 +94,17 @@ class StateCache:
     """The process's copy of :class:`State`, shared by its sync and async store and
     kept current by the pub/sub subscriber. While the subscription is down (or not
     yet up) the state is re-read at most once per :data:`POLL_SECONDS`, by one
-    caller at a time; before the first read every caller reads it."""
+    caller at a time; before the first read every caller reads it.
+
+    With ``LOCAL_CACHE`` on, it also keeps the :class:`~.redis_cache.LocalCache`
+    honest: a new state empties it, announced ids leave it, and a subscription
+    that goes down or comes (back) up empties it (messages may have been lost)."""
 
     def __init__(self, default: Policy) -> None:
         self.default = default
         self.state = State()
+        #: the process's cache of valid checks (``LOCAL_CACHE``), if on
+        self.local: LocalCache | None = None
         self._lock = threading.Lock()
         self._loaded = False
         self._polled = float("-inf")
@@ -110,9 +122,27 @@ class StateCache:
         """Take ``state`` unless it is older than the one held."""
         with self._lock:
             current = self.state
-            if state.rev > current.rev or (state.gen and state.gen != current.gen):
+            taken = state.rev > current.rev or bool(state.gen and state.gen != current.gen)
+            if taken:
                 self.state = state
             self._loaded = True
+        if taken and self.local is not None:
+            self.local.clear()
+
+    def announced(self, payload: bytes | str) -> None:
+        """A message on the bus: a new state, or ``{"drop": [ids]}`` (sessions
+        ended or changed, see ``rules.lua``). Anything else is ignored."""
+        try:
+            data = json.loads(payload)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+            drop = data.get("drop")
+            if drop is None:
+                self.apply(State.from_fields(data, self.default))
+            elif self.local is not None:
+                self.local.drop(str(i) for i in drop)
+        except (ValueError, TypeError, AttributeError):
+            logger.warning("sessionguard: ignored an unreadable message on the state channel")
 
     def claim_poll(self) -> bool:
         """Whether this caller must re-read the state now."""
@@ -132,11 +162,13 @@ class StateCache:
             self._heard = time.monotonic()
             if subscribed is not None:
                 self._subscribed = subscribed
+        if subscribed is not None and self.local is not None:
+            self.local.clear()
 
     @property
     def trusted(self) -> bool:
-        with self._lock:
-            return self._trusted(time.monotonic())
+        # no lock: two plain reads, on the LOCAL_CACHE hit path
+        return self._trusted(time.monotonic())
 
 
 class Subscriber:
@@ -201,10 +233,11 @@ class Subscriber:
                 kind = None if message is None else message["type"]
                 if kind == "subscribe" or (kind is not None and now - synced >= RESYNC_SECONDS):
                     self._cache.apply(self._cache.read(client.hgetall(self._keys.state)))
-                    self._cache.heard(subscribed=True)
+                    if kind == "subscribe":  # (re)subscribed: messages sent before may be lost
+                        self._cache.heard(subscribed=True)
                     synced = now
                 if kind == "message":
-                    self._cache.apply(self._cache.read(message["data"]))
+                    self._cache.announced(message["data"])
                 if kind is not None:
                     self._cache.heard()
                 if now - pinged >= PING_SECONDS:

@@ -6,7 +6,7 @@
 -- cannot bring the session back.
 --
 -- KEYS[1] the record '<base>s:<id>', KEYS[2] its tombstone '<base>e:<id>', [KEYS[3] idx]
--- ARGV[1..18] the context (rules.lua), ARGV[19] session id, ARGV[20] passive '1'/'0'
+-- ARGV[1..19] the context (rules.lua), ARGV[20] session id, ARGV[21] passive '1'/'0'
 -- returns {0, reason or nil}            unknown: the tombstone's reason (nil = invalid)
 --         {1, record, now, touched 0/1} valid: the record as read (before the touch)
 --         {2, reason, record}           ended by this check
@@ -14,14 +14,14 @@ local value = redis.call('GET', KEYS[1])
 if not value then
   return {0, redis.call('GET', KEYS[2])}
 end
-local rec = parse(ARGV[19], value)
+local rec = parse(ARGV[20], value)
 local reason = judge(rec)
 if reason then
   finish(rec, reason)
   return {2, reason, value}
 end
 local touched = 0
-if ARGV[20] ~= '1' and NOW - rec.l >= TOUCH_MS then
+if ARGV[21] ~= '1' and NOW - rec.l >= TOUCH_MS then
   rec.l = math.max(rec.l, NOW)
   store(rec)
   touched = 1

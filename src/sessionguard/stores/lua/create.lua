@@ -2,17 +2,18 @@
 -- sessions on the platform, pruned in this same step (missing ones leave the index, ended
 -- ones become tombstones), so stale entries never lock a user out and however many logins
 -- race the user never holds more than the limit. The id comes from the caller, so a retried
--- create finds its own record and changes nothing: a retry cannot take two slots.
+-- create finds its own record and changes nothing: a retry cannot take two slots. Evicted
+-- ids are announced on the bus (LOCAL_CACHE).
 --
 -- KEYS[1] user index '<base>u:<user>', KEYS[2] user settings '<base>t:<user>',
 --      KEYS[3] the new record '<base>s:<id>', [KEYS[4] idx]
--- ARGV[1..18] the context (rules.lua), ARGV[19] id, ARGV[20] platform, ARGV[21] remember '1'/'0',
---      ARGV[22] b64url user id, ARGV[23] the JSON tail of the record
+-- ARGV[1..19] the context (rules.lua), ARGV[20] id, ARGV[21] platform, ARGV[22] remember '1'/'0',
+--      ARGV[23] b64url user id, ARGV[24] the JSON tail of the record
 -- returns {0, limit}                      refused (ON_LIMIT=reject): nothing changed
 --         {1, record, now, id1, record1, ...} created, with the evicted ids and records
 --         {2, record}                     already created by an earlier attempt
 --         {3, reason}                     created by an earlier attempt and ended since
-local id, platform = ARGV[19], ARGV[20]
+local id, platform = ARGV[20], ARGV[21]
 local existing = redis.call('GET', KEYS[3])
 if existing then return {2, existing} end
 local gone = redis.call('GET', BASE .. 'e:' .. id)
@@ -26,7 +27,7 @@ end
 
 local reply = {1, '', ''}
 local limit = PLATFORMS[platform].max
-local evicted = {}
+local evicted, ids = {}, {}
 if limit and #same >= limit then
   if ON_LIMIT == 'reject' then return {0, limit} end
   if EVICT == 'least_recent' then
@@ -44,14 +45,15 @@ if limit and #same >= limit then
   for i = 1, #same - limit + 1 do
     finish(same[i], 'evicted')
     evicted[same[i].id] = true
+    ids[#ids + 1] = same[i].id
     reply[#reply + 1] = same[i].id
     reply[#reply + 1] = same[i].raw
   end
 end
 
 local own = redis.call('HGET', KEYS[2], platform)
-local rec = {id = id, c = NOW, l = NOW, r = ARGV[21] == '1', ui = tonumber(own or ''), p = platform,
-             u = ARGV[22], blob = ARGV[23]}
+local rec = {id = id, c = NOW, l = NOW, r = ARGV[22] == '1', ui = tonumber(own or ''), p = platform,
+             u = ARGV[23], blob = ARGV[24]}
 store(rec)
 redis.call('ZADD', KEYS[1], int(NOW), id)
 local kept = {rec}
@@ -64,6 +66,7 @@ if IDX then
   redis.call('ZADD', IDX, 0, idx_member(rec))
   prune_idx()
 end
+announce(ids)
 reply[2] = encode(rec)
 reply[3] = int(NOW)
 return reply

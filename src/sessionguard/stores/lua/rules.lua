@@ -5,20 +5,21 @@
 --   touch_due() = core.touch_due, retention() = core.retention,
 --   TOMBSTONE_MS = core.TOMBSTONE_MS, TOUCH_MS = core.TOUCH_MS.
 --
--- ARGV[1..18] is the context every session script receives (redis_common.context_args):
+-- ARGV[1..19] is the context every session script receives (redis_ops._session_script):
 --   1 now (ms; '' = read the server's TIME), 2 epoch at (ms), 3 epoch keep (id or ''),
 --   4 remember-me period (s or '' = never), 5 allow user timeouts ('1'/'0'),
 --   6..14 web/mobile/desktop idle (s), absolute (s), max sessions ('' = never/unlimited),
---   15 on_limit, 16 evict order, 17 key base '<prefix>:{<tag>}:',
---   18 '1' when the last KEYS entry is the global listing index '<prefix>:idx' (never on a
---      Cluster, where it lives in another slot).
--- A script's own arguments start at ARGV[19].
+--   15 on_limit, 16 evict order, 17 KEY_PREFIX, 18 the user's slot tag (the key base is
+--   '<prefix>:{<tag>}:', as redis_keys.Keys.base), 19 '1' when the last KEYS entry is the
+--   global listing index '<prefix>:idx' (never on a Cluster, where it lives in another slot).
+-- A script's own arguments start at ARGV[20].
 --
 -- A session record is one string (compact: a hash with a 120-byte user agent is stored as a
 -- hashtable, about twice the size):
 --   '<created ms>|<last seen ms>|<remember 0/1>|<user idle s or empty>|<platform>|<b64url user id>|'
 --   followed by an opaque JSON array [ip, city, user agent, device, metadata] that the scripts
 --   never parse (no cjson round trip can alter the app's metadata).
+-- Messages on the bus: {"drop": [id, ...]} (announce below) and the state (state.lua).
 -- Keys under the base: s:<id> record, e:<id> tombstone (reason), u:<b64url user id> the user's
 -- index (zset id -> created), t:<b64url user id> the user's own idle timeouts (hash).
 -- Every key derived here shares the slot of the declared keys: the tag is in the base.
@@ -45,9 +46,11 @@ local PLATFORMS = {
 }
 local ON_LIMIT = ARGV[15]
 local EVICT = ARGV[16]
-local BASE = ARGV[17]
+local BASE = ARGV[17] .. ':{' .. ARGV[18] .. '}:'
+-- the pub/sub channel every process listens on (redis_keys.Keys.bus); not a key
+local BUS = ARGV[17] .. ':bus'
 local IDX = nil
-if ARGV[18] == '1' then IDX = KEYS[#KEYS] end
+if ARGV[19] == '1' then IDX = KEYS[#KEYS] end
 
 local function int(n)
   return string.format('%.0f', n)
@@ -130,6 +133,12 @@ local function finish(rec, reason)
   redis.call('SET', BASE .. 'e:' .. rec.id, reason, 'PX', TOMBSTONE_MS)
   redis.call('ZREM', BASE .. 'u:' .. rec.u, rec.id)
   if IDX then redis.call('ZREM', IDX, idx_member(rec)) end
+end
+
+-- LOCAL_CACHE: every process drops these sessions from its cache of valid checks at once
+-- (redis_state.StateCache.announced); sent by the scripts that end sessions or change them
+local function announce(ids)
+  if #ids > 0 then redis.call('PUBLISH', BUS, cjson.encode({drop = ids})) end
 end
 
 -- MemoryStore._user_records: the user's valid records; missing members are dropped from the
