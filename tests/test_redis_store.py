@@ -39,18 +39,25 @@ from sessionguard.stores.base import NewSession
 from sessionguard.stores.redis import RedisStore, open_redis_stores
 from sessionguard.stores.redis_async import AsyncRedisStore
 from sessionguard.stores.redis_common import parse_url
-from sessionguard.stores.redis_keys import Keys, decode_record, encode_user, record_tail
+from sessionguard.stores.redis_keys import (
+    Keys,
+    decode_record,
+    encode_user,
+    idx_bound,
+    idx_member,
+    idx_position,
+    pack_id,
+    record_tail,
+    unpack_id,
+)
 from sessionguard.tokens import Tokens, session_id
 
 TOKENS = Tokens([SECRET])
 UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
       "Chrome/131.0.0.0 Safari/537.36")[:120]
-# live sessions of one user, read atomically: the probe of the race tests
-PROBE = """local n = 0
-for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  n = n + redis.call('EXISTS', ARGV[1] .. id)
-end
-return n"""
+# the sessions in one user's index, read atomically: the probe of the race tests (every live
+# session is in the index, so the live ones are never more)
+PROBE = "return redis.call('ZCARD', KEYS[1])"
 
 
 Stores = tuple[RedisStore, AsyncRedisStore]
@@ -254,7 +261,7 @@ def test_sentinel_url_reaches_the_primary(sentinel: str, private_redis: RedisSer
     record = sync.create(new()).record
     assert asyncio.run(async_.check(record.id, passive=False)).record == record
     wait_until(lambda: sync.subscribed)
-    assert private_redis.client().exists(f"sg:{{{record.id[:4]}}}:s:{record.id}") == 1
+    assert private_redis.client().exists(Keys("sg").session(record.id)) == 1
 
 
 @pytest.mark.parametrize(("url", "kind", "hosts", "options"), [
@@ -283,9 +290,7 @@ class Probe:
     """Counts the user's live sessions atomically, over and over, in a thread."""
 
     def __init__(self, url: str, prefix: str, user: str) -> None:
-        tag = TOKENS.slot_tag(user)
-        keys = Keys(prefix)
-        self._args = (keys.user_index(tag, user), keys.base(tag) + "s:")
+        self._index = Keys(prefix).user_index(TOKENS.slot_tag(user), user)
         self._client = redis.Redis.from_url(url)
         self._stop = threading.Event()
         self.most = 0
@@ -296,7 +301,7 @@ class Probe:
         script = self._client.register_script(PROBE)
         try:
             while not self._stop.is_set():
-                self.most = max(self.most, int(script(keys=[self._args[0]], args=[self._args[1]])))
+                self.most = max(self.most, int(script(keys=[self._index])))
         except redis.RedisError as exc:
             self.error: redis.RedisError | None = exc
 
@@ -501,12 +506,56 @@ ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=30)  # lone su
 def test_the_record_codec_round_trips(user_id: str, ip: str, city: str | None, agent: str,
                                       metadata: dict[str, Any]) -> None:
     fresh = new(user_id, "mobile", ip=ip, city=city, user_agent=agent, device="d", metadata=metadata)
-    # the header as rules.lua writes it, then the tail as the store sends it
-    value = f"1800000000000|1800000001000|1|900|mobile|{encode_user(user_id)}|".encode() + record_tail(fresh)
+    # the header as rules.lua writes it (times in base 36), then the tail as the store sends it
+    header = f"{base36(1_800_000_000_000)}|{base36(1_800_000_001_000)}|r900|m|{encode_user(user_id)}|"
+    value = header.encode() + record_tail(fresh)
     assert decode_record(fresh.id, value) == Record(
         id=fresh.id, user_id=user_id, platform="mobile", created=1_800_000_000_000,
         last_seen=1_800_000_001_000, remember_me=True, ip=ip, city=city, user_agent=agent, device="d",
         metadata=metadata, user_idle=900)
+
+
+def base36(n: int) -> str:
+    digits = ""
+    while True:
+        n, d = divmod(n, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[d] + digits
+        if not n:
+            return digits
+
+
+IDS = st.builds(lambda user: session_id(TOKENS.new_sid(user)), st.text(max_size=5))
+TIMES = st.integers(min_value=0, max_value=2**47)
+
+
+@given(entries=st.lists(st.tuples(TIMES, IDS), min_size=2, max_size=20))
+def test_listing_index_members_sort_as_the_listing(entries: list[tuple[int, str]]) -> None:
+    members = [idx_member(created, sid) for created, sid in entries]
+    assert [idx_position(m) for m in members] == entries
+    by_member = [idx_position(m) for m in sorted(members)]
+    assert by_member == sorted(entries, key=lambda e: (-e[0], e[1]))
+    for created, sid in entries:  # idx_bound: later logins before it, this one and older after
+        assert idx_member(created + 1, sid) < idx_bound(created) < idx_member(created, sid)
+
+
+@given(sid=IDS)
+def test_packed_ids_round_trip(sid: str) -> None:
+    assert len(pack_id(sid)) == 20 and unpack_id(pack_id(sid), 26) == sid
+    assert len(pack_id(sid[4:])) == 17 and unpack_id(pack_id(sid[4:]), 22) == sid[4:]
+
+
+def test_lua_writes_the_layout_python_reads(redis_url: str, key_prefix: str, make_stores: Any) -> None:
+    sync, _ = make_stores(redis_url, key_prefix)
+    user = "ada.lovelace@example.com"
+    record = sync.create(new(user, "desktop", remember_me=True, metadata={"a": [1]})).record
+    raw, keys = redis.Redis.from_url(redis_url), Keys(key_prefix)
+    assert raw.zrange(keys.user_index(record.id[:4], user), 0, -1) == [pack_id(record.id[4:])]
+    assert raw.zscore(keys.idx, idx_member(record.created, record.id)) == 0
+    base = f"{key_prefix}:{{{record.id[:4]}}}:"
+    assert raw.exists(f"{base}s:{record.id[4:]}", f"{base}u:{user}") == 2
+    assert decode_record(record.id, raw.get(keys.session(record.id))) == record
+    assert raw.get(keys.session(record.id)).startswith(f"{base36(record.created)}|".encode())
+    raw.close()
 
 
 @settings(max_examples=30, deadline=None)
@@ -540,14 +589,19 @@ def test_every_key_expires_but_the_shared_ones(redis_url: str, key_prefix: str, 
 
 
 def test_memory_per_session_is_small(private_redis: RedisServer, make_stores: Any) -> None:
+    # a typical session: its record, its user's index (the user's only session) and its entry
+    # in the listing index (measured among enough entries to take its large encoding)
     sync, _ = make_stores(private_redis.url)
-    record = sync.create(new("ada.lovelace@example.com", ip="203.0.113.7", user_agent=UA,
-                             device="Chrome 131 on macOS",
-                             metadata={"name": "Ada Lovelace", "roles": ["admin"]})).record
-    raw = private_redis.client()
-    keys = Keys("sg")
-    usage = raw.memory_usage(keys.session(record.id), samples=0)
-    assert usage is not None and usage < 450, usage
+    records = [sync.create(new(f"user{i:04d}.lovelace@example.com", ip="203.0.113.7", user_agent=UA,
+                                device="Chrome 131 on macOS",
+                                metadata={"name": "Ada Lovelace", "roles": ["admin"]})).record
+               for i in range(1000)]
+    raw, keys, record = private_redis.client(), Keys("sg"), records[0]
+    usage = [raw.memory_usage(key, samples=0) for key in (
+        keys.session(record.id), keys.user_index(record.id[:4], record.user_id), keys.idx)]
+    assert raw.object("encoding", keys.idx) == b"skiplist"
+    per_session = usage[0] + usage[1] + usage[2] / len(records)
+    assert per_session <= 600, usage
 
 
 # -- the state every process caches -----------------------------------------------------------------

@@ -3,24 +3,33 @@ and the Lua scripts.
 
 Key layout (``P`` is ``KEY_PREFIX``; ``{tag}`` the user's slot tag, which is
 also the first four characters of every id of that user's sessions, so all of
-a user's keys share one Redis Cluster hash slot):
+a user's keys share one Redis Cluster hash slot; ``<short>`` is a session id
+without those four characters):
 
-- ``P:{tag}:s:<id>`` the session record (a string, see ``lua/rules.lua``),
+- ``P:{tag}:s:<short>`` the session record (a string, see ``lua/rules.lua``),
   expiring a day after the session's deadline;
-- ``P:{tag}:e:<id>`` the tombstone of an ended session: its reason, for a day;
-- ``P:{tag}:u:<user>`` the user's sessions (zset id -> login ms), expiring with
-  the longest-kept of them; ``P:{tag}:t:<user>`` the user's own idle timeouts
-  (hash platform -> seconds), kept 400 days after the last login or change;
-  ``<user>`` is the base64url of the user id's UTF-8;
+- ``P:{tag}:e:<short>`` the tombstone of an ended session: its reason, for a day;
+- ``P:{tag}:u:<user>`` the user's sessions (zset of ``<short>`` packed by
+  :func:`pack_id` into 17 bytes, all scores 0, so that a few sessions fit a
+  small listpack), expiring with the longest-kept of them;
+  ``P:{tag}:t:<user>`` the user's own idle timeouts (hash platform ->
+  seconds), kept 400 days after the last login or change; ``<user>`` is
+  :func:`encode_user` of the user id;
 - ``P:state`` (hash: policy override, sign-out epoch, revision), ``P:idx``
-  (every session, newest login first, for the admin listing), ``P:audit``
-  (stream) and the pub/sub channel ``P:bus``: the only keys without a TTL.
+  (every session, newest login first, for the admin listing: 26-byte members,
+  see :func:`idx_member`), ``P:audit`` (stream) and the pub/sub channel
+  ``P:bus``: the only keys without a TTL.
+
+Every byte here is paid once per session: the layout keeps a typical session
+(record, its share of the user's index, its listing entry) under 600 bytes of
+Redis memory (``tests/test_redis_store.py::test_memory_per_session_is_small``).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -41,15 +50,26 @@ def script_sources() -> dict[str, str]:
     return sources
 
 
+#: User ids kept as they are in key names and records (e-mail addresses, UUIDs,
+#: numbers): no ``|``, ``{``, ``}``, ``:``, ``~``, space or control character.
+_PLAIN_USER = re.compile(r"[A-Za-z0-9._@+-]+")
+
+
 def encode_user(user_id: str) -> str:
-    """A user id as it appears in key names: base64url of its UTF-8, so no ``{``,
-    ``}`` or ``:`` of the id can move the hash tag or split the name."""
+    """A user id as it appears in key names and records: the id itself when
+    plain, else ``~`` and the base64url of its UTF-8 (so no character of the
+    id can move the hash tag or split a record). Never ambiguous: a plain id
+    has no ``~``."""
+    if _PLAIN_USER.fullmatch(user_id):
+        return user_id
     raw = user_id.encode("utf-8", "surrogatepass")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+    return "~" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
 def decode_user(encoded: bytes) -> str:
-    raw = base64.urlsafe_b64decode(encoded + b"=" * (-len(encoded) % 4))
+    if not encoded.startswith(b"~"):
+        return encoded.decode("ascii")
+    raw = base64.urlsafe_b64decode(encoded[1:] + b"=" * (-len(encoded[1:]) % 4))
     return raw.decode("utf-8", "surrogatepass")
 
 
@@ -69,10 +89,10 @@ class Keys:
         return f"{self.prefix}:{{{tag}}}:"
 
     def session(self, session_id: str) -> str:
-        return f"{self.base(session_id[:4])}s:{session_id}"
+        return f"{self.base(session_id[:4])}s:{session_id[4:]}"
 
     def tombstone(self, session_id: str) -> str:
-        return f"{self.base(session_id[:4])}e:{session_id}"
+        return f"{self.base(session_id[:4])}e:{session_id[4:]}"
 
     def user_index(self, tag: str, user_id: str) -> str:
         return f"{self.base(tag)}u:{encode_user(user_id)}"
@@ -81,34 +101,89 @@ class Keys:
         return f"{self.base(tag)}t:{encode_user(user_id)}"
 
 
-def idx_member(created: int, session_id: str) -> str:
-    """The listing-index member of a session: newest login first in lexical order."""
-    return f"{99_999_999_999_999 - created:014d}:{session_id}"
+# -- the listing index ---------------------------------------------------------------
+
+#: Login times are inverted from this (2**48 - 1 ms: the year 10889) and written
+#: in 6 bytes, big-endian, so that the newest login sorts first.
+_INVERT = 2**48 - 1
+#: The characters of a session id in ASCII order: packed 6 bits each in this
+#: order, ids keep their order (ties of login time still sort by id).
+_ALPHABET = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+_RANK = {c: i for i, c in enumerate(_ALPHABET)}
 
 
-def idx_bound(created: int) -> str:
+def pack_id(text: str) -> bytes:
+    """Id characters packed 6 bits each, big-endian, padded to whole bytes (as
+    ``lua/rules.lua`` packs them: 26 characters take 20 bytes, 22 take 17);
+    packed ids sort as the ids do."""
+    value = 0
+    for char in text:
+        value = value << 6 | _RANK[char]
+    size = (6 * len(text) + 7) // 8
+    return (value << (8 * size - 6 * len(text))).to_bytes(size, "big")
+
+
+def unpack_id(packed: bytes, count: int) -> str:
+    """The ``count`` characters :func:`pack_id` packed."""
+    value = int.from_bytes(packed, "big") >> (8 * len(packed) - 6 * count)
+    return "".join(_ALPHABET[value >> 6 * (count - 1 - i) & 63] for i in range(count))
+
+
+def idx_bound(created: int) -> bytes:
     """The listing-index position just before the members of sessions created at
     ``created``: later logins sort before it, this and earlier ones after it."""
-    return f"{99_999_999_999_999 - created:014d}"
+    return (_INVERT - created).to_bytes(6, "big")
+
+
+def idx_member(created: int, session_id: str) -> bytes:
+    """The listing-index member of a session (26 bytes, not 41 as text): newest
+    login first in lexical order, then by id. ``lua/rules.lua`` writes the same."""
+    return idx_bound(created) + pack_id(session_id)
 
 
 def idx_position(member: bytes) -> tuple[int, str]:
-    inverted, _, session_id = member.decode("ascii").partition(":")
-    return 99_999_999_999_999 - int(inverted), session_id
+    """The login time and session id of a listing-index member."""
+    return _INVERT - int.from_bytes(member[:6], "big"), unpack_id(member[6:], 26)
+
+
+# -- the session record ----------------------------------------------------------------
+
+_PLATFORM_OF = {b"w": "web", b"m": "mobile", b"d": "desktop"}
+#: Separates the fields of a plain tail (see :func:`record_tail`).
+_SEP = "\x1f"
+_CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 def record_tail(new: NewSession) -> bytes:
-    """The part of a record the scripts never read (see ``rules.lua``)."""
-    tail = [new.ip, new.city, new.user_agent, new.device, dict(new.metadata)]
-    return compact_json(tail).encode("utf-8", "surrogatepass")
+    """The part of a record the scripts never read: ip, city, user agent, device
+    and metadata. Plain fields are joined by ``\\x1f`` with the metadata's JSON
+    last (16 bytes less than a JSON array of a typical session); a field with a
+    control character, an empty city or an ip starting with ``[`` makes it a
+    JSON array instead (which always starts with ``[``)."""
+    fields = (new.ip, new.city or "", new.user_agent, new.device)
+    plain = new.city != "" and not new.ip.startswith("[") and not any(_CONTROL.search(f) for f in fields)
+    metadata = dict(new.metadata)
+    if plain:
+        text = _SEP.join((*fields, compact_json(metadata)))
+    else:
+        text = compact_json([new.ip, new.city, new.user_agent, new.device, metadata])
+    return text.encode("utf-8", "surrogatepass")
 
 
 def decode_record(session_id: str, value: bytes) -> Record:
-    created, seen, remember, idle, platform, user, tail = value.split(b"|", 6)
-    ip, city, user_agent, device, metadata = json.loads(tail.decode("utf-8", "surrogatepass"))
+    """A record as ``lua/rules.lua`` writes it."""
+    created, seen, flags, platform, user, tail = value.split(b"|", 5)
+    text = tail.decode("utf-8", "surrogatepass")
+    if text.startswith("["):
+        ip, city, user_agent, device, metadata = json.loads(text)
+    else:
+        ip, city, user_agent, device, meta = text.split(_SEP, 4)
+        city, metadata = city or None, json.loads(meta)
+    remember = flags.startswith(b"r")
+    idle = flags[1:] if remember else flags
     return Record(
-        id=session_id, user_id=decode_user(user), platform=platform.decode("ascii"),
-        created=int(created), last_seen=int(seen), remember_me=remember == b"1", ip=ip, city=city,
+        id=session_id, user_id=decode_user(user), platform=_PLATFORM_OF[platform],
+        created=int(created, 36), last_seen=int(seen, 36), remember_me=remember, ip=ip, city=city,
         user_agent=user_agent, device=device, metadata=metadata, user_idle=int(idle) if idle else None,
     )
 

@@ -203,7 +203,7 @@ class Operations:
         if all(a is not None for a in absolutes):
             cutoff = now - max(a for a in absolutes if a is not None) * 1000 - TOMBSTONE_MS
             # members sorting after this bound logged in before the cutoff
-            commands.append(("ZREMRANGEBYLEX", self.keys.idx, "[" + idx_bound(cutoff - 1), "+"))
+            commands.append(("ZREMRANGEBYLEX", self.keys.idx, b"[" + idx_bound(cutoff - 1), "+"))
         try:
             yield Commands(tuple(commands))
         except StoreUnavailable:
@@ -254,12 +254,9 @@ class Operations:
             more = len(valid) > limit
             page = valid[:limit]
             return Page(page, _cursor(page[-1]) if more and page else None)
-        start = "-"
-        if cursor is not None:
-            negated, session_id = _cursor_key(cursor)
-            if not session_id:  # as the memory store: a malformed cursor lists nothing
-                return Page([], None)
-            start = "(" + idx_member(-negated, session_id)
+        start = pages.start(cursor)
+        if start is None:  # as the memory store: a malformed cursor lists nothing
+            return Page([], None)
         state = yield from self.state()
         now = yield from self.now()
         return (yield from pages.sessions(

@@ -12,7 +12,7 @@ from ..core import Epoch, Outcome, Record, judge
 from ..policy import Policy
 from ..tokens import is_session_id
 from .base import Page
-from .memory import _cursor
+from .memory import _cursor, _cursor_key
 from .redis_common import Commands, Op, one
 from .redis_keys import Keys, decode_record, idx_bound, idx_member, idx_position
 
@@ -21,7 +21,18 @@ ROUNDS = 10
 _STREAM_ID = re.compile(r"[0-9]+-[0-9]+")
 
 
-def sessions(keys: Keys, start: str, *, policy: Policy, epoch: Epoch, now: int, platform: str | None,
+def start(cursor: str | None) -> bytes | None:
+    """The listing-index position a listing cursor (``<login ms>.<id>``) goes on
+    from: ``-`` (the top) for none, ``None`` for a malformed one."""
+    if cursor is None:
+        return b"-"
+    negated, session_id = _cursor_key(cursor)
+    if not is_session_id(session_id) or not 0 <= -negated < 2**47:
+        return None
+    return b"(" + idx_member(-negated, session_id)
+
+
+def sessions(keys: Keys, start: bytes, *, policy: Policy, epoch: Epoch, now: int, platform: str | None,
              limit: int) -> Op[Page]:
     """Valid sessions after the listing-index position ``start`` (``-`` or an
     exclusive ``(member``), skipping ended ones and removing entries whose
@@ -32,7 +43,7 @@ def sessions(keys: Keys, start: str, *, policy: Policy, epoch: Epoch, now: int, 
     index as their records expire). The session that sign-out kept is looked
     up on its own and comes last, where its login time puts it."""
     found: list[Record] = []
-    stop = "+" if epoch.at <= 0 else "(" + idx_bound(epoch.at - 1)
+    stop = b"+" if epoch.at <= 0 else b"(" + idx_bound(epoch.at - 1)
     last, exhausted = start, False
     for _ in range(ROUNDS):
         members = yield from one("ZRANGEBYLEX", keys.idx, last, stop, "LIMIT", 0, BATCH)
@@ -43,7 +54,7 @@ def sessions(keys: Keys, start: str, *, policy: Policy, epoch: Epoch, now: int, 
         if gone:
             yield Commands((("ZREM", keys.idx, *gone),))
         for member, session_id, value in zip(members, ids, values, strict=True):
-            last = "(" + member.decode("ascii")
+            last = b"(" + member
             if value is None:
                 continue
             record = decode_record(session_id, value)
@@ -63,11 +74,11 @@ def sessions(keys: Keys, start: str, *, policy: Policy, epoch: Epoch, now: int, 
         return Page(page, _cursor(page[-1]))
     if exhausted or last == start:
         return Page(page, None)
-    created, session_id = idx_position(last[1:].encode("ascii"))
+    created, session_id = idx_position(last[1:])
     return Page(page, f"{created}.{session_id}")
 
 
-def _kept(keys: Keys, start: str, *, policy: Policy, epoch: Epoch, now: int,
+def _kept(keys: Keys, start: bytes, *, policy: Policy, epoch: Epoch, now: int,
           platform: str | None) -> Op[list[Record]]:
     """The session the last sign-out of everyone kept, if it is still valid, logged
     in before the epoch (a later one is in the scanned part) and after ``start``."""
@@ -78,7 +89,7 @@ def _kept(keys: Keys, start: str, *, policy: Policy, epoch: Epoch, now: int,
     if value is None:
         return []
     record = decode_record(keep, value)
-    after = start == "-" or idx_member(record.created, keep) > start[1:]
+    after = start == b"-" or idx_member(record.created, keep) > start[1:]
     if not after or record.created >= epoch.at or (platform is not None and record.platform != platform):
         return []
     return [record] if judge(record, policy, now, epoch) is Outcome.VALID else []

@@ -5,7 +5,7 @@
 -- rewrites only a record read in this same script, so a request that finishes after a logout
 -- cannot bring the session back.
 --
--- KEYS[1] the record '<base>s:<id>', KEYS[2] its tombstone '<base>e:<id>', [KEYS[3] idx]
+-- KEYS[1] the record '<base>s:<short>', KEYS[2] its tombstone '<base>e:<short>', [KEYS[3] idx]
 -- ARGV[1..19] the context (rules.lua), ARGV[20] session id, ARGV[21] passive '1'/'0'
 -- returns {0, reason or nil}            unknown: the tombstone's reason (nil = invalid)
 --         {1, record, now, touched 0/1} valid: the record as read (before the touch)

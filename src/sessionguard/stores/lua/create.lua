@@ -6,9 +6,9 @@
 -- ids are announced on the bus (LOCAL_CACHE).
 --
 -- KEYS[1] user index '<base>u:<user>', KEYS[2] user settings '<base>t:<user>',
---      KEYS[3] the new record '<base>s:<id>', [KEYS[4] idx]
+--      KEYS[3] the new record '<base>s:<short>', [KEYS[4] idx]
 -- ARGV[1..19] the context (rules.lua), ARGV[20] id, ARGV[21] platform, ARGV[22] remember '1'/'0',
---      ARGV[23] b64url user id, ARGV[24] the JSON tail of the record
+--      ARGV[23] user (redis_keys.encode_user), ARGV[24] the JSON tail of the record
 -- returns {0, limit}                      refused (ON_LIMIT=reject): nothing changed
 --         {1, record, now, id1, record1, ...} created, with the evicted ids and records
 --         {2, record}                     already created by an earlier attempt
@@ -16,7 +16,7 @@
 local id, platform = ARGV[20], ARGV[21]
 local existing = redis.call('GET', KEYS[3])
 if existing then return {2, existing} end
-local gone = redis.call('GET', BASE .. 'e:' .. id)
+local gone = redis.call('GET', key('e:', id))
 if gone then return {3, gone} end
 
 local alive = user_records(KEYS[1], true)
@@ -55,7 +55,7 @@ local own = redis.call('HGET', KEYS[2], platform)
 local rec = {id = id, c = NOW, l = NOW, r = ARGV[22] == '1', ui = tonumber(own or ''), p = platform,
              u = ARGV[23], blob = ARGV[24]}
 store(rec)
-redis.call('ZADD', KEYS[1], int(NOW), id)
+redis.call('ZADD', KEYS[1], 0, user_member(id))
 local kept = {rec}
 for _, other in ipairs(alive) do
   if not evicted[other.id] then kept[#kept + 1] = other end

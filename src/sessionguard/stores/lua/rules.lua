@@ -15,13 +15,15 @@
 -- A script's own arguments start at ARGV[20].
 --
 -- A session record is one string (compact: a hash with a 120-byte user agent is stored as a
--- hashtable, about twice the size):
---   '<created ms>|<last seen ms>|<remember 0/1>|<user idle s or empty>|<platform>|<b64url user id>|'
---   followed by an opaque JSON array [ip, city, user agent, device, metadata] that the scripts
---   never parse (no cjson round trip can alter the app's metadata).
+-- hashtable, about twice the size; redis_keys.decode_record reads it):
+--   '<created ms, base 36>|<last seen ms, base 36>|<'r' if remember-me><user idle s>|
+--    <platform w/m/d>|<user>|' followed by an opaque tail [ip, city, user agent, device,
+--   metadata] that the scripts never parse (no cjson round trip can alter the app's metadata).
+-- <user> is redis_keys.encode_user(user id): the id itself when plain, else '~' + base64url.
 -- Messages on the bus: {"drop": [id, ...]} (announce below) and the state (state.lua).
--- Keys under the base: s:<id> record, e:<id> tombstone (reason), u:<b64url user id> the user's
--- index (zset id -> created), t:<b64url user id> the user's own idle timeouts (hash).
+-- Keys under the base, where <short> is an id without its tag (the tag is in the base):
+-- s:<short> record, e:<short> tombstone (reason), u:<user> the user's index (zset of packed
+-- <short>, scores 0: a small listpack), t:<user> the user's own idle timeouts (hash).
 -- Every key derived here shares the slot of the declared keys: the tag is in the base.
 
 local TOMBSTONE_MS = 86400000
@@ -46,7 +48,8 @@ local PLATFORMS = {
 }
 local ON_LIMIT = ARGV[15]
 local EVICT = ARGV[16]
-local BASE = ARGV[17] .. ':{' .. ARGV[18] .. '}:'
+local TAG = ARGV[18]
+local BASE = ARGV[17] .. ':{' .. TAG .. '}:'
 -- the pub/sub channel every process listens on (redis_keys.Keys.bus); not a key
 local BUS = ARGV[17] .. ':bus'
 local IDX = nil
@@ -56,23 +59,83 @@ local function int(n)
   return string.format('%.0f', n)
 end
 
+local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
+-- a time (ms) in base 36, as redis_keys.decode_record reads it (tonumber(s, 36) reads it back)
+local function b36(n)
+  local s = ''
+  repeat
+    local d = n % 36
+    s = string.sub(DIGITS, d + 1, d + 1) .. s
+    n = (n - d) / 36
+  until n == 0
+  return s
+end
+
+local PLATFORM_OF = {w = 'web', m = 'mobile', d = 'desktop'}
+local LETTER_OF = {web = 'w', mobile = 'm', desktop = 'd'}
+
+-- the key of a session's record ('s:') or tombstone ('e:'): the id without its tag
+local function key(kind, id)
+  return BASE .. kind .. string.sub(id, 5)
+end
+
+-- Ids packed 6 bits a character, in the order of ALPHABET (ASCII order, so packed ids sort
+-- as the ids do): redis_keys.pack_id. The user index holds the 22 characters after the tag
+-- so (17 bytes: one session's index fits the smallest listpack), the listing index all 26.
+local ALPHABET = '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz'
+local RANK = {}
+for i = 1, 64 do RANK[string.byte(ALPHABET, i)] = i - 1 end
+
+local function pack_id(text)
+  local out, acc, bits = {}, 0, 0
+  for i = 1, #text do
+    acc, bits = acc * 64 + RANK[string.byte(text, i)], bits + 6
+    if bits >= 8 then
+      bits = bits - 8
+      local b = math.floor(acc / 2 ^ bits)
+      out[#out + 1] = string.char(b)
+      acc = acc - b * 2 ^ bits
+    end
+  end
+  if bits > 0 then out[#out + 1] = string.char(acc * 2 ^ (8 - bits)) end
+  return table.concat(out)
+end
+
+local function unpack_id(packed, count)
+  local out, acc, bits, i = {}, 0, 0, 1
+  while #out < count do
+    if bits < 6 then
+      acc, bits, i = acc * 256 + string.byte(packed, i), bits + 8, i + 1
+    end
+    bits = bits - 6
+    local v = math.floor(acc / 2 ^ bits)
+    out[#out + 1] = string.sub(ALPHABET, v + 1, v + 1)
+    acc = acc - v * 2 ^ bits
+  end
+  return table.concat(out)
+end
+
+-- the user-index member of a session
+local function user_member(id)
+  return pack_id(string.sub(id, 5))
+end
+
 local function parse(id, value)
   local c, l, r, ui, p, u, rest = string.match(
-    value, '^(%d+)|(%d+)|([01])|(%d*)|(%a+)|([%w_%-]*)|()')
-  if not c or not PLATFORMS[p] then
+    value, '^([%da-z]+)|([%da-z]+)|(r?)(%d*)|([wmd])|([^|]*)|()')
+  if not c then
     error('sessionguard: unreadable session record')
   end
-  return {id = id, c = tonumber(c), l = tonumber(l), r = r == '1', ui = tonumber(ui), p = p, u = u,
-          blob = string.sub(value, rest), raw = value}
+  return {id = id, c = tonumber(c, 36), l = tonumber(l, 36), r = r == 'r', ui = tonumber(ui),
+          p = PLATFORM_OF[p], u = u, blob = string.sub(value, rest), raw = value}
 end
 
 local function encode(rec)
-  local ui = ''
-  if rec.ui then ui = int(rec.ui) end
-  local r = '0'
-  if rec.r then r = '1' end
-  return int(rec.c) .. '|' .. int(rec.l) .. '|' .. r .. '|' .. ui .. '|' .. rec.p .. '|' .. rec.u .. '|'
-    .. rec.blob
+  local flags = ''
+  if rec.r then flags = 'r' end
+  if rec.ui then flags = flags .. int(rec.ui) end
+  return b36(rec.c) .. '|' .. b36(rec.l) .. '|' .. flags .. '|' .. LETTER_OF[rec.p] .. '|' .. rec.u
+    .. '|' .. rec.blob
 end
 
 -- core.idle_limit
@@ -111,9 +174,23 @@ local function retention(rec)
   return math.max(ends - NOW, 0) + TOMBSTONE_MS
 end
 
--- the member of the global listing index: newest login first in lexical order
+-- Members of the global listing index (redis_keys.idx_member), newest login first in
+-- lexical order: 6 bytes of inverted login time, big-endian, then the packed id: 26 bytes.
+local INVERT = 281474976710655  -- 2^48 - 1
+
+-- the position before every member of sessions created at 'created' (redis_keys.idx_bound)
+local function idx_bound(created)
+  local n, bytes = INVERT - created, {}
+  for i = 6, 1, -1 do
+    local b = n % 256
+    bytes[i] = string.char(b)
+    n = (n - b) / 256
+  end
+  return table.concat(bytes)
+end
+
 local function idx_member(rec)
-  return string.format('%014.0f', 99999999999999 - rec.c) .. ':' .. rec.id
+  return idx_bound(rec.c) .. pack_id(rec.id)
 end
 
 -- write a record with its retention (MemoryStore._put); never called on a record that is
@@ -121,17 +198,17 @@ end
 local function store(rec)
   local keep = retention(rec)
   if keep then
-    redis.call('SET', BASE .. 's:' .. rec.id, encode(rec), 'PX', int(keep))
+    redis.call('SET', key('s:', rec.id), encode(rec), 'PX', int(keep))
   else
-    redis.call('SET', BASE .. 's:' .. rec.id, encode(rec))
+    redis.call('SET', key('s:', rec.id), encode(rec))
   end
 end
 
 -- MemoryStore._end: the record becomes a tombstone carrying the reason
 local function finish(rec, reason)
-  redis.call('DEL', BASE .. 's:' .. rec.id)
-  redis.call('SET', BASE .. 'e:' .. rec.id, reason, 'PX', TOMBSTONE_MS)
-  redis.call('ZREM', BASE .. 'u:' .. rec.u, rec.id)
+  redis.call('DEL', key('s:', rec.id))
+  redis.call('SET', key('e:', rec.id), reason, 'PX', TOMBSTONE_MS)
+  redis.call('ZREM', BASE .. 'u:' .. rec.u, user_member(rec.id))
   if IDX then redis.call('ZREM', IDX, idx_member(rec)) end
 end
 
@@ -145,12 +222,13 @@ end
 -- index and ended ones become tombstones (when prune is true), the step every count takes
 local function user_records(index, prune)
   local alive = {}
-  for _, id in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-    local value = redis.call('GET', BASE .. 's:' .. id)
+  for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    local short = unpack_id(member, 22)
+    local value = redis.call('GET', BASE .. 's:' .. short)
     if not value then
-      if prune then redis.call('ZREM', index, id) end
+      if prune then redis.call('ZREM', index, member) end
     else
-      local rec = parse(id, value)
+      local rec = parse(TAG .. short, value)
       local reason = judge(rec)
       if not reason then
         alive[#alive + 1] = rec
@@ -186,5 +264,5 @@ local function prune_idx()
     if policy.absolute > longest then longest = policy.absolute end
   end
   local cutoff = NOW - longest * 1000 - TOMBSTONE_MS
-  redis.call('ZREMRANGEBYLEX', IDX, '[' .. string.format('%014.0f', 99999999999999 - cutoff + 1), '+')
+  redis.call('ZREMRANGEBYLEX', IDX, '[' .. idx_bound(cutoff - 1), '+')
 end
