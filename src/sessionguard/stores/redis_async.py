@@ -139,7 +139,8 @@ class AsyncRedisStore:
     @property
     def subscribed(self) -> bool:
         """Whether the state subscription is up: policy and epoch then come from
-        the process's cache, and a check costs exactly one round trip."""
+        the process's cache, and a check costs exactly one round trip (none on a
+        ``LOCAL_CACHE`` hit)."""
         return self._ops.cache.trusted
 
     async def now(self) -> int:
