@@ -64,7 +64,7 @@ def parse_url(url: str) -> Target:
     if scheme in ("redis", "rediss"):
         try:  # redis-py would only notice at the first connection, inside a request
             urlsplit(url).port  # noqa: B018 - raises ValueError on a bad port
-            redis.connection.parse_url(url)
+            redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
         except ValueError:
             raise _bad_url(url, "host[:port][/db] with valid options, as in redis://h:6379/0") from None
         return Target("redis", url=url)
