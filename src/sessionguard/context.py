@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import audit
 from .core import Record, cookie_max_age
 from .errors import SessionLimitReached
-from .platform import classify, clip, device_label
+from .platform import PLATFORMS, classify, clip, device_label
 from .session import Session
 from .stores.base import Created, NewSession
 from .tokens import session_id
@@ -84,16 +84,15 @@ class _Context:
         metadata = dict(metadata or {})
         if len(audit.compact_json(metadata)) > MAX_METADATA:
             raise ValueError(f"metadata must serialise to at most {MAX_METADATA} bytes of JSON")
+        ua = clip(self._header("user-agent") or "")
         if platform is None:
-            ua = clip(self._header("user-agent") or "")
             platform = classify(
                 stated=self._header(self._guard.platform_header),
                 ch_mobile=self._header("sec-ch-ua-mobile"),
                 user_agent=ua,
             )
-        elif platform not in ("web", "mobile", "desktop"):
+        elif platform not in PLATFORMS:
             raise ValueError("platform must be 'web', 'mobile' or 'desktop'")
-        ua = clip(self._header("user-agent") or "")
         ip = self._ip()
         sid = self._guard.tokens.new_sid(user_id)
         new = NewSession(

@@ -7,7 +7,6 @@ import hmac
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from .policy import Policy
 from .session import Session
 from .stores import open_stores
 from .stores.base import AsyncStore, Check, Store
+from .stores.memory import wall_clock_ms
 from .tokens import Tokens
 
 if TYPE_CHECKING:
@@ -77,8 +77,10 @@ class SessionGuard:
         self.config = config
         self.tokens = Tokens(config.secret_key)
         self.default_policy = Policy.from_config(config)
-        millis = None if clock is None else (lambda: round(clock() * 1000))
-        self._millis = millis
+        millis: Callable[[], int] | None = None
+        if clock is not None:
+            millis = lambda: round(clock() * 1000)  # noqa: E731 - one expression, named for mypy
+        self._millis: Callable[[], int] = millis or wall_clock_ms
         if store is None or async_store is None:
             store, async_store = open_stores(
                 config, self.default_policy, slot_tag=self.tokens.slot_tag, clock=millis
@@ -89,7 +91,7 @@ class SessionGuard:
         self.platform_header = config.platform_header.lower()
         self._admin_slash = f"{config.admin_path}/"
         self._geoip: Any = None
-        self.clear_cookie = self._dump_cookie("", 0)
+        self.clear_cookie = self.cookie("", 0)
         #: the answer when the store cannot be reached
         self.unavailable = _json_error(
             503, "store_unavailable", "The session store is unavailable; try again shortly.",
@@ -177,13 +179,11 @@ class SessionGuard:
         return self.cookie(presented.token, cookie_max_age(record, policy, record.last_seen))
 
     def cookie(self, token: str, max_age: int | None) -> str:
-        """The ``Set-Cookie`` value carrying ``token``."""
-        return self._dump_cookie(token, max_age)
-
-    def _dump_cookie(self, value: str, max_age: int | None) -> str:
+        """The ``Set-Cookie`` value carrying ``token`` (``""`` with ``max_age=0``
+        clears the cookie)."""
         c = self.config
         return dump_cookie(
-            c.cookie_name, value, max_age=max_age, expires=0 if max_age == 0 else None,
+            c.cookie_name, token, max_age=max_age, expires=0 if max_age == 0 else None,
             path=c.cookie_path, domain=c.cookie_domain, secure=c.cookie_secure, httponly=True,
             samesite=c.cookie_samesite.capitalize(),
         )
@@ -191,7 +191,7 @@ class SessionGuard:
     def now_ms(self) -> int:
         """This process's clock (or the injected one), in epoch milliseconds: the
         time stamp of audit events. Timeouts are judged on the store's clock."""
-        return self._millis() if self._millis is not None else time.time_ns() // 1_000_000
+        return self._millis()
 
     def close(self) -> None:
         """Release the sync store's connections and the GeoIP reader."""

@@ -31,7 +31,9 @@ from ..policy import Policy
 from .base import Check, Created, NewSession, Page
 
 
-def _wall_clock() -> int:
+def wall_clock_ms() -> int:
+    """The wall clock in epoch milliseconds (the default clock of the memory
+    store and of audit time stamps)."""
     return time.time_ns() // 1_000_000
 
 
@@ -48,7 +50,7 @@ class MemoryStore:
     ) -> None:
         self._default = policy
         self._policy: Policy | None = None
-        self._clock = clock or _wall_clock
+        self._clock = clock or wall_clock_ms
         self._lock = threading.RLock()
         self._records: dict[str, Record] = {}
         self._expiry: dict[str, int | None] = {}
