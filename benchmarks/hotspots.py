@@ -257,7 +257,7 @@ def _check_script(store: Any, session_id: str, client: Any) -> tuple[str, tuple[
         replies = [client.execute_command(*command) for command in request.commands]
         request = op.send(replies)
     op.close()
-    return request.name, request.keys, request.args
+    return request.name, request.keys, request.argv
 
 
 def _plan(store: Any, session_id: str) -> Any:

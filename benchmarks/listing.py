@@ -82,7 +82,7 @@ class Loader:
                     metadata={"name": f"User {i // 2}", "roles": ["staff"]},
                 )
                 request = self._script(new)
-                pipe.execute_command("EVALSHA", self.sha, len(request.keys), *request.keys, *request.args)
+                pipe.execute_command("EVALSHA", self.sha, len(request.keys), *request.keys, *request.argv)
             if any(reply[0] != 1 for reply in pipe.execute()):
                 raise RuntimeError("the create script refused a session while loading")
             if first % 100_000 == 0 and first:

@@ -106,7 +106,7 @@ class RedisStore:
         with self._shared.health.translated(), retries(request.retry):
             client = self._shared.sync_client()  # a Cluster client connects when built
             if isinstance(request, Script):
-                return self._scripts[request.name](request.keys, request.args, client=client)
+                return self._scripts[request.name](request.keys, request.argv, client=client)
             if len(request.commands) == 1:
                 return [client.execute_command(*request.commands[0])]
             pipe = client.pipeline(transaction=False)

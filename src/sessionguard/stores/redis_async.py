@@ -128,7 +128,7 @@ class AsyncRedisStore:
         with self._shared.health.translated(), retries(request.retry):
             client = await self._clients.get()
             if isinstance(request, Script):
-                return await self._scripts[request.name](request.keys, request.args, client=client)
+                return await self._scripts[request.name](request.keys, request.argv, client=client)
             if len(request.commands) == 1:
                 return [await client.execute_command(*request.commands[0])]
             pipe = client.pipeline(transaction=False)

@@ -259,12 +259,22 @@ Arg = str | bytes | int
 
 @dataclass(frozen=True, slots=True)
 class Script:
-    """Run the Lua script ``name`` (EVALSHA; loaded again on NOSCRIPT)."""
+    """Run the Lua script ``name`` (EVALSHA; loaded again on NOSCRIPT) with
+    ``ARGV = context + args``. ``context`` is the part shared by every call
+    while the state is the same (the same tuple object: :mod:`.redis_wire`
+    encodes it once). ``hot``: the request path's check, which the stores send
+    on their lean lane (:mod:`.redis_wire`) when they can."""
 
     name: str
     keys: tuple[str, ...]
     args: tuple[Arg, ...]
     retry: bool = True  # every script is idempotent (see redis_common.Budget)
+    context: tuple[Arg, ...] = ()
+    hot: bool = False
+
+    @property
+    def argv(self) -> tuple[Arg, ...]:
+        return self.context + self.args
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ class Operations:
         self.audit_maxlen = audit_maxlen
         self.local = local
         cache.local = local
+        self._contexts: tuple[State, tuple[Arg, ...]] | None = None
 
     # -- state and time --------------------------------------------------------
 
@@ -104,24 +105,34 @@ class Operations:
         if self.local is not None and ids:
             self.local.drop(ids)
 
-    def _session_script(self, name: str, tag: str, keys: tuple[str, ...], *args: Arg,
-                        state: State | None = None) -> Op[Any]:
-        """Run a session script (``rules.lua`` + ``name``) with the context it needs:
-        the clock, and the epoch and policy of ``state`` (by default the cached one)."""
-        if state is None:
-            state = yield from self.state()
+    def _context(self, state: State) -> tuple[Arg, ...]:
+        """ARGV[1..17] of every session script under ``state`` (``rules.lua``): the
+        same tuple object for as long as the state is the same one."""
+        cached = self._contexts
+        if cached is not None and cached[0] is state:
+            return cached[1]
         policy = state.policy or self.cache.default
         context: list[Arg] = [
-            "" if self.clock is None else str(self.clock()), str(state.epoch.at), state.epoch.keep or "",
+            str(state.epoch.at), state.epoch.keep or "",
             _opt(policy.remember_me_period), "1" if policy.allow_user_timeouts else "0",
         ]
         for platform_name in PLATFORMS:
             platform = policy.platform(platform_name)
             context += [_opt(platform.idle_timeout), _opt(platform.absolute_timeout),
                         _opt(platform.max_sessions)]
-        context += [policy.on_limit, policy.evict, self.keys.prefix, tag, "0" if self.cluster else "1"]
+        context += [policy.on_limit, policy.evict, self.keys.prefix, "0" if self.cluster else "1"]
+        self._contexts = (state, tuple(context))
+        return self._contexts[1]
+
+    def _session_script(self, name: str, tag: str, keys: tuple[str, ...], *args: Arg,
+                        state: State | None = None, hot: bool = False) -> Op[Any]:
+        """Run a session script (``rules.lua`` + ``name``) with the context it needs:
+        the clock, and the epoch and policy of ``state`` (by default the cached one)."""
+        if state is None:
+            state = yield from self.state()
+        now = "" if self.clock is None else str(self.clock())
         idx = () if self.cluster else (self.keys.idx,)
-        return (yield Script(name, keys + idx, (*context, *args)))
+        return (yield Script(name, keys + idx, (now, tag, *args), context=self._context(state), hot=hot))
 
     # -- the request path ------------------------------------------------------
 
@@ -151,7 +162,7 @@ class Operations:
         state = yield from self.state()
         policy = state.policy or self.cache.default
         reply = yield from self._session_script(
-            "check", session_id[:4], keys, session_id, "1" if passive else "0", state=state)
+            "check", session_id[:4], keys, session_id, "1" if passive else "0", state=state, hot=True)
         status = reply[0]
         if status == 0:
             reason = reply[1].decode("ascii") if reply[1] else "invalid"

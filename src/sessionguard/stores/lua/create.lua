@@ -26,7 +26,7 @@ for _, rec in ipairs(alive) do
 end
 
 local reply = {1, '', ''}
-local limit = PLATFORMS[platform].max
+local limit = max_of(platform)
 local evicted, ids = {}, {}
 if limit and #same >= limit then
   if ON_LIMIT == 'reject' then return {0, limit} end

@@ -5,13 +5,14 @@
 --   touch_due() = core.touch_due, retention() = core.retention,
 --   TOMBSTONE_MS = core.TOMBSTONE_MS, TOUCH_MS = core.TOUCH_MS.
 --
--- ARGV[1..19] is the context every session script receives (redis_ops._session_script):
---   1 now (ms; '' = read the server's TIME), 2 epoch at (ms), 3 epoch keep (id or ''),
---   4 remember-me period (s or '' = never), 5 allow user timeouts ('1'/'0'),
---   6..14 web/mobile/desktop idle (s), absolute (s), max sessions ('' = never/unlimited),
---   15 on_limit, 16 evict order, 17 KEY_PREFIX, 18 the user's slot tag (the key base is
---   '<prefix>:{<tag>}:', as redis_keys.Keys.base), 19 '1' when the last KEYS entry is the
---   global listing index '<prefix>:idx' (never on a Cluster, where it lives in another slot).
+-- ARGV[1..19] is the context every session script receives (redis_ops._session_script);
+-- 1..17 are the same for every call while the state and policy are (redis_wire packs them once):
+--   1 epoch at (ms), 2 epoch keep (id or ''), 3 remember-me period (s or '' = never),
+--   4 allow user timeouts ('1'/'0'), 5..13 web/mobile/desktop idle (s), absolute (s), max
+--   sessions ('' = never/unlimited), 14 on_limit, 15 evict order, 16 KEY_PREFIX, 17 '1' when
+--   the last KEYS entry is the global listing index '<prefix>:idx' (never on a Cluster, where
+--   it lives in another slot); then 18 now (ms; '' = read the server's TIME) and 19 the user's
+--   slot tag (the key base is '<prefix>:{<tag>}:', as redis_keys.Keys.base).
 -- A script's own arguments start at ARGV[20].
 --
 -- A session record is one string (compact: a hash with a 120-byte user agent is stored as a
@@ -31,29 +32,30 @@ local TOUCH_MS = 1000
 local SETTINGS_MS = 400 * 86400000
 
 local NOW
-if ARGV[1] ~= '' then
-  NOW = tonumber(ARGV[1])
+if ARGV[18] ~= '' then
+  NOW = tonumber(ARGV[18])
 else
   local t = redis.call('TIME')
   NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local EPOCH_AT = tonumber(ARGV[2])
-local EPOCH_KEEP = ARGV[3]
-local REMEMBER = tonumber(ARGV[4])
-local ALLOW_USER = ARGV[5] == '1'
-local PLATFORMS = {
-  web = {idle = tonumber(ARGV[6]), absolute = tonumber(ARGV[7]), max = tonumber(ARGV[8])},
-  mobile = {idle = tonumber(ARGV[9]), absolute = tonumber(ARGV[10]), max = tonumber(ARGV[11])},
-  desktop = {idle = tonumber(ARGV[12]), absolute = tonumber(ARGV[13]), max = tonumber(ARGV[14])},
-}
-local ON_LIMIT = ARGV[15]
-local EVICT = ARGV[16]
-local TAG = ARGV[18]
-local BASE = ARGV[17] .. ':{' .. TAG .. '}:'
+local EPOCH_AT = tonumber(ARGV[1])
+local EPOCH_KEEP = ARGV[2]
+local REMEMBER = tonumber(ARGV[3])
+local ALLOW_USER = ARGV[4] == '1'
+-- a platform's limits are read from ARGV when asked (a request needs one platform's, and this
+-- prelude runs on every call: it builds no table it may not need)
+local LIMITS_AT = {web = 5, mobile = 8, desktop = 11}
+local function idle_of(platform) return tonumber(ARGV[LIMITS_AT[platform]]) end
+local function absolute_of(platform) return tonumber(ARGV[LIMITS_AT[platform] + 1]) end
+local function max_of(platform) return tonumber(ARGV[LIMITS_AT[platform] + 2]) end
+local ON_LIMIT = ARGV[14]
+local EVICT = ARGV[15]
+local TAG = ARGV[19]
+local BASE = ARGV[16] .. ':{' .. TAG .. '}:'
 -- the pub/sub channel every process listens on (redis_keys.Keys.bus); not a key
-local BUS = ARGV[17] .. ':bus'
+local BUS = ARGV[16] .. ':bus'
 local IDX = nil
-if ARGV[19] == '1' then IDX = KEYS[#KEYS] end
+if ARGV[17] == '1' then IDX = KEYS[#KEYS] end
 
 local function int(n)
   return string.format('%.0f', n)
@@ -83,10 +85,13 @@ end
 -- as the ids do): redis_keys.pack_id. The user index holds the 22 characters after the tag
 -- so (17 bytes: one session's index fits the smallest listpack), the listing index all 26.
 local ALPHABET = '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz'
-local RANK = {}
-for i = 1, 64 do RANK[string.byte(ALPHABET, i)] = i - 1 end
+local RANK = nil  -- built at the first pack_id: a plain check never packs
 
 local function pack_id(text)
+  if not RANK then
+    RANK = {}
+    for i = 1, 64 do RANK[string.byte(ALPHABET, i)] = i - 1 end
+  end
   local out, acc, bits = {}, 0, 0
   for i = 1, #text do
     acc, bits = acc * 64 + RANK[string.byte(text, i)], bits + 6
@@ -142,12 +147,12 @@ end
 local function idle_limit(rec)
   if rec.r then return REMEMBER end
   if ALLOW_USER and rec.ui then return rec.ui end
-  return PLATFORMS[rec.p].idle
+  return idle_of(rec.p)
 end
 
 -- core.deadline
 local function deadline(rec)
-  local idle, absolute = idle_limit(rec), PLATFORMS[rec.p].absolute
+  local idle, absolute = idle_limit(rec), absolute_of(rec.p)
   local ends = nil
   if idle then ends = rec.l + idle * 1000 end
   if absolute then
@@ -160,7 +165,7 @@ end
 -- core.judge: nil when valid, else the reason
 local function judge(rec)
   if rec.c < EPOCH_AT and rec.id ~= EPOCH_KEEP then return 'signout_all' end
-  local absolute = PLATFORMS[rec.p].absolute
+  local absolute = absolute_of(rec.p)
   if absolute and NOW >= rec.c + absolute * 1000 then return 'absolute_timeout' end
   local idle = idle_limit(rec)
   if idle and NOW >= rec.l + idle * 1000 then return 'idle_timeout' end
@@ -259,9 +264,10 @@ end
 local function prune_idx()
   if not IDX then return end
   local longest = 0
-  for _, policy in pairs(PLATFORMS) do
-    if not policy.absolute then return end
-    if policy.absolute > longest then longest = policy.absolute end
+  for platform in pairs(LIMITS_AT) do
+    local absolute = absolute_of(platform)
+    if not absolute then return end
+    if absolute > longest then longest = absolute end
   end
   local cutoff = NOW - longest * 1000 - TOMBSTONE_MS
   redis.call('ZREMRANGEBYLEX', IDX, '[' .. idx_bound(cutoff - 1), '+')
