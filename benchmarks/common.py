@@ -161,9 +161,11 @@ def write_commands(client: redis.Redis, names: Sequence[str]) -> set[str]:
 class RoundTrips:
     """Counts request/response round trips of redis-py connections (sync and
     asyncio) by wrapping ``send_packed_command``: one call per command, or per
-    pipeline. Only calls from the thread that installed it count (not a
-    background pub/sub thread's PINGs). Installed only for counting passes,
-    never while timing."""
+    pipeline; and of sessionguard's async lane (``redis_wire.AsyncLane.call``,
+    which writes to its transport itself; the sync lane sends through redis-py).
+    Only calls from the thread that installed it count (not a background
+    pub/sub thread's PINGs). Installed only for counting passes, never while
+    timing."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -187,11 +189,31 @@ class RoundTrips:
 
         sync_cls.send_packed_command = counting_sync  # type: ignore[method-assign]
         async_cls.send_packed_command = counting_async  # type: ignore[method-assign]
+        lane_cls = _async_lane()
+        lane_call = lane_cls.call if lane_cls is not None else None
+
+        async def counting_lane(lane: Any, *args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == self._thread:
+                self.count += 1
+            return await lane_call(lane, *args, **kwargs)  # type: ignore[misc]
+
+        if lane_cls is not None:
+            lane_cls.call = counting_lane
         try:
             yield self
         finally:
             sync_cls.send_packed_command = sync_send  # type: ignore[method-assign]
             async_cls.send_packed_command = async_send  # type: ignore[method-assign]
+            if lane_cls is not None:
+                lane_cls.call = lane_call
+
+
+def _async_lane() -> Any:
+    try:
+        from sessionguard.stores.redis_wire import AsyncLane
+    except ImportError:  # an older sessionguard: no lane
+        return None
+    return AsyncLane
 
 
 # --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from .redis_common import Health, Op, Request, Retry, Script, Target, connect, p
 from .redis_keys import Keys, script_sources
 from .redis_ops import Operations
 from .redis_state import StateCache, Subscriber
+from .redis_wire import Encoder, LaneUnavailable, SyncLane
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -84,6 +85,8 @@ class RedisStore:
         # Scripts given as bytes need no client to hash them; each call names its client.
         self._scripts = {name: _Script(None, source.encode())  # type: ignore[arg-type]
                          for name, source in shared.sources.items()}
+        self._encoder = Encoder({name: script.sha for name, script in self._scripts.items()})
+        self._lane = None if shared.target.cluster else SyncLane(lambda: shared.sync_client().connection_pool)
 
     def _run(self, op: Op[T]) -> T:
         """Drive ``op``: send what it yields, give it the replies."""
@@ -103,6 +106,16 @@ class RedisStore:
                 error = exc
 
     def _execute(self, request: Request) -> Any:
+        if self._lane is not None and isinstance(request, Script) and request.hot:
+            try:
+                reply = self._lane.call(self._encoder.evalsha(request))
+            except LaneUnavailable:
+                pass  # the ordinary path below retries, loads the script, reports errors
+            except redis.TimeoutError as exc:
+                raise self._shared.health.failed(exc) from exc
+            else:
+                self._shared.health.answered()
+                return reply
         with self._shared.health.translated(), retries(request.retry):
             client = self._shared.sync_client()  # a Cluster client connects when built
             if isinstance(request, Script):
@@ -171,6 +184,8 @@ class RedisStore:
     def close(self) -> None:
         """Stop the subscriber and release the connections."""
         self._shared.subscriber.stop()
+        if self._lane is not None:
+            self._lane.close()
         self._shared.close_sync_client()
 
 

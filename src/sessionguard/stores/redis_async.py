@@ -30,7 +30,8 @@ from ..core import Record
 from ..errors import StoreUnavailable
 from ..policy import Policy
 from .base import Check, Created, NewSession, Page
-from .redis_common import AsyncRetry, Op, Request, Script, connect, logger, retries
+from .redis_common import ATTEMPT_SHARE, AsyncRetry, Op, Request, Script, connect, logger, retries
+from .redis_wire import AsyncLane, Encoder, LaneUnavailable
 
 if TYPE_CHECKING:
     from .redis import Shared
@@ -45,13 +46,26 @@ _ASYNC = SimpleNamespace(
 
 
 class _LoopClients:
-    """One asyncio client per event loop, closed when its loop shuts down."""
+    """One asyncio client (and, but on a Cluster, one :class:`~.redis_wire.AsyncLane`)
+    per event loop, closed when its loop shuts down."""
 
     def __init__(self, shared: Shared) -> None:
         self._shared = shared
         self._lock = threading.Lock()
         self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._lanes: dict[asyncio.AbstractEventLoop, AsyncLane] = {}
+
+    async def lane(self) -> AsyncLane | None:
+        """This loop's lane (``None`` on a Cluster)."""
+        loop = asyncio.get_running_loop()
+        lane = self._lanes.get(loop)
+        if lane is None and not self._shared.target.cluster:
+            client = await self.get()
+            lane = AsyncLane(client.connection_pool, self._shared.timeout * ATTEMPT_SHARE)
+            with self._lock:
+                self._lanes[loop] = lane
+        return lane
 
     async def get(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -73,6 +87,9 @@ class _LoopClients:
             with self._lock:
                 self._clients.pop(loop, None)
                 self._closers.pop(loop, None)
+                lane = self._lanes.pop(loop, None)
+            if lane is not None:
+                lane.close()
             await client.aclose()
             # a Sentinel client's pool holds the clients of the Sentinels themselves
             manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
@@ -105,6 +122,7 @@ class AsyncRedisStore:
         self._ops = shared.ops
         self._scripts = {name: AsyncScript(None, source.encode())  # type: ignore[arg-type]
                          for name, source in shared.sources.items()}
+        self._encoder = Encoder({name: script.sha for name, script in self._scripts.items()})
         self._clients = _LoopClients(shared)
 
     async def _run(self, op: Op[T]) -> T:
@@ -125,6 +143,17 @@ class AsyncRedisStore:
                 error = exc
 
     async def _execute(self, request: Request) -> Any:
+        if isinstance(request, Script) and request.hot:
+            try:
+                lane = await self._clients.lane()
+                if lane is not None:
+                    reply = await lane.call(self._encoder.evalsha(request))
+                    self._shared.health.answered()
+                    return reply
+            except LaneUnavailable:
+                pass  # the ordinary path below retries, loads the script, reports errors
+            except redis.TimeoutError as exc:
+                raise self._shared.health.failed(exc) from exc
         with self._shared.health.translated(), retries(request.retry):
             client = await self._clients.get()
             if isinstance(request, Script):

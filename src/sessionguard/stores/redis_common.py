@@ -243,10 +243,17 @@ class Health:
         try:
             yield
         except ERRORS as exc:
-            if not self.down or isinstance(exc, redis.ResponseError):
-                logger.warning("sessionguard: session store unavailable: %s: %s", type(exc).__name__, exc)
-            self.down = True
-            raise StoreUnavailable(f"the session store did not answer ({type(exc).__name__})") from exc
+            raise self.failed(exc) from exc
+        self.answered()
+
+    def failed(self, exc: BaseException) -> StoreUnavailable:
+        """The error to raise for ``exc``, logged once per outage."""
+        if not self.down or isinstance(exc, redis.ResponseError):
+            logger.warning("sessionguard: session store unavailable: %s: %s", type(exc).__name__, exc)
+        self.down = True
+        return StoreUnavailable(f"the session store did not answer ({type(exc).__name__})")
+
+    def answered(self) -> None:
         if self.down:
             self.down = False
             logger.warning("sessionguard: session store answers again")

@@ -1,0 +1,245 @@
+"""The lean lane of the request path: the check script sent as one EVALSHA
+encoded in advance, on connections kept for it, with nothing in between.
+
+Why: a check is one round trip, and on a loopback Redis the client's own work
+around that round trip (building a command of 27 arguments, taking a pooled
+connection and checking it, timeouts, parsing) cost as much as the trip
+itself. Here the part of the command shared by every check under the same
+state (17 of its arguments: the epoch and the policy) is encoded once
+(:class:`Encoder`), the sync store keeps one connection per thread
+(:class:`SyncLane`) and the async store one pipelined connection per event
+loop (:class:`AsyncLane`), whose replies ``hiredis`` parses.
+
+What stays redis-py's: every connection is opened by redis-py (address,
+Sentinel's master, TLS, AUTH, SELECT), and everything that is not a plain
+answer goes back to the store's ordinary path, which retries, loads a missing
+script and reports errors: a dropped connection, a ``NOSCRIPT``, any error
+reply (a ``READONLY`` from a demoted master also closes the lane's connection).
+A read that times out is not retried here: Redis did not answer within the
+attempt's share of ``STORE_TIMEOUT``, and the request gets its 503.
+A Redis Cluster has no lane (its client routes each key to its node).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import hiredis
+import redis
+
+from .redis_common import Arg, Script
+
+__all__ = ["AsyncLane", "Encoder", "LaneUnavailable", "SyncLane"]
+
+
+class LaneUnavailable(Exception):
+    """The lane could not give an answer; the store's ordinary path will."""
+
+
+def _bulk(value: Arg) -> bytes:
+    data = value if isinstance(value, bytes) else str(value).encode()
+    return b"$%d\r\n%s\r\n" % (len(data), data)
+
+
+class Encoder:
+    """EVALSHA commands as RESP bytes. The context of a :class:`Script` (the
+    same tuple object for as long as the state is unchanged) is encoded once."""
+
+    def __init__(self, shas: dict[str, str]) -> None:
+        self._heads = {name: _bulk(b"EVALSHA") + _bulk(sha.encode()) for name, sha in shas.items()}
+        self._context: tuple[tuple[Arg, ...], bytes] = ((), b"")
+
+    def evalsha(self, request: Script) -> bytes:
+        context = self._context
+        if context[0] is not request.context:
+            context = (request.context, b"".join(map(_bulk, request.context)))
+            self._context = context
+        keys, args = request.keys, request.args
+        count = 3 + len(keys) + len(request.context) + len(args)
+        return b"".join((b"*%d\r\n" % count, self._heads[request.name], _bulk(len(keys)),
+                         *map(_bulk, keys), context[1], *map(_bulk, args)))
+
+
+def _new_connection(pool: Any) -> Any:
+    """A connection of ``pool``'s kind and settings, outside its accounting."""
+    return pool.connection_class(**pool.connection_kwargs)
+
+
+# -- sync ------------------------------------------------------------------------------
+
+_SYNC_LANES: weakref.WeakSet[SyncLane] = weakref.WeakSet()
+
+
+class SyncLane:
+    """Connections for the sync check: one in use per thread at a time, kept
+    in a free list (``list.pop`` and ``append`` need no lock)."""
+
+    def __init__(self, pool: Callable[[], Any]) -> None:
+        self._pool = pool
+        self._idle: list[Any] = []
+        _SYNC_LANES.add(self)
+
+    def call(self, command: bytes) -> Any:
+        """The reply to ``command``. Raises redis-py's ``TimeoutError`` when
+        Redis does not answer in time, :class:`LaneUnavailable` otherwise."""
+        try:
+            connection = self._idle.pop()
+        except IndexError:
+            connection = _new_connection(self._pool())
+        try:
+            connection.send_packed_command((command,), check_health=False)
+            reply = connection.read_response()
+        except redis.TimeoutError:
+            connection.disconnect()
+            raise
+        except redis.exceptions.NoScriptError as exc:
+            self._idle.append(connection)
+            raise LaneUnavailable("NOSCRIPT") from exc
+        except (redis.RedisError, OSError) as exc:
+            connection.disconnect()  # an error reply too: READONLY means a demoted master
+            raise LaneUnavailable(type(exc).__name__) from exc
+        self._idle.append(connection)
+        return reply
+
+    def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.disconnect()
+
+    def forget(self) -> None:
+        """In a forked child: the parent's connections are not this process's."""
+        self._idle = []
+
+
+def _after_fork() -> None:
+    for lane in list(_SYNC_LANES):
+        lane.forget()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+# -- async -----------------------------------------------------------------------------
+
+
+class _Pipeline(asyncio.Protocol):
+    """One connection's transport, taken over from redis-py after its handshake:
+    requests are written as they come, replies matched to them in order."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        # the writer stays referenced: collected, it would close the transport
+        self.writer = writer
+        self.transport = writer.transport
+        self.reader = hiredis.Reader()
+        self.waiting: deque[asyncio.Future[Any]] = deque()
+        self.open = True
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.reader.feed(data)
+            while (reply := self.reader.gets()) is not False:
+                future = self.waiting.popleft()
+                if not future.done():  # a cancelled or timed-out request still takes its reply
+                    future.set_result(reply)
+        except (hiredis.ProtocolError, IndexError):
+            self.close()
+
+    def eof_received(self) -> bool:
+        return False  # close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.open = False
+        self._fail(self.waiting)
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            self.transport.close()
+        self._fail(self.waiting)
+
+    @staticmethod
+    def _fail(waiting: Iterable[asyncio.Future[Any]]) -> None:
+        for future in waiting:
+            if not future.done():
+                future.set_exception(LaneUnavailable("the connection closed"))
+        if isinstance(waiting, deque):
+            waiting.clear()
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(redis.TimeoutError("Timeout reading from the lane"))
+
+
+class AsyncLane:
+    """The async check's connection on one event loop: pipelined, so that
+    concurrent requests share it without waiting for one another's turn."""
+
+    def __init__(self, pool: Any, timeout: float) -> None:
+        self._pool = pool
+        self._timeout = timeout
+        self._pipeline: _Pipeline | None = None
+        self._opening: asyncio.Future[_Pipeline] | None = None
+
+    async def _open(self) -> _Pipeline:
+        if self._opening is not None:
+            return await asyncio.shield(self._opening)
+        loop = asyncio.get_running_loop()
+        self._opening = opening = loop.create_future()
+        try:
+            connection = _new_connection(self._pool)
+            await connection.connect()  # redis-py's handshake: AUTH, SELECT, TLS, Sentinel
+            writer = getattr(connection, "_writer", None)
+            if writer is None:
+                raise LaneUnavailable("this redis-py keeps its transport elsewhere")
+            pipeline = _Pipeline(writer)
+            writer.transport.set_protocol(pipeline)
+            connection._reader = connection._writer = None  # the transport is the lane's now
+            self._pipeline = pipeline
+            opening.set_result(pipeline)
+            return pipeline
+        except BaseException as exc:
+            # a timeout stays one (Redis does not answer: the request gets its 503 now)
+            wrap = isinstance(exc, redis.RedisError | OSError) and not isinstance(exc, redis.TimeoutError)
+            error = LaneUnavailable(type(exc).__name__) if wrap else exc
+            opening.set_exception(error)
+            opening.exception()  # retrieved: nobody else may be waiting
+            if wrap:
+                raise error from exc
+            raise
+        finally:
+            self._opening = None
+
+    async def call(self, command: bytes) -> Any:
+        """The reply to ``command`` (an error reply raises :class:`LaneUnavailable`).
+        Raises redis-py's ``TimeoutError`` when Redis does not answer in time."""
+        pipeline = self._pipeline
+        if pipeline is None or not pipeline.open:
+            pipeline = await self._open()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        pipeline.waiting.append(future)
+        pipeline.transport.write(command)
+        expiry = loop.call_at(loop.time() + self._timeout, _expire, future)
+        try:
+            reply = await future
+        except redis.TimeoutError:
+            pipeline.close()  # the replies still owed would answer later requests
+            raise
+        finally:
+            expiry.cancel()
+        if isinstance(reply, hiredis.ReplyError):
+            if not str(reply).startswith("NOSCRIPT"):
+                pipeline.close()  # READONLY: a demoted master; anything else: start afresh
+            raise LaneUnavailable(str(reply).partition(" ")[0])
+        return reply
+
+    def close(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.close()
+            self._pipeline = None
