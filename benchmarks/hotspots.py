@@ -286,6 +286,7 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
     sha = client.script_load(script_sources()[name])
     evalsha = ("EVALSHA", sha, len(keys), *keys, *args)
     conn = client.connection_pool.get_connection()
+    encoded = g.store._encoder.evalsha(_plan(g.store, sid))
     value = client.get(keys[0])
     store_client = g.store._shared.sync_client()
     rows: list[tuple[str, tuple[float, float]]] = [
@@ -304,6 +305,10 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
          _per_call(lambda: store_client.execute_command(*evalsha), n)),
         ("the store's redis-py `Script` object on that client (`Script.__call__`)",
          _per_call(lambda: g.store._scripts[name](keys, args, client=store_client), n)),
+        ("sessionguard encodes the check (`redis_wire.Encoder`), no I/O",
+         _per_call(lambda: g.store._encoder.evalsha(_plan(g.store, sid)), n)),
+        ("the store's lane: the encoded check on its own connection (`SyncLane.call`)",
+         _per_call(lambda: g.store._lane.call(encoded), n)),
         ("`RedisStore.check()` (what the WSGI shell calls)",
          _per_call(lambda: g.store.check(sid, passive=False), n)),
     ]  # fmt: skip
@@ -315,6 +320,7 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
     async def async_rows() -> list[tuple[str, tuple[float, float]]]:
         aclient = redis.asyncio.Redis.from_url(redis_url)
         store_aclient = await g.async_store._clients.get()
+        lane = await g.async_store._clients.lane()
         try:
             return [
                 ("redis.asyncio `GET` of the session record",
@@ -326,6 +332,8 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
                 ("the store's `AsyncScript` object on that client",
                  await _per_call_async(lambda: g.async_store._scripts[name](keys, args, client=store_aclient),
                                        n)),
+                ("the store's lane: the encoded check on its pipelined connection (`AsyncLane.call`)",
+                 await _per_call_async(lambda: lane.call(encoded), n)),
                 ("`AsyncRedisStore.check()` (what the ASGI shell awaits)",
                  await _per_call_async(lambda: g.async_store.check(sid, passive=False), n)),
             ]  # fmt: skip

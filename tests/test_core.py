@@ -15,10 +15,12 @@ from sessionguard.core import (
     cookie_refresh_due,
     deadline,
     epoch_after,
+    flush_by,
     idle_limit,
     judge,
     retention,
     touch_due,
+    touch_interval,
 )
 from sessionguard.policy import PlatformPolicy, Policy
 
@@ -102,15 +104,40 @@ def test_retention_keeps_a_day_past_the_deadline() -> None:
 
 
 @pytest.mark.parametrize(
+    ("rec", "interval"),
+    [
+        pytest.param(record(user_idle=900), 5 * 60 * SECOND, id="a-third-of-the-idle-timeout"),
+        pytest.param(record(), 10 * 60 * SECOND, id="ten-minutes-at-most"),
+        pytest.param(record(platform="mobile"), 10 * 60 * SECOND, id="never-idle"),
+        pytest.param(record(remember_me=True), 10 * 60 * SECOND, id="remember-me"),
+        pytest.param(record(user_idle=2), SECOND, id="a-second-at-least"),
+    ],
+)
+def test_touch_interval(rec: Record, interval: int) -> None:
+    allowed = policy(allow_user_timeouts=True)
+    assert touch_interval(rec, allowed) == interval
+
+
+@pytest.mark.parametrize(
     ("last_seen", "now", "passive", "due"),
     [
-        pytest.param(0, 999, False, False, id="within-a-second"),
-        pytest.param(0, 1000, False, True, id="a-second-later"),
-        pytest.param(0, 10_000, True, False, id="passive-never"),
+        pytest.param(0, 10 * 60 * SECOND - 1, False, False, id="within-the-interval"),
+        pytest.param(0, 10 * 60 * SECOND, False, True, id="an-interval-later"),
+        pytest.param(0, 10 * H * SECOND, True, False, id="passive-never"),
     ],
 )
 def test_touch_due(last_seen: int, now: int, passive: bool, due: bool) -> None:
-    assert touch_due(record(last_seen=last_seen), now, passive=passive) is due
+    assert touch_due(record(last_seen=last_seen), policy(), now, passive=passive) is due
+
+
+def test_an_unwritten_use_is_due_within_an_interval_and_before_the_stored_idle_end() -> None:
+    interval = 10 * 60 * SECOND
+    assert flush_by(record(), policy(), 60 * SECOND) == 60 * SECOND + interval
+    # used late in the stored idle window: written 30 s before the stored last-seen would end it
+    assert flush_by(record(), policy(), 55 * 60 * SECOND) == H * SECOND - 30 * SECOND
+    # short idle timeouts: at most one interval before
+    short = policy(web=PlatformPolicy(3, None, None))
+    assert flush_by(record(), short, 2 * SECOND) == 2 * SECOND
 
 
 def test_cookie_max_age() -> None:

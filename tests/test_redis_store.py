@@ -28,7 +28,7 @@ from redis.crc import key_slot
 from starlette.testclient import TestClient
 
 from apps import flask_app, starlette_app
-from conftest import BASE_URL, SECRET
+from conftest import BASE_URL, SECRET, FakeClock
 from redis_servers import CountingProxy, RedisServer, free_ports, require_binaries
 from sessionguard import Config, SessionGuard, StoreUnavailable
 from sessionguard.audit import Event
@@ -259,7 +259,7 @@ def test_sentinel_url_reaches_the_primary(sentinel: str, private_redis: RedisSer
                                          make_stores: Any) -> None:
     sync, async_ = make_stores(sentinel)
     record = sync.create(new()).record
-    assert asyncio.run(async_.check(record.id, passive=False)).record == record
+    assert asyncio.run(async_.check(record.id, passive=True)).record == record
     wait_until(lambda: sync.subscribed)
     assert private_redis.client().exists(Keys("sg").session(record.id)) == 1
 
@@ -454,11 +454,11 @@ def test_in_flight_requests_cannot_resurrect_a_session(redis_url: str, key_prefi
     ticks = iter(range(10**9))
     lock = threading.Lock()
 
-    def clock() -> int:  # every check is a second later: every check touches
+    def clock() -> int:  # every check is a touch interval later: every check writes
         with lock:
-            return 1_800_000_000_000 + 1001 * next(ticks)
+            return 1_800_000_000_000 + 600_001 * next(ticks)
 
-    sync, _ = make_stores(redis_url, key_prefix, clock=clock)
+    sync, _ = make_stores(redis_url, key_prefix, clock=clock, idle_timeout=None)
     raw = redis.Redis.from_url(redis_url)
     for _ in range(20):
         record = sync.create(new()).record
@@ -618,6 +618,55 @@ def test_signout_all_reaches_other_processes_at_once(redis_url: str, key_prefix:
     began = time.monotonic()
     wait_until(lambda: two.check(record.id, passive=True).outcome is Outcome.SIGNOUT_ALL, timeout=1)
     assert time.monotonic() - began < 0.2
+
+
+def test_another_process_sees_exact_idle_expiry(redis_url: str, key_prefix: str, make_stores: Any) -> None:
+    """A use process A did not write back reaches Redis by its moment (A's
+    subscriber writes it), so process B ends the session exactly an idle
+    timeout after that use, not after the last written one."""
+    clock = FakeClock()
+
+    def millis() -> int:
+        return round(clock() * 1000)
+
+    a, _ = make_stores(redis_url, key_prefix, clock=millis, idle_timeout=1800)  # interval 10 min
+    b, _ = make_stores(redis_url, key_prefix, clock=millis, idle_timeout=1800)
+    record = a.create(new()).record
+    wait_until(lambda: a.subscribed)
+    clock.advance(120)
+    assert a.check(record.id, passive=False).outcome is Outcome.VALID  # a use, kept unwritten
+    assert len(a._ops.unwritten) == 1
+    clock.advance(600)  # its moment: ten minutes after the use
+    wait_until(lambda: len(a._ops.unwritten) == 0)
+    clock.advance(1800 - 600 - 0.001)
+    assert b.check(record.id, passive=True).outcome is Outcome.VALID
+    clock.advance(0.001)
+    assert b.check(record.id, passive=True).outcome is Outcome.IDLE_TIMEOUT
+
+
+def test_a_steady_user_costs_one_write_per_touch_interval(private_redis: RedisServer,
+                                                          make_stores: Any) -> None:
+    """Issue 6: one request a second for ten minutes, idle timeout 30 minutes."""
+    clock = FakeClock()
+
+    def millis() -> int:
+        return round(clock() * 1000)
+
+    store, _ = make_stores(private_redis.url, clock=millis, idle_timeout=1800)
+    record = store.create(new()).record
+    client = private_redis.client()
+    client.config_resetstat()
+    for _ in range(600):
+        clock.advance(1)
+        assert store.check(record.id, passive=False).outcome is Outcome.VALID
+    clock.advance(1800 - 0.001)
+    store.write_due()
+    assert store.check(record.id, passive=True).outcome is Outcome.VALID  # 30 minutes after the last use
+    stats = client.info("commandstats")
+    assert stats["cmdstat_set"]["calls"] <= 2, stats["cmdstat_set"]
+    clock.advance(0.001)
+    assert store.check(record.id, passive=True).outcome is Outcome.IDLE_TIMEOUT
+    client.close()
 
 
 def test_a_process_without_subscription_polls_within_a_second(redis_url: str, key_prefix: str,

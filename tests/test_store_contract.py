@@ -134,13 +134,53 @@ def test_unknown_ids_are_invalid(store: Any, presented: Callable[[], str]) -> No
     assert store.end(presented(), "revoked") is None
 
 
-def test_touch_is_coalesced_to_the_second(store: Any, clock: FakeClock) -> None:
+MINUTE = 60
+
+
+def stored_last_seen(store: Any, record: Record) -> int:
+    """Last-seen as a listing reads it."""
+    [listed] = [r for r in store.user_sessions(record.user_id) if r.id == record.id]
+    return listed.last_seen
+
+
+def test_last_seen_is_written_once_per_touch_interval(store: Any, clock: FakeClock) -> None:
+    record = login(store, clock)  # idle 1h: the touch interval is 10 minutes (a third, at most 10)
+    clock.advance(MINUTE)
+    used = store.check(record.id, passive=False).record
+    assert used.last_seen == record.created + 60_001  # the request sees its own use ...
+    assert stored_last_seen(store, record) == record.created  # ... which is not written yet
+    clock.advance(10 * MINUTE - MINUTE)
+    assert store.check(record.id, passive=False).record.last_seen == record.created + 600_001
+    assert stored_last_seen(store, record) == record.created + 600_001  # written: an interval on
+
+
+def test_an_unwritten_use_is_written_by_its_moment(store: Any, clock: FakeClock) -> None:
     record = login(store, clock)
-    clock.advance(0.998)
-    assert store.check(record.id, passive=False).record.last_seen == record.created
+    clock.advance(MINUTE)
+    store.check(record.id, passive=False)
+    clock.advance(10 * MINUTE - 0.001)
+    assert stored_last_seen(store, record) == record.created
+    clock.advance(0.001)  # an interval after the use
+    assert stored_last_seen(store, record) == record.created + 60_001
+
+
+def test_idle_expiry_stays_exact_with_unwritten_uses(store: Any, clock: FakeClock) -> None:
+    record = login(store, clock)
+    clock.advance(10 * MINUTE)
+    store.check(record.id, passive=False)  # not written: owed within 10 minutes
+    clock.advance(60 * MINUTE - 0.001)
+    assert outcome(store, record, passive=True) is Outcome.VALID  # the owed use counts
     clock.advance(0.001)
-    touched = store.check(record.id, passive=False).record
-    assert touched.last_seen == record.created + 1000
+    assert outcome(store, record, passive=True) is Outcome.IDLE_TIMEOUT
+
+
+def test_closing_writes_back_what_is_owed(make_store: Any, clock: FakeClock) -> None:
+    first = make_store()
+    record = login(first, clock)
+    clock.advance(MINUTE)
+    first.check(record.id, passive=False)
+    first.close()
+    assert stored_last_seen(make_store(), record) == record.created + 60_001
 
 
 def test_passive_checks_never_touch(store: Any, clock: FakeClock) -> None:

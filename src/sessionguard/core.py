@@ -11,9 +11,13 @@ Rules (SPEC §4), each written once:
   a session created before it has ended unless it is the one the sign-out
   kept. A moment rather than a counter, so that a login on a server whose
   cached epoch is a little stale is not ended by it;
-- **touch**: an active (not passive) request moves last-seen forward; the
-  write is skipped while last-seen is less than a second old, so idle expiry
-  stays exact to the second;
+- **touch**: an active (not passive) request uses the session. The store writes
+  last-seen back only once per *touch interval* (a third of the idle limit,
+  between a second and ten minutes); a use in between is kept by the process
+  that saw it and written back by :func:`flush_by` at the latest, which is
+  before the stored last-seen could make the session look idle. So idle
+  expiry stays exact to the second while a steadily used session costs one
+  write per interval, not one per request;
 - **admission**: a login over the platform's limit either evicts the sessions
   first in the ``EVICT`` order or is refused; nothing else changes;
 - **retention**: a record is kept for a day past its deadline, and an ended
@@ -39,8 +43,13 @@ DAY = 86_400 * SECOND
 #: How long a tombstone (and a record past its deadline) is kept: the time
 #: during which a request presenting an ended token learns why it ended.
 TOMBSTONE_MS = DAY
-#: Touches closer together than this are coalesced.
-TOUCH_MS = SECOND
+#: Last-seen is written back at least this far apart ...
+TOUCH_MIN_MS = SECOND
+#: ... and at most this far apart (a third of the idle limit in between).
+TOUCH_MAX_MS = 10 * 60 * SECOND
+#: An unwritten use is written back this long (at most a touch interval) before
+#: the stored last-seen would let the session idle out.
+FLUSH_LEAD_MS = 30 * SECOND
 #: A persistent cookie never outlives 400 days (browsers cap it there anyway).
 MAX_COOKIE_AGE = 400 * 86_400
 
@@ -140,9 +149,30 @@ def judge(record: Record, policy: Policy, now: int, epoch: Epoch) -> Outcome:
     return Outcome.VALID
 
 
-def touch_due(record: Record, now: int, *, passive: bool) -> bool:
-    """Whether a valid request at ``now`` must write last-seen back."""
-    return not passive and now - record.last_seen >= TOUCH_MS
+def touch_interval(record: Record, policy: Policy) -> int:
+    """How far apart (ms) last-seen is written back for ``record``."""
+    idle = idle_limit(record, policy)
+    if idle is None:
+        return TOUCH_MAX_MS
+    return min(TOUCH_MAX_MS, max(TOUCH_MIN_MS, idle * SECOND // 3))
+
+
+def touch_due(record: Record, policy: Policy, now: int, *, passive: bool) -> bool:
+    """Whether a valid request at ``now`` writes last-seen back (else its use is
+    kept unwritten, see :func:`flush_by`)."""
+    return not passive and now - record.last_seen >= touch_interval(record, policy)
+
+
+def flush_by(record: Record, policy: Policy, seen: int) -> int:
+    """The moment (ms) by which a use at ``seen`` that was not written back must
+    be: within a touch interval of the use, and before the stored last-seen of
+    ``record`` could make the session idle out."""
+    interval = touch_interval(record, policy)
+    by = seen + interval
+    idle = idle_limit(record, policy)
+    if idle is not None:
+        by = min(by, record.last_seen + idle * SECOND - min(interval, FLUSH_LEAD_MS))
+    return by
 
 
 def touched(record: Record, now: int) -> Record:

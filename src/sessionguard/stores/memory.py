@@ -21,6 +21,7 @@ from ..core import (
     admission,
     cookie_refresh_due,
     epoch_after,
+    flush_by,
     judge,
     retention,
     touch_due,
@@ -29,6 +30,7 @@ from ..core import (
 from ..errors import SessionLimitReached
 from ..policy import Policy
 from .base import Check, Created, NewSession, Page
+from .unwritten import Unwritten
 
 
 def wall_clock_ms() -> int:
@@ -56,6 +58,7 @@ class MemoryStore:
         self._expiry: dict[str, int | None] = {}
         self._tombstones: dict[str, tuple[str, int]] = {}
         self._by_user: dict[str, set[str]] = {}
+        self._unwritten = Unwritten()
         self._user_idle: dict[str, dict[str, int | None]] = {}
         self._epoch = Epoch()
         self._events: deque[tuple[int, Event]] = deque(maxlen=audit_maxlen)
@@ -86,14 +89,22 @@ class MemoryStore:
             if record is None:
                 return Check(Outcome(self._tombstone(session_id, now) or "invalid"))
             policy = self.policy()
+            seen = self._unwritten.overdue(session_id, now)
+            if seen is not None and record.last_seen < seen <= now:  # an owed write, made now
+                record = touched(record, seen)
+                self._put(record, policy, now)
             outcome = judge(record, policy, now, self._epoch)
             if outcome is not Outcome.VALID:
                 self._end(record, outcome.value, now)
                 return Check(outcome, ended=record)
-            if not touch_due(record, now, passive=passive):
+            if passive:
                 return Check(outcome, record, policy=policy)
             fresh = touched(record, now)
+            if not touch_due(record, policy, now, passive=False):
+                self._unwritten.note(session_id, now, flush_by(record, policy, now))
+                return Check(outcome, fresh, policy=policy)  # this request's view: used now
             self._put(fresh, policy, now)
+            self._unwritten.written(session_id, now)
             refresh = cookie_refresh_due(record, now)
             return Check(outcome, fresh, refresh_cookie=refresh, policy=policy)
 
@@ -103,6 +114,9 @@ class MemoryStore:
         with self._lock:
             now = self._clock()
             replaced = None if ending is None else self.end(ending, "signed_out")
+            self._write_due(now)
+            own = self._by_user.get(new.user_id, set())  # the user's last-seen decides an eviction
+            self._write(self._unwritten.take(own.__contains__), now)
             self._sweep(now)
             policy = self.policy()
             alive = [r for r in self._user_records(new.user_id, now) if r.platform == new.platform]
@@ -111,11 +125,11 @@ class MemoryStore:
                 limit = policy.platform(new.platform).max_sessions or 0
                 raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=limit)
             evicted = tuple(self._end(self._records[i], "evicted", now) for i in plan.evict)
-            own = self._user_idle.get(new.user_id, {}).get(new.platform)
+            own_idle = self._user_idle.get(new.user_id, {}).get(new.platform)
             record = Record(
                 id=new.id, user_id=new.user_id, platform=new.platform, created=now, last_seen=now,
                 remember_me=new.remember_me, ip=new.ip, city=new.city, user_agent=new.user_agent,
-                device=new.device, metadata=dict(new.metadata), user_idle=own,
+                device=new.device, metadata=dict(new.metadata), user_idle=own_idle,
             )
             self._put(record, policy, now)
             self._by_user.setdefault(new.user_id, set()).add(record.id)
@@ -150,7 +164,9 @@ class MemoryStore:
 
     def user_sessions(self, user_id: str) -> list[Record]:
         with self._lock:
-            records = self._user_records(user_id, self._clock())
+            now = self._clock()
+            self._write_due(now)
+            records = self._user_records(user_id, now)
         return sorted(records, key=_newest_first)
 
     def list_sessions(
@@ -158,6 +174,7 @@ class MemoryStore:
     ) -> Page:
         with self._lock:
             now, policy = self._clock(), self.policy()
+            self._write_due(now)
             candidates = (
                 [self._records[i] for i in self._by_user.get(user_id, ()) if i in self._records]
                 if user_id is not None else list(self._records.values())
@@ -215,7 +232,9 @@ class MemoryStore:
         return Page([e for _, e in page], str(page[-1][0]) if more and page else None)
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Write back the uses still owed."""
+        with self._lock:
+            self._write(self._unwritten.all(), self._clock())
 
     # -- internals -----------------------------------------------------------
 
@@ -227,6 +246,22 @@ class MemoryStore:
             self._forget(record)
             return None
         return record
+
+    def _write_due(self, now: int) -> None:
+        """Write back the uses whose moment has come (before last-seen is read)."""
+        self._write(self._unwritten.due(now), now)
+
+    def _write(self, uses: list[tuple[str, int]], now: int) -> None:
+        """Move last-seen forward to these uses, of sessions still valid (as the
+        Redis store's ``touch.lua``: nothing ended comes back)."""
+        policy = self.policy()
+        for session_id, seen in uses:
+            record = self._live(session_id, now)
+            if record is None or not record.last_seen < seen <= now:
+                continue
+            fresh = touched(record, seen)
+            if judge(fresh, policy, now, self._epoch) is Outcome.VALID:
+                self._put(fresh, policy, now)
 
     def _put(self, record: Record, policy: Policy, now: int) -> None:
         keep = retention(record, policy, now)

@@ -144,7 +144,7 @@ class RedisStore:
         self._run(self._ops.set_policy(policy))
 
     def check(self, session_id: str, *, passive: bool) -> Check:
-        hit = self._ops.cached(session_id)  # LOCAL_CACHE: no round trip
+        hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
         return hit if hit is not None else self._run(self._ops.check(session_id, passive))
 
     def create(self, new: NewSession, *, ending: str | None = None) -> Created:
@@ -181,8 +181,19 @@ class RedisStore:
     def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
         return self._run(self._ops.events(user_id, limit, cursor))
 
+    def write_due(self, *, everything: bool = False) -> int:
+        """Write back the uses that are owed (see :mod:`.unwritten`); the subscriber
+        calls this about four times a second. Never raises: a use that could not
+        be written is lost (its session may then idle out up to one touch interval
+        early), and the outage is logged once."""
+        try:
+            return self._run(self._ops.write_due(everything))
+        except StoreUnavailable:
+            return 0
+
     def close(self) -> None:
-        """Stop the subscriber and release the connections."""
+        """Write back the uses still owed, stop the subscriber, release the connections."""
+        self.write_due(everything=True)
         self._shared.subscriber.stop()
         if self._lane is not None:
             self._lane.close()
@@ -220,4 +231,6 @@ def open_redis_stores(
         cluster=target.cluster, audit_maxlen=config.audit_maxlen, local=local,
     )
     shared = Shared(target, config.store_timeout, ops)
-    return RedisStore(shared), AsyncRedisStore(shared)
+    store = RedisStore(shared)
+    shared.subscriber.tick = store.write_due
+    return store, AsyncRedisStore(shared)

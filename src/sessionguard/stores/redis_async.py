@@ -182,7 +182,7 @@ class AsyncRedisStore:
         await self._run(self._ops.set_policy(policy))
 
     async def check(self, session_id: str, *, passive: bool) -> Check:
-        hit = self._ops.cached(session_id)  # LOCAL_CACHE: no round trip
+        hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
         return hit if hit is not None else await self._run(self._ops.check(session_id, passive))
 
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created:
@@ -220,6 +220,11 @@ class AsyncRedisStore:
         return await self._run(self._ops.events(user_id, limit, cursor))
 
     async def close(self) -> None:
-        """Stop the subscriber and release this store's connections."""
+        """Write back the uses still owed, stop the subscriber, release this store's
+        connections."""
+        try:
+            await self._run(self._ops.write_due(everything=True))
+        except StoreUnavailable:
+            logger.warning("sessionguard: last uses of sessions not written back (store unavailable)")
         self._shared.subscriber.stop()
         await self._clients.close()

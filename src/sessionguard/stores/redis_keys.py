@@ -37,7 +37,7 @@ from ..audit import compact_json
 from ..core import Record
 from .base import NewSession
 
-SESSION_SCRIPTS = ("check", "create", "end", "end_user", "list_user", "set_user_timeouts")
+SESSION_SCRIPTS = ("check", "create", "end", "end_user", "list_user", "set_user_timeouts", "touch")
 
 
 def script_sources() -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..audit import Event
 from ..config import PLATFORMS
-from ..core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, cookie_refresh_due, judge, touched
+from ..core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, cookie_refresh_due, flush_by, judge, touched
 from ..errors import SessionLimitReached, StoreUnavailable
 from ..policy import Policy
 from ..tokens import is_session_id
@@ -36,6 +36,7 @@ from .redis_keys import (
     record_tail,
 )
 from .redis_state import State, StateCache, logger, policy_to_json
+from .unwritten import Unwritten
 
 
 def _opt(value: int | None) -> str:
@@ -59,6 +60,10 @@ class Operations:
         self.local = local
         cache.local = local
         self._contexts: tuple[State, tuple[Arg, ...]] | None = None
+        #: uses seen here, not written back yet (core.touch_due, core.flush_by)
+        self.unwritten = Unwritten()
+        #: the store's clock minus the local wall clock (ms), from the last check
+        self._offset = 0
 
     # -- state and time --------------------------------------------------------
 
@@ -75,6 +80,12 @@ class Operations:
             return self.clock()
         seconds, micros = yield from one("TIME")
         return int(seconds) * 1000 + int(micros) // 1000
+
+    def estimated_now(self) -> int:
+        """The store's clock as this process estimates it, without a round trip."""
+        if self.clock is not None:
+            return self.clock()
+        return time.time_ns() // 1_000_000 + self._offset
 
     def policy(self) -> Op[Policy]:
         """The configured policy with the stored override's fields applied."""
@@ -136,10 +147,11 @@ class Operations:
 
     # -- the request path ------------------------------------------------------
 
-    def cached(self, session_id: str) -> Check | None:
+    def cached(self, session_id: str, passive: bool) -> Check | None:
         """A ``LOCAL_CACHE`` hit (see :mod:`.redis_cache`), still valid at this
-        moment by the cached policy and epoch on the local (or injected) clock;
-        passive or not, a hit does not touch. ``None``: ask Redis (:meth:`check`)."""
+        moment by the cached policy and epoch on the local (or injected) clock.
+        An active hit is a use, kept unwritten (:mod:`.unwritten`) as between
+        touches. ``None``: ask Redis (:meth:`check`)."""
         local = self.local
         check = None if local is None else local.get(session_id)
         if local is None or check is None or check.record is None:
@@ -147,37 +159,77 @@ class Operations:
         policy, epoch = self.cache.policy(), self.cache.state.epoch
         now = self.clock() if self.clock is not None else time.time_ns() // 1_000_000
         if check.policy is policy and judge(check.record, policy, now, epoch) is Outcome.VALID:
+            if not passive:
+                seen = self.estimated_now()
+                self.unwritten.note(session_id, seen, flush_by(check.record, policy, seen))
             return check
         local.drop((session_id,))  # Redis confirms, and reports an ending once
         return None
 
     def check(self, session_id: str, passive: bool) -> Op[Check]:
         """One request's token: one ``check.lua`` call (plus a state re-read when due).
-        With ``LOCAL_CACHE``, a valid answer is kept for :meth:`cached`."""
+        A use that is not written back is kept in :attr:`unwritten`, and handed to
+        the session's next check once it is owed. With ``LOCAL_CACHE``, a valid
+        answer is kept for :meth:`cached`."""
         if not is_session_id(session_id):
             return Check(Outcome.INVALID)
         local = self.local
         ticket = None if local is None else local.ticket()
         keys = (self.keys.session(session_id), self.keys.tombstone(session_id))
+        owed = self.unwritten.overdue(session_id, self.estimated_now())
         state = yield from self.state()
         policy = state.policy or self.cache.default
         reply = yield from self._session_script(
-            "check", session_id[:4], keys, session_id, "1" if passive else "0", state=state, hot=True)
+            "check", session_id[:4], keys, session_id, "1" if passive else "0",
+            "" if owed is None else str(owed), state=state, hot=True)
         status = reply[0]
         if status == 0:
             reason = reply[1].decode("ascii") if reply[1] else "invalid"
             return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
         if status == 2:
             return Check(Outcome(reply[1].decode("ascii")), ended=decode_record(session_id, reply[2]))
-        before, now = decode_record(session_id, reply[1]), int(reply[2])
-        if not reply[3]:
-            check = Check(Outcome.VALID, before, policy=policy)
+        stored, now = decode_record(session_id, reply[1]), int(reply[2])
+        if self.clock is None:
+            self._offset = now - time.time_ns() // 1_000_000
+        written = int(reply[3]) if reply[3] else None  # the last-seen this check wrote
+        if written is not None:
+            self.unwritten.written(session_id, written)
+        refresh = False
+        if passive:
+            seen = written or 0
+        elif written == now:  # touched
+            seen, refresh = now, cookie_refresh_due(stored, now)
         else:
-            check = Check(Outcome.VALID, touched(before, now), refresh_cookie=cookie_refresh_due(before, now),
-                          policy=policy)
+            seen = now
+            self.unwritten.note(session_id, now, flush_by(stored, policy, now))
+        # this request's view: used now (passive: as stored, or as an owed use wrote it)
+        record = touched(stored, seen) if seen > stored.last_seen else stored
+        check = Check(Outcome.VALID, record, refresh_cookie=refresh, policy=policy)
         if local is not None and ticket is not None:  # hits never re-send the cookie
             local.put(ticket, replace(check, refresh_cookie=False) if check.refresh_cookie else check)
         return check
+
+    def write_due(self, everything: bool = False, tag: str | None = None) -> Op[int]:
+        """Write back the uses that are owed (``touch.lua``, one call per slot):
+        the ones whose moment has come, all of them (``everything``: the store is
+        closing), or all those of one user's slot ``tag`` (a login). Returns how
+        many records were written."""
+        if everything:
+            uses = self.unwritten.all()
+        elif tag is not None:
+            prefix = tag
+            uses = self.unwritten.take(lambda session_id: session_id.startswith(prefix))
+        else:
+            uses = self.unwritten.due(self.estimated_now())
+        by_tag: dict[str, list[tuple[str, int]]] = {}
+        for session_id, seen in uses:
+            by_tag.setdefault(session_id[:4], []).append((session_id, seen))
+        written = 0
+        for tag, group in by_tag.items():
+            keys = tuple(self.keys.session(session_id) for session_id, _ in group)
+            pairs = [str(part) for use in group for part in use]
+            written += yield from self._session_script("touch", tag, keys, *pairs)
+        return written
 
     # -- logins and sign-outs --------------------------------------------------
 
@@ -187,6 +239,7 @@ class Operations:
         if new.id[:4] != tag or not is_session_id(new.id):
             raise ValueError("a session id must start with its user's slot tag (Tokens.new_sid)")
         replaced = None if ending is None else (yield from self.end(ending, "signed_out", None))
+        yield from self.write_due(tag=tag)  # the user's last-seen decides a least-recent eviction
         keys = (self.keys.user_index(tag, new.user_id), self.keys.settings(tag, new.user_id),
                 self.keys.session(new.id))
         reply = yield from self._session_script(
@@ -248,6 +301,7 @@ class Operations:
     def user_sessions(self, user_id: str, prune: bool = True) -> Op[list[Record]]:
         """A user's valid sessions, newest login first (``list_user.lua``)."""
         tag = self.slot_tag(user_id)
+        yield from self.write_due()
         reply = yield from self._session_script(
             "list_user", tag, (self.keys.user_index(tag, user_id),), "1" if prune else "0")
         return sorted(decode_pairs(reply[1:]), key=_newest_first)
@@ -268,6 +322,7 @@ class Operations:
         start = pages.start(cursor)
         if start is None:  # as the memory store: a malformed cursor lists nothing
             return Page([], None)
+        yield from self.write_due()
         state = yield from self.state()
         now = yield from self.now()
         return (yield from pages.sessions(

@@ -24,6 +24,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,8 @@ POLL_SECONDS = 1.0
 TRUST_SECONDS = 1.5
 #: Sent this often on the subscription to prove it alive.
 PING_SECONDS = 0.5
+#: The subscriber calls its tick this often.
+TICK_SECONDS = 0.25
 #: The subscriber re-reads the state this often anyway.
 RESYNC_SECONDS = 10.0
 
@@ -188,6 +191,9 @@ class Subscriber:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        #: called about every :data:`TICK_SECONDS` while subscribed (the store writes
+        #: back the uses that are owed, see :mod:`.unwritten`); must not raise
+        self.tick: Callable[[], object] | None = None
 
     def start(self) -> None:
         if self._thread is not None:
@@ -226,10 +232,13 @@ class Subscriber:
         pubsub = client.pubsub()
         try:
             pubsub.subscribe(self._keys.bus)
-            pinged = synced = time.monotonic()
+            pinged = synced = ticked = time.monotonic()
             while not self._stop.is_set():
-                message = pubsub.get_message(timeout=0.25)
+                message = pubsub.get_message(timeout=TICK_SECONDS)
                 now = time.monotonic()
+                if self.tick is not None and now - ticked >= TICK_SECONDS:
+                    self.tick()
+                    ticked = now
                 kind = None if message is None else message["type"]
                 if kind == "subscribe" or (kind is not None and now - synced >= RESYNC_SECONDS):
                     self._cache.apply(self._cache.read(client.hgetall(self._keys.state)))

@@ -2,8 +2,8 @@
 -- prepends it when it loads check.lua, create.lua, end.lua, end_user.lua, list_user.lua and
 -- set_user_timeouts.lua). It mirrors sessionguard/core.py rule for rule:
 --   idle_limit() = core.idle_limit, deadline() = core.deadline, judge() = core.judge,
---   touch_due() = core.touch_due, retention() = core.retention,
---   TOMBSTONE_MS = core.TOMBSTONE_MS, TOUCH_MS = core.TOUCH_MS.
+--   touch_interval() = core.touch_interval, retention() = core.retention,
+--   TOMBSTONE_MS = core.TOMBSTONE_MS, TOUCH_MIN_MS / TOUCH_MAX_MS = core's.
 --
 -- ARGV[1..19] is the context every session script receives (redis_ops._session_script);
 -- 1..17 are the same for every call while the state and policy are (redis_wire packs them once):
@@ -28,7 +28,8 @@
 -- Every key derived here shares the slot of the declared keys: the tag is in the base.
 
 local TOMBSTONE_MS = 86400000
-local TOUCH_MS = 1000
+local TOUCH_MIN_MS = 1000
+local TOUCH_MAX_MS = 600000
 local SETTINGS_MS = 400 * 86400000
 
 local NOW
@@ -170,6 +171,13 @@ local function judge(rec)
   local idle = idle_limit(rec)
   if idle and NOW >= rec.l + idle * 1000 then return 'idle_timeout' end
   return nil
+end
+
+-- core.touch_interval: how far apart last-seen is written back (ms)
+local function touch_interval(rec)
+  local idle = idle_limit(rec)
+  if not idle then return TOUCH_MAX_MS end
+  return math.min(TOUCH_MAX_MS, math.max(TOUCH_MIN_MS, math.floor(idle * 1000 / 3)))
 end
 
 -- core.retention (ms from now; nil = no expiry)
