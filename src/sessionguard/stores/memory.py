@@ -90,20 +90,22 @@ class MemoryStore:
                 return Check(Outcome(self._tombstone(session_id, now) or "invalid"))
             policy = self.policy()
             seen = self._unwritten.overdue(session_id, now)
-            if seen is not None and record.last_seen < seen <= now:  # an owed write, made now
+            owed = seen is not None and record.last_seen < seen <= now  # a write owed now
+            if owed and seen is not None:
                 record = touched(record, seen)
-                self._put(record, policy, now)
             outcome = judge(record, policy, now, self._epoch)
             if outcome is not Outcome.VALID:
                 self._end(record, outcome.value, now)
                 return Check(outcome, ended=record)
             if passive:
+                if owed:
+                    self._put(record, policy, now)
                 return Check(outcome, record, policy=policy)
             fresh = touched(record, now)
-            if not touch_due(record, policy, now, passive=False):
+            if not owed and not touch_due(record, policy, now, passive=False):
                 self._unwritten.note(session_id, now, flush_by(record, policy, now))
                 return Check(outcome, fresh, policy=policy)  # this request's view: used now
-            self._put(fresh, policy, now)
+            self._put(fresh, policy, now)  # a write owed or due writes the latest use
             self._unwritten.written(session_id, now)
             refresh = cookie_refresh_due(record, now)
             return Check(outcome, fresh, refresh_cookie=refresh, policy=policy)

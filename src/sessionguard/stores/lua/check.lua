@@ -29,7 +29,8 @@ if reason then
   finish(rec, reason)
   return {2, reason, value}
 end
-if ARGV[21] ~= '1' and NOW - rec.l >= touch_interval(rec) then
+-- an active request that writes anyway writes itself: the latest use
+if ARGV[21] ~= '1' and (write or NOW - rec.l >= touch_interval(rec)) then
   rec.l = NOW
   write = true
 end
