@@ -116,7 +116,8 @@ class _CookieSender:
         self.send = send
         self.started = False
 
-    async def __call__(self, message: Message) -> None:
+    def __call__(self, message: Message) -> Awaitable[None]:
+        # a plain call returning the inner send's awaitable: no coroutine of its own per message
         if message["type"] == "http.response.start":
             self.started = True
             cookie = self.ctx.set_cookie
@@ -125,7 +126,7 @@ class _CookieSender:
                 headers.append((b"set-cookie", cookie.encode("latin-1")))
                 headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
-        await self.send(message)
+        return self.send(message)
 
 
 async def _refuse(kind: str, refusal: Refusal, send: Send) -> None:
