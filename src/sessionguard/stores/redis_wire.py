@@ -26,7 +26,7 @@ import asyncio
 import os
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import hiredis
@@ -154,21 +154,20 @@ class _Pipeline(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.open = False
-        self._fail(self.waiting)
+        self._fail_waiting()
 
     def close(self) -> None:
         if self.open:
             self.open = False
             self.transport.close()
-        self._fail(self.waiting)
+        self._fail_waiting()
 
-    @staticmethod
-    def _fail(waiting: Iterable[asyncio.Future[Any]]) -> None:
-        for future in waiting:
+    def _fail_waiting(self) -> None:
+        """Every request still owed a reply gets :class:`LaneUnavailable` instead."""
+        for future in self.waiting:
             if not future.done():
                 future.set_exception(LaneUnavailable("the connection closed"))
-        if isinstance(waiting, deque):
-            waiting.clear()
+        self.waiting.clear()
 
 
 def _expire(future: asyncio.Future[Any]) -> None:
