@@ -118,6 +118,8 @@ def guard(store_url: str, clock: Callable[[], float] | None = None, **settings: 
     from sessionguard import Config, SessionGuard
 
     logging.getLogger("sessionguard").setLevel(logging.ERROR)  # the memory:// start-up warning
+    if "BENCH_STORE_SPIN" in os.environ:  # e.g. BENCH_STORE_SPIN=off: the lanes never poll
+        settings.setdefault("store_spin", os.environ["BENCH_STORE_SPIN"])
     config = Config(secret_key=SECRET, store_url=store_url, key_prefix=SG_PREFIX, **settings)
     return SessionGuard(config, clock=clock)
 

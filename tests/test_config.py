@@ -33,7 +33,7 @@ SPEC_VARIABLES = """
     PASSIVE_PATHS ALLOW_USER_TIMEOUTS COOKIE_NAME COOKIE_SECURE COOKIE_SAMESITE
     COOKIE_DOMAIN COOKIE_PATH ACCEPT_BEARER PLATFORM_HEADER ON_INVALID STORE_UNAVAILABLE
     ADMIN_PATH ADMIN_ROLES READONLY_ROLES ADMIN_TOKEN TRUSTED_PROXIES GEOIP_DATABASE
-    AUDIT_MAXLEN LOCAL_CACHE STORE_TIMEOUT
+    AUDIT_MAXLEN LOCAL_CACHE STORE_TIMEOUT STORE_SPIN
 """.split()
 
 
@@ -77,6 +77,7 @@ def test_parse_duration(text: str, seconds: int | None) -> None:
         pytest.param("1.5", "is not a duration", id="plain-fraction"),
         pytest.param("1e3", "is not a duration", id="exponent"),
         pytest.param("250ms", "is not a duration", id="milliseconds"),
+        pytest.param("500us", "is not a duration", id="microseconds"),
         pytest.param("inherit", "is not a duration", id="inherit"),
         pytest.param("\u0663", "is not a duration", id="non-ascii-digit"),
         pytest.param("5m3s", "is not a duration", id="compound"),
@@ -229,6 +230,11 @@ GOOD = [
     pytest.param("store_timeout", "1s", 1.0, id="store-timeout-s"),
     pytest.param("store_timeout", "30", 30.0, id="store-timeout-largest"),
     pytest.param("store_timeout", 2, 2.0, id="store-timeout-int"),
+    pytest.param("store_spin", "200us", 0.0002, id="store-spin-us"),
+    pytest.param("store_spin", "0.5ms", 0.0005, id="store-spin-ms"),
+    pytest.param("store_spin", "1ms", 0.001, id="store-spin-largest"),
+    pytest.param("store_spin", "off", 0.0, id="store-spin-off"),
+    pytest.param("store_spin", "0", 0.0, id="store-spin-zero"),
 ]
 
 
@@ -275,6 +281,7 @@ def test_defaults() -> None:
     )
     assert (config.trusted_proxies, config.geoip_database) == ((), None)
     assert (config.audit_maxlen, config.local_cache, config.store_timeout) == (100_000, 0.0, 0.5)
+    assert config.store_spin == 0.0002
 
 
 def test_field_names_are_the_spec_variables() -> None:
@@ -395,6 +402,10 @@ BAD = [
     pytest.param("store_timeout", "1d", "is not a timeout", id="timeout-day"),
     pytest.param("store_timeout", "never", "is not a timeout", id="timeout-never"),
     pytest.param("store_timeout", float("inf"), "is not a timeout", id="timeout-inf"),
+    pytest.param("store_spin", "2ms", "is not a polling time", id="spin-too-long"),
+    pytest.param("store_spin", "1s", "is not a polling time", id="spin-second"),
+    pytest.param("store_spin", "busy", "is not a polling time", id="spin-word"),
+    pytest.param("store_spin", -1, "is not a polling time", id="spin-negative"),
 ]
 
 

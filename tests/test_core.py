@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from sessionguard.core import (
@@ -21,6 +23,7 @@ from sessionguard.core import (
     retention,
     touch_due,
     touch_interval,
+    touched,
 )
 from sessionguard.policy import PlatformPolicy, Policy
 
@@ -138,6 +141,20 @@ def test_an_unwritten_use_is_due_within_an_interval_and_before_the_stored_idle_e
     # short idle timeouts: at most one interval before
     short = policy(web=PlatformPolicy(3, None, None))
     assert flush_by(record(), short, 2 * SECOND) == 2 * SECOND
+
+
+def test_touched_changes_last_seen_only_and_never_backwards() -> None:
+    full = Record("id", "u", "mobile", 1, 5, remember_me=True, ip="10.0.0.1", city="Oslo",
+                  user_agent="ua", device="phone", metadata={"k": 1}, user_idle=60)
+    # touched() names every field by hand: a new field must be added there (and here)
+    assert [f.name for f in dataclasses.fields(Record)] == [
+        "id", "user_id", "platform", "created", "last_seen", "remember_me", "ip", "city",
+        "user_agent", "device", "metadata", "user_idle"]
+    used = touched(full, 9)
+    assert used.last_seen == 9
+    assert [getattr(used, f.name) for f in dataclasses.fields(Record) if f.name != "last_seen"] == [
+        getattr(full, f.name) for f in dataclasses.fields(Record) if f.name != "last_seen"]
+    assert touched(full, 4) is full and touched(full, 5) is full
 
 
 def test_cookie_max_age() -> None:

@@ -50,6 +50,7 @@ from sessionguard.stores.redis_keys import (
     record_tail,
     unpack_id,
 )
+from sessionguard.stores.redis_wire import Spin
 from sessionguard.tokens import Tokens, session_id
 
 TOKENS = Tokens([SECRET])
@@ -401,6 +402,60 @@ async def test_a_cancelled_check_leaves_no_reply_behind(private_redis: RedisServ
     assert (await async_.check(revoked.id, passive=True)).outcome is Outcome.REVOKED
     assert (await async_.check(valid.id, passive=True)).outcome is Outcome.VALID
     await async_.close()
+
+
+@pytest.mark.parametrize("spin", ["off", "1ms"])
+async def test_polling_and_sleeping_lanes_give_every_request_its_own_answer(
+        spin: str, private_redis: RedisServer, make_stores: Any) -> None:
+    sync, async_ = make_stores(private_redis.url, store_spin=spin)
+    valid, revoked = sync.create(new()).record, sync.create(new("bob")).record
+    sync.end(revoked.id, "revoked")
+    unknown = new("cy").id
+    expected = {valid.id: Outcome.VALID, revoked.id: Outcome.REVOKED, unknown: Outcome.INVALID}
+    for sid, outcome in expected.items():  # one at a time: a request alone on its connection polls
+        assert sync.check(sid, passive=True).outcome is outcome
+        assert (await async_.check(sid, passive=True)).outcome is outcome
+    ids = [valid.id, revoked.id, unknown] * 30  # at once: pipelined on the loop's one connection
+    checks = await asyncio.gather(*(async_.check(sid, passive=True) for sid in ids))
+    assert [check.outcome for check in checks] == [expected[sid] for sid in ids]
+    with ThreadPoolExecutor(8) as pool:  # threads: one connection each
+        outcomes = list(pool.map(lambda sid: sync.check(sid, passive=True).outcome, ids))
+    assert outcomes == [expected[sid] for sid in ids]
+    await async_.close()
+
+
+async def test_a_polling_lane_still_times_out_and_recovers(private_redis: RedisServer,
+                                                          make_stores: Any) -> None:
+    sync, async_ = make_stores(private_redis.url, store_spin="1ms", store_timeout=0.3)
+    record = sync.create(new()).record
+    assert (await async_.check(record.id, passive=True)).outcome is Outcome.VALID
+    private_redis.pause(500)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        sync.check(record.id, passive=True)
+    with pytest.raises(StoreUnavailable):
+        await async_.check(record.id, passive=True)
+    assert time.monotonic() - started < 0.3 * 2 + 0.2
+    await asyncio.sleep(0.3)
+    assert sync.check(record.id, passive=True).outcome is Outcome.VALID
+    assert (await async_.check(record.id, passive=True)).outcome is Outcome.VALID
+    await async_.close()
+
+
+def test_polling_rests_after_replies_keep_missing_it() -> None:
+    spin = Spin(0.0002)
+    assert spin.on()
+    for _ in range(Spin.MISSES - 1):
+        spin.after(False)
+    spin.after(True)  # an answer in time forgives the misses before it
+    for _ in range(Spin.MISSES - 1):
+        assert spin.on()
+        spin.after(False)
+    assert spin.on()
+    spin.after(False)  # the last miss in a row: the next calls sleep
+    assert [spin.on() for _ in range(Spin.REST)] == [False] * Spin.REST
+    assert spin.on()  # then polling is tried again
+    assert not any(Spin(0.0).on() for _ in range(Spin.REST + 1))  # STORE_SPIN=off: never
 
 
 def test_a_login_retried_after_a_late_reply_takes_one_slot(private_redis: RedisServer, counting_proxy: Any,

@@ -40,9 +40,9 @@ ENV_PREFIX = "SESSIONGUARD_"
 MAX_DURATION = 36500 * 86400  # 100 years: later date arithmetic cannot overflow
 MAX_SESSIONS_LIMIT = 100_000  # the admin policy API accepts the same range
 
-_UNITS = {"ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60),
+_UNITS = {"us": Fraction(1, 1_000_000), "ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60),
           "h": Fraction(3600), "d": Fraction(86400)}  # fmt: skip
-_NUMBER = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(ms|[smhd])?", re.ASCII | re.IGNORECASE)
+_NUMBER = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(us|ms|[smhd])?", re.ASCII | re.IGNORECASE)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", re.ASCII)  # RFC 9110 token
 _DOMAIN = re.compile(r"\.?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?", re.ASCII)
 # A local path of visible ASCII without ; or , (they would split a cookie attribute or a
@@ -80,7 +80,7 @@ def _duration(value: object) -> int | None:
         seconds = Fraction(value)
     elif isinstance(value, str) and (match := _NUMBER.fullmatch(value.strip())):
         number, unit = match.group(1), (match.group(2) or "").lower()
-        if (not unit and "." in number) or unit == "ms":
+        if (not unit and "." in number) or unit in ("ms", "us"):
             raise ValueError(f"is not a duration ({_DURATION})")
         seconds = Fraction(number) * _UNITS[unit or "s"]
     else:
@@ -175,6 +175,16 @@ def _store_timeout(value: object) -> float:
     tail = "is not a timeout (use seconds above 0 and at most 30, such as 0.5, 500ms or 2s)"
     seconds = _seconds(value, tail=tail)
     if not 0 < seconds <= 30:
+        raise ValueError(tail)
+    return seconds
+
+
+def _store_spin(value: object) -> float:
+    if value is None or (isinstance(value, str) and value.strip().lower() == "off"):
+        return 0.0
+    tail = "is not a polling time (use off, or a duration up to 1ms such as 200us or 0.2ms)"
+    seconds = _seconds(value, tail=tail)
+    if seconds > 0.001:
         raise ValueError(tail)
     return seconds
 
@@ -377,6 +387,7 @@ _PARSERS: dict[str, Callable[[object], object]] = {
     "audit_maxlen": _positive,
     "local_cache": _local_cache,
     "store_timeout": _store_timeout,
+    "store_spin": _store_spin,
 }
 _SECRET = ("secret_key", "admin_token")
 
@@ -388,8 +399,9 @@ class Config:
     Field names are the variable names without ``SESSIONGUARD_``, lower-cased.
     Each field takes its normalised type or the environment's string syntax:
     ``Config(secret_key=key, idle_timeout="30m", web_max_sessions="3")``.
-    Durations are whole seconds (``None`` = never); ``local_cache`` and
-    ``store_timeout`` are float seconds and also accept ``ms`` (``"250ms"``).
+    Durations are whole seconds (``None`` = never); ``local_cache``,
+    ``store_timeout`` and ``store_spin`` are float seconds and also accept
+    ``ms`` and ``us`` (``"250ms"``).
     Per-platform fields default to :data:`INHERIT`; :meth:`platform_policy`
     resolves them. Secrets never appear in ``repr`` or in error messages.
 
@@ -434,6 +446,7 @@ class Config:
     audit_maxlen: int = 100_000
     local_cache: float = 0.0
     store_timeout: float = 0.5
+    store_spin: float = 0.0002
 
     def __post_init__(self) -> None:
         errors: list[str] = []

@@ -46,9 +46,10 @@ class Shared:
     """What a process's sync and async Redis store share: the target, the
     operations (with the cached state), the health log and the subscriber."""
 
-    def __init__(self, target: Target, timeout: float, ops: Operations) -> None:
+    def __init__(self, target: Target, timeout: float, ops: Operations, spin: float = 0.0) -> None:
         self.target = target
         self.timeout = timeout
+        self.spin = spin  # STORE_SPIN: how long a lane polls for a reply (redis_wire.Spin)
         self.ops = ops
         self.health = Health()
         self.sources = script_sources()
@@ -86,7 +87,8 @@ class RedisStore:
         self._scripts = {name: _Script(None, source.encode())  # type: ignore[arg-type]
                          for name, source in shared.sources.items()}
         self._encoder = Encoder({name: script.sha for name, script in self._scripts.items()})
-        self._lane = None if shared.target.cluster else SyncLane(lambda: shared.sync_client().connection_pool)
+        self._lane = None if shared.target.cluster else SyncLane(
+            lambda: shared.sync_client().connection_pool, shared.spin)
 
     def _run(self, op: Op[T]) -> T:
         """Drive ``op``: send what it yields, give it the replies."""
@@ -230,7 +232,7 @@ def open_redis_stores(
         Keys(config.key_prefix), state, slot_tag=slot_tag, clock=clock,
         cluster=target.cluster, audit_maxlen=config.audit_maxlen, local=local,
     )
-    shared = Shared(target, config.store_timeout, ops)
+    shared = Shared(target, config.store_timeout, ops, config.store_spin)
     store = RedisStore(shared)
     shared.subscriber.tick = store.write_due
     return store, AsyncRedisStore(shared)

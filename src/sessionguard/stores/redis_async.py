@@ -62,7 +62,7 @@ class _LoopClients:
         lane = self._lanes.get(loop)
         if lane is None and not self._shared.target.cluster:
             client = await self.get()
-            lane = AsyncLane(client.connection_pool, self._shared.timeout * ATTEMPT_SHARE)
+            lane = AsyncLane(client.connection_pool, self._shared.timeout * ATTEMPT_SHARE, self._shared.spin)
             with self._lock:
                 self._lanes[loop] = lane
         return lane

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
+import socket
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -65,6 +68,56 @@ class Encoder:
                          *map(_bulk, keys), context[1], *map(_bulk, args)))
 
 
+class Spin:
+    """When to wait for a reply by polling instead of sleeping.
+
+    Why: on a loopback Redis the reply to a check comes back in tens of
+    microseconds, but a thread (or event loop) that sleeps until its socket is
+    readable is woken up tens of microseconds later still. Polling for up to
+    ``budget`` seconds trades that much CPU for the wake-up. A Redis that does
+    not answer within the budget (a remote one, a busy one) is not polled for:
+    after :data:`MISSES` polls in a row that ran out, the next :data:`REST`
+    calls sleep as before, then polling is tried again.
+    """
+
+    MISSES = 4
+    REST = 1000
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+        self._misses = 0
+        self._rest = 0 if budget > 0 else -1
+
+    def on(self) -> bool:
+        if self._rest == 0:
+            return True
+        if self._rest > 0:
+            self._rest -= 1
+        return False
+
+    def after(self, answered: bool) -> None:
+        if answered:
+            self._misses = 0
+        else:
+            self._misses += 1
+            if self._misses >= self.MISSES:
+                self._misses, self._rest = 0, self.REST
+
+
+def _await_readable(connection: Any, budget: float) -> bool:
+    """Whether ``connection``'s socket became readable within ``budget``, polled."""
+    sock = getattr(connection, "_sock", None)
+    if sock is None:
+        return True  # not one we can poll: no verdict against polling
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    deadline = time.perf_counter() + budget
+    while not poller.poll(0):
+        if time.perf_counter() > deadline:
+            return False
+    return True
+
+
 def _new_connection(pool: Any) -> Any:
     """A connection of ``pool``'s kind and settings, outside its accounting."""
     return pool.connection_class(**pool.connection_kwargs)
@@ -79,9 +132,10 @@ class SyncLane:
     """Connections for the sync check: one in use per thread at a time, kept
     in a free list (``list.pop`` and ``append`` need no lock)."""
 
-    def __init__(self, pool: Callable[[], Any]) -> None:
+    def __init__(self, pool: Callable[[], Any], spin: float = 0.0) -> None:
         self._pool = pool
         self._idle: list[Any] = []
+        self._spin = Spin(spin)
         _SYNC_LANES.add(self)
 
     def call(self, command: bytes) -> Any:
@@ -93,6 +147,8 @@ class SyncLane:
             connection = _new_connection(self._pool())
         try:
             connection.send_packed_command((command,), check_health=False)
+            if self._spin.on():
+                self._spin.after(_await_readable(connection, self._spin.budget))
             reply = connection.read_response()
         except redis.TimeoutError:
             connection.disconnect()
@@ -127,19 +183,47 @@ os.register_at_fork(after_in_child=_after_fork)
 # -- async -----------------------------------------------------------------------------
 
 
-class _Pipeline(asyncio.Protocol):
-    """One connection's transport, taken over from redis-py after its handshake:
-    requests are written as they come, replies matched to them in order."""
+class _Pipeline:
+    """One connection's socket, taken over from redis-py after its handshake:
+    requests are written as they come, replies matched to them in order.
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
-        # the writer stays referenced: collected, it would close the transport
-        self.writer = writer
-        self.transport = writer.transport
+    The socket is the lane's own rather than an asyncio transport's, so that a
+    request alone on it can read its reply as soon as it is there (see
+    :class:`Spin`) without a turn of the event loop; otherwise the loop calls
+    :meth:`readable` when data comes.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        self.loop = loop
+        self.sock = sock
         self.reader = hiredis.Reader()
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.open = True
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), self.readable)
 
-    def data_received(self, data: bytes) -> None:
+    def send(self, command: bytes) -> None:
+        """Write ``command`` whole, or close the connection (Redis is not reading)."""
+        try:
+            sent = self.sock.send(command)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            sent = -1
+        if sent != len(command):
+            self.close()  # a partial command is never run: Redis drops it with the connection
+
+    def readable(self) -> bool:
+        """Read what has come, answer whom it completes; whether anything came."""
+        try:
+            data = self.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return True
         try:
             self.reader.feed(data)
             while (reply := self.reader.gets()) is not False:
@@ -148,23 +232,24 @@ class _Pipeline(asyncio.Protocol):
                     future.set_result(reply)
         except (hiredis.ProtocolError, IndexError):
             self.close()
+        return True
 
-    def eof_received(self) -> bool:
-        return False  # close
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.open = False
-        self._fail_waiting()
+    def spin(self, future: asyncio.Future[Any], budget: float) -> bool:
+        """Poll for ``future``'s reply for up to ``budget`` seconds, holding the
+        loop; whether it came."""
+        deadline = time.perf_counter() + budget
+        while not future.done():
+            if not self.readable() and time.perf_counter() > deadline:
+                return False
+        return True
 
     def close(self) -> None:
         if self.open:
             self.open = False
-            self.transport.close()
-        self._fail_waiting()
-
-    def _fail_waiting(self) -> None:
-        """Every request still owed a reply gets :class:`LaneUnavailable` instead."""
-        for future in self.waiting:
+            if not self.loop.is_closed():
+                self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+        for future in self.waiting:  # every request still owed a reply
             if not future.done():
                 future.set_exception(LaneUnavailable("the connection closed"))
         self.waiting.clear()
@@ -175,30 +260,53 @@ def _expire(future: asyncio.Future[Any]) -> None:
         future.set_exception(redis.TimeoutError("Timeout reading from the lane"))
 
 
+def _take_socket(connection: Any) -> socket.socket:
+    """The socket of redis-py's connected ``connection``, now the caller's.
+    Its transport is closed; the duplicate of its descriptor keeps the
+    connection (AUTH and SELECT done) open."""
+    writer = getattr(connection, "_writer", None)
+    transport = getattr(writer, "transport", None)
+    if transport is None or transport.get_extra_info("sslcontext") is not None:
+        raise _NoLane("TLS, or a redis-py that keeps its transport elsewhere")
+    raw = transport.get_extra_info("socket")
+    sock = socket.socket(raw.family, raw.type, raw.proto, fileno=os.dup(raw.fileno()))
+    transport.abort()  # closes its own descriptor only
+    connection._reader = connection._writer = None
+    return sock
+
+
+class _NoLane(LaneUnavailable):
+    """This connection cannot carry a lane: every check takes the ordinary path."""
+
+
 class AsyncLane:
     """The async check's connection on one event loop: pipelined, so that
     concurrent requests share it without waiting for one another's turn."""
 
-    def __init__(self, pool: Any, timeout: float) -> None:
+    def __init__(self, pool: Any, timeout: float, spin: float = 0.0) -> None:
         self._pool = pool
         self._timeout = timeout
+        self._spin = Spin(spin)
         self._pipeline: _Pipeline | None = None
         self._opening: asyncio.Future[_Pipeline] | None = None
+        self._none: _NoLane | None = None
 
     async def _open(self) -> _Pipeline:
+        if self._none is not None:
+            raise self._none
         if self._opening is not None:
             return await asyncio.shield(self._opening)
         loop = asyncio.get_running_loop()
         self._opening = opening = loop.create_future()
         try:
             connection = _new_connection(self._pool)
-            await connection.connect()  # redis-py's handshake: AUTH, SELECT, TLS, Sentinel
-            writer = getattr(connection, "_writer", None)
-            if writer is None:
-                raise LaneUnavailable("this redis-py keeps its transport elsewhere")
-            pipeline = _Pipeline(writer)
-            writer.transport.set_protocol(pipeline)
-            connection._reader = connection._writer = None  # the transport is the lane's now
+            await connection.connect()  # redis-py's handshake: AUTH, SELECT, Sentinel
+            try:
+                pipeline = _Pipeline(loop, _take_socket(connection))
+            except _NoLane as exc:
+                self._none = exc
+                await connection.disconnect()
+                raise
             self._pipeline = pipeline
             opening.set_result(pipeline)
             return pipeline
@@ -220,18 +328,22 @@ class AsyncLane:
         pipeline = self._pipeline
         if pipeline is None or not pipeline.open:
             pipeline = await self._open()
-        loop = asyncio.get_running_loop()
+        loop = pipeline.loop
         future = loop.create_future()
         pipeline.waiting.append(future)
-        pipeline.transport.write(command)
-        expiry = loop.call_at(loop.time() + self._timeout, _expire, future)
-        try:
-            reply = await future
-        except redis.TimeoutError:
-            pipeline.close()  # the replies still owed would answer later requests
-            raise
-        finally:
-            expiry.cancel()
+        pipeline.send(command)
+        if len(pipeline.waiting) == 1 and self._spin.on():
+            self._spin.after(pipeline.spin(future, self._spin.budget))
+        if not future.done():
+            expiry = loop.call_at(loop.time() + self._timeout, _expire, future)
+            try:
+                await future
+            except redis.TimeoutError:
+                pipeline.close()  # the replies still owed would answer later requests
+                raise
+            finally:
+                expiry.cancel()
+        reply = future.result()
         if isinstance(reply, hiredis.ReplyError):
             if not str(reply).startswith("NOSCRIPT"):
                 pipeline.close()  # READONLY: a demoted master; anything else: start afresh
