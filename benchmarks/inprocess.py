@@ -37,9 +37,12 @@ from typing import Any
 
 import redis
 from common import USER_AGENT, RoundTrips, commandstats, stats_delta
-from variants import USER, Variant
+from variants import USER, Variant, unwrapped
 
 SCENARIOS = ("auth", "anon", "other")
+#: Requests without a token, timed for sessionguard variants against the same app
+#: unwrapped (:func:`variants.unwrapped`); the series hold the paired differences.
+OWN = {"anon": "anon-own", "other": "other-own"}
 OTHER_COOKIES = "_ga=GA1.1.1234567890.1700000000; theme=dark; consent=analytics%3Dno"
 CONCURRENCY = 64
 #: Each round's figure is the median of this many equal slices of its requests.
@@ -79,7 +82,7 @@ class Counts:
 class VariantResult:
     variant: Variant
     series: dict[str, Series] = field(
-        default_factory=lambda: {s: Series() for s in (*SCENARIOS, "concurrent")})
+        default_factory=lambda: {s: Series() for s in (*SCENARIOS, "concurrent", *OWN.values())})
     counts: dict[str, Counts] = field(default_factory=dict)
 
 
@@ -160,6 +163,20 @@ async def _asgi_timed(app: Any, template: dict[str, Any], n: int, chunks: int = 
     return statistics.median(walls), statistics.median(cpus)
 
 
+async def _asgi_own(wrapped: Any, inner: Any, template: dict[str, Any], n: int,
+                    chunks: int) -> tuple[float, float]:
+    """sessionguard's own cost (wall, CPU µs) on requests ``template`` describes:
+    slices of ``wrapped`` and of ``inner`` alternate; the median of the
+    slice-pair differences."""
+    walls, cpus = [], []
+    for _ in range(chunks):
+        a_wall, a_cpu = await _asgi_timed(wrapped, template, n // chunks)
+        b_wall, b_cpu = await _asgi_timed(inner, template, n // chunks)
+        walls.append(a_wall - b_wall)
+        cpus.append(a_cpu - b_cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
 async def _asgi_concurrent(app: Any, template: dict[str, Any], batches: int) -> tuple[float, float]:
     """µs per request of ``batches`` × 64 concurrent requests: the median over batches."""
     receive, send, copy = _receive, _send, template.copy
@@ -216,6 +233,14 @@ async def run_asgi(
             wall, cpu = await _asgi_concurrent(apps[v.name], templates[v.name]["auth"], settings.batches)
             results[v.name].series["concurrent"].wall.append(wall)
             results[v.name].series["concurrent"].cpu.append(cpu)
+            if v.role == "sessionguard":
+                wrapped, inner = unwrapped("asgi", apps[v.name])
+                for scenario, own in OWN.items():
+                    gc.collect()
+                    wall, cpu = await _asgi_own(wrapped, inner, templates[v.name][scenario],
+                                                settings.requests, CHUNKS)
+                    results[v.name].series[own].wall.append(wall)
+                    results[v.name].series[own].cpu.append(cpu)
         _progress(f"asgi round {r + 1}/{settings.rounds}")
     if counter is not None:
         trips = RoundTrips()
@@ -293,6 +318,17 @@ def _wsgi_timed(app: Any, template: dict[str, Any], n: int, chunks: int = 1) -> 
     return statistics.median(walls), statistics.median(cpus)
 
 
+def _wsgi_own(wrapped: Any, inner: Any, template: dict[str, Any], n: int, chunks: int) -> tuple[float, float]:
+    """As :func:`_asgi_own`, for a WSGI app."""
+    walls, cpus = [], []
+    for _ in range(chunks):
+        a_wall, a_cpu = _wsgi_timed(wrapped, template, n // chunks)
+        b_wall, b_cpu = _wsgi_timed(inner, template, n // chunks)
+        walls.append(a_wall - b_wall)
+        cpus.append(a_cpu - b_cpu)
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def _wsgi_prepare(variant: Variant, app: Any) -> dict[str, dict[str, Any]]:
     if variant.role == "bare":
         cookie = _stand_in_cookie()
@@ -330,6 +366,14 @@ def run_wsgi(
                 wall, cpu = _wsgi_timed(apps[v.name], templates[v.name][scenario], settings.requests, CHUNKS)
                 results[v.name].series[scenario].wall.append(wall)
                 results[v.name].series[scenario].cpu.append(cpu)
+            if v.role == "sessionguard":
+                wrapped, inner = unwrapped("wsgi", apps[v.name])
+                for scenario, own in OWN.items():
+                    gc.collect()
+                    template = templates[v.name][scenario]
+                    wall, cpu = _wsgi_own(wrapped, inner, template, settings.requests, CHUNKS)
+                    results[v.name].series[own].wall.append(wall)
+                    results[v.name].series[own].cpu.append(cpu)
         _progress(f"wsgi round {r + 1}/{settings.rounds}")
     if counter is not None:
         trips = RoundTrips()

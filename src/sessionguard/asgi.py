@@ -59,8 +59,31 @@ class SessionGuardMiddleware:
         if guard.tokenless(cookie, authorization):
             # The common anonymous request: no token, no store call, nothing to decide.
             ctx = scope["sessionguard"] = AsyncSessionContext(guard, scope, _READERS)
-            await self._call_app(kind, ctx, scope, receive, send)
+        else:
+            decided = await self._decide(scope, cookie, authorization, passive)
+            if isinstance(decided, Refusal):
+                await _refuse(kind, decided, send)
+                return
+            ctx = scope["sessionguard"] = decided
+        if kind == "websocket":
+            await self.app(scope, receive, send)
             return
+        app = self.app
+        if self.admin is not None and guard.admin_serves(scope["path"]):
+            app = self.admin
+        sender = _CookieSender(ctx, send)
+        try:
+            await app(scope, receive, sender)
+        except StoreUnavailable:
+            # A login or logout inside the app could not reach the store.
+            if sender.started:
+                raise
+            await _refuse(kind, guard.unavailable, send)
+
+    async def _decide(self, scope: Scope, cookie: str | None, authorization: str | None,
+                      passive: str | None) -> AsyncSessionContext | Refusal:
+        """The context of a request that presents a token, or its refusal."""
+        guard = self.guard
         presented = guard.presented(cookie, authorization)
         check = None
         if presented.session_id is not None:
@@ -77,32 +100,9 @@ class SessionGuardMiddleware:
             except StoreUnavailable:
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
-            await _refuse(kind, verdict.refusal, send)
-            return
-
-        ctx = scope["sessionguard"] = AsyncSessionContext(
-            guard, scope, _READERS, verdict.session, verdict.ended_reason, presented.source,
-            verdict.set_cookie,
-        )
-        await self._call_app(kind, ctx, scope, receive, send)
-
-    async def _call_app(
-        self, kind: str, ctx: AsyncSessionContext, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        if kind == "websocket":
-            await self.app(scope, receive, send)
-            return
-        app = self.app
-        if self.admin is not None and self.guard.admin_serves(scope["path"]):
-            app = self.admin
-        sender = _CookieSender(ctx, send)
-        try:
-            await app(scope, receive, sender)
-        except StoreUnavailable:
-            # A login or logout inside the app could not reach the store.
-            if sender.started:
-                raise
-            await _refuse(kind, self.guard.unavailable, send)
+            return verdict.refusal
+        return AsyncSessionContext(guard, scope, _READERS, verdict.session, verdict.ended_reason,
+                                   presented.source, verdict.set_cookie)
 
 
 class _CookieSender:

@@ -34,7 +34,24 @@ class WSGIMiddleware:
         if guard.tokenless(cookie, authorization):
             # The common anonymous request: no token, no store call, nothing to decide.
             ctx = environ["sessionguard"] = SessionContext(guard, environ, _READERS)
-            return self._call_app(ctx, environ, start_response)
+        else:
+            decided = self._decide(environ, cookie, authorization)
+            if isinstance(decided, Refusal):
+                return _refuse(decided, start_response)
+            ctx = environ["sessionguard"] = decided
+        app = self.app
+        if self.admin is not None and guard.admin_serves(environ.get("PATH_INFO", "")):
+            app = self.admin
+        try:
+            return app(environ, _CookieStarter(ctx, start_response))
+        except StoreUnavailable:
+            # A login or logout inside the app could not reach the store.
+            return _refuse(guard.unavailable, start_response)
+
+    def _decide(self, environ: dict[str, Any], cookie: str | None,
+                authorization: str | None) -> SessionContext | Refusal:
+        """The context of a request that presents a token, or its refusal."""
+        guard = self.guard
         presented = guard.presented(cookie, authorization)
         check = None
         if presented.session_id is not None:
@@ -50,25 +67,9 @@ class WSGIMiddleware:
             except StoreUnavailable:
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
-            return _refuse(verdict.refusal, start_response)
-
-        ctx = environ["sessionguard"] = SessionContext(
-            guard, environ, _READERS, verdict.session, verdict.ended_reason, presented.source,
-            verdict.set_cookie,
-        )
-        return self._call_app(ctx, environ, start_response)
-
-    def _call_app(
-        self, ctx: SessionContext, environ: dict[str, Any], start_response: StartResponse
-    ) -> Iterable[bytes]:
-        app = self.app
-        if self.admin is not None and self.guard.admin_serves(environ.get("PATH_INFO", "")):
-            app = self.admin
-        try:
-            return app(environ, _CookieStarter(ctx, start_response))
-        except StoreUnavailable:
-            # A login or logout inside the app could not reach the store.
-            return _refuse(self.guard.unavailable, start_response)
+            return verdict.refusal
+        return SessionContext(guard, environ, _READERS, verdict.session, verdict.ended_reason,
+                              presented.source, verdict.set_cookie)
 
 
 class _CookieStarter:
