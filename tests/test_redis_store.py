@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import shutil
 import subprocess
 import threading
 import time
@@ -456,6 +457,40 @@ def test_polling_rests_after_replies_keep_missing_it() -> None:
     assert [spin.on() for _ in range(Spin.REST)] == [False] * Spin.REST
     assert spin.on()  # then polling is tried again
     assert not any(Spin(0.0).on() for _ in range(Spin.REST + 1))  # STORE_SPIN=off: never
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, made by ``openssl``."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("the TLS test needs the openssl command (Debian package openssl)")
+    cert, key = directory / "redis.crt", directory / "redis.key"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+async def test_tls_redis_checks_on_both_stores(private_redis_factory: Any, make_stores: Any,
+                                               tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    (tls_port,) = free_ports(1)
+    server = private_redis_factory("--tls-port", str(tls_port), "--tls-cert-file", str(cert),
+                                   "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+                                   "--tls-auth-clients", "no")
+    sync, async_ = make_stores(f"rediss://{server.host}:{tls_port}/0?ssl_ca_certs={cert}")
+    valid, revoked = sync.create(new()).record, sync.create(new("bob")).record
+    sync.end(revoked.id, "revoked")
+    expected = {valid.id: Outcome.VALID, revoked.id: Outcome.REVOKED}
+    ids = [valid.id, revoked.id] * 20
+    assert [sync.check(sid, passive=True).outcome for sid in ids] == [expected[sid] for sid in ids]
+    checks = await asyncio.gather(*(async_.check(sid, passive=True) for sid in ids))
+    assert [check.outcome for check in checks] == [expected[sid] for sid in ids]
+    # over TLS the async lane keeps the asyncio transport (only it can read TLS records)
+    lane = await async_._clients.lane()
+    assert type(lane._pipeline).__name__ == "_TransportPipeline"
+    assert "sg:" in next(iter(server.client().scan_iter("sg:*")), b"").decode()  # it reached this server
+    await async_.close()
 
 
 def test_a_login_retried_after_a_late_reply_takes_one_slot(private_redis: RedisServer, counting_proxy: Any,

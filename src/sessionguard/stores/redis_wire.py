@@ -8,7 +8,9 @@ itself. Here the part of the command shared by every check under the same
 state (17 of its arguments: the epoch and the policy) is encoded once
 (:class:`Encoder`), the sync store keeps one connection per thread
 (:class:`SyncLane`) and the async store one pipelined connection per event
-loop (:class:`AsyncLane`), whose replies ``hiredis`` parses.
+loop (:class:`AsyncLane`), whose replies ``hiredis`` parses. A request polls
+for its reply for up to ``STORE_SPIN`` before it sleeps on it (:class:`Spin`):
+on loopback the reply comes sooner than a sleeping thread is woken.
 
 What stays redis-py's: every connection is opened by redis-py (address,
 Sentinel's master, TLS, AUTH, SELECT), and everything that is not a plain
@@ -184,21 +186,57 @@ os.register_at_fork(after_in_child=_after_fork)
 
 
 class _Pipeline:
-    """One connection's socket, taken over from redis-py after its handshake:
-    requests are written as they come, replies matched to them in order.
+    """One connection taken over from redis-py after its handshake: requests
+    are written as they come, replies matched to them in order."""
 
-    The socket is the lane's own rather than an asyncio transport's, so that a
-    request alone on it can read its reply as soon as it is there (see
-    :class:`Spin`) without a turn of the event loop; otherwise the loop calls
-    :meth:`readable` when data comes.
-    """
+    #: whether a request alone on the connection may poll for its reply (:meth:`spin`)
+    polls = False
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.sock = sock
         self.reader = hiredis.Reader()
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.open = True
+
+    def send(self, command: bytes) -> None:
+        raise NotImplementedError
+
+    def spin(self, future: asyncio.Future[Any], budget: float) -> bool:
+        raise NotImplementedError
+
+    def feed(self, data: bytes) -> None:
+        """Replies in ``data`` go to the requests they answer, in order."""
+        try:
+            self.reader.feed(data)
+            while (reply := self.reader.gets()) is not False:
+                future = self.waiting.popleft()
+                if not future.done():  # a cancelled or timed-out request still takes its reply
+                    future.set_result(reply)
+        except (hiredis.ProtocolError, IndexError):
+            self.close()
+
+    def close(self) -> None:
+        self.open = False
+        self.fail_waiting()
+
+    def fail_waiting(self) -> None:
+        """Every request still owed a reply gets :class:`LaneUnavailable` instead."""
+        for future in self.waiting:
+            if not future.done():
+                future.set_exception(LaneUnavailable("the connection closed"))
+        self.waiting.clear()
+
+
+class _SocketPipeline(_Pipeline):
+    """The connection's socket itself, no asyncio transport in between: a
+    request alone on it reads its reply as soon as it is there (:class:`Spin`)
+    without a turn of the event loop; otherwise the loop calls :meth:`readable`."""
+
+    polls = True
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+        super().__init__(loop)
+        self.sock = sock
         sock.setblocking(False)
         loop.add_reader(sock.fileno(), self.readable)
 
@@ -214,23 +252,16 @@ class _Pipeline:
             self.close()  # a partial command is never run: Redis drops it with the connection
 
     def readable(self) -> bool:
-        """Read what has come, answer whom it completes; whether anything came."""
+        """Read what has come; whether anything came."""
         try:
             data = self.sock.recv(65536)
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:
             data = b""
-        if not data:
-            self.close()
-            return True
-        try:
-            self.reader.feed(data)
-            while (reply := self.reader.gets()) is not False:
-                future = self.waiting.popleft()
-                if not future.done():  # a cancelled or timed-out request still takes its reply
-                    future.set_result(reply)
-        except (hiredis.ProtocolError, IndexError):
+        if data:
+            self.feed(data)
+        else:
             self.close()
         return True
 
@@ -244,15 +275,38 @@ class _Pipeline:
         return True
 
     def close(self) -> None:
+        if self.open and not self.loop.is_closed():
+            self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        super().close()
+
+
+class _TransportPipeline(_Pipeline, asyncio.Protocol):
+    """The connection's asyncio transport, for TLS (whose records only the
+    transport can read): replies come with the loop's turns, nothing polls."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, writer: asyncio.StreamWriter) -> None:
+        super().__init__(loop)
+        # the writer stays referenced: collected, it would close the transport
+        self.writer = writer
+        self.transport = writer.transport
+
+    def send(self, command: bytes) -> None:
+        self.transport.write(command)
+
+    def data_received(self, data: bytes) -> None:
+        self.feed(data)
+
+    def eof_received(self) -> bool:
+        return False  # close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().close()
+
+    def close(self) -> None:
         if self.open:
-            self.open = False
-            if not self.loop.is_closed():
-                self.loop.remove_reader(self.sock.fileno())
-            self.sock.close()
-        for future in self.waiting:  # every request still owed a reply
-            if not future.done():
-                future.set_exception(LaneUnavailable("the connection closed"))
-        self.waiting.clear()
+            self.transport.close()
+        super().close()
 
 
 def _expire(future: asyncio.Future[Any]) -> None:
@@ -260,23 +314,24 @@ def _expire(future: asyncio.Future[Any]) -> None:
         future.set_exception(redis.TimeoutError("Timeout reading from the lane"))
 
 
-def _take_socket(connection: Any) -> socket.socket:
-    """The socket of redis-py's connected ``connection``, now the caller's.
-    Its transport is closed; the duplicate of its descriptor keeps the
-    connection (AUTH and SELECT done) open."""
+def _take_over(connection: Any, loop: asyncio.AbstractEventLoop) -> _Pipeline:
+    """The pipeline of redis-py's connected ``connection``, which no longer
+    uses it: its socket (a duplicate of the descriptor keeps the connection,
+    AUTH and SELECT done, open when the transport closes), or over TLS its
+    transport."""
     writer = getattr(connection, "_writer", None)
     transport = getattr(writer, "transport", None)
-    if transport is None or transport.get_extra_info("sslcontext") is not None:
-        raise _NoLane("TLS, or a redis-py that keeps its transport elsewhere")
+    if writer is None or transport is None:
+        raise LaneUnavailable("this redis-py keeps its transport elsewhere")
+    connection._reader = connection._writer = None
+    if transport.get_extra_info("sslcontext") is not None:
+        pipeline: _Pipeline = _TransportPipeline(loop, writer)
+        transport.set_protocol(pipeline)
+        return pipeline
     raw = transport.get_extra_info("socket")
     sock = socket.socket(raw.family, raw.type, raw.proto, fileno=os.dup(raw.fileno()))
     transport.abort()  # closes its own descriptor only
-    connection._reader = connection._writer = None
-    return sock
-
-
-class _NoLane(LaneUnavailable):
-    """This connection cannot carry a lane: every check takes the ordinary path."""
+    return _SocketPipeline(loop, sock)
 
 
 class AsyncLane:
@@ -289,24 +344,16 @@ class AsyncLane:
         self._spin = Spin(spin)
         self._pipeline: _Pipeline | None = None
         self._opening: asyncio.Future[_Pipeline] | None = None
-        self._none: _NoLane | None = None
 
     async def _open(self) -> _Pipeline:
-        if self._none is not None:
-            raise self._none
         if self._opening is not None:
             return await asyncio.shield(self._opening)
         loop = asyncio.get_running_loop()
         self._opening = opening = loop.create_future()
         try:
             connection = _new_connection(self._pool)
-            await connection.connect()  # redis-py's handshake: AUTH, SELECT, Sentinel
-            try:
-                pipeline = _Pipeline(loop, _take_socket(connection))
-            except _NoLane as exc:
-                self._none = exc
-                await connection.disconnect()
-                raise
+            await connection.connect()  # redis-py's handshake: AUTH, SELECT, TLS, Sentinel
+            pipeline = _take_over(connection, loop)
             self._pipeline = pipeline
             opening.set_result(pipeline)
             return pipeline
@@ -332,7 +379,7 @@ class AsyncLane:
         future = loop.create_future()
         pipeline.waiting.append(future)
         pipeline.send(command)
-        if len(pipeline.waiting) == 1 and self._spin.on():
+        if len(pipeline.waiting) == 1 and pipeline.polls and self._spin.on():
             self._spin.after(pipeline.spin(future, self._spin.budget))
         if not future.done():
             expiry = loop.call_at(loop.time() + self._timeout, _expire, future)
