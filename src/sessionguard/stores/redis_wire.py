@@ -309,6 +309,13 @@ class _TransportPipeline(_Pipeline, asyncio.Protocol):
         super().close()
 
 
+def _others_ready(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether callbacks other than the running one wait for a turn of ``loop``
+    (asyncio's own loop tells; any other loop, uvloop's say, is assumed busy)."""
+    ready = getattr(loop, "_ready", None)
+    return ready is None or len(ready) > 0
+
+
 def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_exception(redis.TimeoutError("Timeout reading from the lane"))
@@ -379,8 +386,12 @@ class AsyncLane:
         future = loop.create_future()
         pipeline.waiting.append(future)
         pipeline.send(command)
-        if len(pipeline.waiting) == 1 and pipeline.polls and self._spin.on():
-            self._spin.after(pipeline.spin(future, self._spin.budget))
+        if pipeline.polls and self._spin.on():
+            if _others_ready(loop):
+                # one turn of the loop first: requests ready to run send theirs and share the trip
+                await asyncio.sleep(0)
+            if len(pipeline.waiting) == 1 and not future.done():  # still alone: poll
+                self._spin.after(pipeline.spin(future, self._spin.budget))
         if not future.done():
             expiry = loop.call_at(loop.time() + self._timeout, _expire, future)
             try:
