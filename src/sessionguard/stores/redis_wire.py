@@ -13,7 +13,10 @@ for its reply for up to ``STORE_SPIN`` before it sleeps on it (:class:`Spin`):
 on loopback the reply comes sooner than a sleeping thread is woken.
 
 What stays redis-py's: every connection is opened by redis-py (address,
-Sentinel's master, TLS, AUTH, SELECT), and everything that is not a plain
+Sentinel's master, TLS, AUTH, SELECT; the lanes then use two of its private
+attributes, the sync connection's ``_sock`` to poll and the async one's
+``_writer`` to take its transport over; asyncio's loop's ``_ready`` tells
+whether other callbacks wait), and everything that is not a plain
 answer goes back to the store's ordinary path, which retries, loads a missing
 script and reports errors: a dropped connection, a ``NOSCRIPT``, any error
 reply (a ``READONLY`` from a demoted master also closes the lane's connection).
@@ -24,6 +27,7 @@ A Redis Cluster has no lane (its client routes each key to its node).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import os
 import select
@@ -185,12 +189,9 @@ os.register_at_fork(after_in_child=_after_fork)
 # -- async -----------------------------------------------------------------------------
 
 
-class _Pipeline:
+class _Pipeline(abc.ABC):
     """One connection taken over from redis-py after its handshake: requests
     are written as they come, replies matched to them in order."""
-
-    #: whether a request alone on the connection may poll for its reply (:meth:`spin`)
-    polls = False
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -198,11 +199,9 @@ class _Pipeline:
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.open = True
 
+    @abc.abstractmethod
     def send(self, command: bytes) -> None:
-        raise NotImplementedError
-
-    def spin(self, future: asyncio.Future[Any], budget: float) -> bool:
-        raise NotImplementedError
+        """Write ``command`` (a failure closes the pipeline)."""
 
     def feed(self, data: bytes) -> None:
         """Replies in ``data`` go to the requests they answer, in order."""
@@ -231,8 +230,6 @@ class _SocketPipeline(_Pipeline):
     """The connection's socket itself, no asyncio transport in between: a
     request alone on it reads its reply as soon as it is there (:class:`Spin`)
     without a turn of the event loop; otherwise the loop calls :meth:`readable`."""
-
-    polls = True
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         super().__init__(loop)
@@ -386,7 +383,7 @@ class AsyncLane:
         future = loop.create_future()
         pipeline.waiting.append(future)
         pipeline.send(command)
-        if pipeline.polls and self._spin.on():
+        if isinstance(pipeline, _SocketPipeline) and self._spin.on():
             if _others_ready(loop):
                 # one turn of the loop first: requests ready to run send theirs and share the trip
                 await asyncio.sleep(0)
