@@ -493,6 +493,35 @@ async def test_tls_redis_checks_on_both_stores(private_redis_factory: Any, make_
     await async_.close()
 
 
+class _NoReaderLoop(asyncio.SelectorEventLoop):
+    """A loop that cannot watch a socket for its users, like Windows' proactor."""
+
+    def add_reader(self, *args: Any) -> None:
+        raise NotImplementedError
+
+
+def test_a_loop_without_add_reader_keeps_the_transport(private_redis: RedisServer, make_stores: Any) -> None:
+    sync, async_ = make_stores(private_redis.url)
+    valid = sync.create(new()).record
+
+    async def checks() -> tuple[list[Outcome], str]:
+        outcomes = [(await async_.check(valid.id, passive=True)).outcome for _ in range(3)]
+        outcomes += [c.outcome for c in await asyncio.gather(*(async_.check(valid.id, passive=True)
+                                                               for _ in range(10)))]
+        lane = await async_._clients.lane()
+        kind = type(lane._pipeline).__name__
+        await async_.close()
+        return outcomes, kind
+
+    loop = _NoReaderLoop()
+    try:
+        outcomes, kind = loop.run_until_complete(checks())
+    finally:
+        loop.close()
+    assert outcomes == [Outcome.VALID] * 13
+    assert kind == "_TransportPipeline"
+
+
 def test_a_login_retried_after_a_late_reply_takes_one_slot(private_redis: RedisServer, counting_proxy: Any,
                                                           make_stores: Any) -> None:
     proxy = counting_proxy(private_redis.host, private_redis.port)

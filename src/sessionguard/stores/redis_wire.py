@@ -321,21 +321,30 @@ def _expire(future: asyncio.Future[Any]) -> None:
 def _take_over(connection: Any, loop: asyncio.AbstractEventLoop) -> _Pipeline:
     """The pipeline of redis-py's connected ``connection``, which no longer
     uses it: its socket (a duplicate of the descriptor keeps the connection,
-    AUTH and SELECT done, open when the transport closes), or over TLS its
-    transport."""
+    AUTH and SELECT done, open when the transport closes), or its transport
+    over TLS and on a loop that cannot watch a socket (Windows' proactor)."""
     writer = getattr(connection, "_writer", None)
     transport = getattr(writer, "transport", None)
     if writer is None or transport is None:
         raise LaneUnavailable("this redis-py keeps its transport elsewhere")
     connection._reader = connection._writer = None
-    if transport.get_extra_info("sslcontext") is not None:
-        pipeline: _Pipeline = _TransportPipeline(loop, writer)
-        transport.set_protocol(pipeline)
-        return pipeline
-    raw = transport.get_extra_info("socket")
-    sock = socket.socket(raw.family, raw.type, raw.proto, fileno=os.dup(raw.fileno()))
-    transport.abort()  # closes its own descriptor only
-    return _SocketPipeline(loop, sock)
+    if transport.get_extra_info("sslcontext") is None:
+        raw = transport.get_extra_info("socket")
+        try:
+            sock = socket.socket(raw.family, raw.type, raw.proto, fileno=os.dup(raw.fileno()))
+        except OSError:
+            pass
+        else:
+            try:
+                socket_pipeline = _SocketPipeline(loop, sock)
+            except NotImplementedError:  # no add_reader on this loop
+                sock.close()
+            else:
+                transport.abort()  # closes its own descriptor only
+                return socket_pipeline
+    pipeline = _TransportPipeline(loop, writer)
+    transport.set_protocol(pipeline)
+    return pipeline
 
 
 class AsyncLane:
