@@ -19,8 +19,9 @@ from apps import flask_app, starlette_app
 from conftest import SECRET
 from sessionguard import Config, SessionGuard
 
-#: MaxMind's public test database, next to the repository (``../shared/data``).
-MAXMIND_TEST_DB = Path(__file__).resolve().parents[2] / "shared" / "data" / "GeoLite2-City-Test.mmdb"
+#: MaxMind's public test database (from the MaxMind-DB repository's ``test-data/``,
+#: MIT licensed: ``tests/data/GeoLite2-City-Test.LICENSE-MIT``).
+MAXMIND_TEST_DB = Path(__file__).resolve().parent / "data" / "GeoLite2-City-Test.mmdb"
 
 NETWORKS = {
     "198.51.100.0/24": "Testville",
@@ -140,7 +141,6 @@ def test_city_is_resolved_once_at_login(city_db: str, login_from: Login) -> None
     assert record is not None and record.city == "Testville" and record.ip == "198.51.100.7"
 
 
-@pytest.mark.skipif(not MAXMIND_TEST_DB.is_file(), reason=f"{MAXMIND_TEST_DB} is absent")
 @pytest.mark.parametrize(
     ("peer", "city"),
     [
