@@ -32,6 +32,7 @@ import asyncio
 import os
 import select
 import socket
+import threading
 import time
 import weakref
 from collections import deque
@@ -142,6 +143,8 @@ class SyncLane:
         self._pool = pool
         self._idle: list[Any] = []
         self._spin = Spin(spin)
+        self._count_lock = threading.Lock()
+        self._count = 0  # connections open (idle or in use), changed under the lock
         _SYNC_LANES.add(self)
 
     def call(self, command: bytes) -> Any:
@@ -151,31 +154,43 @@ class SyncLane:
             connection = self._idle.pop()
         except IndexError:
             connection = _new_connection(self._pool())
+            self._counted(+1)
         try:
             connection.send_packed_command((command,), check_health=False)
-            if self._spin.on():
+            # polls only while no other thread's check is in flight: they would share the cores
+            if self._count - len(self._idle) == 1 and self._spin.on():
                 self._spin.after(_await_readable(connection, self._spin.budget))
             reply = connection.read_response()
         except redis.TimeoutError:
-            connection.disconnect()
+            self._discard(connection)
             raise
         except redis.exceptions.NoScriptError as exc:
             self._idle.append(connection)
             raise LaneUnavailable("NOSCRIPT") from exc
         except (redis.RedisError, OSError) as exc:
-            connection.disconnect()  # an error reply too: READONLY means a demoted master
+            self._discard(connection)  # an error reply too: READONLY means a demoted master
             raise LaneUnavailable(type(exc).__name__) from exc
         self._idle.append(connection)
         return reply
 
+    def _counted(self, change: int) -> None:
+        with self._count_lock:
+            self._count += change
+
+    def _discard(self, connection: Any) -> None:
+        connection.disconnect()
+        self._counted(-1)
+
     def close(self) -> None:
         idle, self._idle = self._idle, []
         for connection in idle:
-            connection.disconnect()
+            self._discard(connection)
 
     def forget(self) -> None:
         """In a forked child: the parent's connections are not this process's."""
         self._idle = []
+        self._count_lock = threading.Lock()
+        self._count = 0
 
 
 def _after_fork() -> None:
