@@ -46,7 +46,7 @@ class Shared:
     """What a process's sync and async Redis store share: the target, the
     operations (with the cached state), the health log and the subscriber."""
 
-    def __init__(self, target: Target, timeout: float, ops: Operations, spin: float = 0.0) -> None:
+    def __init__(self, target: Target, timeout: float, ops: Operations, spin: float) -> None:
         self.target = target
         self.timeout = timeout
         self.spin = spin  # STORE_SPIN: how long a lane polls for a reply (redis_wire.Spin)

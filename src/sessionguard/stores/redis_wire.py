@@ -139,7 +139,7 @@ class SyncLane:
     """Connections for the sync check: one in use per thread at a time, kept
     in a free list (``list.pop`` and ``append`` need no lock)."""
 
-    def __init__(self, pool: Callable[[], Any], spin: float = 0.0) -> None:
+    def __init__(self, pool: Callable[[], Any], spin: float) -> None:
         self._pool = pool
         self._idle: list[Any] = []
         self._spin = Spin(spin)
@@ -366,7 +366,7 @@ class AsyncLane:
     """The async check's connection on one event loop: pipelined, so that
     concurrent requests share it without waiting for one another's turn."""
 
-    def __init__(self, pool: Any, timeout: float, spin: float = 0.0) -> None:
+    def __init__(self, pool: Any, timeout: float, spin: float) -> None:
         self._pool = pool
         self._timeout = timeout
         self._spin = Spin(spin)
