@@ -164,11 +164,16 @@ def _seconds(value: object, *, tail: str) -> float:
     return seconds
 
 
-def _local_cache(value: object) -> float:
+def _seconds_or_off(value: object, *, tail: str) -> float:
+    """As :func:`_seconds`; unset or ``off`` is 0."""
     if value is None or (isinstance(value, str) and value.strip().lower() == "off"):
         return 0.0
-    tail = "is not a cache duration (use 0 or off, or a duration such as 250ms, 2s or 1m)"
     return _seconds(value, tail=tail)
+
+
+def _local_cache(value: object) -> float:
+    tail = "is not a cache duration (use 0 or off, or a duration such as 250ms, 2s or 1m)"
+    return _seconds_or_off(value, tail=tail)
 
 
 def _store_timeout(value: object) -> float:
@@ -180,10 +185,8 @@ def _store_timeout(value: object) -> float:
 
 
 def _store_spin(value: object) -> float:
-    if value is None or (isinstance(value, str) and value.strip().lower() == "off"):
-        return 0.0
     tail = "is not a polling time (use off, or a duration up to 1ms such as 200us or 0.2ms)"
-    seconds = _seconds(value, tail=tail)
+    seconds = _seconds_or_off(value, tail=tail)
     if seconds > 0.001:
         raise ValueError(tail)
     return seconds
