@@ -489,7 +489,8 @@ async def test_tls_redis_checks_on_both_stores(private_redis_factory: Any, make_
     # over TLS the async lane keeps the asyncio transport (only it can read TLS records)
     lane = await async_._clients.lane()
     assert type(lane._pipeline).__name__ == "_TransportPipeline"
-    assert "sg:" in next(iter(server.client().scan_iter("sg:*")), b"").decode()  # it reached this server
+    with server.client() as client:  # the sessions were written to this server
+        assert any(client.scan_iter("sg:*"))
     await async_.close()
 
 
