@@ -40,6 +40,7 @@ class SessionGuardMiddleware:
         #: the admin sub-app, served under ``ADMIN_PATH`` (``None``: off)
         prefix = guard.config.admin_path
         self.admin: ASGIApp | None = None if prefix is None else AdminASGI(guard, prefix=prefix)
+        self._admin_prefix = prefix or ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -56,11 +57,11 @@ class SessionGuardMiddleware:
                 authorization = value.decode("latin-1")
             elif name == b"x-session-passive":
                 passive = value.decode("latin-1")
-        if guard.tokenless(cookie, authorization):
+        if authorization is None and (cookie is None or guard.cookie_name not in cookie):
             # The common anonymous request: no token, no store call, nothing to decide.
-            ctx = scope["sessionguard"] = AsyncSessionContext(guard, scope, _READERS)
+            ctx = scope["sessionguard"] = _ASGIContext(guard, scope, send)
         else:
-            decided = await self._decide(scope, cookie, authorization, passive)
+            decided = await self._decide(scope, send, cookie, authorization, passive)
             if isinstance(decided, Refusal):
                 await _refuse(kind, decided, send)
                 return
@@ -68,20 +69,21 @@ class SessionGuardMiddleware:
         if kind == "websocket":
             await self.app(scope, receive, send)
             return
-        app = self.app
-        if self.admin is not None and guard.admin_serves(scope["path"]):
-            app = self.admin
-        sender = _CookieSender(ctx, send)
+        app, admin = self.app, self.admin
+        if admin is not None:
+            path = scope["path"]
+            if path.startswith(self._admin_prefix) and guard.admin_serves(path):  # cheap test first
+                app = admin
         try:
-            await app(scope, receive, sender)
+            await app(scope, receive, ctx.send)
         except StoreUnavailable:
             # A login or logout inside the app could not reach the store.
-            if sender.started:
+            if ctx._started:
                 raise
             await _refuse(kind, guard.unavailable, send)
 
-    async def _decide(self, scope: Scope, cookie: str | None, authorization: str | None,
-                      passive: str | None) -> AsyncSessionContext | Refusal:
+    async def _decide(self, scope: Scope, send: Send, cookie: str | None, authorization: str | None,
+                      passive: str | None) -> _ASGIContext | Refusal:
         """The context of a request that presents a token, or its refusal."""
         guard = self.guard
         presented = guard.presented(cookie, authorization)
@@ -101,32 +103,41 @@ class SessionGuardMiddleware:
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
             return verdict.refusal
-        return AsyncSessionContext(guard, scope, _READERS, verdict.session, verdict.ended_reason,
-                                   presented.source, verdict.set_cookie)
+        return _ASGIContext(guard, scope, send, verdict.session, verdict.ended_reason,
+                            presented.source, verdict.set_cookie)
 
 
-class _CookieSender:
-    """``send``, adding the pending ``Set-Cookie`` (and ``Cache-Control:
-    no-store``) to the response start."""
+class _ASGIContext(AsyncSessionContext):
+    """The context of one ASGI request, and its ``send``: adds the pending
+    ``Set-Cookie`` (and ``Cache-Control: no-store``) to the response start."""
 
-    __slots__ = ("ctx", "send", "started")
+    __slots__ = ()
 
-    def __init__(self, ctx: AsyncSessionContext, send: Send) -> None:
-        self.ctx = ctx
-        self.send = send
-        self.started = False
-
-    def __call__(self, message: Message) -> Awaitable[None]:
+    def send(self, message: Message) -> Awaitable[None]:
         # a plain call returning the inner send's awaitable: no coroutine of its own per message
         if message["type"] == "http.response.start":
-            self.started = True
-            cookie = self.ctx.set_cookie
+            self._raw = None  # started: see _Context._raw
+            cookie = self.set_cookie
             if cookie is not None:
                 headers = [h for h in message.get("headers", ()) if h[0].lower() != b"cache-control"]
                 headers.append((b"set-cookie", cookie.encode("latin-1")))
                 headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
-        return self.send(message)
+        respond: Send = self._respond
+        return respond(message)
+
+    def _header(self, name: str) -> str | None:
+        wanted = name.lower().encode("latin-1")
+        for key, value in self._raw["headers"]:
+            if key == wanted:
+                text: str = value.decode("latin-1")
+                return text
+        return None
+
+    def _ip(self) -> str:
+        client = self._raw.get("client")
+        peer = client[0] if client else None
+        return client_ip(peer, self._header("x-forwarded-for"), self._guard.config.trusted_proxies)
 
 
 async def _refuse(kind: str, refusal: Refusal, send: Send) -> None:
@@ -137,21 +148,3 @@ async def _refuse(kind: str, refusal: Refusal, send: Send) -> None:
     headers.append((b"content-length", str(len(refusal.body)).encode()))
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
     await send({"type": "http.response.body", "body": refusal.body})
-
-
-def _header(scope: Scope, name: str) -> str | None:
-    wanted = name.lower().encode("latin-1")
-    for key, value in scope["headers"]:
-        if key == wanted:
-            text: str = value.decode("latin-1")
-            return text
-    return None
-
-
-def _ip(guard: SessionGuard, scope: Scope) -> str:
-    client = scope.get("client")
-    peer = client[0] if client else None
-    return client_ip(peer, _header(scope, "x-forwarded-for"), guard.config.trusted_proxies)
-
-
-_READERS = (_header, _ip)

@@ -89,6 +89,9 @@ class SessionGuard:
         self.async_store: AsyncStore = async_store
         self.on_event = on_event
         self.platform_header = config.platform_header.lower()
+        #: the session cookie's name (a request without it and without ``Authorization``
+        #: carries no token: the shells let it through with no store call)
+        self.cookie_name = config.cookie_name
         self._admin_slash = f"{config.admin_path}/"
         self._geoip: Any = None
         self.clear_cookie = self.cookie("", 0)
@@ -121,11 +124,6 @@ class SessionGuard:
         return WSGIMiddleware(app, guard=self)
 
     # -- steps shared by the shells ----------------------------------------
-
-    def tokenless(self, cookie: str | None, authorization: str | None) -> bool:
-        """Whether a request plainly carries no session token (no store call, no
-        decision): no ``Authorization`` header and no cookie of our name."""
-        return authorization is None and (cookie is None or self.config.cookie_name not in cookie)
 
     def admin_serves(self, path: str) -> bool:
         """Whether the middleware routes ``path`` to the admin sub-app."""

@@ -27,29 +27,34 @@ class WSGIMiddleware:
         #: the admin sub-app, served under ``ADMIN_PATH`` (``None``: off)
         prefix = guard.config.admin_path
         self.admin: WSGIApp | None = None if prefix is None else AdminWSGI(guard, prefix=prefix)
+        self._admin_prefix = prefix or ""
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         guard = self.guard
         cookie, authorization = environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION")
-        if guard.tokenless(cookie, authorization):
+        if authorization is None and (cookie is None or guard.cookie_name not in cookie):
             # The common anonymous request: no token, no store call, nothing to decide.
-            ctx = environ["sessionguard"] = SessionContext(guard, environ, _READERS)
+            ctx = environ["sessionguard"] = _WSGIContext(guard, environ, start_response)
         else:
-            decided = self._decide(environ, cookie, authorization)
+            decided = self._decide(environ, cookie, authorization, start_response)
             if isinstance(decided, Refusal):
                 return _refuse(decided, start_response)
             ctx = environ["sessionguard"] = decided
-        app = self.app
-        if self.admin is not None and guard.admin_serves(environ.get("PATH_INFO", "")):
-            app = self.admin
+        app, admin = self.app, self.admin
+        if admin is not None:
+            path = environ.get("PATH_INFO", "")
+            if path.startswith(self._admin_prefix) and guard.admin_serves(path):  # cheap test first
+                app = admin
         try:
-            return app(environ, _CookieStarter(ctx, start_response))
+            return app(environ, ctx.start_response)
         except StoreUnavailable:
             # A login or logout inside the app could not reach the store.
+            if ctx._started:
+                raise
             return _refuse(guard.unavailable, start_response)
 
-    def _decide(self, environ: dict[str, Any], cookie: str | None,
-                authorization: str | None) -> SessionContext | Refusal:
+    def _decide(self, environ: dict[str, Any], cookie: str | None, authorization: str | None,
+                start_response: StartResponse) -> _WSGIContext | Refusal:
         """The context of a request that presents a token, or its refusal."""
         guard = self.guard
         presented = guard.presented(cookie, authorization)
@@ -68,27 +73,33 @@ class WSGIMiddleware:
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
             return verdict.refusal
-        return SessionContext(guard, environ, _READERS, verdict.session, verdict.ended_reason,
-                              presented.source, verdict.set_cookie)
+        return _WSGIContext(guard, environ, start_response, verdict.session, verdict.ended_reason,
+                            presented.source, verdict.set_cookie)
 
 
-class _CookieStarter:
-    """``start_response``, adding the pending ``Set-Cookie`` (and
-    ``Cache-Control: no-store``)."""
+class _WSGIContext(SessionContext):
+    """The context of one WSGI request, and its ``start_response``: adds the
+    pending ``Set-Cookie`` (and ``Cache-Control: no-store``) to the response."""
 
-    __slots__ = ("ctx", "start_response")
+    __slots__ = ()
 
-    def __init__(self, ctx: SessionContext, start_response: StartResponse) -> None:
-        self.ctx = ctx
-        self.start_response = start_response
-
-    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        cookie = self.ctx.set_cookie
+    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        cookie = self.set_cookie
         if cookie is not None:
             headers = [h for h in headers if h[0].lower() != "cache-control"]
             headers.append(("Set-Cookie", cookie))
             headers.append(("Cache-Control", "no-store"))
-        return self.start_response(status, headers, exc_info)
+        self._raw = None  # started: see _Context._raw
+        return self._respond(status, headers, exc_info)
+
+    def _header(self, name: str) -> str | None:
+        value: str | None = self._raw.get(f"HTTP_{name.upper().replace('-', '_')}")
+        return value
+
+    def _ip(self) -> str:
+        environ = self._raw
+        return client_ip(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"),
+                         self._guard.config.trusted_proxies)
 
 
 def _refuse(refusal: Refusal, start_response: StartResponse) -> list[bytes]:
@@ -96,18 +107,3 @@ def _refuse(refusal: Refusal, start_response: StartResponse) -> list[bytes]:
     headers = [*refusal.headers, ("Content-Length", str(len(refusal.body)))]
     start_response(f"{status.value} {status.phrase}", headers)
     return [refusal.body]
-
-
-def _header(environ: dict[str, Any], name: str) -> str | None:
-    key = name.upper().replace("-", "_")
-    value: str | None = environ.get(f"HTTP_{key}")
-    return value
-
-
-def _ip(guard: SessionGuard, environ: dict[str, Any]) -> str:
-    return client_ip(
-        environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"), guard.config.trusted_proxies
-    )
-
-
-_READERS = (_header, _ip)

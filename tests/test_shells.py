@@ -1,0 +1,142 @@
+"""The shells' own duties around the app, driven with raw ASGI / WSGI calls:
+the context is also the app's ``send`` / ``start_response``, and lets go of the
+request once the response has started."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from sessionguard import SessionGuard, StoreUnavailable
+
+
+def wsgi_environ() -> dict[str, Any]:
+    return {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "REMOTE_ADDR": "192.0.2.1",
+            "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"}
+
+
+def asgi_scope() -> dict[str, Any]:
+    return {"type": "http", "method": "GET", "path": "/", "client": ("192.0.2.1", 5000),
+            "headers": [(b"user-agent", b"Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0")]}
+
+
+def run_wsgi(guard: SessionGuard, app: Any, environ: dict[str, Any]) -> list[tuple[str, Any]]:
+    started: list[tuple[str, Any]] = []
+    body = guard.wsgi(app)(environ, lambda status, headers, exc_info=None: started.append((status, headers)))
+    b"".join(body)
+    return started
+
+
+def run_asgi(guard: SessionGuard, app: Any, scope: dict[str, Any]) -> list[dict[str, Any]]:
+    """Drive one request to its end without an event loop (nothing here waits)."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    coroutine = guard.asgi(app)(scope, receive, send)
+    with pytest.raises(StopIteration):
+        coroutine.send(None)
+    return sent
+
+
+@pytest.fixture
+def guard(make_guard: Any) -> Iterator[SessionGuard]:
+    yield make_guard()
+
+
+def users_sessions(guard: SessionGuard, user: str) -> list[Any]:
+    return list(guard.store.user_sessions(user))
+
+
+def test_wsgi_login_after_the_response_started_is_refused_and_creates_nothing(guard: SessionGuard) -> None:
+    raised: list[BaseException] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            environ["sessionguard"].login("ada")
+        except RuntimeError as error:
+            raised.append(error)
+        return [b"ok"]
+
+    [(_, headers)] = run_wsgi(guard, app, wsgi_environ())
+    assert "response started" in str(raised[0])
+    assert not any(name == "Set-Cookie" for name, _ in headers)
+    assert users_sessions(guard, "ada") == []
+
+
+def test_asgi_login_after_the_response_started_is_refused_and_creates_nothing(guard: SessionGuard) -> None:
+    raised: list[BaseException] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            await scope["sessionguard"].login("ada")
+        except RuntimeError as error:
+            raised.append(error)
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    start, _ = run_asgi(guard, app, asgi_scope())
+    assert "response started" in str(raised[0])
+    assert all(name != b"set-cookie" for name, _ in start["headers"])
+    assert users_sessions(guard, "ada") == []
+
+
+def test_wsgi_login_before_the_response_starts_sets_the_cookie(guard: SessionGuard) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        environ["sessionguard"].login("ada")
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Cache-Control", "max-age=60")])
+        return [b"ok"]
+
+    [(_, headers)] = run_wsgi(guard, app, wsgi_environ())
+    names = [name for name, _ in headers]
+    assert names.count("Set-Cookie") == 1
+    assert ("Cache-Control", "no-store") in headers and ("Cache-Control", "max-age=60") not in headers
+    [session] = users_sessions(guard, "ada")
+    assert (session.ip, session.platform) == ("192.0.2.1", "web")
+
+
+def test_wsgi_store_failure_after_the_response_started_propagates(guard: SessionGuard) -> None:
+    # a second start_response without exc_info would be a WSGI error: the
+    # 503 answer is only possible before the app started its response
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        raise StoreUnavailable("store down")
+
+    with pytest.raises(StoreUnavailable):
+        run_wsgi(guard, app, wsgi_environ())
+
+
+def test_wsgi_store_failure_before_the_response_is_a_503(guard: SessionGuard) -> None:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise StoreUnavailable("store down")
+
+    [(status, _)] = run_wsgi(guard, app, wsgi_environ())
+    assert status.startswith("503")
+
+
+def test_a_finished_request_is_not_kept_alive_by_its_context(guard: SessionGuard) -> None:
+    # The context refers to the request until the response starts; were it to
+    # keep that reference, every request would be a cycle (request -> context
+    # -> request) left for the garbage collector instead of freed at once.
+    def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    environ, scope = wsgi_environ(), asgi_scope()
+    run_wsgi(guard, wsgi_app, environ)
+    run_asgi(guard, asgi_app, scope)
+    assert environ["sessionguard"].session is None and scope["sessionguard"].session is None
+    # only this frame's name and getrefcount's argument refer to each
+    assert (sys.getrefcount(environ), sys.getrefcount(scope)) == (2, 2)
