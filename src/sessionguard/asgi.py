@@ -59,7 +59,7 @@ class SessionGuardMiddleware:
                 passive = value.decode("latin-1")
         if authorization is None and (cookie is None or guard.cookie_name not in cookie):
             # The common anonymous request: no token, no store call, nothing to decide.
-            ctx = scope["sessionguard"] = _ASGIContext(guard, scope, send)
+            ctx = scope["sessionguard"] = _ASGIContext._of(guard, scope, send)
         else:
             decided = await self._decide(scope, send, cookie, authorization, passive)
             if isinstance(decided, Refusal):
@@ -103,7 +103,7 @@ class SessionGuardMiddleware:
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
             return verdict.refusal
-        return _ASGIContext(guard, scope, send, verdict.session, verdict.ended_reason,
+        return _ASGIContext._of(guard, scope, send, verdict.session, verdict.ended_reason,
                             presented.source, verdict.set_cookie)
 
 

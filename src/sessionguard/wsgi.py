@@ -34,7 +34,7 @@ class WSGIMiddleware:
         cookie, authorization = environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION")
         if authorization is None and (cookie is None or guard.cookie_name not in cookie):
             # The common anonymous request: no token, no store call, nothing to decide.
-            ctx = environ["sessionguard"] = _WSGIContext(guard, environ, start_response)
+            ctx = environ["sessionguard"] = _WSGIContext._of(guard, environ, start_response)
         else:
             decided = self._decide(environ, cookie, authorization, start_response)
             if isinstance(decided, Refusal):
@@ -73,7 +73,7 @@ class WSGIMiddleware:
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
             return verdict.refusal
-        return _WSGIContext(guard, environ, start_response, verdict.session, verdict.ended_reason,
+        return _WSGIContext._of(guard, environ, start_response, verdict.session, verdict.ended_reason,
                             presented.source, verdict.set_cookie)
 
 
