@@ -26,6 +26,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _CLOSE_CODES = {401: 1008, 303: 1008, 503: 1013}
 
 
+#: the request headers the middleware reads (lower-case, as ASGI servers give them)
+_READ = frozenset((b"cookie", b"authorization", b"x-session-passive"))
+
+
 class SessionGuardMiddleware:
     """Enforce session policy on an ASGI app.
 
@@ -50,12 +54,14 @@ class SessionGuardMiddleware:
         guard = self.guard
         cookie = authorization = passive = None
         for name, value in scope["headers"]:
+            if name not in _READ:  # one set test for each of the headers we skip
+                continue
             if name == b"cookie":
                 text = value.decode("latin-1")
                 cookie = text if cookie is None else f"{cookie}; {text}"
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
-            elif name == b"x-session-passive":
+            else:
                 passive = value.decode("latin-1")
         if authorization is None and (cookie is None or guard.cookie_name not in cookie):
             # The common anonymous request: no token, no store call, nothing to decide.
