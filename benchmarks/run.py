@@ -21,6 +21,9 @@ Sections (each module's docstring says exactly what it measures):
   authenticated request, added µs over the bare app of the same kind, paired
   ratios against each peer, CPU µs, Redis commands and round trips per request;
   requests without a token; 64 concurrent ASGI requests on one event loop.
+- **instructions** (``instructions.py``): instructions per request without
+  a token, counted by callgrind (needs ``valgrind``): exact where the timings
+  of a shared machine are not.
 - **idle touch** (``idle_touch.py``): write commands per session at one request
   per second for 10 minutes of fake time, with a 30-minute idle timeout.
 - **profile** (``hotspots.py``): where sessionguard's own time goes.
@@ -46,7 +49,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from common import HERE, RedisServer, machine_line, sessionguard_redis_available
+from common import HERE, RedisServer, fmt, machine_line, sessionguard_redis_available
 from inprocess import QUICK, Settings, run_asgi, run_wsgi
 from report import Target, anonymous_table, authenticated_table, concurrent_table, targets, targets_table
 from variants import VARIANTS, Variant
@@ -60,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http", action="store_true", help="also run uvicorn/gunicorn under wrk")
     parser.add_argument("--scale", action="store_true", help="also run the 1,000,000-session scale test")
     parser.add_argument("--all", action="store_true", help="every section")
-    parser.add_argument("--only", choices=["inprocess", "idle", "profile", "http", "scale"], action="append",
+    parser.add_argument("--only", choices=["inprocess", "instructions", "idle", "profile", "http", "scale"],
+                        action="append",
                         help="run only these sections (repeatable)")
     parser.add_argument("--sessions", type=int, default=1_000_000, help="sessions for --scale")
     parser.add_argument("--rounds", type=int, help="in-process rounds (default 7, quick 3)")
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.md")
     args = parser.parse_args(argv)
 
-    sections = set(args.only or ["inprocess", "idle", "profile"])
+    sections = set(args.only or ["inprocess", "instructions", "idle", "profile"])
     if not args.only and (args.http or args.all):
         sections.add("http")
     if not args.only and (args.scale or args.all):
@@ -91,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         sg_redis = missing is None
         runs: dict[str, Callable[[], Section]] = {
             "inprocess": lambda: _inprocess(server, settings, sg_redis),
+            "instructions": lambda: _instructions(args.quick),
             "idle": lambda: _idle(server, sg_redis),
             "profile": lambda: _profile(server, sg_redis, args.quick),
             "http": lambda: _http(server, sg_redis, args.quick),
@@ -154,6 +159,19 @@ def _inprocess(server: RedisServer, settings: Settings, sg_redis: bool) -> Secti
     tables = [authenticated_table(asgi), anonymous_table(asgi), concurrent_table(asgi),
               authenticated_table(wsgi), anonymous_table(wsgi)]  # fmt: skip
     return [t.markdown() for t in tables], targets(asgi) + targets(wsgi)
+
+
+def _instructions(quick: bool) -> Section:
+    from instructions import KIND_TITLE, instruction_counts
+
+    print("instructions (callgrind) …", file=sys.stderr, flush=True)
+    table, estimates = instruction_counts(quick)
+    found = [Target(f"{KIND_TITLE[kind]}, memory: request without a token within 2 µs of the bare app, "
+                    "by instruction count",
+                    "not counted" if us is None else f"≈ {fmt(us, 2, sign=True)} µs (instructions table)",
+                    None if us is None else us <= 2.0)
+             for kind, us in estimates]
+    return [table.markdown()], found
 
 
 def _idle(server: RedisServer, sg_redis: bool) -> Section:

@@ -1,0 +1,131 @@
+"""Instructions per request without a session token, counted by callgrind.
+
+On a shared machine the difference of two timings of ~150 µs requests moves by
+more than the few µs it is meant to show. Instruction counts do not move:
+valgrind's callgrind counts the same total for the same binary, inputs and hash
+seed (``PYTHONHASHSEED=0``) whatever else the machine runs.
+
+Each count is of a child process (this file, ``--child``) that makes 300
+warm-up requests and then ``N`` more, run once with ``N = 200`` and once with
+``N = 1200`` (700 with ``--quick``): the difference ÷ (N − 200) is the count per request, start-up and
+warm-up cancelled out. The apps are the sessionguard ``memory://`` variants
+and their very own inner apps (``variants.unwrapped``), ``GET /whoami`` with no
+cookie, driven as in ``inprocess.py``.
+
+The µs column converts the added instructions at the inner app's own rate on
+this machine (its µs per request, timed here without valgrind, ÷ its
+instructions per request). It is an estimate: it assumes sessionguard's
+instructions cost what the framework's cost on average.
+
+Run on its own: ``.venv/bin/python benchmarks/instructions.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from common import Table, fmt
+from inprocess import _asgi_timed, _receive, _send, _start_response, _wsgi_timed, asgi_scope, wsgi_environ
+
+WARMUP, FEW, MANY = 300, 200, 1200
+QUICK_MANY = 700  # --quick: the counts are as exact, over fewer requests
+KIND_TITLE = {"asgi": "ASGI (Starlette)", "wsgi": "WSGI (Flask)"}
+_COLLECTED = re.compile(rb"Collected : (\d+)")
+
+
+def _apps(kind: str) -> tuple[Any, Any]:
+    """(sessionguard-wrapped, the same inner app unwrapped)."""
+    import variants
+
+    build = variants.sessionguard_asgi if kind == "asgi" else variants.sessionguard_wsgi
+    return variants.unwrapped(kind, build("memory://"))
+
+
+def _child(kind: str, which: str, n: int) -> None:
+    wrapped, inner = _apps(kind)
+    app = wrapped if which == "wrapped" else inner
+    if kind == "asgi":
+        template = asgi_scope("/whoami", None)
+
+        async def run() -> None:
+            for _ in range(WARMUP + n):
+                await app(template.copy(), _receive, _send)
+
+        asyncio.run(run())
+        return
+    environ = wsgi_environ("/whoami", None)
+    for _ in range(WARMUP + n):
+        body = app(environ.copy(), _start_response)
+        for _chunk in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+
+
+def _count(kind: str, which: str, n: int) -> int:
+    """Instructions of one child run under callgrind."""
+    command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+               sys.executable, str(Path(__file__).resolve()), "--child", kind, which, str(n)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+                          check=True, timeout=900)
+    found = _COLLECTED.search(done.stderr)
+    if found is None:
+        raise RuntimeError(f"callgrind printed no total: {done.stderr[-500:]!r}")
+    return int(found.group(1))
+
+
+def _inner_us(kind: str) -> float:
+    """The inner app's µs per request on this machine (median of 9 slices)."""
+    _, inner = _apps(kind)
+    if kind == "asgi":
+        return asyncio.run(_asgi_timed(inner, asgi_scope("/whoami", None), 18_000, chunks=9))[0]
+    return _wsgi_timed(inner, wsgi_environ("/whoami", None), 9_000, chunks=9)[0]
+
+
+def instruction_counts(quick: bool = False) -> tuple[Table, list[tuple[str, float | None]]]:
+    """The table, and per kind the estimated added µs (``None``: not counted)."""
+    many = QUICK_MANY if quick else MANY
+    table = Table("Instructions per request without a token (callgrind, no cookie)",
+                  ["app", "inner app instr/req", "sessionguard instr/req", "added instr/req",
+                   "inner app µs/req", "added ≈ µs"])  # fmt: skip
+    if shutil.which("valgrind") is None:
+        table.notes.append("not counted: valgrind is not on PATH (`apt-get install valgrind`).")
+        return table, [(kind, None) for kind in KIND_TITLE]
+    runs = [(kind, which, n) for kind in KIND_TITLE for which in ("inner", "wrapped") for n in (FEW, many)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        totals = dict(zip(runs, pool.map(lambda run: _count(*run), runs), strict=True))
+    estimates: list[tuple[str, float | None]] = []
+    for kind, title in KIND_TITLE.items():
+        per = {which: (totals[kind, which, many] - totals[kind, which, FEW]) / (many - FEW)
+               for which in ("inner", "wrapped")}
+        us = _inner_us(kind)
+        extra = per["wrapped"] - per["inner"]
+        estimate = extra * us / per["inner"]
+        estimates.append((kind, estimate))
+        table.add(title, fmt(per["inner"], 0), fmt(per["wrapped"], 0), fmt(extra, 0, sign=True),
+                  fmt(us, 1), fmt(estimate, 2, sign=True))
+    table.notes.append("Counts repeat exactly run to run; the µs column is the added instructions at "
+                       "the inner app's own µs per instruction, an estimate (see instructions.py).")
+    return table, estimates
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        kind, which, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
+        _child(kind, which, n)
+        return
+    table, _ = instruction_counts(quick="--quick" in sys.argv)
+    print(table.markdown())
+
+
+if __name__ == "__main__":
+    main()
