@@ -64,7 +64,8 @@ class SessionGuardMiddleware:
             else:
                 passive = value.decode("latin-1")
         if authorization is None and (cookie is None or guard.cookie_name not in cookie):
-            # The common anonymous request: no token, no store call, nothing to decide.
+            # No Authorization header and no cookie of our name: the common
+            # anonymous request, no token, no store call, nothing to decide.
             ctx = scope["sessionguard"] = _ASGIContext._of(guard, scope, send)
         else:
             decided = await self._decide(scope, send, cookie, authorization, passive)
@@ -81,7 +82,7 @@ class SessionGuardMiddleware:
             if path.startswith(self._admin_prefix) and guard.admin_serves(path):  # cheap test first
                 app = admin
         try:
-            await app(scope, receive, ctx.send)
+            await app(scope, receive, ctx._send)
         except StoreUnavailable:
             # A login or logout inside the app could not reach the store.
             if ctx._started:
@@ -110,16 +111,17 @@ class SessionGuardMiddleware:
         if verdict.refusal is not None:
             return verdict.refusal
         return _ASGIContext._of(guard, scope, send, verdict.session, verdict.ended_reason,
-                            presented.source, verdict.set_cookie)
+                                presented.source, verdict.set_cookie)
 
 
 class _ASGIContext(AsyncSessionContext):
-    """The context of one ASGI request, and its ``send``: adds the pending
-    ``Set-Cookie`` (and ``Cache-Control: no-store``) to the response start."""
+    """The context of one ASGI request; its ``_send`` is the one the app gets,
+    adding the pending ``Set-Cookie`` (and ``Cache-Control: no-store``) to the
+    response start."""
 
     __slots__ = ()
 
-    def send(self, message: Message) -> Awaitable[None]:
+    def _send(self, message: Message) -> Awaitable[None]:
         # a plain call returning the inner send's awaitable: no coroutine of its own per message
         if message["type"] == "http.response.start":
             self._raw = None  # started: see _Context._raw

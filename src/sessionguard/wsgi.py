@@ -33,7 +33,8 @@ class WSGIMiddleware:
         guard = self.guard
         cookie, authorization = environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION")
         if authorization is None and (cookie is None or guard.cookie_name not in cookie):
-            # The common anonymous request: no token, no store call, nothing to decide.
+            # No Authorization header and no cookie of our name: the common
+            # anonymous request, no token, no store call, nothing to decide.
             ctx = environ["sessionguard"] = _WSGIContext._of(guard, environ, start_response)
         else:
             decided = self._decide(environ, cookie, authorization, start_response)
@@ -46,7 +47,7 @@ class WSGIMiddleware:
             if path.startswith(self._admin_prefix) and guard.admin_serves(path):  # cheap test first
                 app = admin
         try:
-            return app(environ, ctx.start_response)
+            return app(environ, ctx._start_response)
         except StoreUnavailable:
             # A login or logout inside the app could not reach the store.
             if ctx._started:
@@ -73,17 +74,17 @@ class WSGIMiddleware:
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
             return verdict.refusal
-        return _WSGIContext._of(guard, environ, start_response, verdict.session, verdict.ended_reason,
-                            presented.source, verdict.set_cookie)
+        return _WSGIContext._of(guard, environ, start_response, verdict.session,
+                                verdict.ended_reason, presented.source, verdict.set_cookie)
 
 
 class _WSGIContext(SessionContext):
-    """The context of one WSGI request, and its ``start_response``: adds the
-    pending ``Set-Cookie`` (and ``Cache-Control: no-store``) to the response."""
+    """The context of one WSGI request; its ``_start_response`` is the one the
+    app gets, adding the pending ``Set-Cookie`` (and ``Cache-Control: no-store``)."""
 
     __slots__ = ()
 
-    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+    def _start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         cookie = self.set_cookie
         if cookie is not None:
             headers = [h for h in headers if h[0].lower() != "cache-control"]
