@@ -79,7 +79,7 @@ class SessionGuardMiddleware:
         app, admin = self.app, self.admin
         if admin is not None:
             path = scope["path"]
-            if path.startswith(self._admin_prefix) and guard.admin_serves(path):  # cheap test first
+            if self._admin_prefix in path and guard.admin_serves(path):  # the cheap test first
                 app = admin
         try:
             await app(scope, receive, ctx._send)

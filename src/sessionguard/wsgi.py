@@ -44,7 +44,7 @@ class WSGIMiddleware:
         app, admin = self.app, self.admin
         if admin is not None:
             path = environ.get("PATH_INFO", "")
-            if path.startswith(self._admin_prefix) and guard.admin_serves(path):  # cheap test first
+            if self._admin_prefix in path and guard.admin_serves(path):  # the cheap test first
                 app = admin
         try:
             return app(environ, ctx._start_response)
