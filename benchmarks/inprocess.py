@@ -261,15 +261,19 @@ async def run_asgi(
 
 
 def wsgi_environ(path: str, cookie: str | None, **headers: str) -> dict[str, Any]:
-    """A GET environ; ``headers`` are extra ``HTTP_*`` keys (``HTTP_X_SESSION_PASSIVE="1"``)."""
+    """A GET environ with the keys gunicorn's sync worker gives such a request
+    (26 with no cookie); ``headers`` are extra ``HTTP_*`` keys
+    (``HTTP_X_SESSION_PASSIVE="1"``)."""
     environ: dict[str, Any] = {
         "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": path, "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "50000", "HTTP_HOST": "bench.local",
-        "HTTP_USER_AGENT": USER_AGENT, "HTTP_ACCEPT": "*/*", "HTTP_ACCEPT_ENCODING": "gzip, deflate",
+        "RAW_URI": path, "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_SOFTWARE": "gunicorn", "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "50000", "HTTP_HOST": "bench.local", "HTTP_USER_AGENT": USER_AGENT,
+        "HTTP_ACCEPT": "*/*", "HTTP_ACCEPT_ENCODING": "gzip, deflate",
         "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
         "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
+        "wsgi.run_once": False, "wsgi.file_wrapper": None, "wsgi.input_terminated": True,
+        "wsgi.early_hints": None, "gunicorn.socket": None,
     }  # fmt: skip
     if cookie is not None:
         environ["HTTP_COOKIE"] = cookie
