@@ -7,8 +7,8 @@ seed (``PYTHONHASHSEED=0``) whatever else the machine runs.
 
 Each count is of a child process (this file, ``--child``) that makes 300
 warm-up requests and then ``N`` more, run once with ``N = 200`` and once with
-``N = 1200`` (700 with ``--quick``): the difference ÷ (N − 200) is the count per request, start-up and
-warm-up cancelled out. The apps are the sessionguard ``memory://`` variants
+``N = 1200`` (700 with ``--quick``): the difference ÷ (N − 200) is the count
+per request, start-up and warm-up cancelled out. The apps are the sessionguard ``memory://`` variants
 and their very own inner apps (``variants.unwrapped``), ``GET /whoami`` with no
 cookie, driven as in ``inprocess.py``.
 
@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 from common import Table, fmt
-from inprocess import _asgi_timed, _receive, _send, _start_response, _wsgi_timed, asgi_scope, wsgi_environ
+from inprocess import _asgi_timed, _wsgi_timed, asgi_scope, wsgi_environ
+from report import KIND_TITLE
 
 WARMUP, FEW, MANY = 300, 200, 1200
 QUICK_MANY = 700  # --quick: the counts are as exact, over fewer requests
-KIND_TITLE = {"asgi": "ASGI (Starlette)", "wsgi": "WSGI (Flask)"}
 _COLLECTED = re.compile(rb"Collected : (\d+)")
 
 
@@ -53,22 +53,9 @@ def _child(kind: str, which: str, n: int) -> None:
     wrapped, inner = _apps(kind)
     app = wrapped if which == "wrapped" else inner
     if kind == "asgi":
-        template = asgi_scope("/whoami", None)
-
-        async def run() -> None:
-            for _ in range(WARMUP + n):
-                await app(template.copy(), _receive, _send)
-
-        asyncio.run(run())
-        return
-    environ = wsgi_environ("/whoami", None)
-    for _ in range(WARMUP + n):
-        body = app(environ.copy(), _start_response)
-        for _chunk in body:
-            pass
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
+        asyncio.run(_asgi_timed(app, asgi_scope("/whoami", None), WARMUP + n))
+    else:
+        _wsgi_timed(app, wsgi_environ("/whoami", None), WARMUP + n)
 
 
 def _count(kind: str, which: str, n: int) -> int:

@@ -51,7 +51,15 @@ from pathlib import Path
 
 from common import HERE, RedisServer, fmt, machine_line, sessionguard_redis_available
 from inprocess import QUICK, Settings, run_asgi, run_wsgi
-from report import Target, anonymous_table, authenticated_table, concurrent_table, targets, targets_table
+from report import (
+    KIND_TITLE,
+    Target,
+    anonymous_table,
+    authenticated_table,
+    concurrent_table,
+    targets,
+    targets_table,
+)
 from variants import VARIANTS, Variant
 
 RESULTS = HERE / "results"
@@ -162,7 +170,7 @@ def _inprocess(server: RedisServer, settings: Settings, sg_redis: bool) -> Secti
 
 
 def _instructions(quick: bool) -> Section:
-    from instructions import KIND_TITLE, instruction_counts
+    from instructions import instruction_counts
 
     print("instructions (callgrind) …", file=sys.stderr, flush=True)
     table, estimates = instruction_counts(quick)
