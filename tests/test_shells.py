@@ -5,7 +5,6 @@ request once the response has started."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -47,12 +46,9 @@ def run_asgi(guard: SessionGuard, app: Any, scope: dict[str, Any]) -> list[dict[
 
 
 @pytest.fixture
-def guard(make_guard: Any) -> Iterator[SessionGuard]:
-    yield make_guard()
-
-
-def users_sessions(guard: SessionGuard, user: str) -> list[Any]:
-    return list(guard.store.user_sessions(user))
+def guard(make_guard: Any) -> SessionGuard:
+    guard: SessionGuard = make_guard()
+    return guard
 
 
 def test_wsgi_login_after_the_response_started_is_refused_and_creates_nothing(guard: SessionGuard) -> None:
@@ -69,7 +65,7 @@ def test_wsgi_login_after_the_response_started_is_refused_and_creates_nothing(gu
     [(_, headers)] = run_wsgi(guard, app, wsgi_environ())
     assert "response started" in str(raised[0])
     assert not any(name == "Set-Cookie" for name, _ in headers)
-    assert users_sessions(guard, "ada") == []
+    assert guard.store.user_sessions("ada") == []
 
 
 def test_asgi_login_after_the_response_started_is_refused_and_creates_nothing(guard: SessionGuard) -> None:
@@ -86,7 +82,7 @@ def test_asgi_login_after_the_response_started_is_refused_and_creates_nothing(gu
     start, _ = run_asgi(guard, app, asgi_scope())
     assert "response started" in str(raised[0])
     assert all(name != b"set-cookie" for name, _ in start["headers"])
-    assert users_sessions(guard, "ada") == []
+    assert guard.store.user_sessions("ada") == []
 
 
 def test_wsgi_login_before_the_response_starts_sets_the_cookie(guard: SessionGuard) -> None:
@@ -99,7 +95,7 @@ def test_wsgi_login_before_the_response_starts_sets_the_cookie(guard: SessionGua
     names = [name for name, _ in headers]
     assert names.count("Set-Cookie") == 1
     assert ("Cache-Control", "no-store") in headers and ("Cache-Control", "max-age=60") not in headers
-    [session] = users_sessions(guard, "ada")
+    [session] = guard.store.user_sessions("ada")
     assert (session.ip, session.platform) == ("192.0.2.1", "web")
 
 
