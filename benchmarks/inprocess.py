@@ -18,7 +18,9 @@ rotated each round), so drifts of the machine hit all of them alike. A
 round's figure for a variant is the median of 10 equal slices of its
 requests (a burst of another process's work moves one slice, not the
 figure); each reported figure is the median over rounds, and differences and
-ratios are paired per round before taking the median. A separate, untimed pass counts what reaches
+ratios are paired per round before taking the median. The "own" figures of
+sessionguard (against its very own inner app) pair single requests instead,
+one of each in turn (:func:`_asgi_own`). A separate, untimed pass counts what reaches
 Redis: ``INFO commandstats`` deltas (commands run inside Lua scripts count
 too) and client round trips (``send_packed_command`` calls of redis-py).
 """
@@ -163,18 +165,34 @@ async def _asgi_timed(app: Any, template: dict[str, Any], n: int, chunks: int = 
     return statistics.median(walls), statistics.median(cpus)
 
 
-async def _asgi_own(wrapped: Any, inner: Any, template: dict[str, Any], n: int,
-                    chunks: int) -> tuple[float, float]:
+async def _asgi_own(wrapped: Any, inner: Any, template: dict[str, Any], n: int) -> tuple[float, float]:
     """sessionguard's own cost (wall, CPU µs) on requests ``template`` describes:
-    slices of ``wrapped`` and of ``inner`` alternate; the median of the
-    slice-pair differences."""
-    walls, cpus = [], []
-    for _ in range(chunks):
-        a_wall, a_cpu = await _asgi_timed(wrapped, template, n // chunks)
-        b_wall, b_cpu = await _asgi_timed(inner, template, n // chunks)
-        walls.append(a_wall - b_wall)
-        cpus.append(a_cpu - b_cpu)
-    return statistics.median(walls), statistics.median(cpus)
+    ``n`` pairs of one ``wrapped`` and one ``inner`` request, each timed alone,
+    taking turns to go first; the median of the pair differences. Paired one
+    request at a time, both halves of a pair see the same machine: a burst of
+    another process's work moves a few pairs, not the figure."""
+    receive, send, copy = _receive, _send, template.copy
+    clock, cpu = time.perf_counter_ns, time.process_time_ns
+
+    async def one(app: Any) -> tuple[int, int]:
+        scope = copy()
+        wall, used = clock(), cpu()
+        await app(scope, receive, send)
+        return clock() - wall, cpu() - used
+
+    pairs = []
+    for i in range(n):
+        if i & 1:
+            a, b = await one(wrapped), await one(inner)
+        else:
+            b, a = await one(inner), await one(wrapped)
+        pairs.append((a[0] - b[0], a[1] - b[1]))
+    return _pair_medians(pairs)
+
+
+def _pair_medians(pairs: list[tuple[int, int]]) -> tuple[float, float]:
+    """Median wall and CPU difference in µs of ``(wall ns, CPU ns)`` pairs."""
+    return statistics.median(p[0] for p in pairs) / 1000, statistics.median(p[1] for p in pairs) / 1000
 
 
 async def _asgi_concurrent(app: Any, template: dict[str, Any], batches: int) -> tuple[float, float]:
@@ -238,7 +256,7 @@ async def run_asgi(
                 for scenario, own in OWN.items():
                     gc.collect()
                     wall, cpu = await _asgi_own(wrapped, inner, templates[v.name][scenario],
-                                                settings.requests, CHUNKS)
+                                                settings.requests)
                     results[v.name].series[own].wall.append(wall)
                     results[v.name].series[own].cpu.append(cpu)
         _progress(f"asgi round {r + 1}/{settings.rounds}")
@@ -322,15 +340,30 @@ def _wsgi_timed(app: Any, template: dict[str, Any], n: int, chunks: int = 1) -> 
     return statistics.median(walls), statistics.median(cpus)
 
 
-def _wsgi_own(wrapped: Any, inner: Any, template: dict[str, Any], n: int, chunks: int) -> tuple[float, float]:
+def _wsgi_own(wrapped: Any, inner: Any, template: dict[str, Any], n: int) -> tuple[float, float]:
     """As :func:`_asgi_own`, for a WSGI app."""
-    walls, cpus = [], []
-    for _ in range(chunks):
-        a_wall, a_cpu = _wsgi_timed(wrapped, template, n // chunks)
-        b_wall, b_cpu = _wsgi_timed(inner, template, n // chunks)
-        walls.append(a_wall - b_wall)
-        cpus.append(a_cpu - b_cpu)
-    return statistics.median(walls), statistics.median(cpus)
+    start_response, copy = _start_response, template.copy
+    clock, cpu = time.perf_counter_ns, time.process_time_ns
+
+    def one(app: Any) -> tuple[int, int]:
+        environ = copy()
+        wall, used = clock(), cpu()
+        body = app(environ, start_response)
+        for _chunk in body:
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+        return clock() - wall, cpu() - used
+
+    pairs = []
+    for i in range(n):
+        if i & 1:
+            a, b = one(wrapped), one(inner)
+        else:
+            b, a = one(inner), one(wrapped)
+        pairs.append((a[0] - b[0], a[1] - b[1]))
+    return _pair_medians(pairs)
 
 
 def _wsgi_prepare(variant: Variant, app: Any) -> dict[str, dict[str, Any]]:
@@ -375,7 +408,7 @@ def run_wsgi(
                 for scenario, own in OWN.items():
                     gc.collect()
                     template = templates[v.name][scenario]
-                    wall, cpu = _wsgi_own(wrapped, inner, template, settings.requests, CHUNKS)
+                    wall, cpu = _wsgi_own(wrapped, inner, template, settings.requests)
                     results[v.name].series[own].wall.append(wall)
                     results[v.name].series[own].cpu.append(cpu)
         _progress(f"wsgi round {r + 1}/{settings.rounds}")

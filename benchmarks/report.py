@@ -111,8 +111,8 @@ def anonymous_table(result: KindResult) -> Table:
                        "preferences); Redis commands are given as no cookie / other cookies.")
     table.notes.append("“added”: minus the bare app (another app instance with the same routes); "
                        "“own”: the sessionguard variant minus its very own inner app called without "
-                       "sessionguard, their slices alternating within each round — nothing else differs, "
-                       "so this is the figure the 2 µs target is checked on.")
+                       "sessionguard, one request of each in turn, the median of the pair differences — "
+                       "nothing else differs, so this is the figure the 2 µs target is checked on.")
     return table
 
 
