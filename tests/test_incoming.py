@@ -6,7 +6,9 @@ import ipaddress
 
 import pytest
 
-from sessionguard.incoming import bearer, client_ip, cookie_values
+from sessionguard.core import Outcome
+from sessionguard.incoming import bearer, client_ip, cookie_values, present
+from sessionguard.tokens import Tokens
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
 
@@ -53,3 +55,14 @@ def test_bearer(header: str, token: str | None) -> None:
 )
 def test_client_ip(peer: str | None, xff: str, expected: str) -> None:
     assert client_ip(peer, xff, PROXIES) == expected
+
+
+def test_a_presented_token_is_never_in_its_repr() -> None:
+    tokens = Tokens(["k" * 32])
+    token = tokens.sign(tokens.new_sid("ada"))
+    presented = present(tokens, cookie_name="sg", cookie=f"sg={token}", authorization=None,
+                        is_admin_token=lambda _: False)
+    assert presented.outcome is Outcome.VALID and presented.token == token
+    shown = repr(presented)
+    assert token not in shown and token.rpartition(".")[0] not in shown
+    assert presented.session_id is not None and presented.session_id in shown  # the public id is fine

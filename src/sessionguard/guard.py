@@ -9,7 +9,7 @@ import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from werkzeug.http import dump_cookie
 
@@ -42,10 +42,11 @@ class Refusal:
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What one request's token came to: the session (if valid), why it ended
-    (if it did), the cookie to send, the audit events to record, or a refusal."""
+    (if it did), the cookie to send, the audit events to record, or a refusal.
+    A named tuple (one is built on every request with a token, see
+    :class:`~.core.Record`)."""
 
     session: Session | None = None
     ended_reason: str | None = None

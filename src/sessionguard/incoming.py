@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .core import Outcome
 from .tokens import Tokens
@@ -16,16 +16,19 @@ from .tokens import Tokens
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass(frozen=True, slots=True)
-class Presented:
+class Presented(NamedTuple):
     """The token a request presented: ``session_id`` when its signature holds,
-    else ``outcome`` says there was none or it was invalid."""
+    else ``outcome`` says there was none or it was invalid. A named tuple (one
+    is built on every request with a token, see :class:`~.core.Record`)."""
 
     outcome: Outcome
     session_id: str | None = None
     source: str | None = None  # "cookie" or "bearer"
     #: the raw token, kept only to re-send a remember-me cookie; never logged
-    token: str | None = field(default=None, repr=False)
+    token: str | None = None
+
+    def __repr__(self) -> str:  # never the token
+        return f"Presented(outcome={self.outcome!r}, session_id={self.session_id!r}, source={self.source!r})"
 
 
 NO_TOKEN = Presented(Outcome.NO_TOKEN)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ..audit import Event
 from ..core import Outcome, Record
@@ -30,13 +30,13 @@ class NewSession:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+class Check(NamedTuple):
     """The answer to one request's token.
 
     ``record`` is the valid session (after its touch). When the session ended
     *during* this check (a timeout noticed now), ``ended`` is its last record so
-    that exactly one audit event is written.
+    that exactly one audit event is written. A named tuple, as
+    :class:`~sessionguard.core.Record` is: one is built on every request.
     """
 
     outcome: Outcome

@@ -9,7 +9,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 
 from ..audit import Event
 from ..core import (
@@ -206,7 +205,7 @@ class MemoryStore:
             now, policy = self._clock(), self.policy()
             for record in self._user_records(user_id, now):
                 own = timeouts.get(record.platform)
-                self._put(replace(record, user_idle=own), policy, now)
+                self._put(record._replace(user_idle=own), policy, now)
 
     # -- audit ---------------------------------------------------------------
 

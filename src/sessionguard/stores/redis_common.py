@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Generator, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
@@ -264,13 +264,13 @@ class Health:
 Arg = str | bytes | int
 
 
-@dataclass(frozen=True, slots=True)
-class Script:
+class Script(NamedTuple):
     """Run the Lua script ``name`` (EVALSHA; loaded again on NOSCRIPT) with
     ``ARGV = context + args``. ``context`` is the part shared by every call
     while the state is the same (the same tuple object: :mod:`.redis_wire`
     encodes it once). ``hot``: the request path's check, which the stores send
-    on their lean lane (:mod:`.redis_wire`) when they can."""
+    on their lean lane (:mod:`.redis_wire`) when they can. A named tuple (one is
+    built on every check, see :class:`~sessionguard.core.Record`)."""
 
     name: str
     keys: tuple[str, ...]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 from ..audit import Event
@@ -143,7 +142,7 @@ class Operations:
             state = yield from self.state()
         now = "" if self.clock is None else str(self.clock())
         idx = () if self.cluster else (self.keys.idx,)
-        return (yield Script(name, keys + idx, (now, tag, *args), context=self._context(state), hot=hot))
+        return (yield Script(name, keys + idx, (now, tag, *args), True, self._context(state), hot))
 
     # -- the request path ------------------------------------------------------
 
@@ -204,9 +203,9 @@ class Operations:
             self.unwritten.note(session_id, now, flush_by(stored, policy, now))
         # this request's view: used now (passive: as stored, or as an owed use wrote it)
         record = touched(stored, seen) if seen > stored.last_seen else stored
-        check = Check(Outcome.VALID, record, refresh_cookie=refresh, policy=policy)
+        check = Check(Outcome.VALID, record, None, refresh, policy)  # positional: built on every check
         if local is not None and ticket is not None:  # hits never re-send the cookie
-            local.put(ticket, replace(check, refresh_cookie=False) if check.refresh_cookie else check)
+            local.put(ticket, check._replace(refresh_cookie=False) if check.refresh_cookie else check)
         return check
 
     def write_due(self, everything: bool = False, tag: str | None = None) -> Op[int]:

@@ -37,7 +37,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 import redis
@@ -56,23 +56,42 @@ def _bulk(value: Arg) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
+def _bulks(values: tuple[Arg, ...]) -> bytes:
+    """``values`` as RESP bulk strings. When every value is an ASCII ``str`` (as
+    a check's keys and arguments are), a character is a byte: formatted as text
+    and encoded once, a quarter of the cost of one :func:`_bulk` call each."""
+    try:
+        joined: str | None = "".join(values)  # type: ignore[arg-type]
+    except TypeError:  # not all str
+        joined = None
+    if joined is None or not joined.isascii():
+        return b"".join(map(_bulk, values))
+    texts = cast("tuple[str, ...]", values)
+    return "".join([f"${len(v)}\r\n{v}\r\n" for v in texts]).encode()
+
+
 class Encoder:
     """EVALSHA commands as RESP bytes. The context of a :class:`Script` (the
     same tuple object for as long as the state is unchanged) is encoded once."""
 
     def __init__(self, shas: dict[str, str]) -> None:
-        self._heads = {name: _bulk(b"EVALSHA") + _bulk(sha.encode()) for name, sha in shas.items()}
+        self._shas = {name: _bulk(b"EVALSHA") + _bulk(sha.encode()) for name, sha in shas.items()}
         self._context: tuple[tuple[Arg, ...], bytes] = ((), b"")
+        #: (script, numbers of keys, context and args) -> the command's head
+        self._heads: dict[tuple[str, int, int, int], bytes] = {}
 
     def evalsha(self, request: Script) -> bytes:
         context = self._context
         if context[0] is not request.context:
-            context = (request.context, b"".join(map(_bulk, request.context)))
+            context = (request.context, _bulks(request.context))
             self._context = context
         keys, args = request.keys, request.args
-        count = 3 + len(keys) + len(request.context) + len(args)
-        return b"".join((b"*%d\r\n" % count, self._heads[request.name], _bulk(len(keys)),
-                         *map(_bulk, keys), context[1], *map(_bulk, args)))
+        shape = (request.name, len(keys), len(request.context), len(args))
+        head = self._heads.get(shape)
+        if head is None:
+            count = 3 + len(keys) + len(request.context) + len(args)
+            head = self._heads[shape] = b"*%d\r\n" % count + self._shas[request.name] + _bulk(len(keys))
+        return b"".join((head, _bulks(keys), context[1], _bulks(args)))
 
 
 class Spin:
