@@ -158,7 +158,11 @@ def judge(record: Record, policy: Policy, now: int, epoch: Epoch) -> Outcome:
 
 def touch_interval(record: Record, policy: Policy) -> int:
     """How far apart (ms) last-seen is written back for ``record``."""
-    idle = idle_limit(record, policy)
+    return _interval(idle_limit(record, policy))
+
+
+def _interval(idle: int | None) -> int:
+    """The touch interval of an idle limit of ``idle`` seconds."""
     if idle is None:
         return TOUCH_MAX_MS
     return min(TOUCH_MAX_MS, max(TOUCH_MIN_MS, idle * SECOND // 3))
@@ -174,9 +178,9 @@ def flush_by(record: Record, policy: Policy, seen: int) -> int:
     """The moment (ms) by which a use at ``seen`` that was not written back must
     be: within a touch interval of the use, and before the stored last-seen of
     ``record`` could make the session idle out."""
-    interval = touch_interval(record, policy)
-    by = seen + interval
     idle = idle_limit(record, policy)
+    interval = _interval(idle)
+    by = seen + interval
     if idle is not None:
         by = min(by, record.last_seen + idle * SECOND - min(interval, FLUSH_LEAD_MS))
     return by

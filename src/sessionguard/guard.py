@@ -145,7 +145,7 @@ class SessionGuard:
         """Whether a request is checked without counting as activity."""
         if header is not None and header.strip() == "1":
             return True
-        return any(path.startswith(prefix) for prefix in self.config.passive_paths)
+        return path.startswith(self.config.passive_paths)  # a tuple of prefixes, () for none
 
     def verdict(self, presented: Presented, check: Check | None) -> Verdict:
         """Turn the store's answer into what the shell does (no I/O)."""

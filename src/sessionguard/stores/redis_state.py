@@ -173,6 +173,13 @@ class StateCache:
         # no lock: two plain reads, on the LOCAL_CACHE hit path
         return self._trusted(time.monotonic())
 
+    @property
+    def polling(self) -> bool:
+        """Whether a caller may have to re-read the state (:meth:`claim_poll` says):
+        it has never been read, or the subscription is not trusted. No lock: on
+        every check, the common answer is no."""
+        return not (self._loaded and self._trusted(time.monotonic()))
+
 
 class Subscriber:
     """A daemon thread that keeps a :class:`StateCache` current: it subscribes to
