@@ -156,8 +156,10 @@ def targets(result: KindResult) -> list[Target]:
                 "no Redis command",
                 f"{fmt(extra, 2, sign=True)} µs wall, {fmt(extra_cpu, 2, sign=True)} µs CPU over the "
                 f"same app unwrapped ({fmt(vs_bare, 2, sign=True)} µs over the bare variant); "
-                f"{fmt(counts.commands, 2) if counts else '–'} Redis cmds/req",
-                extra <= 2.0 and (counts is None or counts.commands == 0),
+                f"{fmt(counts.round_trips, 2) if counts else '–'} Redis round trips/req from the "
+                f"request path ({fmt(counts.commands, 2) if counts else '–'} cmds/req reached Redis "
+                "meanwhile, the pub/sub thread's PINGs and write-backs included)",
+                extra <= 2.0 and (counts is None or counts.round_trips == 0),
             ))  # fmt: skip
     sg = res.get("sessionguard-redis")
     peer = res.get(TARGET_PEER[kind])
