@@ -146,7 +146,9 @@ def http_mode(redis: RedisServer, *, redis_store: bool, quick: bool = False) -> 
         table.add("wrk is not installed (apt-get install -y wrk); HTTP mode skipped")
         return table
     seconds, rounds = (QUICK_DURATION, QUICK_ROUNDS) if quick else (DURATION, ROUNDS)
-    chosen = [v for v in VARIANTS if redis_store or v.name != "sessionguard-redis"]
+    # LOCAL_CACHE is measured in-process only
+    chosen = [v for v in VARIANTS if v.name != "sessionguard-cached"
+              and (redis_store or not (v.role == "sessionguard" and v.redis))]
     loads = {(v.kind, v.name): Load() for v in chosen}
     workdir = Path(tempfile.mkdtemp(prefix="sg-bench-http-"))
     try:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from common import Table, fmt, median, verdict
 from inprocess import OWN, KindResult, Series
-from variants import TARGET_PEER
+from variants import SIGNED_PEER, TARGET_PEER
 
 KIND_TITLE = {"asgi": "ASGI (Starlette)", "wsgi": "WSGI (Flask)"}
 
@@ -185,6 +185,18 @@ def targets(result: KindResult) -> list[Target]:
     elif peer is not None:
         found.append(Target(f"{title}: sessionguard-redis added cost ≤ ½ of {peer.variant.title}'s",
                             "not measured (sessionguard Redis store unavailable)", None))
+    cached, signed = res.get("sessionguard-cached"), res.get(SIGNED_PEER[kind])
+    if cached is not None and signed is not None:
+        base = res[bare].series["auth"]
+        ratio = paired_ratio(added(cached.series["auth"], base), added(signed.series["auth"], base))
+        counts = cached.counts.get("auth")
+        found.append(Target(
+            f"{title}: with LOCAL_CACHE=1s, added cost ≤ 2× {signed.variant.title}'s (stateless)",
+            f"{fmt(ratio, 2)}× ({fmt(median(added(cached.series['auth'], base)), sign=True)} µs vs "
+            f"{fmt(median(added(signed.series['auth'], base)), sign=True)} µs); "
+            f"{fmt(counts.round_trips, 2) if counts else '–'} Redis round trips/req",
+            ratio <= 2.0,
+        ))
     return found
 
 

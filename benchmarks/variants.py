@@ -4,11 +4,12 @@ answers the user id, or ``anonymous``).
 
 ASGI (Starlette): ``starlette`` (bare), ``starlette-signed`` (Starlette's
 ``SessionMiddleware``: signed cookie, no server state), ``starsessions-redis``,
-``sessionguard-memory`` and ``sessionguard-redis``.
+``sessionguard-memory``, ``sessionguard-redis`` and ``sessionguard-cached``
+(Redis with ``LOCAL_CACHE=1s``, in-process only).
 
 WSGI (Flask): ``flask`` (bare), ``flask-signed`` (Flask's own signed-cookie
-session), ``flask-session-redis`` (Flask-Session), ``sessionguard-memory`` and
-``sessionguard-redis``.
+session), ``flask-session-redis`` (Flask-Session), ``sessionguard-memory``,
+``sessionguard-redis`` and ``sessionguard-cached``.
 
 Peers run with their documented defaults plus a one-hour sliding lifetime,
 the same as sessionguard's default idle timeout. For the HTTP mode,
@@ -124,7 +125,7 @@ def guard(store_url: str, clock: Callable[[], float] | None = None, **settings: 
     return SessionGuard(config, clock=clock)
 
 
-def sessionguard_asgi(store_url: str) -> Any:
+def sessionguard_asgi(store_url: str, **settings: Any) -> Any:
     from starlette.responses import PlainTextResponse
 
     async def login(request: Any) -> Any:
@@ -136,7 +137,7 @@ def sessionguard_asgi(store_url: str) -> Any:
         session = ctx.session if ctx is not None else None
         return PlainTextResponse(session.user_id if session is not None else "anonymous")
 
-    return guard(store_url).asgi(_starlette(login, whoami))
+    return guard(store_url, **settings).asgi(_starlette(login, whoami))
 
 
 # --------------------------------------------------------------------------
@@ -201,7 +202,7 @@ def flask_session_redis(redis_url: str | None) -> Any:
     return _flask_session_routes(app)
 
 
-def sessionguard_wsgi(store_url: str) -> Any:
+def sessionguard_wsgi(store_url: str, **settings: Any) -> Any:
     from flask import request
 
     app = _flask("sessionguard")
@@ -217,7 +218,7 @@ def sessionguard_wsgi(store_url: str) -> Any:
 
     app.add_url_rule("/login", "login", login)
     app.add_url_rule("/whoami", "whoami", whoami)
-    app.wsgi_app = guard(store_url).wsgi(app.wsgi_app)  # type: ignore[method-assign]
+    app.wsgi_app = guard(store_url, **settings).wsgi(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
 
@@ -240,12 +241,12 @@ def _sg_memory(kind: str) -> Callable[[str | None], Any]:
     return lambda _url: shell("memory://")
 
 
-def _sg_redis(kind: str) -> Callable[[str | None], Any]:
+def _sg_redis(kind: str, **settings: Any) -> Callable[[str | None], Any]:
     shell = sessionguard_asgi if kind == "asgi" else sessionguard_wsgi
 
     def build(url: str | None) -> Any:
         assert url is not None
-        return shell(url)
+        return shell(url, **settings)
 
     return build
 
@@ -257,16 +258,22 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("sessionguard-memory", "asgi", "sessionguard", False, _sg_memory("asgi"),
             "sessionguard memory://"),
     Variant("sessionguard-redis", "asgi", "sessionguard", True, _sg_redis("asgi"), "sessionguard redis://"),
+    Variant("sessionguard-cached", "asgi", "sessionguard", True, _sg_redis("asgi", local_cache="1s"),
+            "sessionguard redis:// LOCAL_CACHE=1s"),
     Variant("flask", "wsgi", "bare", False, bare_flask, "Flask (bare)"),
     Variant("flask-signed", "wsgi", "peer", False, flask_signed, "Flask signed cookie"),
     Variant("flask-session-redis", "wsgi", "peer", True, flask_session_redis, "Flask-Session + Redis"),
     Variant("sessionguard-memory", "wsgi", "sessionguard", False, _sg_memory("wsgi"),
             "sessionguard memory://"),
     Variant("sessionguard-redis", "wsgi", "sessionguard", True, _sg_redis("wsgi"), "sessionguard redis://"),
+    Variant("sessionguard-cached", "wsgi", "sessionguard", True, _sg_redis("wsgi", local_cache="1s"),
+            "sessionguard redis:// LOCAL_CACHE=1s"),
 )  # fmt: skip
 
 #: The peer whose added cost sessionguard's is compared with, per kind (the issue's targets).
 TARGET_PEER = {"asgi": "starsessions-redis", "wsgi": "flask-session-redis"}
+#: The stateless signed cookie that ``LOCAL_CACHE`` is compared with, per kind.
+SIGNED_PEER = {"asgi": "starlette-signed", "wsgi": "flask-signed"}
 
 
 def variant(kind: str, name: str) -> Variant:
