@@ -90,6 +90,10 @@ class _LoopClients:
                 lane = self._lanes.pop(loop, None)
             if lane is not None:
                 lane.close()
+                # an asyncio transport closes its socket in a callback of the loop's next
+                # turn: give it that turn, or a loop stopped right after close() never
+                # runs it (and the socket is left to the GC, with a ResourceWarning)
+                await asyncio.sleep(0)
             await client.aclose()
             # a Sentinel client's pool holds the clients of the Sentinels themselves
             manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
