@@ -403,6 +403,10 @@ class AsyncLane:
             pipeline = _take_over(connection, loop)
             self._pipeline = pipeline
             opening.set_result(pipeline)
+            # the transport given up closes its socket in a callback of the loop's next
+            # turn: take that turn now, or a loop stopped right after this request never
+            # runs it (the socket is then left to the GC, with a ResourceWarning)
+            await asyncio.sleep(0)
             return pipeline
         except BaseException as exc:
             # a timeout stays one (Redis does not answer: the request gets its 503 now)
