@@ -148,7 +148,7 @@ def http_mode(redis: RedisServer, *, redis_store: bool, quick: bool = False) -> 
     seconds, rounds = (QUICK_DURATION, QUICK_ROUNDS) if quick else (DURATION, ROUNDS)
     # LOCAL_CACHE is measured in-process only
     chosen = [v for v in VARIANTS if v.name != "sessionguard-cached"
-              and (redis_store or not (v.role == "sessionguard" and v.redis))]
+              and (redis_store or not v.sessionguard_on_redis)]
     loads = {(v.kind, v.name): Load() for v in chosen}
     workdir = Path(tempfile.mkdtemp(prefix="sg-bench-http-"))
     try:

@@ -154,9 +154,7 @@ Section = tuple[list[str], list[Target]]
 
 def _inprocess(server: RedisServer, settings: Settings, sg_redis: bool) -> Section:
     def chosen(kind: str) -> list[Variant]:
-        sg_on_redis = (v for v in VARIANTS if v.role == "sessionguard" and v.redis)
-        skipped = () if sg_redis else tuple(sg_on_redis)
-        return [v for v in VARIANTS if v.kind == kind and v not in skipped]
+        return [v for v in VARIANTS if v.kind == kind and (sg_redis or not v.sessionguard_on_redis)]
 
     counter = server.client()
     try:

@@ -49,6 +49,12 @@ class Variant:
     def title(self) -> str:
         return self.label or self.name
 
+    @property
+    def sessionguard_on_redis(self) -> bool:
+        """Whether this is a sessionguard variant on its Redis store (skipped when
+        the sessionguard under test has none)."""
+        return self.role == "sessionguard" and self.redis
+
 
 # --------------------------------------------------------------------------
 # ASGI (Starlette)

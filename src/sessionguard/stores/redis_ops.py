@@ -69,9 +69,12 @@ class Operations:
     def state(self) -> Op[State]:
         """The cached state, re-read first when the cache says so."""
         if self.cache.claim_poll():
-            reply = yield from one("HGETALL", self.keys.state)
-            self.cache.apply(self.cache.read(reply))
+            yield from self._reread_state()
         return self.cache.state
+
+    def _reread_state(self) -> Op[None]:
+        reply = yield from one("HGETALL", self.keys.state)
+        self.cache.apply(self.cache.read(reply))
 
     def now(self) -> Op[int]:
         """The injected clock, else the Redis server's ``TIME`` (ms)."""
@@ -181,7 +184,9 @@ class Operations:
         keys = (self.keys.session(session_id), self.keys.tombstone(session_id))
         owed = self.unwritten.overdue(session_id, self.estimated_now())
         # state() and _session_script() inline: two generators fewer on every check
-        state = (yield from self.state()) if self.cache.polling else self.cache.state
+        if self.cache.claim_poll():
+            yield from self._reread_state()
+        state = self.cache.state
         policy = state.policy or self.cache.default
         reply = yield self._script("check", session_id[:4], keys,
                                    (session_id, "1" if passive else "0", "" if owed is None else str(owed)),

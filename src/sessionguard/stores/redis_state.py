@@ -149,6 +149,8 @@ class StateCache:
 
     def claim_poll(self) -> bool:
         """Whether this caller must re-read the state now."""
+        if self._loaded and self._trusted(time.monotonic()):
+            return False  # the answer on nearly every call, given without the lock
         with self._lock:
             now = time.monotonic()
             if self._loaded and (self._trusted(now) or now - self._polled < POLL_SECONDS):
@@ -172,13 +174,6 @@ class StateCache:
     def trusted(self) -> bool:
         # no lock: two plain reads, on the LOCAL_CACHE hit path
         return self._trusted(time.monotonic())
-
-    @property
-    def polling(self) -> bool:
-        """Whether a caller may have to re-read the state (:meth:`claim_poll` says):
-        it has never been read, or the subscription is not trusted. No lock: on
-        every check, the common answer is no."""
-        return not (self._loaded and self._trusted(time.monotonic()))
 
 
 class Subscriber:
