@@ -234,7 +234,7 @@ def unwrapped(kind: str, app: Any) -> tuple[Any, Any]:
     with nothing else different (not even another app instance)."""
     if kind == "asgi":
         return app, app.app  # SessionGuardMiddleware.app
-    return app.wsgi_app, app.wsgi_app.app  # WSGIMiddleware around Flask's own wsgi_app
+    return app.wsgi_app, app.wsgi_app.__wrapped__  # guard.wsgi around Flask's own wsgi_app
 
 
 # --------------------------------------------------------------------------

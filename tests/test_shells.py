@@ -136,3 +136,52 @@ def test_a_finished_request_is_not_kept_alive_by_its_context(guard: SessionGuard
     assert environ["sessionguard"].session is None and scope["sessionguard"].session is None
     # only this frame's name and getrefcount's argument refer to each
     assert (sys.getrefcount(environ), sys.getrefcount(scope)) == (2, 2)
+
+
+def test_the_anonymous_context_has_every_slot_of_one_built_by_of(guard: SessionGuard) -> None:
+    # The no-token path of each shell builds its context inline (not by
+    # ``_of``): a slot added to the context and left out there would be unset.
+    from sessionguard.asgi import _ASGIContext
+    from sessionguard.context import _Context
+    from sessionguard.wsgi import _WSGIContext
+
+    seen: list[dict[str, Any]] = []
+
+    def slots(ctx: Any) -> dict[str, Any]:
+        return {name: getattr(ctx, name) for name in _Context.__slots__}
+
+    def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen.append(slots(environ["sessionguard"]))
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(slots(scope["sessionguard"]))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    environ, scope = wsgi_environ(), asgi_scope()
+    run_wsgi(guard, wsgi_app, environ)
+    run_asgi(guard, asgi_app, scope)
+    wsgi_values, asgi_values = seen
+    assert wsgi_values == slots(_WSGIContext._of(guard, environ, wsgi_values["_respond"]))
+    assert asgi_values == slots(_ASGIContext._of(guard, scope, asgi_values["_respond"]))
+    assert wsgi_values["_raw"] is environ and asgi_values["_raw"] is scope and asgi_values["_guard"] is guard
+
+
+def test_guard_wsgi_is_a_function_wrapping_the_app_and_the_class_serves_the_same(guard: SessionGuard) -> None:
+    import inspect
+
+    from sessionguard import WSGIMiddleware
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [])
+        return [b"signed in" if environ["sessionguard"].session else b"anonymous"]
+
+    guarded = guard.wsgi(app)
+    assert inspect.isfunction(guarded) and inspect.unwrap(guarded) is app
+    started: list[str] = []
+    environ = wsgi_environ()
+    body = WSGIMiddleware(app, guard)(environ, lambda status, headers, exc_info=None: started.append(status))
+    assert b"".join(body) == b"anonymous"
+    assert started == ["200 OK"] and environ["sessionguard"].session is None

@@ -56,7 +56,8 @@ class _Context:
     # the type's C slot, a new interpreter frame stack on every request; a
     # classmethod is an ordinary Python call (about 0.2 us less a request).
     # With no ``__init__``, ``cls()`` is C all the way (``object.__new__(cls)``
-    # parses its arguments: about 400 instructions more).
+    # parses its arguments: about 400 instructions more). The shells' no-token
+    # path sets the slots itself, without even this call.
     @classmethod
     def _of(
         cls: type[_C],

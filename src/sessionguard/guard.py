@@ -26,7 +26,7 @@ from .tokens import Tokens
 
 if TYPE_CHECKING:
     from .asgi import ASGIApp, SessionGuardMiddleware
-    from .wsgi import WSGIApp, WSGIMiddleware
+    from .wsgi import Guarded, WSGIApp
 
 logger = logging.getLogger("sessionguard")
 
@@ -118,11 +118,12 @@ class SessionGuard:
 
         return SessionGuardMiddleware(app, guard=self)
 
-    def wsgi(self, app: WSGIApp) -> WSGIMiddleware:
-        """Wrap a WSGI app."""
+    def wsgi(self, app: WSGIApp) -> Guarded:
+        """Wrap a WSGI app: a plain function (``WSGIMiddleware.serve``) whose
+        ``__wrapped__`` is ``app``."""
         from .wsgi import WSGIMiddleware
 
-        return WSGIMiddleware(app, guard=self)
+        return WSGIMiddleware(app, guard=self).serve
 
     # -- steps shared by the shells ----------------------------------------
 

@@ -72,9 +72,8 @@ class AdminWSGI:
         if self._guarded is None:
             from ..wsgi import WSGIMiddleware
 
-            guarded = WSGIMiddleware(self, self.guard)
-            guarded.admin = None  # this app is the admin: no second routing
-            self._guarded = guarded
+            # this app is the admin: no second routing
+            self._guarded = WSGIMiddleware(self, self.guard, route_admin=False).serve
         return self._guarded(environ, start_response)
 
 
