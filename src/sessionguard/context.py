@@ -114,7 +114,7 @@ class _Context:
         if not isinstance(user_id, str) or not user_id or len(user_id) > MAX_USER_ID:
             raise ValueError(f"user_id must be a non-empty string of at most {MAX_USER_ID} characters")
         metadata = dict(metadata or {})
-        if len(audit.compact_json(metadata)) > MAX_METADATA:
+        if len(audit.compact_json(metadata).encode()) > MAX_METADATA:  # bytes, as stored
             raise ValueError(f"metadata must serialise to at most {MAX_METADATA} bytes of JSON")
         ua = clip(self._header("user-agent") or "")
         if platform is None:

@@ -5,10 +5,12 @@ Redis scripts mirror them.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ..audit import Event
 from ..core import (
@@ -94,20 +96,19 @@ class MemoryStore:
                 record = touched(record, seen)
             outcome = judge(record, policy, now, self._epoch)
             if outcome is not Outcome.VALID:
-                self._end(record, outcome.value, now)
-                return Check(outcome, ended=record)
+                return Check(outcome, ended=self._end(record, outcome.value, now))
             if passive:
                 if owed:
                     self._put(record, policy, now)
-                return Check(outcome, record, policy=policy)
+                return Check(outcome, _own(record), policy=policy)
             fresh = touched(record, now)
             if not owed and not touch_due(record, policy, now, passive=False):
                 self._unwritten.note(session_id, now, flush_by(record, policy, now))
-                return Check(outcome, fresh, policy=policy)  # this request's view: used now
+                return Check(outcome, _own(fresh), policy=policy)  # this request's view: used now
             self._put(fresh, policy, now)  # a write owed or due writes the latest use
             self._unwritten.written(session_id, now)
             refresh = cookie_refresh_due(record, now)
-            return Check(outcome, fresh, refresh_cookie=refresh, policy=policy)
+            return Check(outcome, _own(fresh), refresh_cookie=refresh, policy=policy)
 
     # -- logins and sign-outs ----------------------------------------------
 
@@ -130,11 +131,11 @@ class MemoryStore:
             record = Record(
                 id=new.id, user_id=new.user_id, platform=new.platform, created=now, last_seen=now,
                 remember_me=new.remember_me, ip=new.ip, city=new.city, user_agent=new.user_agent,
-                device=new.device, metadata=dict(new.metadata), user_idle=own_idle,
+                device=new.device, metadata=_json_copy(new.metadata), user_idle=own_idle,
             )
             self._put(record, policy, now)
             self._by_user.setdefault(new.user_id, set()).add(record.id)
-            return Created(record, evicted, replaced)
+            return Created(_own(record), evicted, replaced)
 
     def end(self, session_id: str, reason: str, *, user_id: str | None = None) -> Record | None:
         with self._lock:
@@ -167,7 +168,7 @@ class MemoryStore:
         with self._lock:
             now = self._clock()
             self._write_due(now)
-            records = self._user_records(user_id, now)
+            records = [_own(r) for r in self._user_records(user_id, now)]
         return sorted(records, key=_newest_first)
 
     def list_sessions(
@@ -189,7 +190,7 @@ class MemoryStore:
         if cursor is not None:
             after = _cursor_key(cursor)
             valid = [r for r in valid if _newest_first(r) > after]
-        page = valid[:limit]
+        page = [_own(r) for r in valid[:limit]]
         more = len(valid) > limit
         return Page(page, _cursor(page[-1]) if more and page else None)
 
@@ -272,7 +273,7 @@ class MemoryStore:
     def _end(self, record: Record, reason: str, now: int) -> Record:
         self._forget(record)
         self._tombstones[record.id] = (reason, now + TOMBSTONE_MS)
-        return record
+        return _own(record)
 
     def _forget(self, record: Record) -> None:
         self._records.pop(record.id, None)
@@ -317,6 +318,19 @@ class MemoryStore:
             else:
                 self._end(record, outcome.value, now)
         return alive
+
+
+def _json_copy(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """``metadata`` as the Redis store gives it back: decoded from its JSON, so
+    of JSON's types (a tuple comes back a list) and shared with nothing."""
+    copy: dict[str, Any] = json.loads(json.dumps(metadata, ensure_ascii=False))
+    return copy
+
+
+def _own(record: Record) -> Record:
+    """``record`` with metadata of its own, for a caller: what it changes there
+    stays out of the store, as with Redis, where every read decodes a copy."""
+    return record._replace(metadata=_json_copy(record.metadata)) if record.metadata else record
 
 
 def _newest_first(record: Record) -> tuple[int, str]:
