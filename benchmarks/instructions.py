@@ -13,8 +13,8 @@ and their very own inner apps (``variants.unwrapped``), ``GET /whoami`` with no
 cookie, driven as in ``inprocess.py``.
 
 The µs column converts the added instructions at the inner app's own rate on
-this machine (its µs per request, timed here without valgrind, ÷ its
-instructions per request). It is an estimate: it assumes sessionguard's
+this machine (its µs per request, timed here without valgrind, fastest of 15
+slices, ÷ its instructions per request). It is an estimate: it assumes sessionguard's
 instructions cost what the framework's cost on average.
 
 Run on its own: ``.venv/bin/python benchmarks/instructions.py [--quick]``.
@@ -71,11 +71,18 @@ def _count(kind: str, which: str, n: int) -> int:
 
 
 def _inner_us(kind: str) -> float:
-    """The inner app's µs per request on this machine (median of 9 slices)."""
+    """The inner app's µs per request on this machine, undisturbed: the fastest
+    of 15 slices of 1,000 requests. (A median let one busy spell of a shared
+    machine's neighbours through: 226 µs for a Flask app the same run timed at
+    121-140 µs elsewhere.)"""
     _, inner = _apps(kind)
     if kind == "asgi":
-        return asyncio.run(_asgi_timed(inner, asgi_scope("/whoami", None), 18_000, chunks=9))[0]
-    return _wsgi_timed(inner, wsgi_environ("/whoami", None), 9_000, chunks=9)[0]
+        template = asgi_scope("/whoami", None)
+        asyncio.run(_asgi_timed(inner, template, 2_000))  # warm-up
+        return min(asyncio.run(_asgi_timed(inner, template, 1_000))[0] for _ in range(15))
+    template = wsgi_environ("/whoami", None)
+    _wsgi_timed(inner, template, 1_000)  # warm-up
+    return min(_wsgi_timed(inner, template, 1_000)[0] for _ in range(15))
 
 
 def instruction_counts(quick: bool = False) -> tuple[Table, list[tuple[str, float | None]]]:
