@@ -21,7 +21,8 @@ from sessionguard.audit import Event
 from sessionguard.core import DAY, Outcome, Record
 from sessionguard.policy import Policy
 from sessionguard.stores.base import NewSession
-from sessionguard.stores.memory import AsyncMemoryStore, MemoryStore
+from sessionguard.stores.memory import MemoryStore
+from sessionguard.stores.memory_async import AsyncMemoryStore
 from sessionguard.stores.redis import open_redis_stores
 from sessionguard.tokens import Tokens, session_id
 

@@ -12,21 +12,31 @@ Nothing here reads the environment or touches a file at import time.
 
 from __future__ import annotations
 
-import enum
-import ipaddress
-import math
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import timedelta
-from fractions import Fraction
-from typing import Any, TypeAlias
+from typing import Any
 
 from .errors import ConfigurationError
+from .parsers import (
+    ENV_PREFIX,
+    INHERIT,
+    MAX_DURATION,
+    PARSERS,
+    PLATFORMS,
+    SECRETS,
+    Inherit,
+    Inheritable,
+    Network,
+    format_duration,
+    parse_duration,
+    redact_url,
+    show,
+)
 
 __all__ = [
     "INHERIT",
+    "MAX_DURATION",
     "PLATFORMS",
     "Config",
     "Inheritable",
@@ -34,365 +44,6 @@ __all__ = [
     "parse_duration",
     "redact_url",
 ]
-
-PLATFORMS = ("web", "mobile", "desktop")
-ENV_PREFIX = "SESSIONGUARD_"
-MAX_DURATION = 36500 * 86400  # 100 years: later date arithmetic cannot overflow
-MAX_SESSIONS_LIMIT = 100_000  # the admin policy API accepts the same range
-
-_UNITS = {"us": Fraction(1, 1_000_000), "ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60),
-          "h": Fraction(3600), "d": Fraction(86400)}  # fmt: skip
-_NUMBER = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(us|ms|[smhd])?", re.ASCII | re.IGNORECASE)
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", re.ASCII)  # RFC 9110 token
-_DOMAIN = re.compile(r"\.?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?", re.ASCII)
-# A local path of visible ASCII without ; or , (they would split a cookie attribute or a
-# list); "//host" and "/\\host" are refused because a redirect there would leave the site.
-_URL_PATH = re.compile(r"/(?![/\\])[!-+\--:<-~]*")
-_FILE_PATH = re.compile(r"[^\x00]+")
-_STORE_SCHEMES = ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster")
-_BOOLS = {"true": True, "1": True, "yes": True, "on": True,
-          "false": False, "0": False, "no": False, "off": False}  # fmt: skip
-
-_DURATION = "use seconds such as 900, or 15m, 2h, 7d, or never"
-
-
-class _Inherit(enum.Enum):
-    """Marks a per-platform setting that takes the all-platform value."""
-
-    INHERIT = "inherit"
-
-    def __repr__(self) -> str:
-        return "INHERIT"
-
-
-INHERIT = _Inherit.INHERIT
-Inheritable: TypeAlias = int | None | _Inherit
-Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _duration(value: object) -> int | None:
-    """Whole positive seconds or ``None``; raises ``ValueError(accepted forms)``."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "never"):
-        return None
-    if isinstance(value, timedelta):
-        seconds: Fraction = Fraction(value // timedelta(microseconds=1), 1_000_000)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        seconds = Fraction(value)
-    elif isinstance(value, str) and (match := _NUMBER.fullmatch(value.strip())):
-        number, unit = match.group(1), (match.group(2) or "").lower()
-        if (not unit and "." in number) or unit in ("ms", "us"):
-            raise ValueError(f"is not a duration ({_DURATION})")
-        seconds = Fraction(number) * _UNITS[unit or "s"]
-    else:
-        raise ValueError(f"is not a duration ({_DURATION})")
-    if seconds.denominator != 1:
-        raise ValueError(f"is not a whole number of seconds ({_DURATION})")
-    if seconds <= 0:
-        raise ValueError(
-            "is not a positive duration (use a duration such as 900, 15m, 2h, 7d, or never for no limit)"
-        )
-    if seconds > MAX_DURATION:
-        raise ValueError(f"is too long (use at most {MAX_DURATION // 86400}d, or never)")
-    return int(seconds)
-
-
-def parse_duration(text: str) -> int | None:
-    """Parse a duration as the environment writes it.
-
-    Plain seconds (``"90"``), a number with a unit ``s``, ``m``, ``h`` or ``d``
-    (``"30m"``, ``"1.5h"``; the result must be whole seconds) or ``"never"``
-    (``None``). Case and surrounding whitespace do not matter. Zero and values
-    over 100 years are refused.
-
-    :raises ValueError: naming the value and the accepted forms.
-    """
-    try:
-        return _duration(text)
-    except ValueError as exc:
-        raise ValueError(f"{_show(text)} {exc}") from None
-
-
-def format_duration(seconds: int | None) -> str:
-    """The shortest exact form: ``86400`` → ``"1d"``, ``5400`` → ``"90m"``,
-    ``None`` → ``"never"``. :func:`parse_duration` reads it back."""
-    if seconds is None:
-        return "never"
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
-        raise ValueError(f"{seconds!r} is not a number of seconds")
-    for unit in ("d", "h", "m"):
-        size = int(_UNITS[unit])
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password (userinfo or ``password=`` query) as ``***``.
-
-    Errs on the side of hiding: everything before the last ``@`` counts as
-    userinfo, so a password with an unescaped ``/`` or ``@`` is hidden too.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:  # no scheme: "user:password@host" must not leak either
-        scheme, rest = "", url
-    at = rest.rfind("@")
-    if at >= 0:
-        user, colon, _ = rest[:at].partition(":")
-        rest = (f"{user}:***" if colon else "***") + rest[at:]
-    rest = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", rest)
-    return f"{scheme}{sep}{rest}"
-
-
-def _show(value: object) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 80 else shown[:77] + "..."
-
-
-def _seconds(value: object, *, tail: str) -> float:
-    """Finite non-negative seconds, fractions allowed, units ``ms s m h d``."""
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _NUMBER.fullmatch(value.strip())):
-        unit = (match.group(2) or "s").lower()
-        seconds = float(Fraction(match.group(1)) * _UNITS[unit])
-    else:
-        raise ValueError(tail)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(tail)
-    return seconds
-
-
-def _seconds_or_off(value: object, *, tail: str) -> float:
-    """As :func:`_seconds`; unset or ``off`` is 0."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "off"):
-        return 0.0
-    return _seconds(value, tail=tail)
-
-
-def _local_cache(value: object) -> float:
-    tail = "is not a cache duration (use 0 or off, or a duration such as 250ms, 2s or 1m)"
-    return _seconds_or_off(value, tail=tail)
-
-
-def _store_timeout(value: object) -> float:
-    tail = "is not a timeout (use seconds above 0 and at most 30, such as 0.5, 500ms or 2s)"
-    seconds = _seconds(value, tail=tail)
-    if not 0 < seconds <= 30:
-        raise ValueError(tail)
-    return seconds
-
-
-def _store_spin(value: object) -> float:
-    tail = "is not a polling time (use off, or a duration up to 1ms such as 200us or 0.2ms)"
-    seconds = _seconds_or_off(value, tail=tail)
-    if seconds > 0.001:
-        raise ValueError(tail)
-    return seconds
-
-
-def _limit(value: object) -> int | None:
-    tail = f"is not a session limit (use a positive integer up to {MAX_SESSIONS_LIMIT}, or unlimited)"
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text == "unlimited":
-            return None
-        value = int(text) if text.isascii() and text.isdigit() else value
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(tail)
-    if not 1 <= value <= MAX_SESSIONS_LIMIT:
-        raise ValueError(tail)
-    return value
-
-
-def _inheriting(parse: Callable[[object], int | None]) -> Callable[[object], Inheritable]:
-    def parse_or_inherit(value: object) -> Inheritable:
-        if value is INHERIT or isinstance(value, str) and value.strip().lower() == "inherit":
-            return INHERIT
-        try:
-            return parse(value)
-        except ValueError as exc:
-            # "(use a, b, or c)" becomes "(use a, b, c, or inherit)"
-            head, _, last = str(exc).rpartition(" or ")
-            raise ValueError(f"{head} {last.rstrip(')')}, or inherit)") from None
-
-    return parse_or_inherit
-
-
-def _bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _BOOLS:
-        return _BOOLS[value.strip().lower()]
-    raise ValueError("is not a boolean (use true or false; also 1/0, yes/no, on/off)")
-
-
-def _choice(*choices: str) -> Callable[[object], str]:
-    def parse(value: object) -> str:
-        text = str(value).strip().lower() if isinstance(value, str | int) else None
-        if text not in choices or isinstance(value, bool):
-            raise ValueError(f"is not a valid choice (use {' or '.join(choices)})")
-        return text
-
-    return parse
-
-
-def _text(value: object, pattern: re.Pattern[str], tail: str) -> str:
-    if not isinstance(value, str) or not pattern.fullmatch(value.strip()):
-        raise ValueError(tail)
-    return value.strip()
-
-
-def _list(value: object) -> tuple[str, ...]:
-    if isinstance(value, str):
-        value = value.split(",")
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise ValueError("is not a list (use comma-separated values)")
-    return tuple(v.strip() for v in value if v.strip())
-
-
-def _secret_key(value: object) -> tuple[str, ...]:
-    tail = "use one or more comma-separated keys of at least 32 characters each"
-    keys = _list(value) if isinstance(value, str | list | tuple) else None
-    if keys is None:
-        raise ValueError(f"is not a key or a list of keys ({tail})")
-    if not keys:
-        raise ValueError(f"is required ({tail})")
-    short = [str(i) for i, key in enumerate(keys, 1) if len(key) < 32]
-    if short:
-        raise ValueError(f"has a key shorter than 32 characters: key {', '.join(short)} ({tail})")
-    return keys
-
-
-def _store_url(value: object) -> str:
-    tail = (
-        "is not a store URL (use memory://, or a redis://, rediss://, redis+sentinel://"
-        " or redis+cluster:// URL)"
-    )
-    if not isinstance(value, str) or "://" not in value:
-        raise ValueError(tail)
-    if value.strip().partition("://")[0].lower() not in _STORE_SCHEMES:
-        raise ValueError(tail)
-    return value.strip()
-
-
-def _key_prefix(value: object) -> str:
-    tail = "is not a key prefix (use a non-empty word without spaces, { or }, such as sg)"
-    return _text(value, re.compile(r"[^\s{}]+"), tail)
-
-
-def _paths(value: object) -> tuple[str, ...]:
-    paths = _list(value)
-    if not all(_URL_PATH.fullmatch(path) for path in paths):
-        raise ValueError("is not a list of paths (use comma-separated prefixes such as /health)")
-    return paths
-
-
-def _on_invalid(value: object) -> str:
-    tail = "is not a valid choice (use anonymous, 401, or redirect:/local/path)"
-    text = str(value).strip() if isinstance(value, str | int) else ""
-    if text.lower() in ("anonymous", "401") and not isinstance(value, bool):
-        return text.lower()
-    if text[:9].lower() == "redirect:" and _URL_PATH.fullmatch(text[9:]):
-        return "redirect:" + text[9:]
-    raise ValueError(tail)
-
-
-def _admin_path(value: object) -> str | None:
-    if value is None or isinstance(value, str) and value.strip().lower() == "off":
-        return None
-    tail = "is not an admin path (use a path such as /_sessionguard, or off)"
-    path = _text(value, _URL_PATH, tail)
-    path = path.removesuffix("/")
-    if not path or path.endswith("/") or "?" in path or "#" in path:
-        raise ValueError(tail)
-    return path
-
-
-def _admin_token(value: object) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value.strip()) < 32:
-        raise ValueError("is too short (use at least 32 random characters)")
-    return value.strip()
-
-
-def _networks(value: object) -> tuple[Network, ...]:
-    items = _list(value) if isinstance(value, str) else value
-    networks: list[Network] = []
-    for item in items if isinstance(items, list | tuple) else [items]:
-        try:
-            networks.append(ipaddress.ip_network(str(item), strict=False))
-        except (ValueError, TypeError):
-            raise ValueError(
-                f"has {_show(item)}, which is not an address"
-                " (use comma-separated IPs or CIDRs such as 10.0.0.0/8)"
-            ) from None
-    return tuple(networks)
-
-
-def _cookie_domain(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    return _text(value, _DOMAIN, "is not a domain (use a host such as example.com)")
-
-
-def _geoip_database(value: object) -> str | None:
-    if value is None:
-        return None
-    return _text(value, _FILE_PATH, "is not a file path (use the path of an .mmdb file)")
-
-
-def _positive(value: object) -> int:
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError("is not a positive integer (use a count such as 100000)")
-    return value
-
-
-_PARSERS: dict[str, Callable[[object], object]] = {
-    "secret_key": _secret_key,
-    "store_url": _store_url,
-    "key_prefix": _key_prefix,
-    "idle_timeout": _duration,
-    "absolute_timeout": _duration,
-    "remember_me_period": _duration,
-    "max_sessions": _limit,
-    **{
-        f"{p}_{name}": _inheriting(parse)
-        for p in PLATFORMS
-        for name, parse in (("idle_timeout", _duration), ("absolute_timeout", _duration))
-    },
-    **{f"{p}_max_sessions": _inheriting(_limit) for p in PLATFORMS},
-    "on_limit": _choice("evict_oldest", "reject"),
-    "evict": _choice("oldest_login", "least_recent"),
-    "passive_paths": _paths,
-    "allow_user_timeouts": _bool,
-    "cookie_name": lambda v: _text(v, _TOKEN, "is not a cookie name (use letters, digits, - and _)"),
-    "cookie_secure": _bool,
-    "cookie_samesite": _choice("lax", "strict", "none"),
-    "cookie_domain": _cookie_domain,
-    "cookie_path": lambda v: _text(v, _URL_PATH, "is not a path (use a path such as /)"),
-    "accept_bearer": _bool,
-    "platform_header": lambda v: _text(v, _TOKEN, "is not a header name (use e.g. X-Client-Platform)"),
-    "on_invalid": _on_invalid,
-    "store_unavailable": _choice("503", "anonymous"),
-    "admin_path": _admin_path,
-    "admin_roles": _list,
-    "readonly_roles": _list,
-    "admin_token": _admin_token,
-    "trusted_proxies": _networks,
-    "geoip_database": _geoip_database,
-    "audit_maxlen": _positive,
-    "local_cache": _local_cache,
-    "store_timeout": _store_timeout,
-    "store_spin": _store_spin,
-}
-_SECRET = ("secret_key", "admin_token")
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -453,7 +104,7 @@ class Config:
 
     def __post_init__(self) -> None:
         errors: list[str] = []
-        for name, parse in _PARSERS.items():
+        for name, parse in PARSERS.items():
             raw = getattr(self, name)
             try:
                 object.__setattr__(self, name, parse(raw))
@@ -496,7 +147,7 @@ class Config:
         """
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {"secret_key": ""}
-        for name in _PARSERS:
+        for name in PARSERS:
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw is not None and raw.strip():
                 values[name] = raw
@@ -513,7 +164,7 @@ class Config:
 
         def resolve(name: str, default: int | None) -> int | None:
             value: Inheritable = getattr(self, f"{platform}_{name}")
-            return default if isinstance(value, _Inherit) else value
+            return default if isinstance(value, Inherit) else value
 
         return (
             resolve("idle_timeout", self.idle_timeout),
@@ -539,9 +190,9 @@ class Config:
 
 def _problem(name: str, value: object, tail: str) -> str:
     variable = ENV_PREFIX + name.upper()
-    if name in _SECRET:  # a missing secret has no value to hide
+    if name in SECRETS:  # a missing secret has no value to hide
         missing = not value or tail.startswith("is required")
         return f"{variable} {tail}" if missing else f"{variable}='***' {tail}"
     if name == "store_url" and isinstance(value, str):
         value = redact_url(value)
-    return f"{variable}={_show(value)} {tail}"
+    return f"{variable}={show(value)} {tail}"

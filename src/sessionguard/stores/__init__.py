@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .base import AsyncStore, Store
-from .memory import AsyncMemoryStore, MemoryStore
+from .memory import MemoryStore
+from .memory_async import AsyncMemoryStore
 
 if TYPE_CHECKING:
     from ..config import Config
