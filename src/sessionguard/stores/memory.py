@@ -31,7 +31,7 @@ from ..core import (
 from ..errors import SessionLimitReached
 from ..policy import Policy
 from .base import Check, Created, NewSession, Page
-from .unwritten import Unwritten
+from .unwritten import TAG_LENGTH, Unwritten
 
 
 def wall_clock_ms() -> int:
@@ -117,8 +117,8 @@ class MemoryStore:
             now = self._clock()
             replaced = None if ending is None else self.end(ending, "signed_out")
             self._write_due(now)
-            own = self._by_user.get(new.user_id, set())  # the user's last-seen decides an eviction
-            self._write(self._unwritten.take(own.__contains__), now)
+            # the user's last-seen decides an eviction: their uses (their tag's) are written first
+            self._write(self._unwritten.take(new.id[:TAG_LENGTH]), now)
             self._sweep(now)
             policy = self.policy()
             alive = [r for r in self._user_records(new.user_id, now) if r.platform == new.platform]

@@ -226,8 +226,7 @@ class Operations:
         if everything:
             uses = self.unwritten.all()
         elif tag is not None:
-            prefix = tag
-            uses = self.unwritten.take(lambda session_id: session_id.startswith(prefix))
+            uses = self.unwritten.take(tag)
         else:
             uses = self.unwritten.due(self.estimated_now())
         by_tag: dict[str, list[tuple[str, int]]] = {}

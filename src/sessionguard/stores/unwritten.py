@@ -9,15 +9,24 @@ of the same user (whose least-recent session may be evicted), and when the
 store closes. Uses seen by *other* processes reach a listing or an eviction
 only when they are written: last-seen there lags by one touch interval at most.
 Times are on the store's clock (epoch milliseconds).
+
+A busy process holds tens of thousands of uses, and request threads note
+theirs under the same lock the writer takes, so nothing here walks them all:
+the moments are a heap (the due ones come off its top) and the uses are
+indexed by the slot tag every session id starts with (a login takes its
+user's tag's).
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
-from collections.abc import Callable
 
 #: Uses kept at most; beyond, the longest-held one is made due at once.
 MAX_ENTRIES = 100_000
+#: Every session id starts with its user's slot tag of this many characters
+#: (:meth:`sessionguard.tokens.Tokens.new_sid`, :func:`~sessionguard.tokens.session_id`).
+TAG_LENGTH = 4
 
 
 class Unwritten:
@@ -26,6 +35,11 @@ class Unwritten:
     def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self._max = max_entries
         self._uses: dict[str, tuple[int, int]] = {}
+        # (moment, session id), one per moment a use was given; one that no
+        # longer matches its use (written since, or given an earlier moment)
+        # is dropped when it reaches the top, or when the heap is rebuilt.
+        self._moments: list[tuple[int, str]] = []
+        self._by_tag: dict[str, set[str]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -36,11 +50,18 @@ class Unwritten:
         with self._lock:
             held = self._uses.get(session_id)
             if held is not None:
-                seen, by = max(seen, held[0]), min(by, held[1])
-            elif len(self._uses) >= self._max:
-                first = next(iter(self._uses))
-                self._uses[first] = (self._uses[first][0], 0)  # written early rather than lost
+                seen = max(seen, held[0])
+                if by >= held[1]:
+                    self._uses[session_id] = (seen, held[1])
+                    return
+            else:
+                if len(self._uses) >= self._max:
+                    first = next(iter(self._uses))
+                    self._uses[first] = (self._uses[first][0], 0)  # written early rather than lost
+                    self._push(0, first)
+                self._by_tag.setdefault(session_id[:TAG_LENGTH], set()).add(session_id)
             self._uses[session_id] = (seen, by)
+            self._push(by, session_id)
 
     def overdue(self, session_id: str, now: int) -> int | None:
         """The use of ``session_id`` whose moment has come (handed out), else ``None``."""
@@ -48,34 +69,42 @@ class Unwritten:
         if held is None or held[1] > now:
             return None
         with self._lock:
-            held = self._uses.pop(session_id, None)
+            held = self._drop(session_id)
         return None if held is None else held[0]
 
     def due(self, now: int) -> list[tuple[str, int]]:
         """Every use whose moment has come, handed out: ``(session id, seen)``."""
-        if not self._uses:
+        moments = self._moments
+        top = moments[:1]  # no lock (one atomic copy): a stale answer is the next tick's
+        if not top or top[0][0] > now:
             return []
+        ready = []
         with self._lock:
-            ready = [(i, seen) for i, (seen, by) in self._uses.items() if by <= now]
-            for session_id, _ in ready:
-                del self._uses[session_id]
+            while moments and moments[0][0] <= now:
+                by, session_id = heapq.heappop(moments)
+                held = self._uses.get(session_id)
+                if held is not None and held[1] == by:
+                    self._drop(session_id)
+                    ready.append((session_id, held[0]))
         return ready
 
-    def take(self, wanted: Callable[[str], bool]) -> list[tuple[str, int]]:
-        """The uses of the sessions ``wanted`` picks, handed out (a login's user's,
-        before their least-recent session is chosen)."""
-        if not self._uses:
+    def take(self, tag: str) -> list[tuple[str, int]]:
+        """The uses of the sessions whose ids start with the slot ``tag``, handed
+        out (a login's user's, before their least-recent session is chosen)."""
+        if tag not in self._by_tag:
             return []
         with self._lock:
-            taken = [(i, seen) for i, (seen, _) in self._uses.items() if wanted(i)]
-            for session_id, _ in taken:
-                del self._uses[session_id]
+            taken = []
+            for session_id in list(self._by_tag.get(tag, ())):
+                held = self._drop(session_id)
+                if held is not None:
+                    taken.append((session_id, held[0]))
         return taken
 
     def all(self) -> list[tuple[str, int]]:
         """Every use, handed out (the store is closing)."""
         with self._lock:
-            uses, self._uses = self._uses, {}
+            uses, self._uses, self._moments, self._by_tag = self._uses, {}, [], {}
         return [(i, seen) for i, (seen, _) in uses.items()]
 
     def written(self, session_id: str, last_seen: int) -> None:
@@ -86,4 +115,24 @@ class Unwritten:
             with self._lock:
                 held = self._uses.get(session_id)
                 if held is not None and held[0] <= last_seen:
-                    del self._uses[session_id]
+                    self._drop(session_id)
+
+    def _push(self, by: int, session_id: str) -> None:
+        """Add the moment of a use already in ``_uses``."""
+        moments = self._moments
+        if len(moments) > 2 * len(self._uses) + 1024:  # mostly outdated: rebuild from the uses
+            moments[:] = [(held[1], i) for i, held in self._uses.items()]  # (this one among them)
+            heapq.heapify(moments)
+        else:
+            heapq.heappush(moments, (by, session_id))
+
+    def _drop(self, session_id: str) -> tuple[int, int] | None:
+        """Forget the use of ``session_id`` (its moments go stale); the use, if any."""
+        held = self._uses.pop(session_id, None)
+        if held is not None:
+            tag = session_id[:TAG_LENGTH]
+            ids = self._by_tag[tag]
+            ids.discard(session_id)
+            if not ids:
+                del self._by_tag[tag]
+        return held
