@@ -385,16 +385,25 @@ def test_two_cookies_of_our_name_are_invalid(harness: Harness) -> None:
     assert response.json() == {"session": None, "ended_reason": "invalid"}
 
 
-def test_key_rotation(make_harness: Any) -> None:
+def test_key_rotation(make_harness: Any, store_kind: str) -> None:
     old = make_harness(secret_key=OLD_SECRET)
     token = old.login()["token"]
-    rotated = make_harness(secret_key=f"{SECRET},{OLD_SECRET}", share_store=old.guard)
+    # each configuration as another deployment would run it: its own Redis store objects
+    # (the in-memory store can only be shared)
+    share = old.guard if store_kind == "memory" else None
+    rotated = make_harness(secret_key=f"{SECRET},{OLD_SECRET}", share_store=share)
     assert fresh_client_whoami(rotated, token)["session"]["user_id"] == "ada"
     new_token = rotated.login("grace")["token"]
     assert fresh_client_whoami(old, new_token)["ended_reason"] == "invalid"
-    retired = make_harness(secret_key=SECRET, share_store=old.guard)
+    retired = make_harness(secret_key=SECRET, share_store=share)
     assert fresh_client_whoami(retired, token)["ended_reason"] == "invalid"
     assert fresh_client_whoami(retired, new_token)["session"]["user_id"] == "grace"
+    # the session signed in during the rotation is still its user's, once the old key is gone:
+    # listed, and ended by a sign-out of the user
+    [listed] = retired.guard.store.user_sessions("grace")
+    [ended] = retired.guard.store.end_user("grace", "revoked")
+    assert listed.id == ended.id
+    assert fresh_client_whoami(retired, new_token)["ended_reason"] == "revoked"
 
 
 # -- ON_INVALID ----------------------------------------------------------------

@@ -47,8 +47,13 @@ def test_rotation_first_key_signs_all_verify() -> None:
     assert old.verify(fresh) is None and Tokens([KEY]).verify(fresh) is not None
 
 
-def test_slot_tag_stable_when_a_key_is_added_in_front() -> None:
-    assert Tokens([OLD]).slot_tag("ada") == Tokens([KEY, OLD]).slot_tag("ada")
+def test_slot_tag_depends_on_the_user_alone_not_on_any_key() -> None:
+    # adding a key in front, then retiring the old one, moves no user
+    tag = Tokens([OLD]).slot_tag("ada")
+    assert Tokens([KEY, OLD]).slot_tag("ada") == Tokens([KEY]).slot_tag("ada") == tag
+    assert Tokens([KEY]).new_sid("ada")[:4] == tag
+    tags = {Tokens([KEY]).slot_tag(f"user{n}") for n in range(2000)}
+    assert len(tags) > 1900  # spread over the 65,536 tags (a birthday bound would give ~1,970)
 
 
 def test_padded_and_non_canonical_signatures_are_refused() -> None:

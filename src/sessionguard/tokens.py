@@ -1,10 +1,15 @@
 """Session tokens: ``sid`` plus an HMAC-SHA-256 signature, nothing else.
 
 A sid is ``<slot tag><22 random url-safe characters>``: 128 random bits from
-:mod:`secrets`, prefixed by a 4-hex-digit keyed hash of the user id. The tag
-lets the Redis store put every key of one user in one Cluster hash slot while
-the cookie carries no user id: without the key the tag tells nothing about
-who the user is.
+:mod:`secrets`, prefixed by a 4-hex-digit hash of the user id. The tag lets
+the Redis store put every key of one user in one Cluster hash slot, and the
+store find a user's sessions from the user id. It is a hash of the user id
+alone, keyed by nothing: were it keyed with a signing key, retiring that key
+would move users to other tags while the sessions they signed in with during
+the rotation live on, out of reach of their user's index (not counted by the
+limit, not listed, not ended by a sign-out of the user). The price: a public
+id (and a token) shows 16 bits of a hash of its user id, which tells two
+candidate users apart but names no one.
 
 The public session ``id`` shown in listings is ``<tag><hash of the sid>``: it
 addresses the same record but cannot be turned back into a token, and it is
@@ -40,11 +45,10 @@ class Tokens:
 
     :param secret_keys: signing keys, newest first. The first key signs; every
         key verifies, so keys can be rotated by putting a new one in front.
-        The slot tag is keyed with the *last* (oldest) key so that adding a
-        key in front does not move existing users to another slot.
+        The slot tag depends on no key (:func:`slot_tag`).
     """
 
-    __slots__ = ("_signer", "_macs", "_tag_key", "_known")
+    __slots__ = ("_signer", "_macs", "_known")
 
     #: Verified tokens remembered (token -> public id), so a hot session's token
     #: is checked once per process rather than on every request. Only tokens
@@ -68,14 +72,11 @@ class Tokens:
             for key in secret_keys
         )
         self._known: dict[str, str] = {}
-        self._tag_key = hmac.new(
-            secret_keys[-1].encode(), b"sessionguard.slot", hashlib.sha256
-        ).digest()
 
-    def slot_tag(self, user_id: str) -> str:
-        """The 4-hex-digit slot tag of ``user_id``."""
-        digest = hmac.new(self._tag_key, user_id.encode("utf-8", "surrogatepass"), hashlib.sha256)
-        return digest.hexdigest()[:4]
+    @staticmethod
+    def slot_tag(user_id: str) -> str:
+        """The 4-hex-digit slot tag of ``user_id`` (:func:`slot_tag`)."""
+        return slot_tag(user_id)
 
     def new_sid(self, user_id: str) -> str:
         """A fresh sid for a session of ``user_id``."""
@@ -115,6 +116,13 @@ class Tokens:
             if hmac.compare_digest(mac.digest(), expected):
                 return sid
         return None
+
+
+def slot_tag(user_id: str) -> str:
+    """The 4-hex-digit slot tag of ``user_id``: SHA-256 of the user id, after a
+    label of its own, so no key and no setting ever moves a user's tag."""
+    digest = hashlib.sha256(b"sessionguard.slot\x00" + user_id.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:4]
 
 
 def session_id(sid: str) -> str:
