@@ -210,7 +210,7 @@ class RoundTrips:
 
 def _async_lane() -> Any:
     try:
-        from sessionguard.stores.redis_wire import AsyncLane
+        from sessionguard.stores.redis_lane_async import AsyncLane
     except ImportError:  # an older sessionguard: no lane
         return None
     return AsyncLane

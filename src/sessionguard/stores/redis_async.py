@@ -31,7 +31,8 @@ from ..errors import StoreUnavailable
 from ..policy import Policy
 from .base import Check, Created, NewSession, Page
 from .redis_common import ATTEMPT_SHARE, AsyncRetry, Op, Request, Script, connect, logger, retries
-from .redis_wire import AsyncLane, Encoder, LaneUnavailable
+from .redis_lane_async import AsyncLane
+from .redis_wire import Encoder, LaneUnavailable
 
 if TYPE_CHECKING:
     from .redis import Shared
