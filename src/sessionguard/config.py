@@ -17,21 +17,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .durations import MAX_DURATION, format_duration, parse_duration, show
 from .errors import ConfigurationError
 from .parsers import (
     ENV_PREFIX,
     INHERIT,
-    MAX_DURATION,
     PARSERS,
     PLATFORMS,
     SECRETS,
     Inherit,
     Inheritable,
     Network,
-    format_duration,
-    parse_duration,
     redact_url,
-    show,
 )
 
 __all__ = [

@@ -2,29 +2,24 @@
 (:data:`PARSERS`), taking the environment's text or a typed value and
 returning the normalised value, or raising ``ValueError`` whose message is
 the accepted forms (:class:`~sessionguard.config.Config` adds the variable's
-name and the bad value). Also the duration syntax shared with the CLI and the
-admin API.
+name and the bad value). Durations are read by
+:mod:`sessionguard.durations`.
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
-import math
 import re
 from collections.abc import Callable
-from datetime import timedelta
-from fractions import Fraction
 from typing import TypeAlias
+
+from .durations import duration, interval, interval_or_off, show
 
 PLATFORMS = ("web", "mobile", "desktop")
 ENV_PREFIX = "SESSIONGUARD_"
-MAX_DURATION = 36500 * 86400  # 100 years: later date arithmetic cannot overflow
 MAX_SESSIONS_LIMIT = 100_000  # the admin policy API accepts the same range
 
-_UNITS = {"us": Fraction(1, 1_000_000), "ms": Fraction(1, 1000), "s": Fraction(1), "m": Fraction(60),
-          "h": Fraction(3600), "d": Fraction(86400)}  # fmt: skip
-_NUMBER = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*(us|ms|[smhd])?", re.ASCII | re.IGNORECASE)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", re.ASCII)  # RFC 9110 token
 _DOMAIN = re.compile(r"\.?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?", re.ASCII)
 # A local path of visible ASCII without ; or , (they would split a cookie attribute or a
@@ -34,9 +29,6 @@ _FILE_PATH = re.compile(r"[^\x00]+")
 _STORE_SCHEMES = ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster")
 _BOOLS = {"true": True, "1": True, "yes": True, "on": True,
           "false": False, "0": False, "no": False, "off": False}  # fmt: skip
-
-_DURATION = "use seconds such as 900, or 15m, 2h, 7d, or never"
-
 
 class Inherit(enum.Enum):
     """Marks a per-platform setting that takes the all-platform value."""
@@ -50,62 +42,6 @@ class Inherit(enum.Enum):
 INHERIT = Inherit.INHERIT
 Inheritable: TypeAlias = int | None | Inherit
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def _duration(value: object) -> int | None:
-    """Whole positive seconds or ``None``; raises ``ValueError(accepted forms)``."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "never"):
-        return None
-    if isinstance(value, timedelta):
-        seconds: Fraction = Fraction(value // timedelta(microseconds=1), 1_000_000)
-    elif isinstance(value, int) and not isinstance(value, bool):
-        seconds = Fraction(value)
-    elif isinstance(value, str) and (match := _NUMBER.fullmatch(value.strip())):
-        number, unit = match.group(1), (match.group(2) or "").lower()
-        if (not unit and "." in number) or unit in ("ms", "us"):
-            raise ValueError(f"is not a duration ({_DURATION})")
-        seconds = Fraction(number) * _UNITS[unit or "s"]
-    else:
-        raise ValueError(f"is not a duration ({_DURATION})")
-    if seconds.denominator != 1:
-        raise ValueError(f"is not a whole number of seconds ({_DURATION})")
-    if seconds <= 0:
-        raise ValueError(
-            "is not a positive duration (use a duration such as 900, 15m, 2h, 7d, or never for no limit)"
-        )
-    if seconds > MAX_DURATION:
-        raise ValueError(f"is too long (use at most {MAX_DURATION // 86400}d, or never)")
-    return int(seconds)
-
-
-def parse_duration(text: str) -> int | None:
-    """Parse a duration as the environment writes it.
-
-    Plain seconds (``"90"``), a number with a unit ``s``, ``m``, ``h`` or ``d``
-    (``"30m"``, ``"1.5h"``; the result must be whole seconds) or ``"never"``
-    (``None``). Case and surrounding whitespace do not matter. Zero and values
-    over 100 years are refused.
-
-    :raises ValueError: naming the value and the accepted forms.
-    """
-    try:
-        return _duration(text)
-    except ValueError as exc:
-        raise ValueError(f"{show(text)} {exc}") from None
-
-
-def format_duration(seconds: int | None) -> str:
-    """The shortest exact form: ``86400`` → ``"1d"``, ``5400`` → ``"90m"``,
-    ``None`` → ``"never"``. :func:`parse_duration` reads it back."""
-    if seconds is None:
-        return "never"
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
-        raise ValueError(f"{seconds!r} is not a number of seconds")
-    for unit in ("d", "h", "m"):
-        size = int(_UNITS[unit])
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def redact_url(url: str) -> str:
@@ -125,42 +61,14 @@ def redact_url(url: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
-def show(value: object) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= 80 else shown[:77] + "..."
-
-
-def _seconds(value: object, *, tail: str) -> float:
-    """Finite non-negative seconds, fractions allowed, units ``ms s m h d``."""
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _NUMBER.fullmatch(value.strip())):
-        unit = (match.group(2) or "s").lower()
-        seconds = float(Fraction(match.group(1)) * _UNITS[unit])
-    else:
-        raise ValueError(tail)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(tail)
-    return seconds
-
-
-def _seconds_or_off(value: object, *, tail: str) -> float:
-    """As :func:`_seconds`; unset or ``off`` is 0."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "off"):
-        return 0.0
-    return _seconds(value, tail=tail)
-
-
 def _local_cache(value: object) -> float:
     tail = "is not a cache duration (use 0 or off, or a duration such as 250ms, 2s or 1m)"
-    return _seconds_or_off(value, tail=tail)
+    return interval_or_off(value, tail=tail)
 
 
 def _store_timeout(value: object) -> float:
     tail = "is not a timeout (use seconds above 0 and at most 30, such as 0.5, 500ms or 2s)"
-    seconds = _seconds(value, tail=tail)
+    seconds = interval(value, tail=tail)
     if not 0 < seconds <= 30:
         raise ValueError(tail)
     return seconds
@@ -168,7 +76,7 @@ def _store_timeout(value: object) -> float:
 
 def _store_spin(value: object) -> float:
     tail = "is not a polling time (use off, or a duration up to 1ms such as 200us or 0.2ms)"
-    seconds = _seconds_or_off(value, tail=tail)
+    seconds = interval_or_off(value, tail=tail)
     if seconds > 0.001:
         raise ValueError(tail)
     return seconds
@@ -340,14 +248,14 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "secret_key": _secret_key,
     "store_url": _store_url,
     "key_prefix": _key_prefix,
-    "idle_timeout": _duration,
-    "absolute_timeout": _duration,
-    "remember_me_period": _duration,
+    "idle_timeout": duration,
+    "absolute_timeout": duration,
+    "remember_me_period": duration,
     "max_sessions": _limit,
     **{
         f"{p}_{name}": _inheriting(parse)
         for p in PLATFORMS
-        for name, parse in (("idle_timeout", _duration), ("absolute_timeout", _duration))
+        for name, parse in (("idle_timeout", duration), ("absolute_timeout", duration))
     },
     **{f"{p}_max_sessions": _inheriting(_limit) for p in PLATFORMS},
     "on_limit": _choice("evict_oldest", "reject"),
