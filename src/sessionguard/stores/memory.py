@@ -320,17 +320,30 @@ class MemoryStore:
         return alive
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # built once: json.dumps(**options) builds one a call
+
+
 def _json_copy(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """``metadata`` as the Redis store gives it back: decoded from its JSON, so
     of JSON's types (a tuple comes back a list) and shared with nothing."""
-    copy: dict[str, Any] = json.loads(json.dumps(metadata, ensure_ascii=False))
+    copy: dict[str, Any] = json.loads(_ENCODE(metadata))
     return copy
+
+
+def _copy(value: Any) -> Any:
+    """A copy of JSON-typed ``value`` that shares no dict or list with it."""
+    if type(value) is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_copy(item) for item in value]
+    return value  # str, int, float, bool, None: immutable
 
 
 def _own(record: Record) -> Record:
     """``record`` with metadata of its own, for a caller: what it changes there
-    stays out of the store, as with Redis, where every read decodes a copy."""
-    return record._replace(metadata=_json_copy(record.metadata)) if record.metadata else record
+    stays out of the store, as with Redis, where every read decodes a copy.
+    (The stored metadata is JSON-typed, :func:`_json_copy`.)"""
+    return record._replace(metadata=_copy(record.metadata)) if record.metadata else record
 
 
 def _newest_first(record: Record) -> tuple[int, str]:
