@@ -320,6 +320,7 @@ class MemoryStore:
         return alive
 
 
+_METADATA = Record._fields.index("metadata")
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # built once: json.dumps(**options) builds one a call
 
 
@@ -343,7 +344,11 @@ def _own(record: Record) -> Record:
     """``record`` with metadata of its own, for a caller: what it changes there
     stays out of the store, as with Redis, where every read decodes a copy.
     (The stored metadata is JSON-typed, :func:`_json_copy`.)"""
-    return record._replace(metadata=_copy(record.metadata)) if record.metadata else record
+    if not record.metadata:
+        return record
+    fields = list(record)  # (``_replace`` maps over every field by name: 1.5 us; this 0.3 us)
+    fields[_METADATA] = _copy(record.metadata)
+    return Record._make(fields)
 
 
 def _newest_first(record: Record) -> tuple[int, str]:
