@@ -4,6 +4,7 @@ request once the response has started."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import Any
 
@@ -185,3 +186,39 @@ def test_guard_wsgi_is_a_function_wrapping_the_app_and_the_class_serves_the_same
     body = WSGIMiddleware(app, guard)(environ, lambda status, headers, exc_info=None: started.append(status))
     assert b"".join(body) == b"anonymous"
     assert started == ["200 OK"] and environ["sessionguard"].session is None
+
+
+def test_asgi_reads_the_session_cookie_from_any_of_several_cookie_headers(guard: SessionGuard) -> None:
+    # HTTP/2 and HTTP/3 clients may send each cookie in a header of its own
+    # (RFC 9113 §8.2.3); the shell joins them as one Cookie header.
+    tokens: list[str] = []
+
+    async def login(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        tokens.append((await scope["sessionguard"].login("ada")).token or "")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    seen: list[Any] = []
+
+    async def whoami(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen.append(scope["sessionguard"].session)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    def run(app: Any, scope: dict[str, Any]) -> None:  # on a loop: the Redis store awaits
+        asyncio.run(guard.asgi(app)(scope, receive, send))
+
+    run(login, asgi_scope())
+    scope = asgi_scope()
+    scope["headers"] += [(b"cookie", b"theme=dark"), (b"cookie", f"sg_session={tokens[0]}".encode()),
+                         (b"cookie", b"consent=no")]
+    run(whoami, scope)
+    assert seen[0] is not None and seen[0].user_id == "ada"
+    run(whoami, {**asgi_scope(), "headers": [(b"cookie", b"theme=dark"), (b"cookie", b"x=1")]})
+    assert seen[1] is None
