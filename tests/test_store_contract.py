@@ -364,6 +364,16 @@ def test_login_ends_the_presented_session(store: Any, clock: FakeClock) -> None:
     assert outcome(store, created.record) is Outcome.VALID
 
 
+
+def test_a_login_with_metadata_that_is_not_json_changes_nothing(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(max_sessions=1)
+    old = login(store, clock)
+    with pytest.raises(TypeError):
+        store.create(new(metadata={"when": object()}), ending=old.id)
+    assert outcome(store, old) is Outcome.VALID  # neither ended as replaced nor evicted
+    assert [r.id for r in store.user_sessions("ada")] == [old.id]
+
+
 # -- sign-outs ----------------------------------------------------------------------------
 
 

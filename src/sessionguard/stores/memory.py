@@ -113,6 +113,7 @@ class MemoryStore:
     # -- logins and sign-outs ----------------------------------------------
 
     def create(self, new: NewSession, *, ending: str | None = None) -> Created:
+        metadata = _json_copy(new.metadata)  # first: metadata that is not JSON changes nothing
         with self._lock:
             now = self._clock()
             replaced = None if ending is None else self.end(ending, "signed_out")
@@ -131,7 +132,7 @@ class MemoryStore:
             record = Record(
                 id=new.id, user_id=new.user_id, platform=new.platform, created=now, last_seen=now,
                 remember_me=new.remember_me, ip=new.ip, city=new.city, user_agent=new.user_agent,
-                device=new.device, metadata=_json_copy(new.metadata), user_idle=own_idle,
+                device=new.device, metadata=metadata, user_idle=own_idle,
             )
             self._put(record, policy, now)
             self._by_user.setdefault(new.user_id, set()).add(record.id)

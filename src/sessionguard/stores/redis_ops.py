@@ -246,13 +246,14 @@ class Operations:
         tag = self.slot_tag(new.user_id)
         if new.id[:4] != tag or not is_session_id(new.id):
             raise ValueError("a session id must start with its user's slot tag (Tokens.new_sid)")
+        tail = record_tail(new)  # first: metadata that is not JSON changes nothing
         replaced = None if ending is None else (yield from self.end(ending, "signed_out", None))
         yield from self.write_due(tag=tag)  # the user's last-seen decides a least-recent eviction
         keys = (self.keys.user_index(tag, new.user_id), self.keys.settings(tag, new.user_id),
                 self.keys.session(new.id))
         reply = yield from self._session_script(
             "create", tag, keys, new.id, new.platform, "1" if new.remember_me else "0",
-            encode_user(new.user_id), record_tail(new))
+            encode_user(new.user_id), tail)
         status = reply[0]
         if status == 0:
             raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=int(reply[1]))
