@@ -118,8 +118,9 @@ class MemoryStore:
             now = self._clock()
             replaced = None if ending is None else self.end(ending, "signed_out")
             self._write_due(now)
-            # the user's last-seen decides an eviction: their uses (their tag's) are written first
-            self._write(self._unwritten.take(new.id[:TAG_LENGTH]), now)
+            # the user's last-seen decides an eviction: their uses (their tags') are written first
+            for tag in {i[:TAG_LENGTH] for i in self._by_user.get(new.user_id, ())}:
+                self._write(self._unwritten.take(tag), now)
             self._sweep(now)
             policy = self.policy()
             alive = [r for r in self._user_records(new.user_id, now) if r.platform == new.platform]
