@@ -47,7 +47,7 @@ _ASYNC = SimpleNamespace(
 
 
 class _LoopClients:
-    """One asyncio client (and, but on a Cluster, one :class:`~.redis_wire.AsyncLane`)
+    """One asyncio client (and, but on a Cluster, one :class:`~.redis_lane_async.AsyncLane`)
     per event loop, closed when its loop shuts down."""
 
     def __init__(self, shared: Shared) -> None:
