@@ -37,8 +37,9 @@ class WSGIMiddleware:
     plain function: CPython calls a class instance through its type's
     ``__call__`` slot (a method lookup and a fresh interpreter loop), a plain
     function inline, about 0.4 us less a request. Calling the instance works
-    too, with that cost. ``route_admin=False`` leaves ``ADMIN_PATH`` to the app
-    (the admin sub-app guarding itself)."""
+    too, with that cost. ``serve`` holds what it needs from the start, so
+    changing ``app`` or ``admin`` afterwards changes nothing. ``route_admin=False``
+    leaves ``ADMIN_PATH`` to the app (the admin sub-app guarding itself)."""
 
     def __init__(self, app: WSGIApp, guard: SessionGuard, *, route_admin: bool = True) -> None:
         self.app = app
