@@ -47,6 +47,14 @@ def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> fl
     return median([n / d for n, d in zip(numerator, denominator, strict=True) if d > 0])
 
 
+def _compared(ours: Series, theirs: Series, base: Series) -> tuple[float, str]:
+    """The paired ratio of two variants' added cost over ``base``, and its
+    text: ``"R× (+a µs vs +b µs"`` (the caller closes the parenthesis)."""
+    mine, peer = added(ours, base), added(theirs, base)
+    ratio = paired_ratio(mine, peer)
+    return ratio, f"{fmt(ratio, 2)}× ({fmt(median(mine), sign=True)} µs vs {fmt(median(peer), sign=True)} µs"
+
+
 def _bare(result: KindResult) -> str:
     return next(name for name, r in result.results.items() if r.variant.role == "bare")
 
@@ -173,11 +181,10 @@ def targets(result: KindResult) -> list[Target]:
         ))
     if sg is not None and peer is not None:
         base = res[bare].series["auth"]
-        ratio = paired_ratio(added(sg.series["auth"], base), added(peer.series["auth"], base))
+        ratio, text = _compared(sg.series["auth"], peer.series["auth"], base)
         found.append(Target(
             f"{title}: sessionguard-redis added cost ≤ ½ of {peer.variant.title}'s",
-            f"{fmt(ratio, 2)}× ({fmt(median(added(sg.series['auth'], base)), sign=True)} µs vs "
-            f"{fmt(median(added(peer.series['auth'], base)), sign=True)} µs; CPU "
+            f"{text}; CPU "
             f"{fmt(median(added(sg.series['auth'], base, cpu=True)), sign=True)} µs vs "
             f"{fmt(median(added(peer.series['auth'], base, cpu=True)), sign=True)} µs)",
             ratio <= 0.5,
@@ -187,14 +194,11 @@ def targets(result: KindResult) -> list[Target]:
                             "not measured (sessionguard Redis store unavailable)", None))
     cached, signed = res.get("sessionguard-cached"), res.get(SIGNED_PEER[kind])
     if cached is not None and signed is not None:
-        base = res[bare].series["auth"]
-        ratio = paired_ratio(added(cached.series["auth"], base), added(signed.series["auth"], base))
+        ratio, text = _compared(cached.series["auth"], signed.series["auth"], res[bare].series["auth"])
         counts = cached.counts.get("auth")
         found.append(Target(
             f"{title}: with LOCAL_CACHE=1s, added cost ≤ 2× {signed.variant.title}'s (stateless)",
-            f"{fmt(ratio, 2)}× ({fmt(median(added(cached.series['auth'], base)), sign=True)} µs vs "
-            f"{fmt(median(added(signed.series['auth'], base)), sign=True)} µs); "
-            f"{fmt(counts.round_trips, 2) if counts else '–'} Redis round trips/req",
+            f"{text}); {fmt(counts.round_trips, 2) if counts else '–'} Redis round trips/req",
             ratio <= 2.0,
         ))
     return found
