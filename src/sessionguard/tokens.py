@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from itsdangerous import Signer
 
 SALT = "sessionguard.session"
+#: Every sid, and so every public id, starts with its user's slot tag of this many hex digits.
+TAG_LENGTH = 4
 #: Longest token text accepted before any decoding is attempted.
 MAX_TOKEN_LENGTH = 256
 _SID = re.compile(r"[0-9a-f]{4}[A-Za-z0-9_-]{22}")
@@ -122,12 +124,12 @@ def slot_tag(user_id: str) -> str:
     """The 4-hex-digit slot tag of ``user_id``: SHA-256 of the user id, after a
     label of its own, so no key and no setting ever moves a user's tag."""
     digest = hashlib.sha256(b"sessionguard.slot\x00" + user_id.encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()[:4]
+    return digest.hexdigest()[:TAG_LENGTH]
 
 
 def session_id(sid: str) -> str:
     """The public id of the session whose secret sid is ``sid``."""
-    return sid[:4] + _b64(hashlib.sha256(sid.encode("ascii")).digest()[:16])
+    return sid[:TAG_LENGTH] + _b64(hashlib.sha256(sid.encode("ascii")).digest()[:16])
 
 
 def is_session_id(value: str) -> bool:

@@ -30,8 +30,9 @@ from ..core import (
 )
 from ..errors import SessionLimitReached
 from ..policy import Policy
+from ..tokens import TAG_LENGTH
 from .base import Check, Created, NewSession, Page
-from .unwritten import TAG_LENGTH, Unwritten
+from .unwritten import Unwritten
 
 
 def wall_clock_ms() -> int:

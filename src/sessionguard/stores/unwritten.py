@@ -22,11 +22,10 @@ from __future__ import annotations
 import heapq
 import threading
 
+from ..tokens import TAG_LENGTH
+
 #: Uses kept at most; beyond, the longest-held one is made due at once.
 MAX_ENTRIES = 100_000
-#: Every session id starts with its user's slot tag of this many characters
-#: (:meth:`sessionguard.tokens.Tokens.new_sid`, :func:`~sessionguard.tokens.session_id`).
-TAG_LENGTH = 4
 
 
 class Unwritten:
