@@ -11,6 +11,7 @@ import pytest
 
 from sessionguard import Session, SessionGuard
 from sessionguard.context import MAX_METADATA, MAX_USER_ID
+from test_shells import run_wsgi, wsgi_environ
 
 
 def wsgi_login(guard: SessionGuard, *args: Any, **kwargs: Any) -> Session:
@@ -22,9 +23,7 @@ def wsgi_login(guard: SessionGuard, *args: Any, **kwargs: Any) -> Session:
         start_response("200 OK", [])
         return [b"ok"]
 
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "REMOTE_ADDR": "192.0.2.1",
-               "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"}
-    b"".join(guard.wsgi(app)(environ, lambda status, headers, exc_info=None: None))
+    run_wsgi(guard, app, wsgi_environ())
     return made[0]
 
 
