@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from sessionguard.stores.redis.calls import Arg, Script
+from sessionguard.stores.redis.calls import Arg, Rerun, Script
 from sessionguard.stores.redis.lane import Encoder
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -30,6 +30,6 @@ def _redis_py(script: Script) -> bytes:
 def test_encoded_check_is_what_redis_py_packs(keys: tuple[str, ...], args: tuple[Arg, ...]) -> None:
     encoder = Encoder({"check": SHA})
     for context in (("ctx", "1", "0"), ("ctx", 7, "ü")):  # the context is encoded once, then reused
-        script = Script("check", keys, args, context=context, hot=True)
+        script = Script("check", keys, args, Rerun.ALWAYS, context=context, hot=True)
         assert encoder.evalsha(script) == _redis_py(script)
         assert encoder.evalsha(script) == _redis_py(script)

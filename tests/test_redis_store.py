@@ -521,22 +521,6 @@ def test_a_loop_without_add_reader_keeps_the_transport(private_redis: RedisServe
     assert kind == "_TransportPipeline"
 
 
-def test_a_login_retried_after_a_late_reply_takes_one_slot(private_redis: RedisServer, counting_proxy: Any,
-                                                          make_stores: Any) -> None:
-    proxy = counting_proxy(private_redis.host, private_redis.port)
-    sync, _ = make_stores(proxy.url, store_timeout=0.5, max_sessions=1, on_limit="reject")
-    sync.create(new("bob"))  # loads the script (NOSCRIPT)
-    wait_until(lambda: sync.subscribed)
-    proxy.reset()
-    sleeper = threading.Thread(target=private_redis.command, args=("DEBUG", "SLEEP", "0.3"))
-    sleeper.start()
-    time.sleep(0.05)
-    created = sync.create(new())  # the first reply comes after the 0.2 s read timeout
-    sleeper.join()
-    assert request_commands(proxy).count("EVALSHA") == 2
-    assert sync.user_sessions("ada") == [created.record]
-
-
 # -- one clock, no resurrection --------------------------------------------------------------------
 
 

@@ -23,7 +23,7 @@ from ...tokens import is_session_id
 from ..cursors import cursor_after, cursor_of, newest_first
 from ..protocol import Check, Created, NewSession, Page
 from ..write_behind import Unwritten
-from .calls import Arg, Commands, Op, Script, one
+from .calls import Arg, Commands, Op, Rerun, Script, one
 from .keys import Keys, encode_user
 from .listing import event_page, session_page, start_of
 from .local_cache import LocalCache
@@ -66,14 +66,14 @@ class Operations:
         return self.cache.state
 
     def _reread_state(self) -> Op[None]:
-        reply = yield from one("HGETALL", self.keys.state)
+        reply = yield from one("HGETALL", self.keys.state, rerun=Rerun.ALWAYS)
         self.cache.apply(self.cache.read(reply))
 
     def now(self) -> Op[int]:
         """The injected clock, else the Redis server's ``TIME`` (ms)."""
         if self.clock is not None:
             return self.clock()
-        seconds, micros = yield from one("TIME")
+        seconds, micros = yield from one("TIME", rerun=Rerun.ALWAYS)
         return int(seconds) * 1000 + int(micros) // 1000
 
     def estimated_now(self) -> int:
@@ -90,14 +90,16 @@ class Operations:
     def set_policy(self, policy: Policy) -> Op[None]:
         """Store the JSON fields of ``policy`` for every process (``state.lua``) and
         apply them here at once (environment-only settings are not stored)."""
-        reply = yield Script("state", (self.keys.state,), (self.keys.bus, "policy", policy_to_json(policy)))
+        reply = yield Script("state", (self.keys.state,), (self.keys.bus, "policy", policy_to_json(policy)),
+                             Rerun.ALWAYS)
         self._forget_all()
         self.cache.apply(self.cache.read(reply))
 
     def end_all(self, keep: str | None) -> Op[None]:
         """Move the epoch (``state.lua``): every session ends but ``keep``."""
         now = "" if self.clock is None else str(self.clock())
-        reply = yield Script("state", (self.keys.state,), (self.keys.bus, "epoch", now, keep or ""))
+        reply = yield Script("state", (self.keys.state,), (self.keys.bus, "epoch", now, keep or ""),
+                             Rerun.ALWAYS)
         self._forget_all()
         self.cache.apply(self.cache.read(reply))
 
@@ -130,19 +132,19 @@ class Operations:
         self._contexts = (state, tuple(context))
         return self._contexts[1]
 
-    def _session_script(self, name: str, tag: str, keys: tuple[str, ...], *args: Arg,
-                        state: State | None = None, hot: bool = False) -> Op[Any]:
+    def _session_script(self, name: str, tag: str, keys: tuple[str, ...], *args: Arg, rerun: Rerun,
+                        state: State | None = None) -> Op[Any]:
         """Run a session script (``rules.lua`` + ``name``) with the context it needs:
         the clock, and the epoch and policy of ``state`` (by default the cached one)."""
         if state is None:
             state = yield from self.state()
-        return (yield self._script(name, tag, keys, args, state, hot))
+        return (yield self._script(name, tag, keys, args, state, rerun))
 
     def _script(self, name: str, tag: str, keys: tuple[str, ...], args: tuple[Arg, ...], state: State,
-                hot: bool) -> Script:
+                rerun: Rerun, hot: bool = False) -> Script:
         now = "" if self.clock is None else str(self.clock())
         idx = () if self.cluster else (self.keys.idx,)
-        return Script(name, keys + idx, (now, tag, *args), True, self._context(state), hot)
+        return Script(name, keys + idx, (now, tag, *args), rerun, self._context(state), hot)
 
     # -- the request path ------------------------------------------------------
 
@@ -183,7 +185,7 @@ class Operations:
         policy = state.policy or self.cache.default
         reply = yield self._script("check", session_id[:4], keys,
                                    (session_id, "1" if passive else "0", "" if owed is None else str(owed)),
-                                   state, True)
+                                   state, Rerun.ALWAYS, True)
         status = reply[0]
         if status == 0:
             reason = reply[1].decode("ascii") if reply[1] else "invalid"
@@ -229,7 +231,8 @@ class Operations:
         for tag, group in by_tag.items():
             keys = tuple(self.keys.session(session_id) for session_id, _ in group)
             pairs = [str(part) for use in group for part in use]
-            written += yield from self._session_script("touch", tag, keys, *pairs)
+            # the records named only, each moved forward at most: cheap and idempotent
+            written += yield from self._session_script("touch", tag, keys, *pairs, rerun=Rerun.ALWAYS)
         return written
 
     # -- logins and sign-outs --------------------------------------------------
@@ -246,7 +249,7 @@ class Operations:
                 self.keys.session(new.id))
         reply = yield from self._session_script(
             "create", tag, keys, new.id, new.platform, "1" if new.remember_me else "0",
-            encode_user(new.user_id), tail)
+            encode_user(new.user_id), tail, rerun=Rerun.ON_DROP)  # reads all the user's sessions
         status = reply[0]
         if status == 0:
             raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=int(reply[1]))
@@ -271,7 +274,7 @@ class Operations:
             # members sorting after this bound logged in before the cutoff
             commands.append(("ZREMRANGEBYLEX", self.keys.idx, b"[" + idx_bound(cutoff - 1), "+"))
         try:
-            yield Commands(tuple(commands))
+            yield Commands(tuple(commands), Rerun.ALWAYS)
         except StoreUnavailable:
             logger.warning("sessionguard: session %s created but not listed for admins", record.id)
 
@@ -285,7 +288,8 @@ class Operations:
                 return None
             owner = encode_user(user_id)
         keys = (self.keys.session(session_id), self.keys.tombstone(session_id))
-        reply = yield from self._session_script("end", session_id[:4], keys, session_id, reason, owner)
+        reply = yield from self._session_script("end", session_id[:4], keys, session_id, reason, owner,
+                                                rerun=Rerun.ALWAYS)
         self._forget((session_id,))
         return None if reply is None else decode_record(session_id, reply)
 
@@ -293,7 +297,8 @@ class Operations:
         """End a user's sessions (``end_user.lua``)."""
         tag = self.slot_tag(user_id)
         reply = yield from self._session_script(
-            "end_user", tag, (self.keys.user_index(tag, user_id),), reason, platform or "", keep or "")
+            "end_user", tag, (self.keys.user_index(tag, user_id),), reason, platform or "", keep or "",
+            rerun=Rerun.ON_DROP)
         ended = decode_pairs(reply)
         self._forget([r.id for r in ended])
         return ended
@@ -305,7 +310,8 @@ class Operations:
         tag = self.slot_tag(user_id)
         yield from self.write_due()
         reply = yield from self._session_script(
-            "list_user", tag, (self.keys.user_index(tag, user_id),), "1" if prune else "0")
+            "list_user", tag, (self.keys.user_index(tag, user_id),), "1" if prune else "0",
+            rerun=Rerun.ON_DROP)
         return sorted(decode_pairs(reply[1:]), key=newest_first)
 
     def list_sessions(self, user_id: str | None, platform: str | None, limit: int,
@@ -335,7 +341,8 @@ class Operations:
 
     def user_timeouts(self, user_id: str) -> Op[dict[str, int | None]]:
         """The user's own idle timeouts by platform."""
-        reply = yield from one("HGETALL", self.keys.settings(self.slot_tag(user_id), user_id))
+        key = self.keys.settings(self.slot_tag(user_id), user_id)
+        reply = yield from one("HGETALL", key, rerun=Rerun.ALWAYS)
         return {k.decode("ascii"): int(v) if v else None for k, v in reply.items()}
 
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> Op[None]:
@@ -343,7 +350,7 @@ class Operations:
         tag = self.slot_tag(user_id)
         given = ["x" if p not in timeouts else _opt(timeouts[p]) for p in PLATFORMS]
         keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
-        updated = yield from self._session_script("set_user_timeouts", tag, keys, *given)
+        updated = yield from self._session_script("set_user_timeouts", tag, keys, *given, rerun=Rerun.ON_DROP)
         self._forget([i.decode("ascii") for i in updated])
 
     # -- audit ---------------------------------------------------------------------
@@ -353,7 +360,7 @@ class Operations:
         retried: a repeated XADD would log an event twice."""
         if events:
             head: tuple[Arg, ...] = ("XADD", self.keys.audit, "MAXLEN", "~", self.audit_maxlen, "*")
-            yield Commands(tuple((*head, *_flat(e.to_fields())) for e in events), retry=False)
+            yield Commands(tuple((*head, *_flat(e.to_fields())) for e in events), Rerun.NEVER)
 
     def events(self, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
         """Audit events, newest first."""

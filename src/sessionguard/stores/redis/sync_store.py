@@ -9,6 +9,7 @@ The store only drives the I/O-free operations of :mod:`.operations`;
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -24,7 +25,7 @@ from ...errors import StoreUnavailable
 from ...policy import Policy
 from ..protocol import Check, Created, NewSession, Page
 from .calls import Op, Request, Script
-from .clients import Health, Retry, connect, retries
+from .clients import ATTEMPT_SHARE, DEADLINE, Health, NoTimeLeft, Retry, connect, remaining, reruns
 from .lane import Encoder, LaneUnavailable, SyncLane
 from .operations import Operations
 from .scripts import script_sources
@@ -92,17 +93,22 @@ class RedisStore:
         self._shared.subscriber.start()
         reply: Any = None
         error: StoreUnavailable | None = None
-        while True:
-            try:
-                request = op.send(reply) if error is None else op.throw(error)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-            reply, error = None, None
-            try:
-                reply = self._execute(request)
-            except StoreUnavailable as exc:
-                error = exc
+        # one deadline for the whole call: its lane, fallback and retries (clients.DEADLINE)
+        deadline = DEADLINE.set(time.monotonic() + self._shared.timeout)
+        try:
+            while True:
+                try:
+                    request = op.send(reply) if error is None else op.throw(error)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                reply, error = None, None
+                try:
+                    reply = self._execute(request)
+                except StoreUnavailable as exc:
+                    error = exc
+        finally:
+            DEADLINE.reset(deadline)
 
     def _execute(self, request: Request) -> Any:
         if self._lane is not None and isinstance(request, Script) and request.hot:
@@ -115,7 +121,11 @@ class RedisStore:
             else:
                 self._shared.health.answered()
                 return reply
-        with self._shared.health.translated(), retries(request.retry):
+        with self._shared.health.translated(), reruns(request.rerun):
+            left = remaining()
+            if left is not None and left < self._shared.timeout * ATTEMPT_SHARE:
+                # a sync call cannot be cancelled: start only what can end in time
+                raise NoTimeLeft("no time left for the ordinary path after the lane")
             client = self._shared.sync_client()  # a Cluster client connects when built
             if isinstance(request, Script):
                 return self._scripts[request.name](request.keys, request.argv, client=client)
