@@ -42,10 +42,12 @@ def connect(target: Target, timeout: float, ns: SimpleNamespace) -> Any:
     """A client for ``target`` built from the classes in ``ns`` (redis-py's sync or
     asyncio ones, so the construction is written once). Nothing connects yet.
 
-    A read waits at most :data:`ATTEMPT_SHARE` of ``timeout``, a connect and a
-    wait for a free pooled connection (a flood) at most what is left of
-    ``timeout`` after one read; a call is retried only while it can still end
-    before its deadline (see :class:`Budget`). Reads go to the primary only (no
+    A read waits at most :data:`ATTEMPT_SHARE` of ``timeout``, a wait for a free
+    pooled connection (a flood) at most what is left of ``timeout`` after one
+    read, and a connect at most ``timeout`` (a busy event loop delays a
+    connect's completion, and a TLS handshake takes CPU); a call is retried only
+    while it can still end before its deadline (see :class:`Budget`), and an
+    asyncio call is cancelled at its deadline. Reads go to the primary only (no
     replica reads; Sentinel's ``master_for``). RESP2 keeps the connection
     handshake to one round trip and works with any Redis >= 6.2.
     """
@@ -53,7 +55,7 @@ def connect(target: Target, timeout: float, ns: SimpleNamespace) -> Any:
     # redis-py 5 retries a command only after the errors named here; 6 and later
     # after those of the Retry (these two), so the list changes nothing there
     common: dict[str, Any] = dict(
-        socket_timeout=attempt, socket_connect_timeout=timeout - attempt, protocol=2,
+        socket_timeout=attempt, socket_connect_timeout=timeout, protocol=2,
         health_check_interval=HEALTH_CHECK_INTERVAL,
         retry_on_error=[redis.ConnectionError, redis.TimeoutError], **target.options,
     )
@@ -65,7 +67,7 @@ def connect(target: Target, timeout: float, ns: SimpleNamespace) -> Any:
     if target.kind == "sentinel":
         db = common.pop("db", 0)
         sentinel = ns.Sentinel(list(target.hosts), sentinel_kwargs=dict(
-            socket_timeout=attempt, socket_connect_timeout=timeout - attempt), **common)
+            socket_timeout=attempt, socket_connect_timeout=timeout), **common)
         return sentinel.master_for(target.service, db=db, max_connections=MAX_CONNECTIONS,
                                    retry=ns.Retry(timeout))
     pool = ns.BlockingConnectionPool.from_url(
