@@ -164,6 +164,9 @@ async def within_deadline(call: Awaitable[T]) -> T:
     left = remaining()
     if left is None:
         return await call
+    if sys.version_info >= (3, 11):  # no task of its own, unlike wait_for
+        async with asyncio.timeout(max(left, 0.0)):
+            return await call
     return await asyncio.wait_for(call, max(left, 0.0))
 
 
