@@ -114,18 +114,19 @@ class RedisStore:
         if self._lane is not None and isinstance(request, Script) and request.hot:
             try:
                 reply = self._lane.call(self._encoder.evalsha(request))
-            except LaneUnavailable:
-                pass  # the ordinary path below retries, loads the script, reports errors
+            except LaneUnavailable as exc:
+                # the ordinary path below retries, loads the script, reports errors; a sync
+                # call cannot be cancelled, so it starts only if one attempt can end in time
+                left = remaining()
+                if left is not None and left < self._shared.timeout * ATTEMPT_SHARE:
+                    late = NoTimeLeft("no time left for the ordinary path after the lane")
+                    raise self._shared.health.failed(late) from exc
             except redis.TimeoutError as exc:
                 raise self._shared.health.failed(exc) from exc
             else:
                 self._shared.health.answered()
                 return reply
         with self._shared.health.translated(), reruns(request.rerun):
-            left = remaining()
-            if left is not None and left < self._shared.timeout * ATTEMPT_SHARE:
-                # a sync call cannot be cancelled: start only what can end in time
-                raise NoTimeLeft("no time left for the ordinary path after the lane")
             client = self._shared.sync_client()  # a Cluster client connects when built
             if isinstance(request, Script):
                 return self._scripts[request.name](request.keys, request.argv, client=client)
