@@ -74,7 +74,7 @@ def make_store(kind: str, clock: FakeClock, request: pytest.FixtureRequest) -> I
             memory["store"] = shared
             store: Blocking = Blocking(AsyncMemoryStore(shared) if loop else shared, loop)
         else:
-            sync, async_ = open_redis_stores(cfg, policy, slot_tag=TOKENS.slot_tag, clock=millis)
+            sync, async_ = open_redis_stores(cfg, policy, clock=millis)
             store = Blocking(async_ if kind == "redis-async" else sync, loop)
             made.append(Blocking(sync, None))
         made.append(store)
@@ -93,14 +93,15 @@ def store(make_store: Callable[..., Any]) -> Any:
     return make_store(max_sessions=3)
 
 
-def new(user: str = "ada", platform: str = "web", **fields: Any) -> NewSession:
-    sid = TOKENS.new_sid(user)
+def new(store: Any, user: str = "ada", platform: str = "web", **fields: Any) -> NewSession:
+    """A login of ``user`` for ``store`` (its ids carry the store's slot tag of the user)."""
+    sid = TOKENS.new_sid(store.slot_tag(user))
     return NewSession(id=session_id(sid), user_id=user, platform=platform, **fields)
 
 
 def login(store: Any, clock: FakeClock, user: str = "ada", platform: str = "web", **fields: Any) -> Record:
     """A login, then one millisecond (logins stay strictly ordered)."""
-    record: Record = store.create(new(user, platform, **fields)).record
+    record: Record = store.create(new(store, user, platform, **fields)).record
     clock.advance(0.001)
     return record
 
@@ -117,7 +118,7 @@ def test_record_round_trips(store: Any, clock: FakeClock) -> None:
     fields = dict(remember_me=True, ip="2001:db8::1", city="Zürich", user_agent="Mozilla/5.0 " * 10,
                   device="Firefox 133 on Linux", metadata={"name": "Ada", "roles": ["admin"], "n": 1.5})
     user = "ada{x}:é|\u2603 \U0001f600"
-    created = store.create(new(user, "desktop", **fields)).record
+    created = store.create(new(store, user, "desktop", **fields)).record
     assert (created.user_id, created.platform, created.last_seen) == (user, "desktop", created.created)
     assert {k: getattr(created, k) for k in fields} == fields
     check = store.check(created.id, passive=False)
@@ -126,7 +127,7 @@ def test_record_round_trips(store: Any, clock: FakeClock) -> None:
 
 
 @pytest.mark.parametrize("presented", [
-    pytest.param(lambda: session_id(TOKENS.new_sid("nobody")), id="unknown-id"),
+    pytest.param(lambda: session_id(TOKENS.new_sid("0123")), id="unknown-id"),
     pytest.param(lambda: "not-a-session-id", id="malformed"),
     pytest.param(lambda: "abcd}{" + "x" * 20, id="braces"),
 ])
@@ -307,7 +308,7 @@ def test_oldest_login_is_evicted(store: Any, clock: FakeClock) -> None:
     first, second, third = (login(store, clock) for _ in range(3))
     clock.advance(10)
     assert outcome(store, first) is Outcome.VALID  # recently used, still the oldest login
-    created = store.create(new())
+    created = store.create(new(store))
     assert [(r.id, r.last_seen) for r in created.evicted] == [(first.id, first.created + 10_003)]
     assert [outcome(store, r) for r in (first, second, third)] == [
         Outcome.EVICTED, Outcome.VALID, Outcome.VALID]
@@ -318,7 +319,7 @@ def test_least_recent_session_is_evicted(make_store: Any, clock: FakeClock) -> N
     first, second = login(store, clock), login(store, clock)
     clock.advance(10)
     outcome(store, first)
-    assert [r.id for r in store.create(new()).evicted] == [second.id]
+    assert [r.id for r in store.create(new(store)).evicted] == [second.id]
     assert outcome(store, second) is Outcome.EVICTED
 
 
@@ -326,14 +327,14 @@ def test_a_lowered_limit_evicts_down_to_it(make_store: Any, clock: FakeClock) ->
     store = make_store(max_sessions=5)
     records = [login(store, clock) for _ in range(4)]
     store.set_policy(store.policy().updated({"platforms": {"web": {"max_sessions": 2}}}))
-    assert [r.id for r in store.create(new()).evicted] == [r.id for r in records[:3]]
+    assert [r.id for r in store.create(new(store)).evicted] == [r.id for r in records[:3]]
 
 
 def test_reject_refuses_and_changes_nothing(make_store: Any, clock: FakeClock) -> None:
     store = make_store(max_sessions=2, on_limit="reject")
     records = [login(store, clock) for _ in range(2)]
     with pytest.raises(SessionLimitReached) as raised:
-        store.create(new())
+        store.create(new(store))
     assert (raised.value.limit, raised.value.platform, raised.value.user_id) == (2, "web", "ada")
     assert store.user_sessions("ada") == records[::-1]
 
@@ -342,7 +343,7 @@ def test_limits_count_per_user_and_platform(make_store: Any, clock: FakeClock) -
     store = make_store(max_sessions=1)
     web, mobile = login(store, clock), login(store, clock, platform="mobile")
     other = login(store, clock, "bob")
-    assert store.create(new(platform="desktop")).evicted == ()
+    assert store.create(new(store, platform="desktop")).evicted == ()
     assert [outcome(store, r) for r in (web, mobile, other)] == [Outcome.VALID] * 3
 
 
@@ -352,13 +353,13 @@ def test_ended_sessions_do_not_count(make_store: Any, clock: FakeClock) -> None:
     clock.advance(3000)
     fresh = login(store, clock)
     clock.advance(1000)  # the first idled out unseen; the second is still valid
-    assert store.create(new()).evicted == ()
+    assert store.create(new(store)).evicted == ()
     assert outcome(store, fresh) is Outcome.VALID
 
 
 def test_login_ends_the_presented_session(store: Any, clock: FakeClock) -> None:
     old = login(store, clock)
-    created = store.create(new(), ending=old.id)
+    created = store.create(new(store), ending=old.id)
     assert created.replaced == old
     assert outcome(store, old) is Outcome.SIGNED_OUT
     assert outcome(store, created.record) is Outcome.VALID
@@ -369,7 +370,7 @@ def test_a_login_with_metadata_that_is_not_json_changes_nothing(make_store: Any,
     store = make_store(max_sessions=1)
     old = login(store, clock)
     with pytest.raises(TypeError):
-        store.create(new(metadata={"when": object()}), ending=old.id)
+        store.create(new(store, metadata={"when": object()}), ending=old.id)
     assert outcome(store, old) is Outcome.VALID  # neither ended as replaced nor evicted
     assert [r.id for r in store.user_sessions("ada")] == [old.id]
 
@@ -449,7 +450,7 @@ def test_list_sessions_pages_newest_first(make_store: Any, clock: FakeClock) -> 
 
 def test_listing_breaks_login_time_ties_by_id(make_store: Any, clock: FakeClock) -> None:
     store = make_store()
-    records = [store.create(new(user)).record for user in ("ada", "bob", "carol", "dan")]
+    records = [store.create(new(store, user)).record for user in ("ada", "bob", "carol", "dan")]
     expected = sorted(records, key=lambda r: r.id)
     first = store.list_sessions(user_id=None, platform=None, limit=2, cursor=None)
     second = store.list_sessions(user_id=None, platform=None, limit=2, cursor=first.next_cursor)

@@ -102,17 +102,23 @@ class _Context:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} session={self.session!r} ended_reason={self.ended_reason!r}>"
 
-    def _plan(
-        self,
-        user_id: str,
-        remember_me: bool,
-        metadata: Mapping[str, Any] | None,
-        platform: str | None,
-    ) -> tuple[NewSession, str]:
+    def _may_log_in(self, user_id: str) -> None:
+        """Refuse a login that cannot be carried out, before any store call."""
         if self._started:
             raise RuntimeError("login() after the response started: its cookie can no longer be set")
         if not isinstance(user_id, str) or not user_id or len(user_id) > MAX_USER_ID:
             raise ValueError(f"user_id must be a non-empty string of at most {MAX_USER_ID} characters")
+
+    def _plan(
+        self,
+        user_id: str,
+        tag: str,
+        remember_me: bool,
+        metadata: Mapping[str, Any] | None,
+        platform: str | None,
+    ) -> tuple[NewSession, str]:
+        """The session to create for ``user_id``, whose slot tag is ``tag`` (the
+        store's), and its token."""
         metadata = dict(metadata or {})
         if len(audit.compact_json(metadata).encode()) > MAX_METADATA:  # bytes, as stored
             raise ValueError(f"metadata must serialise to at most {MAX_METADATA} bytes of JSON")
@@ -126,7 +132,7 @@ class _Context:
         elif platform not in PLATFORMS:
             raise ValueError("platform must be 'web', 'mobile' or 'desktop'")
         ip = self._ip()
-        sid = self._guard.tokens.new_sid(user_id)
+        sid = self._guard.tokens.new_sid(tag)
         new = NewSession(
             id=session_id(sid), user_id=user_id, platform=platform, remember_me=bool(remember_me),
             ip=ip, city=self._guard.city(ip), user_agent=ua, device=device_label(ua),
@@ -177,8 +183,9 @@ class SessionContext(_Context):
 
         :raises SessionLimitReached: the policy refuses logins over the limit.
         """
-        new, token = self._plan(user_id, remember_me, metadata, platform)
+        self._may_log_in(user_id)
         store = self._guard.store
+        new, token = self._plan(user_id, store.slot_tag(user_id), remember_me, metadata, platform)
         ending = self.session.id if self.session is not None else None
         try:
             created = store.create(new, ending=ending)
@@ -214,8 +221,9 @@ class AsyncSessionContext(_Context):
 
         :raises SessionLimitReached: the policy refuses logins over the limit.
         """
-        new, token = self._plan(user_id, remember_me, metadata, platform)
+        self._may_log_in(user_id)
         store = self._guard.async_store
+        new, token = self._plan(user_id, await store.slot_tag(user_id), remember_me, metadata, platform)
         ending = self.session.id if self.session is not None else None
         try:
             created = await store.create(new, ending=ending)

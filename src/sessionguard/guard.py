@@ -56,9 +56,7 @@ class SessionGuard:
             millis = lambda: round(clock() * 1000)  # noqa: E731 - one expression, named for mypy
         self._millis: Callable[[], int] = millis or wall_clock_ms
         if store is None or async_store is None:
-            store, async_store = open_stores(
-                config, self.default_policy, slot_tag=self.tokens.slot_tag, clock=millis
-            )
+            store, async_store = open_stores(config, self.default_policy, clock=millis)
         self.store: Store = store
         self.async_store: AsyncStore = async_store
         self.on_event = on_event

@@ -6,6 +6,7 @@ Redis scripts mirror them.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections import deque
@@ -30,7 +31,7 @@ from ..core import (
 )
 from ..errors import SessionLimitReached
 from ..policy import Policy
-from ..tokens import TAG_LENGTH
+from ..tokens import TAG_LENGTH, SlotTags
 from .cursors import cursor_after, cursor_of, newest_first
 from .protocol import Check, Created, NewSession, Page
 from .write_behind import Unwritten
@@ -67,6 +68,8 @@ class MemoryStore:
         self._events: deque[tuple[int, Event]] = deque(maxlen=audit_maxlen)
         self._event_seq = 0
         self._ops = 0
+        # this store's own tag key: a process-local store is its own deployment
+        self._tags = SlotTags(secrets.token_bytes(32))
 
     # -- policy and time -------------------------------------------------
 
@@ -82,6 +85,9 @@ class MemoryStore:
         stored = self._default.updated(policy.to_json())
         with self._lock:
             self._policy = stored
+
+    def slot_tag(self, user_id: str) -> str:
+        return self._tags(user_id)
 
     # -- the request path --------------------------------------------------
 

@@ -26,6 +26,9 @@ class AsyncMemoryStore:
     async def set_policy(self, policy: Policy) -> None:
         self.sync.set_policy(policy)
 
+    async def slot_tag(self, user_id: str) -> str:
+        return self.sync.slot_tag(user_id)
+
     async def check(self, session_id: str, *, passive: bool) -> Check:
         return self.sync.check(session_id, passive=passive)
 

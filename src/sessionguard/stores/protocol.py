@@ -77,6 +77,12 @@ class Store(Protocol):
     def set_policy(self, policy: Policy) -> None:
         """Store ``policy`` for every app server sharing this store."""
 
+    def slot_tag(self, user_id: str) -> str:
+        """The slot tag every session id of ``user_id`` starts with: keyed by the
+        store's tag key (:class:`~sessionguard.tokens.SlotTags`), so it cannot
+        be computed from the user id alone, and the same in every process
+        sharing the store, whatever ``SECRET_KEY`` says."""
+
     def check(self, session_id: str, *, passive: bool) -> Check:
         """Validate the session and touch it unless ``passive``."""
 
@@ -126,6 +132,7 @@ class AsyncStore(Protocol):
     async def now(self) -> int: ...
     async def policy(self) -> Policy: ...
     async def set_policy(self, policy: Policy) -> None: ...
+    async def slot_tag(self, user_id: str) -> str: ...
     async def check(self, session_id: str, *, passive: bool) -> Check: ...
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created: ...
     async def end(

@@ -187,6 +187,9 @@ class AsyncRedisStore:
     async def set_policy(self, policy: Policy) -> None:
         await self._run(self._ops.set_policy(policy))
 
+    async def slot_tag(self, user_id: str) -> str:
+        return await self._run(self._ops.slot_tag(user_id))
+
     async def check(self, session_id: str, *, passive: bool) -> Check:
         hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
         return hit if hit is not None else await self._run(self._ops.check(session_id, passive))

@@ -142,6 +142,13 @@ class RedisStore:
     def set_policy(self, policy: Policy) -> None:
         self._run(self._ops.set_policy(policy))
 
+    def slot_tag(self, user_id: str) -> str:
+        return self._run(self._ops.slot_tag(user_id))
+
+    def reread_state(self) -> None:
+        """Read the shared state into the process's cache (the subscriber's re-read)."""
+        self._run(self._ops.reread_state())
+
     def check(self, session_id: str, *, passive: bool) -> Check:
         hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
         return hit if hit is not None else self._run(self._ops.check(session_id, passive))
