@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -21,12 +22,18 @@ import sessionguard.admin
 from conftest import BASE_URL, Harness
 from sessionguard import StoreUnavailable
 from sessionguard.admin.auth import Signing
+from sessionguard.audit import iso
 
 ADMIN_TOKEN = "admin-" + "t" * 40
 ADMIN = "/_sessionguard"
 API = f"{ADMIN}/api"
 TOKEN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 DAY = 86400
+
+
+def ms_of(moment: str) -> int:
+    """Epoch milliseconds of an ISO 8601 UTC time as the API writes it."""
+    return round(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -477,6 +484,28 @@ def test_me_sessions_and_ending_one(api: Api) -> None:
     assert api.ended_reason(stranger["token"]) is None
     event = api.events(user_id="ada")[0]
     assert (event["type"], event["reason"], event["actor"]) == ("logout", "signed_out", "user:ada")
+
+
+def test_listings_show_this_process_own_recent_use(api: Api) -> None:
+    # SPEC 9.2, issue 16 item 14: a request 1.5 s after login waits for its touch moment (the
+    # touch interval is 20 minutes here), yet every listing this process serves shows it
+    laptop = api.login("ada")
+    phone = api.login("ada", platform="mobile")
+    api.h.clock.advance(1.5)
+    assert api.ended_reason(laptop["token"]) is None  # the use
+    api.h.clock.advance(0.5)
+    created = laptop["session"]["created_at"]
+    used = iso(ms_of(created) + 1500)
+
+    def last_seen(sessions: list[dict[str, Any]]) -> tuple[str, str]:
+        [shown] = [s for s in sessions if s["id"] == laptop["session"]["id"]]
+        return shown["last_seen_at"], shown["expires_at"]
+
+    expected = (used, iso(ms_of(created) + 1500 + 3600_000))
+    answers = [api.anon.get(f"{API}/sessions", headers=TOKEN),
+               api.anon.get(f"{API}/sessions", params={"user_id": "ada"}, headers=TOKEN),
+               api.anon.get(f"{API}/me/sessions", headers=bearer(phone["token"]))]
+    assert [last_seen(a.json()["sessions"]) for a in answers] == [expected] * 3
 
 
 def test_me_ending_the_current_session_clears_the_cookie(api: Api) -> None:

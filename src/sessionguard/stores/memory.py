@@ -178,7 +178,7 @@ class MemoryStore:
         with self._lock:
             now = self._clock()
             self._write_due(now)
-            records = [_own(r) for r in self._user_records(user_id, now)]
+            records = self._unwritten.shown([_own(r) for r in self._user_records(user_id, now)])
         return sorted(records, key=newest_first)
 
     def list_sessions(
@@ -200,7 +200,7 @@ class MemoryStore:
         if cursor is not None:
             after = cursor_after(cursor)
             valid = [r for r in valid if newest_first(r) > after]
-        page = [_own(r) for r in valid[:limit]]
+        page = self._unwritten.shown([_own(r) for r in valid[:limit]])
         more = len(valid) > limit
         return Page(page, cursor_of(page[-1]) if more and page else None)
 

@@ -325,7 +325,7 @@ class Operations:
         yield from self.write_due()
         reply = yield from self._session_script(
             "list_user", tag, (self.keys.user_index(tag, user_id),), "1" if prune else "0")
-        return sorted(decode_pairs(reply[1:]), key=newest_first)
+        return sorted(self.unwritten.shown(decode_pairs(reply[1:])), key=newest_first)
 
     def list_sessions(self, user_id: str | None, platform: str | None, limit: int,
                       cursor: str | None) -> Op[Page]:
@@ -346,9 +346,10 @@ class Operations:
         yield from self.write_due()
         state = yield from self.state()
         now = yield from self.now()
-        return (yield from session_page(
+        found = yield from session_page(
             self.keys, start, policy=state.policy or self.cache.default, epoch=state.epoch, now=now,
-            platform=platform, limit=limit))
+            platform=platform, limit=limit)
+        return Page(self.unwritten.shown(list(found.items)), found.next_cursor)
 
     # -- per-user settings -------------------------------------------------------
 
