@@ -573,6 +573,33 @@ def test_me_settings_when_allowed(make_harness: Callable[..., Harness]) -> None:
         assert assert_error(response, 422)["field"] == field, body
 
 
+def test_one_user_cannot_push_other_users_events_out(make_harness: Callable[..., Harness]) -> None:
+    # Issue 16 item 8: PUT /api/me/settings flooded a 50-event log, pushing out another user's
+    # 'revoked'. (160: enough for Redis's approximate MAXLEN trimming to drop whole nodes.)
+    api = Api(make_harness(admin_token=ADMIN_TOKEN, allow_user_timeouts=True, audit_maxlen=50))
+    bob = api.login("bob")
+    assert api.anon.delete(f"{API}/sessions/{bob['session']['id']}", headers=TOKEN).status_code == 204
+    ada = bearer(api.login("ada")["token"])
+    for n in range(160):
+        change = api.anon.put(f"{API}/me/settings", json={"idle_timeout": {"web": f"{n + 1}m"}}, headers=ada)
+        assert change.status_code == 200
+    assert api.anon.get(f"{API}/me/settings", headers=ada).json()["idle_timeout"]["web"] == "160m"
+    events = api.events(limit=200)
+    assert [e["type"] for e in events if e["user_id"] == "bob"] == ["revoked", "login"]
+    assert [e["type"] for e in events if e["user_id"] == "ada"] == ["settings_changed", "login"]
+
+
+def test_self_service_over_sixty_events_an_hour_is_done_and_counted(api: Api) -> None:
+    for _ in range(70):
+        phone = api.login("ada", platform="mobile")
+    assert api.anon.post(f"{API}/me/signout-others", headers=bearer(phone["token"])).json() == {"ended": 69}
+    events = api.events(user_id="ada", limit=200)
+    assert [e["type"] for e in events].count("logout") == 60
+    [report] = [e for e in events if e["type"] == "rate_limited"]
+    assert (report["actor"], json.loads(report["detail"])["not_recorded"]) == ("user:ada", 9)
+    assert events[0] == report
+
+
 # -- explicit mounting -----------------------------------------------------------
 
 

@@ -185,6 +185,26 @@ def test_requests_through_a_guarded_app(shell: str, private_redis: RedisServer, 
 # -- Redis Cluster and Sentinel --------------------------------------------------------------
 
 
+def test_the_audit_allowance_is_in_the_streams_slot(redis_cluster: Any, make_stores: Any) -> None:
+    # audit.lua changes the user's allowance and the stream in one step: on a Cluster too
+    prefix = f"sgt-{secrets.token_hex(4)}"
+    keys = Keys(prefix)
+    assert {key_slot(k.encode()) for k in (keys.audit, keys.allowance("ada{x}"), keys.allowance("bob"))} \
+        == {key_slot(keys.audit.encode())}
+    sync, _ = make_stores(redis_cluster.url, prefix)
+    cluster = redis_cluster.client()
+    try:
+        ended = [Event("logout", 1, "user:ada{x}", "ada{x}", f"s{i}") for i in range(61)]
+        sync.append_self_service("ada{x}", ended)
+        kinds = [e.type for e in sync.events(user_id="ada{x}", limit=100, cursor=None).items]
+        assert kinds == ["rate_limited"] + ["logout"] * 60
+    finally:
+        for node in cluster.get_primaries():
+            for key in cluster.scan_iter(match=f"{prefix}*", target_nodes=node):
+                cluster.unlink(key)
+        cluster.close()
+
+
 def test_cluster_login_check_evict_and_signout_all(redis_cluster: Any, make_stores: Any) -> None:
     prefix = f"sgt-{secrets.token_hex(4)}"
     user = "ada{x}:é"
@@ -709,6 +729,7 @@ def test_every_key_expires_but_the_shared_ones(redis_url: str, key_prefix: str, 
     sync.end_user("bob", "revoked")
     sync.end_all()
     sync.set_policy(sync.policy())
+    sync.append_self_service("ada", [Event("settings_changed", 1, "user:ada", "ada")])
     sync.append_events([Event("login", 1, "system", "ada")])
     sync.check(first.id, passive=False)
     raw = redis.Redis.from_url(redis_url)

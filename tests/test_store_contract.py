@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -17,7 +19,7 @@ import pytest
 
 from conftest import SECRET, FakeClock
 from sessionguard import Config, SessionLimitReached
-from sessionguard.audit import Event
+from sessionguard.audit import Event, iso
 from sessionguard.core import DAY, Outcome, Record
 from sessionguard.policy import Policy
 from sessionguard.stores.memory import MemoryStore
@@ -70,7 +72,8 @@ def make_store(kind: str, clock: FakeClock, request: pytest.FixtureRequest) -> I
         cfg = Config(**settings, **config)
         policy = Policy.from_config(cfg)
         if kind.startswith("memory"):
-            shared = memory.get("store") or MemoryStore(policy, clock=millis, audit_maxlen=cfg.audit_maxlen)
+            shared = memory.get("store") or MemoryStore(policy, clock=millis, audit_maxlen=cfg.audit_maxlen,
+                                                        audit_retention=cfg.audit_retention)
             memory["store"] = shared
             store: Blocking = Blocking(AsyncMemoryStore(shared) if loop else shared, loop)
         else:
@@ -517,3 +520,66 @@ def test_events_newest_first_by_page_and_user(store: Any) -> None:
     assert ada.items == [events[5], events[3]]
     assert store.events(user_id="ada", limit=2, cursor=ada.next_cursor).items == [events[1]]
     assert store.events(user_id=None, limit=2, cursor="bogus").items == events[:4:-1]
+
+
+# -- audit: what one user's self-service actions may add (SPEC 9.3, issue 16 item 8) -----------
+
+
+def own(clock: FakeClock, kind: str, user: str = "ada", n: int = 1, detail: str | None = None) -> list[Event]:
+    """The events of one self-service action of ``user``, now."""
+    now = round(clock() * 1000)
+    return [Event(kind, now, f"user:{user}", user, None if kind == "settings_changed" else f"s{i}",
+                  detail=detail) for i in range(n)]
+
+
+def test_settings_changes_are_coalesced_to_one_event_a_minute(make_store: Callable[..., Any],
+                                                             clock: FakeClock) -> None:
+    processes = [make_store(), make_store()]  # on Redis: two processes sharing the counts
+    for i in range(50):
+        processes[i % 2].append_self_service("ada", own(clock, "settings_changed", detail=str(i)))
+        clock.advance(1)
+    clock.advance(10)  # a minute after the one recorded
+    processes[0].append_self_service("ada", own(clock, "settings_changed", detail="later"))
+    shown = processes[1].events(user_id="ada", limit=100, cursor=None).items
+    assert [(e.type, e.detail) for e in shown] == [("settings_changed", "later"), ("settings_changed", "0")]
+
+
+def test_self_service_beyond_sixty_events_an_hour_is_counted_not_recorded(
+        make_store: Callable[..., Any], clock: FakeClock) -> None:
+    processes = [make_store(), make_store()]
+    revoked = Event("revoked", round(clock() * 1000), "admin-token", "bob", "s-bob", "web", "revoked")
+    processes[0].append_events([revoked])
+    start = round(clock() * 1000)
+    processes[0].append_self_service("ada", own(clock, "logout", n=50))  # signing out 50 others
+    for i in range(15):
+        clock.advance(10)
+        processes[i % 2].append_self_service("ada", own(clock, "logout"))
+
+    def ada() -> list[Event]:
+        return list(processes[1].events(user_id="ada", limit=200, cursor=None).items)
+
+    def reports() -> list[dict[str, Any]]:
+        return [json.loads(e.detail or "") for e in ada() if e.type == "rate_limited"]
+
+    assert [e.type for e in ada()].count("logout") == 60
+    assert reports() == [{"not_recorded": 5, "limit": 60, "since": iso(start)}]
+    processes[0].append_self_service("ada", own(clock, "logout", n=3))
+    assert reports() == [{"not_recorded": 8, "limit": 60, "since": iso(start)}]  # still one, newest
+    assert ada()[0].type == "rate_limited" and ada()[0].actor == "user:ada"
+    assert processes[1].events(user_id="bob", limit=10, cursor=None).items == [revoked]
+    clock.advance(3600)  # a new window: recorded again, the last window's report stays
+    processes[1].append_self_service("ada", own(clock, "logout"))
+    assert [e.type for e in ada()][:2] == ["logout", "rate_limited"]
+    assert len(reports()) == 1
+
+
+def test_events_are_kept_for_the_retention_only(make_store: Callable[..., Any], clock: FakeClock) -> None:
+    store = make_store(audit_retention="1s")
+    old = Event("login", round(clock() * 1000), "user:ada", "ada", "s1", "web")
+    store.append_events([old])
+    assert store.events(user_id=None, limit=10, cursor=None).items == [old]
+    clock.advance(2)
+    time.sleep(1.1)  # Redis dates stream entries by its own clock
+    new = Event("login", round(clock() * 1000), "user:bob", "bob", "s2", "web")
+    store.append_events([new])
+    assert store.events(user_id=None, limit=10, cursor=None).items == [new]

@@ -278,6 +278,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "trusted_proxies": _networks,
     "geoip_database": _geoip_database,
     "audit_maxlen": _positive,
+    "audit_retention": duration,
     "local_cache": _local_cache,
     "store_timeout": _store_timeout,
     "store_spin": _store_spin,

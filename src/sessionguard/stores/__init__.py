@@ -30,7 +30,8 @@ def open_stores(
             "sessionguard: STORE_URL=memory:// keeps sessions in this process only; "
             "use redis:// when the app runs in several workers or servers"
         )
-        memory = MemoryStore(policy, clock=clock, audit_maxlen=config.audit_maxlen)
+        memory = MemoryStore(policy, clock=clock, audit_maxlen=config.audit_maxlen,
+                             audit_retention=config.audit_retention)
         return memory, AsyncMemoryStore(memory)
     from .redis import open_redis_stores
 

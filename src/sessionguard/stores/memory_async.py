@@ -63,6 +63,9 @@ class AsyncMemoryStore:
     async def append_events(self, events: Sequence[Event]) -> None:
         self.sync.append_events(events)
 
+    async def append_self_service(self, user_id: str, events: Sequence[Event]) -> None:
+        self.sync.append_self_service(user_id, events)
+
     async def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
         return self.sync.events(user_id=user_id, limit=limit, cursor=cursor)
 

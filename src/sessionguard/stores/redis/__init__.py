@@ -61,7 +61,8 @@ def open_redis_stores(
         local = LocalCache(config.local_cache, lambda: state.trusted)
     ops = Operations(
         Keys(config.key_prefix), state, clock=clock,
-        cluster=target.cluster, audit_maxlen=config.audit_maxlen, local=local,
+        cluster=target.cluster, audit_maxlen=config.audit_maxlen, audit_retention=config.audit_retention,
+        local=local,
     )
     shared = Shared(target, config.store_timeout, ops, config.store_spin)
     store = RedisStore(shared)

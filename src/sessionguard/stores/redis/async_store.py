@@ -225,6 +225,9 @@ class AsyncRedisStore:
     async def append_events(self, events: Sequence[Event]) -> None:
         await self._run(self._ops.append_events(events))
 
+    async def append_self_service(self, user_id: str, events: Sequence[Event]) -> None:
+        await self._run(self._ops.append_self_service(user_id, events))
+
     async def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
         return await self._run(self._ops.events(user_id, limit, cursor))
 

@@ -24,6 +24,7 @@ from ...tokens import is_session_id
 from ..cursors import cursor_after, cursor_of, newest_first
 from ..protocol import Check, Created, NewSession, Page
 from ..write_behind import Unwritten
+from .audit_log import AuditLog
 from .calls import Arg, Commands, Op, Script, one
 from .keys import Keys, encode_user
 from .listing import event_page, session_page, start_of
@@ -42,12 +43,13 @@ class Operations:
     ``local``: the process's cache of valid checks (``LOCAL_CACHE``), if on."""
 
     def __init__(self, keys: Keys, cache: StateCache, *, clock: Callable[[], int] | None, cluster: bool,
-                 audit_maxlen: int, local: LocalCache | None = None) -> None:
+                 audit_maxlen: int, audit_retention: int | None = None,
+                 local: LocalCache | None = None) -> None:
         self.keys = keys
         self.cache = cache
         self.clock = clock
         self.cluster = cluster
-        self.audit_maxlen = audit_maxlen
+        self.audit = AuditLog(keys, audit_maxlen, audit_retention)
         self.local = local
         cache.local = local
         self._contexts: tuple[State, tuple[Arg, ...]] | None = None
@@ -370,16 +372,13 @@ class Operations:
     # -- audit ---------------------------------------------------------------------
 
     def append_events(self, events: Sequence[Event]) -> Op[None]:
-        """XADD each event, trimming the stream to about ``audit_maxlen``. Not
-        retried: a repeated XADD would log an event twice."""
-        if events:
-            head: tuple[Arg, ...] = ("XADD", self.keys.audit, "MAXLEN", "~", self.audit_maxlen, "*")
-            yield Commands(tuple((*head, *_flat(e.to_fields())) for e in events), retry=False)
+        """Append to the audit log (:class:`~.audit_log.AuditLog`)."""
+        return (yield from self.audit.append(events, self._offset))
+
+    def append_self_service(self, user_id: str, events: Sequence[Event]) -> Op[None]:
+        """Append one self-service action's events, as far as the user's allowance goes."""
+        return (yield from self.audit.append_self_service(user_id, events, self._offset))
 
     def events(self, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
         """Audit events, newest first."""
         return (yield from event_page(self.keys, user_id, limit, cursor))
-
-def _flat(fields: dict[str, str]) -> list[bytes]:
-    # surrogatepass: a user id is any Python string, and must not fail the XADD
-    return [item.encode("utf-8", "surrogatepass") for pair in fields.items() for item in pair]

@@ -184,6 +184,9 @@ class RedisStore:
     def append_events(self, events: Sequence[Event]) -> None:
         self._run(self._ops.append_events(events))
 
+    def append_self_service(self, user_id: str, events: Sequence[Event]) -> None:
+        self._run(self._ops.append_self_service(user_id, events))
+
     def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
         return self._run(self._ops.events(user_id, limit, cursor))
 
