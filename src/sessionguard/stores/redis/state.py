@@ -1,5 +1,8 @@
-"""The state every process caches: the stored policy override and the epoch of
-the last sign-out of everyone, kept current through Redis pub/sub.
+"""The state every process caches: the stored policy override, the epoch of the
+last sign-out of everyone and the deployment's tag key (its slot tags), kept
+current through Redis pub/sub. It is always read through ``state.lua``, which
+makes a state found without its epoch or tag key anew, signing everyone out
+(fail closed: a lost key never brings a session back).
 
 Staleness bound: while the subscription is up, a change reaches every process
 as soon as Redis delivers the message (milliseconds), and the store that made
@@ -92,10 +95,8 @@ class State:
 
     @classmethod
     def from_reply(cls, reply: Any, default: Policy) -> State:
-        """From ``HGETALL`` (a dict of bytes) or a published JSON payload; the
-        stored policy fields are applied to ``default``."""
-        if isinstance(reply, dict):
-            return cls.from_fields({k.decode(): v.decode("utf-8") for k, v in reply.items()}, default)
+        """From ``state.lua``'s reply (the JSON it also publishes); the stored
+        policy fields are applied to ``default``."""
         return cls.from_fields(json.loads(reply), default)
 
 
