@@ -26,6 +26,7 @@ from sessionguard.stores.memory import MemoryStore
 from sessionguard.stores.memory_async import AsyncMemoryStore
 from sessionguard.stores.protocol import NewSession
 from sessionguard.stores.redis import open_redis_stores
+from sessionguard.stores.redis.records import decode_record
 from sessionguard.tokens import Tokens, session_id
 
 TOKENS = Tokens([SECRET])
@@ -143,9 +144,18 @@ MINUTE = 60
 
 
 def stored_last_seen(store: Any, record: Record) -> int:
-    """Last-seen as a listing reads it."""
-    [listed] = [r for r in store.user_sessions(record.user_id) if r.id == record.id]
-    return listed.last_seen
+    """Last-seen as written in the store when a listing is served (which writes the
+    uses that are due first). The listing itself shows more: the uses its process
+    holds, not written yet; so the store's record is read here instead."""
+    store.user_sessions(record.user_id)
+    inner = store.store
+    if isinstance(inner, AsyncMemoryStore):
+        inner = inner.sync
+    if isinstance(inner, MemoryStore):
+        stored: Record = inner._records[record.id]
+        return stored.last_seen
+    value = inner._shared.sync_client().get(inner._ops.keys.session(record.id))
+    return decode_record(record.id, value).last_seen
 
 
 def test_last_seen_is_written_once_per_touch_interval(store: Any, clock: FakeClock) -> None:
