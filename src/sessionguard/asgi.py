@@ -89,9 +89,13 @@ class SessionGuardMiddleware:
             await app(scope, receive, ctx._send)
         except StoreUnavailable:
             # A login or logout inside the app could not reach the store.
-            if ctx._started:
+            if not ctx._started:
+                await _refuse(kind, guard.unavailable, send)
+            elif not _answered(ctx):
                 raise
-            await _refuse(kind, guard.unavailable, send)
+            # else the framework answered 500 and re-raised (so that servers log
+            # it); that 500 went out as the 503, and raising now would only make
+            # the server close a connection that is fine
 
     async def _decide(self, scope: Scope, send: Send, cookie: str | None, authorization: str | None,
                       passive: str | None) -> _ASGIContext | Refusal:
@@ -150,6 +154,40 @@ class _ASGIContext(AsyncSessionContext):
         client = self._raw.get("client")
         peer = client[0] if client else None
         return client_ip(peer, self._header("x-forwarded-for"), self._guard.config.trusted_proxies)
+
+    def _store_failed(self) -> None:
+        if not isinstance(self._respond, _Unavailable):
+            self._respond = _Unavailable(self._respond, self._guard.unavailable)
+
+
+class _Unavailable:
+    """The server's ``send`` once a store call inside the app failed: the
+    framework's error handler (Starlette's ``ServerErrorMiddleware``, Django's)
+    catches the :class:`StoreUnavailable` before the shell can and answers
+    ``500``; that answer goes out as the store's ``503`` instead. Installed only
+    by the failure, so other requests pay nothing for it."""
+
+    __slots__ = ("send", "refusal", "answered")
+
+    def __init__(self, send: Send, refusal: Refusal) -> None:
+        self.send = send
+        self.refusal = refusal
+        #: whether the 503 went out in place of a 500
+        self.answered = False
+
+    async def __call__(self, message: Message) -> None:
+        if self.answered:
+            return  # the rest of the 500 being replaced
+        if message["type"] == "http.response.start" and message.get("status") == 500:
+            self.answered = True
+            await _refuse("http", self.refusal, self.send)
+            return
+        await self.send(message)
+
+
+def _answered(ctx: _ASGIContext) -> bool:
+    respond = ctx._respond
+    return isinstance(respond, _Unavailable) and respond.answered
 
 
 async def _refuse(kind: str, refusal: Refusal, send: Send) -> None:

@@ -81,8 +81,9 @@ class WSGIMiddleware:
             try:
                 return target(environ, ctx._start_response)
             except StoreUnavailable:
-                # A login or logout inside the app could not reach the store.
-                if ctx._started:
+                # A login or logout inside the app could not reach the store
+                # (raised by the app, or by _Unavailable in place of its 500).
+                if ctx._started and not _answered(ctx):
                     raise
                 return _refuse(guard.unavailable, start_response)
 
@@ -136,6 +137,37 @@ class _WSGIContext(SessionContext):
         environ = self._raw
         return client_ip(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"),
                          self._guard.config.trusted_proxies)
+
+    def _store_failed(self) -> None:
+        if not isinstance(self._respond, _Unavailable):
+            self._respond = _Unavailable(self._respond)
+
+
+class _Unavailable:
+    """The server's ``start_response`` once a store call inside the app failed:
+    the framework's error handler (Flask's ``handle_exception``, Django's)
+    catches the :class:`StoreUnavailable` before the shell can and answers
+    ``500``; starting that answer raises instead, before anything reaches the
+    server, and the shell answers the ``503``. Installed only by the failure,
+    so other requests pay nothing for it."""
+
+    __slots__ = ("start_response", "answered")
+
+    def __init__(self, start_response: StartResponse) -> None:
+        self.start_response = start_response
+        #: whether a 500 was refused (the shell answers the 503)
+        self.answered = False
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if status[:3] == "500":
+            self.answered = True
+            raise StoreUnavailable("a store call inside the app failed, and the app answered 500")
+        return self.start_response(status, headers, exc_info)
+
+
+def _answered(ctx: _WSGIContext) -> bool:
+    respond = ctx._respond
+    return isinstance(respond, _Unavailable) and respond.answered
 
 
 def _refuse(refusal: Refusal, start_response: StartResponse) -> list[bytes]:
