@@ -222,3 +222,39 @@ def test_asgi_reads_the_session_cookie_from_any_of_several_cookie_headers(guard:
     assert seen[0] is not None and seen[0].user_id == "ada"
     run(whoami, {**asgi_scope(), "headers": [(b"cookie", b"theme=dark"), (b"cookie", b"x=1")]})
     assert seen[1] is None
+
+
+@pytest.mark.parametrize("shell", ["asgi", "wsgi"])
+def test_forwarded_for_is_read_from_every_header_line(shell: str, make_guard: Any) -> None:
+    # The client sends its own X-Forwarded-For line; the trusted proxy appends
+    # another with the address it saw. Reading only the first line would let
+    # the client choose its recorded address (and city).
+    guard: SessionGuard = make_guard(trusted_proxies="10.0.0.0/8")
+    lines = [b"198.51.100.66", b"203.0.113.7, 10.0.0.2"]  # spoofed; then client, inner proxy
+    if shell == "wsgi":
+        def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            environ["sessionguard"].login("ada")
+            start_response("200 OK", [])
+            return [b""]
+
+        # WSGI servers join repeated header lines with ", " (CGI), in order
+        environ = {**wsgi_environ(), "REMOTE_ADDR": "10.0.0.1",
+                   "HTTP_X_FORWARDED_FOR": b", ".join(lines).decode()}
+        run_wsgi(guard, wsgi_app, environ)
+    else:
+        async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await scope["sessionguard"].login("ada")
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        scope = {**asgi_scope(), "client": ("10.0.0.1", 5000)}
+        scope["headers"] = [*scope["headers"], *((b"x-forwarded-for", line) for line in lines)]
+        asyncio.run(guard.asgi(asgi_app)(scope, receive, send))
+    [session] = guard.store.user_sessions("ada")
+    assert session.ip == "203.0.113.7"

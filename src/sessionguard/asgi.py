@@ -153,7 +153,11 @@ class _ASGIContext(AsyncSessionContext):
     def _ip(self) -> str:
         client = self._raw.get("client")
         peer = client[0] if client else None
-        return client_ip(peer, self._header("x-forwarded-for"), self._guard.config.trusted_proxies)
+        # every X-Forwarded-For line, joined in order as WSGI servers join them:
+        # a proxy may add its own line after the one the client sent
+        lines = [value for key, value in self._raw["headers"] if key == b"x-forwarded-for"]
+        forwarded = b", ".join(lines).decode("latin-1") if lines else None
+        return client_ip(peer, forwarded, self._guard.config.trusted_proxies)
 
     def _store_failed(self) -> None:
         if not isinstance(self._respond, _Unavailable):
