@@ -286,6 +286,14 @@ def test_unreachable_store_exits_1(redis_env: dict[str, str], args: list[str]) -
     assert "hunter2" not in result.stdout + result.stderr
 
 
+def test_check_hides_secret_store_url_options() -> None:
+    url = f"rediss://ada%40corp:hunter1@127.0.0.1:{free_port()}/0?ssl_password=hunter2&ssl_cert_reqs=none"
+    result = run({"SESSIONGUARD_SECRET_KEY": SECRET, "SESSIONGUARD_STORE_URL": url}, "check")
+    assert result.returncode == 1
+    assert "(rediss://***:***@127.0.0.1:" in result.stderr and "ssl_password=***&" in result.stderr
+    assert "hunter" not in result.stdout + result.stderr and "ada" not in result.stdout + result.stderr
+
+
 @pytest.mark.redis
 def test_sessions_table(redis_env: dict[str, str], app: App) -> None:
     ada_web = app.login("ada", metadata={"name": "Ada"})
