@@ -205,6 +205,32 @@ def test_demo_serves_the_example_app() -> None:
         out, err = process.communicate(timeout=10)
     assert f"sessionguard demo on http://127.0.0.1:{port}/" in out
     assert "Traceback" not in err
+    assert "anyone" not in err  # loopback: no warning
+
+
+def test_demo_on_a_public_address_warns_before_serving() -> None:
+    pytest.importorskip("uvicorn")
+    port = free_port()
+    process = subprocess.Popen(
+        command("demo", "--host", "0.0.0.0", "--port", str(port)), env=clean_environ({}),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"demo did not start: {process.communicate(timeout=5)}") from None
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    warning = "WARNING: the demo listens on 0.0.0.0"
+    assert warning in err and "anyone who can reach it can sign in as any user, administrator" in err
+    assert err.index(warning) < err.index("Uvicorn running on")
 
 
 # -- against Redis --------------------------------------------------------------------

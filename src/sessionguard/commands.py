@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import ipaddress
 import json
 import logging
 import os
@@ -257,6 +258,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     live = any(importlib.util.find_spec(name) is not None for name in ("websockets", "wsproto"))
     if not live:
         print("note: the live websocket panel is off (pip install websockets to try it)", file=sys.stderr)
+    if not _loopback(args.host):
+        print(
+            f"WARNING: the demo listens on {args.host}: anyone who can reach it can sign in as any user,"
+            " administrator included (it has no passwords, and its admin pages can sign everyone out)."
+            " Use --host 127.0.0.1 unless every machine on that network is yours.",
+            file=sys.stderr, flush=True,
+        )
     app = create_app(SessionGuard.from_env(environ), live=live)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"sessionguard demo on http://{host}:{args.port}/ (sessions kept in memory; Ctrl+C stops)",
@@ -264,6 +272,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # proxy_headers=False: sessionguard decides whom to believe (TRUSTED_PROXIES).
     uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False, log_level="info")
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name that may resolve to any address
 
 
 # -- argument parsing ------------------------------------------------------------
