@@ -13,7 +13,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from typing import TypeAlias
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 
 from .durations import duration, interval, interval_or_off, show
 
@@ -254,6 +254,41 @@ def _geoip_database(value: object) -> str | None:
     return _text(value, _FILE_PATH, "is not a file path (use the path of an .mmdb file)")
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def origin_of(text: str) -> str | None:
+    """``text`` as an origin compares: ``scheme://host[:port]`` lower-cased,
+    without the scheme's default port; ``None`` when it is not one (a path,
+    query, user info, ``null``, a bad port)."""
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if not parts.scheme or not host or parts.path not in ("", "/") or parts.query or parts.fragment \
+            or "@" in parts.netloc:
+        return None
+    if ":" in host:
+        host = f"[{host}]"
+    shown = "" if port is None or port == _DEFAULT_PORTS.get(parts.scheme) else f":{port}"
+    return f"{parts.scheme}://{host}{shown}"
+
+
+def _origins(value: object) -> tuple[str, ...]:
+    origins = []
+    for item in _list(value):
+        origin = origin_of(item)
+        if origin is None:
+            raise ValueError(
+                f"has {show(item)}, which is not an origin"
+                " (use comma-separated origins such as https://app.example.com or http://localhost:3000)"
+            )
+        origins.append(origin)
+    return tuple(origins)
+
+
 def _positive(value: object) -> int:
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
@@ -294,6 +329,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "readonly_roles": _list,
     "admin_token": _admin_token,
     "trusted_proxies": _networks,
+    "allowed_origins": _origins,
     "geoip_database": _geoip_database,
     "audit_maxlen": _positive,
     "local_cache": _local_cache,

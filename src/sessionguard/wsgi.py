@@ -13,6 +13,7 @@ from .core import Outcome
 from .errors import StoreUnavailable
 from .guard import Refusal, SessionGuard, logger
 from .incoming import client_ip
+from .outgoing import WSGI, with_session
 from .stores.base import Check
 
 StartResponse = Callable[..., Any]
@@ -109,8 +110,9 @@ class WSGIMiddleware:
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
             return verdict.refusal
-        return _WSGIContext._of(guard, environ, start_response, verdict.session,
-                                verdict.ended_reason, presented.source, verdict.set_cookie)
+        context = _WSGIContext if presented.source is None else _WSGITokenContext
+        return context._of(guard, environ, start_response, verdict.session, verdict.ended_reason,
+                           presented.source, verdict.set_cookie)
 
 
 class _WSGIContext(SessionContext):
@@ -122,9 +124,7 @@ class _WSGIContext(SessionContext):
     def _start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         cookie = self.set_cookie
         if cookie is not None:
-            headers = [h for h in headers if h[0].lower() != "cache-control"]
-            headers.append(("Set-Cookie", cookie))
-            headers.append(("Cache-Control", "no-store"))
+            headers = with_session(headers, WSGI, cookie, None)
         self._raw = None  # started: see _Context._raw
         respond = self._respond  # a slot read, then a call: no method lookup
         return respond(status, headers, exc_info)
@@ -141,6 +141,20 @@ class _WSGIContext(SessionContext):
     def _store_failed(self) -> None:
         if not isinstance(self._respond, _Unavailable):
             self._respond = _Unavailable(self._respond)
+
+
+class _WSGITokenContext(_WSGIContext):
+    """The context of a request that presented a session token: its response
+    depends on who asked, and says so to caches (:mod:`.outgoing`). A class of
+    its own so that requests without a token pay nothing for it."""
+
+    __slots__ = ()
+
+    def _start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        headers = with_session(headers, WSGI, self.set_cookie, self._source)
+        self._raw = None  # started: see _Context._raw
+        respond = self._respond
+        return respond(status, headers, exc_info)
 
 
 class _Unavailable:
