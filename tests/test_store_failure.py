@@ -262,3 +262,25 @@ def test_django_middleware_answers_503_for_the_apps_own_store_call(
         private_redis.stop()
         assert_unavailable(browser.get("/mine"))
     guard.store.close()
+
+
+@pytest.mark.redis
+def test_uvicorn_keeps_the_connection_after_the_503(private_redis: RedisServer) -> None:
+    import http.client
+
+    from live_server import LiveServer
+
+    guard = guard_on(private_redis)
+    with LiveServer(outer_starlette(guard, private_redis.stop), guard) as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        private_redis.stop()
+        connection.request("POST", "/login")
+        response = connection.getresponse()
+        assert (response.status, response.getheader("retry-after")) == (503, "1")
+        response.read()
+        sock = connection.sock
+        private_redis.start()
+        connection.request("POST", "/login")  # on the same connection: uvicorn kept it open
+        assert connection.getresponse().status == 200 and connection.sock is sock
+        connection.close()
+    guard.store.close()
