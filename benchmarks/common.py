@@ -161,7 +161,7 @@ def write_commands(client: redis.Redis, names: Sequence[str]) -> set[str]:
 class RoundTrips:
     """Counts request/response round trips of redis-py connections (sync and
     asyncio) by wrapping ``send_packed_command``: one call per command, or per
-    pipeline; and of sessionguard's async lane (``redis_lane_async.AsyncLane.call``,
+    pipeline; and of sessionguard's async lane (``stores.redis.lane_async.AsyncLane.call``,
     which writes to its transport itself; the sync lane sends through redis-py).
     Only calls from the thread that installed it count (not a background
     pub/sub thread's PINGs). Installed only for counting passes, never while
@@ -210,7 +210,7 @@ class RoundTrips:
 
 def _async_lane() -> Any:
     try:
-        from sessionguard.stores.redis_lane_async import AsyncLane
+        from sessionguard.stores.redis.lane_async import AsyncLane
     except ImportError:  # an older sessionguard: no lane
         return None
     return AsyncLane

@@ -273,7 +273,8 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
     import redis
     import redis.asyncio
 
-    from sessionguard.stores.redis_keys import decode_record, script_sources
+    from sessionguard.stores.redis.records import decode_record
+    from sessionguard.stores.redis.scripts import script_sources
     from sessionguard.tokens import session_id as public_id
 
     n = 300 if quick else 2000
@@ -305,7 +306,7 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
          _per_call(lambda: store_client.execute_command(*evalsha), n)),
         ("the store's redis-py `Script` object on that client (`Script.__call__`)",
          _per_call(lambda: g.store._scripts[name](keys, args, client=store_client), n)),
-        ("sessionguard encodes the check (`redis_wire.Encoder`), no I/O",
+        ("sessionguard encodes the check (`stores.redis.lane.Encoder`), no I/O",
          _per_call(lambda: g.store._encoder.evalsha(_plan(g.store, sid)), n)),
         ("the store's lane: the encoded check on its own connection (`SyncLane.call`)",
          _per_call(lambda: g.store._lane.call(encoded), n)),

@@ -38,8 +38,10 @@ from werkzeug.test import EnvironBuilder
 
 from sessionguard import Config, SessionGuard
 from sessionguard.admin.routing import Admin
-from sessionguard.stores.base import NewSession
-from sessionguard.stores.redis_keys import Keys, idx_position, script_sources
+from sessionguard.stores.protocol import NewSession
+from sessionguard.stores.redis.keys import Keys
+from sessionguard.stores.redis.records import idx_position
+from sessionguard.stores.redis.scripts import script_sources
 from sessionguard.tokens import session_id
 
 TOKEN = "bench-admin-token-" + "x" * 32

@@ -61,8 +61,9 @@ def scale(count: int = 1_000_000) -> tuple[Table, list[Target]]:
     from listing import Loader
 
     from sessionguard.platform import device_label
-    from sessionguard.stores.base import NewSession
-    from sessionguard.stores.redis_keys import Keys, idx_position
+    from sessionguard.stores.protocol import NewSession
+    from sessionguard.stores.redis.keys import Keys
+    from sessionguard.stores.redis.records import idx_position
     from sessionguard.tokens import session_id
 
     table = Table(f"Scale: {count:,} sessions in one Redis", ["measure", "value", "note"], align="lrl")

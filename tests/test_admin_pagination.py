@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import Harness
-from sessionguard.stores.base import NewSession
+from sessionguard.stores.protocol import NewSession
 from sessionguard.tokens import session_id
 
 ADMIN_TOKEN = "admin-" + "t" * 40

@@ -18,8 +18,8 @@ from conftest import SECRET, FakeClock
 from redis_servers import RedisServer
 from sessionguard import Config, SessionGuard
 from sessionguard.core import Outcome, Record
-from sessionguard.stores.base import Check
-from sessionguard.stores.redis_cache import LocalCache
+from sessionguard.stores.protocol import Check
+from sessionguard.stores.redis.local_cache import LocalCache
 from test_redis_store import app_client, new, request_commands, wait_until
 
 BOUND = 0.3

@@ -35,15 +35,13 @@ from sessionguard import Config, SessionGuard, StoreUnavailable
 from sessionguard.audit import Event
 from sessionguard.core import Outcome, Record
 from sessionguard.policy import Policy
-from sessionguard.stores import redis_state
-from sessionguard.stores.base import NewSession
-from sessionguard.stores.redis import RedisStore, open_redis_stores
-from sessionguard.stores.redis_async import AsyncRedisStore
-from sessionguard.stores.redis_common import parse_url
-from sessionguard.stores.redis_keys import (
-    Keys,
+from sessionguard.stores.protocol import NewSession
+from sessionguard.stores.redis import AsyncRedisStore, RedisStore, open_redis_stores
+from sessionguard.stores.redis import state as redis_state
+from sessionguard.stores.redis.keys import Keys, encode_user
+from sessionguard.stores.redis.lane import Spin
+from sessionguard.stores.redis.records import (
     decode_record,
-    encode_user,
     idx_bound,
     idx_member,
     idx_position,
@@ -51,7 +49,7 @@ from sessionguard.stores.redis_keys import (
     record_tail,
     unpack_id,
 )
-from sessionguard.stores.redis_wire import Spin
+from sessionguard.stores.redis.urls import parse_url
 from sessionguard.tokens import Tokens, session_id
 
 TOKENS = Tokens([SECRET])

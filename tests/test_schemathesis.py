@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 
 from conftest import SECRET
 from sessionguard import Config, SessionGuard
-from sessionguard.stores.base import NewSession
+from sessionguard.stores.protocol import NewSession
 from sessionguard.tokens import session_id
 
 ADMIN_TOKEN = "admin-" + "t" * 40

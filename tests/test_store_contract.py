@@ -20,9 +20,9 @@ from sessionguard import Config, SessionLimitReached
 from sessionguard.audit import Event
 from sessionguard.core import DAY, Outcome, Record
 from sessionguard.policy import Policy
-from sessionguard.stores.base import NewSession
 from sessionguard.stores.memory import MemoryStore
 from sessionguard.stores.memory_async import AsyncMemoryStore
+from sessionguard.stores.protocol import NewSession
 from sessionguard.stores.redis import open_redis_stores
 from sessionguard.tokens import Tokens, session_id
 

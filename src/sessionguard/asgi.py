@@ -6,17 +6,23 @@ Per-request state lives in locals of ``__call__``; the cookie is added on the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .admin import AdminASGI
 from .context import AsyncSessionContext
 from .core import Outcome
+from .decision import Refusal
 from .errors import StoreUnavailable
-from .guard import Refusal, SessionGuard, logger
 from .incoming import client_ip, origin_allowed
 from .outgoing import ASGI, with_session
-from .stores.base import Check
+from .stores.protocol import Check
+
+if TYPE_CHECKING:
+    from .guard import SessionGuard
+
+logger = logging.getLogger("sessionguard")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -39,11 +45,12 @@ class SessionGuardMiddleware:
     ``scope["sessionguard"]``; ``lifespan`` passes through untouched.
     """
 
-    def __init__(self, app: ASGIApp, guard: SessionGuard) -> None:
+    def __init__(self, app: ASGIApp, guard: SessionGuard, *, route_admin: bool = True) -> None:
         self.app = app
         self.guard = guard
-        #: the admin sub-app, served under ``ADMIN_PATH`` (``None``: off)
-        prefix = guard.config.admin_path
+        #: the admin sub-app, served under ``ADMIN_PATH`` (``None``: off, or
+        #: ``route_admin=False``: ``app`` is the admin sub-app itself)
+        prefix = guard.config.admin_path if route_admin else None
         self.admin: ASGIApp | None = None if prefix is None else AdminASGI(guard, prefix=prefix)
         self._admin_prefix = prefix or ""
         self._allowed_origins = frozenset(guard.config.allowed_origins)

@@ -15,7 +15,7 @@ from .core import Record, cookie_max_age
 from .errors import SessionLimitReached, StoreUnavailable
 from .platform import PLATFORMS, classify, clip, device_label
 from .session import Session
-from .stores.base import Created, NewSession
+from .stores.protocol import Created, NewSession
 from .tokens import session_id
 
 if TYPE_CHECKING:

@@ -1,27 +1,22 @@
-"""The :class:`SessionGuard`: settings, token codec, stores and the shared
-steps both shells (ASGI and WSGI) take on every request."""
+"""The :class:`SessionGuard`: the public face that wires settings, token codec,
+stores, the per-request decisions (:mod:`.decision`) and the audit log
+together. The shells (:mod:`.asgi`, :mod:`.wsgi`) are built by
+:meth:`SessionGuard.asgi` and :meth:`SessionGuard.wsgi`."""
 
 from __future__ import annotations
 
-import hmac
-import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
-
-from werkzeug.http import dump_cookie
+from typing import TYPE_CHECKING, Any
 
 from . import audit
 from .config import Config
-from .core import Outcome, Record, cookie_max_age, deadline
-from .incoming import Presented, present
+from .decision import Decider
 from .policy import Policy
-from .session import Session
 from .stores import open_stores
-from .stores.base import AsyncStore, Check, Store
 from .stores.memory import wall_clock_ms
+from .stores.protocol import AsyncStore, Store
 from .tokens import Tokens
 
 if TYPE_CHECKING:
@@ -31,28 +26,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("sessionguard")
 
 EventHook = Callable[[audit.Event], None]
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """An answer the middleware gives instead of calling the app."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-
-class Verdict(NamedTuple):
-    """What one request's token came to: the session (if valid), why it ended
-    (if it did), the cookie to send, the audit events to record, or a refusal.
-    A named tuple (one is built on every request with a token, see
-    :class:`~.core.Record`)."""
-
-    session: Session | None = None
-    ended_reason: str | None = None
-    set_cookie: str | None = None
-    events: tuple[audit.Event, ...] = ()
-    refusal: Refusal | None = None
 
 
 class SessionGuard:
@@ -93,15 +66,19 @@ class SessionGuard:
         #: the session cookie's name (a request without it and without ``Authorization``
         #: carries no token: the shells let it through with no store call)
         self.cookie_name = config.cookie_name
-        self._admin_slash = f"{config.admin_path}/"
         self._geoip: Any = None
-        self.clear_cookie = self.cookie("", 0)
-        #: the answer when the store cannot be reached
-        self.unavailable = _json_error(
-            503, "store_unavailable", "The session store is unavailable; try again shortly.",
-            ("retry-after", "1"),
-        )
-        self._refusals = _refusals(config, self.clear_cookie, self.unavailable)
+        decider = Decider(config, self.tokens, self.default_policy, self.now_ms)
+        #: the per-request decisions (:mod:`.decision`), bound once: the shells call
+        #: them on every request with a token
+        self.decider = decider
+        self.presented = decider.presented
+        self.is_passive = decider.is_passive
+        self.verdict = decider.verdict
+        self.cookie = decider.cookie
+        self.is_admin_token = decider.is_admin_token
+        self.admin_serves = decider.admin_serves
+        self.clear_cookie = decider.clear_cookie
+        self.unavailable = decider.unavailable
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> SessionGuard:
@@ -112,81 +89,19 @@ class SessionGuard:
         """
         return cls(Config.from_env(os.environ if environ is None else environ), **kwargs)
 
-    def asgi(self, app: ASGIApp) -> SessionGuardMiddleware:
-        """Wrap an ASGI app."""
+    def asgi(self, app: ASGIApp, *, route_admin: bool = True) -> SessionGuardMiddleware:
+        """Wrap an ASGI app. ``route_admin=False``: do not serve the admin
+        sub-app under ``ADMIN_PATH`` (``app`` is the admin sub-app itself)."""
         from .asgi import SessionGuardMiddleware
 
-        return SessionGuardMiddleware(app, guard=self)
+        return SessionGuardMiddleware(app, guard=self, route_admin=route_admin)
 
-    def wsgi(self, app: WSGIApp) -> Guarded:
+    def wsgi(self, app: WSGIApp, *, route_admin: bool = True) -> Guarded:
         """Wrap a WSGI app: a plain function (``WSGIMiddleware.serve``) whose
-        ``__wrapped__`` is ``app``."""
+        ``__wrapped__`` is ``app`` (``route_admin`` as in :meth:`asgi`)."""
         from .wsgi import WSGIMiddleware
 
-        return WSGIMiddleware(app, guard=self).serve
-
-    # -- steps shared by the shells ----------------------------------------
-
-    def admin_serves(self, path: str) -> bool:
-        """Whether the middleware routes ``path`` to the admin sub-app."""
-        prefix = self.config.admin_path
-        return prefix is not None and (path == prefix or path.startswith(self._admin_slash))
-
-    def presented(self, cookie: str | None, authorization: str | None) -> Presented:
-        """The token of a request, verified (no I/O)."""
-        return present(
-            self.tokens,
-            cookie_name=self.config.cookie_name,
-            cookie=cookie,
-            authorization=authorization if self.config.accept_bearer else None,
-            is_admin_token=self.is_admin_token,
-        )
-
-    def is_passive(self, path: str, header: str | None) -> bool:
-        """Whether a request is checked without counting as activity."""
-        if header is not None and header.strip() == "1":
-            return True
-        return path.startswith(self.config.passive_paths)  # a tuple of prefixes, () for none
-
-    def verdict(self, presented: Presented, check: Check | None) -> Verdict:
-        """Turn the store's answer into what the shell does (no I/O)."""
-        outcome = presented.outcome if check is None else check.outcome
-        if outcome is Outcome.VALID and check is not None and check.record is not None:
-            record, policy = check.record, check.policy or self.default_policy
-            session = Session.from_record(record, policy)
-            if check.refresh_cookie and presented.source == "cookie":
-                return Verdict(session, set_cookie=self._refreshed_cookie(presented, record, policy))
-            return Verdict(session)
-        if outcome is Outcome.STORE_UNAVAILABLE:
-            return Verdict(refusal=self._refusals.get("unavailable"))
-        if outcome is Outcome.NO_TOKEN:
-            return _NO_VERDICT
-        events: tuple[audit.Event, ...] = ()
-        if check is not None and check.ended is not None and outcome is not Outcome.SIGNOUT_ALL:
-            # One event per session that timed out, dated when it ended. Sessions
-            # ended by a sign-out of everyone are covered by that one event.
-            ended = check.ended
-            at = self.now_ms()
-            ends = deadline(ended, check.policy or self.default_policy)
-            events = (audit.ended(ended, outcome.value, "system", at if ends is None else min(at, ends)),)
-        clear = self.clear_cookie if presented.source == "cookie" else None
-        refusal = self._refusals.get("invalid")
-        return Verdict(ended_reason=outcome.value, set_cookie=clear, events=events, refusal=refusal)
-
-    def _refreshed_cookie(self, presented: Presented, record: Record, policy: Policy) -> str | None:
-        if presented.token is None:
-            return None
-        return self.cookie(presented.token, cookie_max_age(record, policy, record.last_seen))
-
-    def cookie(self, token: str, max_age: int | None) -> str:
-        """The ``Set-Cookie`` value carrying ``token`` (``""`` with ``max_age=0``
-        clears the cookie)."""
-        c = self.config
-        return dump_cookie(
-            c.cookie_name, token, max_age=max_age, expires=0 if max_age == 0 else None,
-            path=c.cookie_path, domain=c.cookie_domain, secure=c.cookie_secure, httponly=True,
-            samesite=c.cookie_samesite.capitalize(),
-        )
+        return WSGIMiddleware(app, guard=self, route_admin=route_admin).serve
 
     def now_ms(self) -> int:
         """This process's clock (or the injected one), in epoch milliseconds: the
@@ -203,11 +118,6 @@ class SessionGuard:
     async def aclose(self) -> None:
         """Release the async store's connections (call from lifespan shutdown)."""
         await self.async_store.close()
-
-    def is_admin_token(self, token: str) -> bool:
-        """Constant-time comparison with ``ADMIN_TOKEN``."""
-        expected = self.config.admin_token
-        return expected is not None and hmac.compare_digest(token.encode(), expected.encode())
 
     def city(self, ip: str) -> str | None:
         """The city of ``ip`` from the GeoIP2 database, when one is configured."""
@@ -242,31 +152,3 @@ class SessionGuard:
             audit.log(event)
             if self.on_event is not None:
                 self.on_event(event)
-
-
-_NO_VERDICT = Verdict()
-
-
-def _json_error(status: int, code: str, message: str, *extra: tuple[str, str]) -> Refusal:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    headers = (("content-type", "application/json"), ("cache-control", "no-store"), *extra)
-    return Refusal(status, headers, body)
-
-
-def _refusals(config: Config, clear_cookie: str, unavailable: Refusal) -> dict[str, Refusal]:
-    """The fixed answers of ``ON_INVALID`` and ``STORE_UNAVAILABLE``."""
-    refusals: dict[str, Refusal] = {}
-    if config.store_unavailable == "503":
-        refusals["unavailable"] = unavailable
-    redirect = config.on_invalid_redirect
-    if redirect is not None:
-        refusals["invalid"] = Refusal(
-            303, (("location", redirect), ("cache-control", "no-store"), ("set-cookie", clear_cookie)),
-            b"",
-        )
-    elif config.on_invalid == "401":
-        refusals["invalid"] = _json_error(
-            401, "session_invalid", "The session is no longer valid; sign in again.",
-            ("set-cookie", clear_cookie),
-        )
-    return refusals

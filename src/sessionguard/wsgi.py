@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .admin import AdminWSGI
 from .context import SessionContext
 from .core import Outcome
+from .decision import Refusal
 from .errors import StoreUnavailable
-from .guard import Refusal, SessionGuard, logger
 from .incoming import client_ip
 from .outgoing import WSGI, with_session
-from .stores.base import Check
+from .stores.protocol import Check
+
+if TYPE_CHECKING:
+    from .guard import SessionGuard
+
+logger = logging.getLogger("sessionguard")
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

@@ -7,11 +7,12 @@ its input, yields what the store must do, and returns the answer.
 
 from __future__ import annotations
 
+import sessionguard.admin.flow as flow  # the module, not the package: see docs/internals.md
+
 from .. import audit
 from ..policy import PolicyError
 from ..session import Session
 from ..tokens import is_session_id
-from . import flow
 from .auth import READ, REVOKE, UPDATE
 from .flow import Flow
 from .http import (

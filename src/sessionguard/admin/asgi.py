@@ -81,11 +81,8 @@ class AdminASGI:
     async def _behind_guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Mounted without the middleware: let one validate the session."""
         if self._guarded is None:
-            from ..asgi import SessionGuardMiddleware
-
-            guarded = SessionGuardMiddleware(self, self.guard)
-            guarded.admin = None  # this app is the admin: no second routing
-            self._guarded = guarded
+            # this app is the admin: no second routing
+            self._guarded = self.guard.asgi(self, route_admin=False)
         await self._guarded(scope, receive, send)
 
 

@@ -12,17 +12,19 @@ handlers readable and checked by mypy.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..audit import Event
 from ..core import Record
 from ..errors import StoreUnavailable
-from ..guard import logger
 from ..policy import Policy
-from ..stores.base import Page
+from ..stores.protocol import AsyncStore, Page, Store
 from .http import ApiError, Response
+
+logger = logging.getLogger("sessionguard")
 
 if TYPE_CHECKING:
     from ..guard import SessionGuard
@@ -30,10 +32,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class StoreCall:
-    """Call ``method`` of the store with ``kwargs``; the result is sent back."""
+    """Call the store: ``call`` is given the sync store (:func:`run`) or the async
+    one (:func:`arun`, which awaits the result). Both follow one protocol (the
+    same method names and arguments), so mypy checks each call against both;
+    the result is sent back into the handler."""
 
-    method: str
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    call: Callable[[Store | AsyncStore], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +67,7 @@ def run(guard: SessionGuard, flow: Flow) -> Response:
                     _unrecorded()
                 result = None
             else:
-                result = getattr(guard.store, effect.method)(**effect.kwargs)
+                result = effect.call(guard.store)
             effect = flow.send(result)
     except StopIteration as done:
         response: Response = done.value
@@ -88,7 +92,7 @@ async def arun(guard: SessionGuard, flow: Flow) -> Response:
                     _unrecorded()
                 result = None
             else:
-                result = await getattr(guard.async_store, effect.method)(**effect.kwargs)
+                result = await effect.call(guard.async_store)
             effect = flow.send(result)
     except StopIteration as done:
         response: Response = done.value
@@ -117,26 +121,24 @@ def unavailable(guard: SessionGuard) -> Response:
 
 def now() -> Step[int]:
     """The store's clock (epoch ms)."""
-    ms: int = yield StoreCall("now")
+    ms: int = yield StoreCall(lambda store: store.now())
     return ms
 
 
 def policy() -> Step[Policy]:
     """The policy in force."""
-    current: Policy = yield StoreCall("policy")
+    current: Policy = yield StoreCall(lambda store: store.policy())
     return current
 
 
 def set_policy(new: Policy) -> Step[None]:
     """Store ``new`` for every app server sharing the store."""
-    yield StoreCall("set_policy", {"policy": new})
+    yield StoreCall(lambda store: store.set_policy(new))
 
 
 def end(session_id: str, reason: str, *, user_id: str | None = None) -> Step[Record | None]:
     """End one session; the ended :class:`Record` or ``None``."""
-    record: Record | None = yield StoreCall(
-        "end", {"session_id": session_id, "reason": reason, "user_id": user_id}
-    )
+    record: Record | None = yield StoreCall(lambda store: store.end(session_id, reason, user_id=user_id))
     return record
 
 
@@ -145,19 +147,18 @@ def end_user(
 ) -> Step[list[Record]]:
     """End a user's sessions; the ended records."""
     records: list[Record] = yield StoreCall(
-        "end_user", {"user_id": user_id, "reason": reason, "platform": platform, "keep": keep}
-    )
+        lambda store: store.end_user(user_id, reason, platform=platform, keep=keep))
     return records
 
 
 def end_all(*, keep: str | None) -> Step[None]:
     """End every session except ``keep``."""
-    yield StoreCall("end_all", {"keep": keep})
+    yield StoreCall(lambda store: store.end_all(keep=keep))
 
 
 def user_sessions(user_id: str) -> Step[list[Record]]:
     """A user's valid sessions, newest login first."""
-    records: list[Record] = yield StoreCall("user_sessions", {"user_id": user_id})
+    records: list[Record] = yield StoreCall(lambda store: store.user_sessions(user_id))
     return records
 
 
@@ -166,25 +167,24 @@ def list_sessions(
 ) -> Step[Page]:
     """One page of valid sessions."""
     page: Page = yield StoreCall(
-        "list_sessions", {"user_id": user_id, "platform": platform, "limit": limit, "cursor": cursor}
-    )
+        lambda store: store.list_sessions(user_id=user_id, platform=platform, limit=limit, cursor=cursor))
     return page
 
 
 def user_timeouts(user_id: str) -> Step[dict[str, int | None]]:
     """A user's own idle timeouts by platform."""
-    timeouts: dict[str, int | None] = yield StoreCall("user_timeouts", {"user_id": user_id})
+    timeouts: dict[str, int | None] = yield StoreCall(lambda store: store.user_timeouts(user_id))
     return timeouts
 
 
 def set_user_timeouts(user_id: str, timeouts: Mapping[str, int | None]) -> Step[None]:
     """Replace a user's own idle timeouts."""
-    yield StoreCall("set_user_timeouts", {"user_id": user_id, "timeouts": dict(timeouts)})
+    yield StoreCall(lambda store: store.set_user_timeouts(user_id, dict(timeouts)))
 
 
 def events(*, user_id: str | None, limit: int, cursor: str | None) -> Step[Page]:
     """One page of audit events, newest first."""
-    page: Page = yield StoreCall("events", {"user_id": user_id, "limit": limit, "cursor": cursor})
+    page: Page = yield StoreCall(lambda store: store.events(user_id=user_id, limit=limit, cursor=cursor))
     return page
 
 

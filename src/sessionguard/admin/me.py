@@ -8,12 +8,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import sessionguard.admin.flow as flow  # the module, not the package: see docs/internals.md
+
 from .. import audit
 from ..config import PLATFORMS, format_duration, parse_duration
 from ..policy import Policy
 from ..session import Session
 from ..tokens import is_session_id
-from . import flow
 from .auth import ANY_SESSION, Caller
 from .flow import Flow
 from .http import ApiError, invalid, json_response, known_fields, no_content, object_body

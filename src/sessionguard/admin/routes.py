@@ -8,7 +8,10 @@ changes. The first route matching both path and method wins.
 
 from __future__ import annotations
 
-from . import api, me, openapi, pages  # pages: the HTML pages of / and /me (issue 5)
+from .api import ROUTES as API
+from .me import ROUTES as ME
+from .openapi import ROUTES as OPENAPI
+from .pages import ROUTES as PAGES  # the HTML pages of / and /me
 from .routing import Route
 
-ROUTES: tuple[Route, ...] = (*api.ROUTES, *me.ROUTES, *openapi.ROUTES, *pages.ROUTES)
+ROUTES: tuple[Route, ...] = (*API, *ME, *OPENAPI, *PAGES)

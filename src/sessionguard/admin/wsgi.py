@@ -70,10 +70,8 @@ class AdminWSGI:
     def _behind_guard(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """Mounted without the middleware: let one validate the session."""
         if self._guarded is None:
-            from ..wsgi import WSGIMiddleware
-
             # this app is the admin: no second routing
-            self._guarded = WSGIMiddleware(self, self.guard, route_admin=False).serve
+            self._guarded = self.guard.wsgi(self, route_admin=False)
         return self._guarded(environ, start_response)
 
 

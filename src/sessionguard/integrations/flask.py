@@ -44,7 +44,7 @@ from ..guard import SessionGuard
 from ..session import Session
 
 if TYPE_CHECKING:
-    from ..guard import Refusal
+    from ..decision import Refusal
 
 __all__ = [
     "SessionGuardFlask",

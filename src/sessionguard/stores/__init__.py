@@ -6,9 +6,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .base import AsyncStore, Store
 from .memory import MemoryStore
 from .memory_async import AsyncMemoryStore
+from .protocol import AsyncStore, Store
 
 if TYPE_CHECKING:
     from ..config import Config

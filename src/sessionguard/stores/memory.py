@@ -31,8 +31,9 @@ from ..core import (
 from ..errors import SessionLimitReached
 from ..policy import Policy
 from ..tokens import TAG_LENGTH
-from .base import Check, Created, NewSession, Page
-from .unwritten import Unwritten
+from .cursors import cursor_after, cursor_of, newest_first
+from .protocol import Check, Created, NewSession, Page
+from .write_behind import Unwritten
 
 
 def wall_clock_ms() -> int:
@@ -42,7 +43,7 @@ def wall_clock_ms() -> int:
 
 
 class MemoryStore:
-    """A thread-safe, process-local :class:`~sessionguard.stores.base.Store`.
+    """A thread-safe, process-local :class:`~sessionguard.stores.protocol.Store`.
 
     :param policy: the default policy (from the environment).
     :param clock: epoch milliseconds; tests inject a fake one.
@@ -172,7 +173,7 @@ class MemoryStore:
             now = self._clock()
             self._write_due(now)
             records = [_own(r) for r in self._user_records(user_id, now)]
-        return sorted(records, key=_newest_first)
+        return sorted(records, key=newest_first)
 
     def list_sessions(
         self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
@@ -189,13 +190,13 @@ class MemoryStore:
                 if (platform is None or r.platform == platform)
                 and judge(r, policy, now, self._epoch) is Outcome.VALID
             ]
-        valid.sort(key=_newest_first)
+        valid.sort(key=newest_first)
         if cursor is not None:
-            after = _cursor_key(cursor)
-            valid = [r for r in valid if _newest_first(r) > after]
+            after = cursor_after(cursor)
+            valid = [r for r in valid if newest_first(r) > after]
         page = [_own(r) for r in valid[:limit]]
         more = len(valid) > limit
-        return Page(page, _cursor(page[-1]) if more and page else None)
+        return Page(page, cursor_of(page[-1]) if more and page else None)
 
     # -- per-user settings ---------------------------------------------------
 
@@ -352,20 +353,3 @@ def _own(record: Record) -> Record:
     fields = list(record)  # (``_replace`` maps over every field by name: 1.5 us; this 0.3 us)
     fields[_METADATA] = _copy(record.metadata)
     return Record._make(fields)
-
-
-def _newest_first(record: Record) -> tuple[int, str]:
-    return (-record.created, record.id)
-
-
-def _cursor(record: Record) -> str:
-    return f"{record.created}.{record.id}"
-
-
-def _cursor_key(cursor: str) -> tuple[int, str]:
-    created, _, session_id = cursor.partition(".")
-    try:
-        return (-int(created), session_id)
-    except ValueError:
-        return (0, "")  # a malformed cursor restarts nothing: it lists from the top
-

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from ..audit import Event
 from ..core import Record
 from ..policy import Policy
-from .base import Check, Created, NewSession, Page
 from .memory import MemoryStore
+from .protocol import Check, Created, NewSession, Page
 
 
 class AsyncMemoryStore:

@@ -8,7 +8,7 @@
 -- KEYS[1] user index '<base>u:<user>', KEYS[2] user settings '<base>t:<user>',
 --      KEYS[3] the new record '<base>s:<short>', [KEYS[4] idx]
 -- ARGV[1..19] the context (rules.lua), ARGV[20] id, ARGV[21] platform, ARGV[22] remember '1'/'0',
---      ARGV[23] user (redis_keys.encode_user), ARGV[24] the JSON tail of the record
+--      ARGV[23] user (keys.encode_user), ARGV[24] the JSON tail of the record
 -- returns {0, limit}                      refused (ON_LIMIT=reject): nothing changed
 --         {1, record, now, id1, record1, ...} created, with the evicted ids and records
 --         {2, record}                     already created by an earlier attempt

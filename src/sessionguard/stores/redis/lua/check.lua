@@ -8,7 +8,7 @@
 -- KEYS[1] the record '<base>s:<short>', KEYS[2] its tombstone '<base>e:<short>', [KEYS[3] idx]
 -- ARGV[1..19] the context (rules.lua), ARGV[20] session id, ARGV[21] passive '1'/'0',
 -- ARGV[22] an earlier use of the session by this process that is owed now (ms; '' = none):
---          it counts before the judgement and is written (stores.unwritten)
+--          it counts before the judgement and is written (stores.write_behind)
 -- returns {0, reason or nil}               unknown: the tombstone's reason (nil = invalid)
 --         {1, record, now, written or ''}  valid: the record as read (before any write) and
 --                                          the last-seen written by this check, if any

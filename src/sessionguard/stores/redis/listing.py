@@ -7,32 +7,33 @@ from __future__ import annotations
 
 import re
 
-from ..audit import Event
-from ..core import Epoch, Outcome, Record, judge
-from ..policy import Policy
-from ..tokens import is_session_id
-from .base import Page
-from .memory import _cursor, _cursor_key
-from .redis_common import Commands, Op, one
-from .redis_keys import Keys, decode_record, idx_bound, idx_member, idx_position
+from ...audit import Event
+from ...core import Epoch, Outcome, Record, judge
+from ...policy import Policy
+from ...tokens import is_session_id
+from ..cursors import cursor_after, cursor_of
+from ..protocol import Page
+from .calls import Commands, Op, one
+from .keys import Keys
+from .records import decode_record, idx_bound, idx_member, idx_position
 
 BATCH = 200
 ROUNDS = 10
 _STREAM_ID = re.compile(r"[0-9]+-[0-9]+")
 
 
-def start(cursor: str | None) -> bytes | None:
+def start_of(cursor: str | None) -> bytes | None:
     """The listing-index position a listing cursor (``<login ms>.<id>``) goes on
     from: ``-`` (the top) for none, ``None`` for a malformed one."""
     if cursor is None:
         return b"-"
-    negated, session_id = _cursor_key(cursor)
+    negated, session_id = cursor_after(cursor)
     if not is_session_id(session_id) or not 0 <= -negated < 2**47:
         return None
     return b"(" + idx_member(-negated, session_id)
 
 
-def sessions(keys: Keys, start: bytes, *, policy: Policy, epoch: Epoch, now: int, platform: str | None,
+def session_page(keys: Keys, start: bytes, *, policy: Policy, epoch: Epoch, now: int, platform: str | None,
              limit: int) -> Op[Page]:
     """Valid sessions after the listing-index position ``start`` (``-`` or an
     exclusive ``(member``), skipping ended ones and removing entries whose
@@ -71,7 +72,7 @@ def sessions(keys: Keys, start: bytes, *, policy: Policy, epoch: Epoch, now: int
         found += kept
     page = found[:limit]
     if len(found) > limit:
-        return Page(page, _cursor(page[-1]))
+        return Page(page, cursor_of(page[-1]))
     if exhausted or last == start:
         return Page(page, None)
     created, session_id = idx_position(last[1:])
@@ -95,7 +96,7 @@ def _kept(keys: Keys, start: bytes, *, policy: Policy, epoch: Epoch, now: int,
     return [record] if judge(record, policy, now, epoch) is Outcome.VALID else []
 
 
-def events(keys: Keys, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
+def event_page(keys: Keys, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
     """Audit events, newest first; the cursor is the stream id of the last one
     shown (a malformed cursor starts from the newest, as the memory store does)."""
     start = "(" + cursor if cursor is not None and _STREAM_ID.fullmatch(cursor) else "+"

@@ -1,26 +1,26 @@
--- rules.lua: the prelude every session script starts with (sessionguard.stores.redis_common
+-- rules.lua: the prelude every session script starts with (sessionguard.stores.clients
 -- prepends it when it loads check.lua, create.lua, end.lua, end_user.lua, list_user.lua and
 -- set_user_timeouts.lua). It mirrors sessionguard/core.py rule for rule:
 --   idle_limit() = core.idle_limit, deadline() = core.deadline, judge() = core.judge,
 --   touch_interval() = core.touch_interval, retention() = core.retention,
 --   TOMBSTONE_MS = core.TOMBSTONE_MS, TOUCH_MIN_MS / TOUCH_MAX_MS = core's.
 --
--- ARGV[1..19] is the context every session script receives (redis_ops._session_script);
--- 1..17 are the same for every call while the state and policy are (redis_wire packs them once):
+-- ARGV[1..19] is the context every session script receives (operations._session_script);
+-- 1..17 are the same for every call while the state and policy are (lane.Encoder packs them once):
 --   1 epoch at (ms), 2 epoch keep (id or ''), 3 remember-me period (s or '' = never),
 --   4 allow user timeouts ('1'/'0'), 5..13 web/mobile/desktop idle (s), absolute (s), max
 --   sessions ('' = never/unlimited), 14 on_limit, 15 evict order, 16 KEY_PREFIX, 17 '1' when
 --   the last KEYS entry is the global listing index '<prefix>:idx' (never on a Cluster, where
 --   it lives in another slot); then 18 now (ms; '' = read the server's TIME) and 19 the user's
---   slot tag (the key base is '<prefix>:{<tag>}:', as redis_keys.Keys.base).
+--   slot tag (the key base is '<prefix>:{<tag>}:', as keys.Keys.base).
 -- A script's own arguments start at ARGV[20].
 --
 -- A session record is one string (compact: a hash with a 120-byte user agent is stored as a
--- hashtable, about twice the size; redis_keys.decode_record reads it):
+-- hashtable, about twice the size; keys.decode_record reads it):
 --   '<created ms, base 36>|<last seen ms, base 36>|<'r' if remember-me><user idle s>|
 --    <platform w/m/d>|<user>|' followed by an opaque tail [ip, city, user agent, device,
 --   metadata] that the scripts never parse (no cjson round trip can alter the app's metadata).
--- <user> is redis_keys.encode_user(user id): the id itself when plain, else '~' + base64url.
+-- <user> is keys.encode_user(user id): the id itself when plain, else '~' + base64url.
 -- Messages on the bus: {"drop": [id, ...]} (announce below) and the state (state.lua).
 -- Keys under the base, where <short> is an id without its tag (the tag is in the base):
 -- s:<short> record, e:<short> tombstone (reason), u:<user> the user's index (zset of packed
@@ -53,7 +53,7 @@ local ON_LIMIT = ARGV[14]
 local EVICT = ARGV[15]
 local TAG = ARGV[19]
 local BASE = ARGV[16] .. ':{' .. TAG .. '}:'
--- the pub/sub channel every process listens on (redis_keys.Keys.bus); not a key
+-- the pub/sub channel every process listens on (keys.Keys.bus); not a key
 local BUS = ARGV[16] .. ':bus'
 local IDX = nil
 if ARGV[17] == '1' then IDX = KEYS[#KEYS] end
@@ -63,7 +63,7 @@ local function int(n)
 end
 
 local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
--- a time (ms) in base 36, as redis_keys.decode_record reads it (tonumber(s, 36) reads it back)
+-- a time (ms) in base 36, as keys.decode_record reads it (tonumber(s, 36) reads it back)
 local function b36(n)
   local s = ''
   repeat
@@ -83,7 +83,7 @@ local function key(kind, id)
 end
 
 -- Ids packed 6 bits a character, in the order of ALPHABET (ASCII order, so packed ids sort
--- as the ids do): redis_keys.pack_id. The user index holds the 22 characters after the tag
+-- as the ids do): keys.pack_id. The user index holds the 22 characters after the tag
 -- so (17 bytes: one session's index fits the smallest listpack), the listing index all 26.
 local ALPHABET = '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz'
 local RANK = nil  -- built at the first pack_id: a plain check never packs
@@ -187,11 +187,11 @@ local function retention(rec)
   return math.max(ends - NOW, 0) + TOMBSTONE_MS
 end
 
--- Members of the global listing index (redis_keys.idx_member), newest login first in
+-- Members of the global listing index (keys.idx_member), newest login first in
 -- lexical order: 6 bytes of inverted login time, big-endian, then the packed id: 26 bytes.
 local INVERT = 281474976710655  -- 2^48 - 1
 
--- the position before every member of sessions created at 'created' (redis_keys.idx_bound)
+-- the position before every member of sessions created at 'created' (keys.idx_bound)
 local function idx_bound(created)
   local n, bytes = INVERT - created, {}
   for i = 6, 1, -1 do
@@ -226,7 +226,7 @@ local function finish(rec, reason)
 end
 
 -- LOCAL_CACHE: every process drops these sessions from its cache of valid checks at once
--- (redis_state.StateCache.announced); sent by the scripts that end sessions or change them
+-- (state.StateCache.announced); sent by the scripts that end sessions or change them
 local function announce(ids)
   if #ids > 0 then redis.call('PUBLISH', BUS, cjson.encode({drop = ids})) end
 end

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from sessionguard.stores.redis_common import Arg, Script
-from sessionguard.stores.redis_wire import Encoder
+from sessionguard.stores.redis.calls import Arg, Script
+from sessionguard.stores.redis.lane import Encoder
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

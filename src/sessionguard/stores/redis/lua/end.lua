@@ -5,7 +5,7 @@
 --
 -- KEYS[1] the record '<base>s:<short>', KEYS[2] its tombstone '<base>e:<short>', [KEYS[3] idx]
 -- ARGV[1..19] the context (rules.lua), ARGV[20] id, ARGV[21] reason,
---      ARGV[22] user (redis_keys.encode_user) the session must belong to ('' = any user)
+--      ARGV[22] user (keys.encode_user) the session must belong to ('' = any user)
 -- returns the ended record, or nil when nothing was ended
 local value = redis.call('GET', KEYS[1])
 if not value then return false end

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sessionguard.stores.unwritten import Unwritten
+from sessionguard.stores.write_behind import Unwritten
 from sessionguard.tokens import TAG_LENGTH
 
 IDS = [f"{tag}{n}" for tag in ("aaaa", "bbbb") for n in range(3)]  # few: calls meet on one id

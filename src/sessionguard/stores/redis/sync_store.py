@@ -2,37 +2,34 @@
 Redis stores (``redis://``, ``rediss://``, ``redis+sentinel://``,
 ``redis+cluster://``).
 
-The store only drives the I/O-free operations of :mod:`.redis_ops`;
-:class:`~.redis_async.AsyncRedisStore` drives the same ones with ``await``.
+The store only drives the I/O-free operations of :mod:`.operations`;
+:class:`~.async_store.AsyncRedisStore` drives the same ones with ``await``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import redis
 import redis.cluster
 import redis.sentinel
 from redis.commands.core import Script as _Script
 
-from ..audit import Event
-from ..core import Record
-from ..errors import StoreUnavailable
-from ..policy import Policy
-from .base import Check, Created, NewSession, Page
-from .redis_cache import LocalCache
-from .redis_common import Health, Op, Request, Retry, Script, Target, connect, parse_url, retries
-from .redis_keys import Keys, script_sources
-from .redis_ops import Operations
-from .redis_state import StateCache, Subscriber
-from .redis_wire import Encoder, LaneUnavailable, SyncLane
-
-if TYPE_CHECKING:
-    from ..config import Config
-    from .redis_async import AsyncRedisStore
+from ...audit import Event
+from ...core import Record
+from ...errors import StoreUnavailable
+from ...policy import Policy
+from ..protocol import Check, Created, NewSession, Page
+from .calls import Op, Request, Script
+from .clients import Health, Retry, connect, retries
+from .lane import Encoder, LaneUnavailable, SyncLane
+from .operations import Operations
+from .scripts import script_sources
+from .state import Subscriber
+from .urls import Target
 
 T = TypeVar("T")
 
@@ -49,7 +46,7 @@ class Shared:
     def __init__(self, target: Target, timeout: float, ops: Operations, spin: float) -> None:
         self.target = target
         self.timeout = timeout
-        self.spin = spin  # STORE_SPIN: how long a lane polls for a reply (redis_wire.Spin)
+        self.spin = spin  # STORE_SPIN: how long a lane polls for a reply (lane.Spin)
         self.ops = ops
         self.health = Health()
         self.sources = script_sources()
@@ -77,7 +74,7 @@ class Shared:
 
 
 class RedisStore:
-    """A :class:`~sessionguard.stores.base.Store` on Redis: one script (one round
+    """A :class:`~sessionguard.stores.protocol.Store` on Redis: one script (one round
     trip) per authenticated request. Build it with :func:`open_redis_stores`."""
 
     def __init__(self, shared: Shared) -> None:
@@ -184,7 +181,7 @@ class RedisStore:
         return self._run(self._ops.events(user_id, limit, cursor))
 
     def write_due(self, *, everything: bool = False) -> int:
-        """Write back the uses that are owed (see :mod:`.unwritten`); the subscriber
+        """Write back the uses that are owed (see :mod:`..write_behind`); the subscriber
         calls this about four times a second. Never raises: a use that could not
         be written is lost (its session may then idle out up to one touch interval
         early), and the outage is logged once."""
@@ -200,39 +197,3 @@ class RedisStore:
         if self._lane is not None:
             self._lane.close()
         self._shared.close_sync_client()
-
-
-def open_redis_stores(
-    config: Config,
-    policy: Policy,
-    *,
-    slot_tag: Callable[[str], str],
-    clock: Callable[[], int] | None = None,
-) -> tuple[RedisStore, AsyncRedisStore]:
-    """The sync and async stores on the Redis ``config.store_url`` names. Nothing
-    connects here.
-
-    :param policy: the configured policy (a stored override replaces it).
-    :param slot_tag: the user's hash tag (:meth:`~sessionguard.tokens.Tokens.slot_tag`).
-    :param clock: epoch milliseconds for tests; by default the Redis server's ``TIME``.
-
-    With ``config.local_cache`` above zero, both stores share one
-    :class:`~.redis_cache.LocalCache` of valid checks (see there for its bounds).
-    :raises ConfigurationError: for a malformed ``redis+sentinel://`` or
-        ``redis+cluster://`` URL.
-    """
-    from .redis_async import AsyncRedisStore
-
-    target = parse_url(config.store_url)
-    state = StateCache(policy)
-    local = None
-    if config.local_cache > 0:
-        local = LocalCache(config.local_cache, lambda: state.trusted)
-    ops = Operations(
-        Keys(config.key_prefix), state, slot_tag=slot_tag, clock=clock,
-        cluster=target.cluster, audit_maxlen=config.audit_maxlen, local=local,
-    )
-    shared = Shared(target, config.store_timeout, ops, config.store_spin)
-    store = RedisStore(shared)
-    shared.subscriber.tick = store.write_due
-    return store, AsyncRedisStore(shared)

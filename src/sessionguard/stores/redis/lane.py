@@ -8,7 +8,7 @@ itself. Here the part of the command shared by every check under the same
 state (17 of its arguments: the epoch and the policy) is encoded once
 (:class:`Encoder`), the sync store keeps one connection per thread
 (:class:`SyncLane`) and the async store one pipelined connection per event
-loop (:class:`~sessionguard.stores.redis_lane_async.AsyncLane`), whose
+loop (:class:`~sessionguard.stores.redis.lane_async.AsyncLane`), whose
 replies ``hiredis`` parses. A request polls for its reply for up to
 ``STORE_SPIN`` before it sleeps on it (:class:`Spin`):
 on loopback the reply comes sooner than a sleeping thread is woken.
@@ -38,7 +38,7 @@ from typing import Any, cast
 
 import redis
 
-from .redis_common import Arg, Script
+from .calls import Arg, Script
 
 __all__ = ["Encoder", "LaneUnavailable", "Spin", "SyncLane"]
 

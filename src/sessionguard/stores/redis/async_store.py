@@ -1,5 +1,5 @@
 """The Redis store, asyncio side (ASGI shell): the operations of
-:mod:`.redis_ops`, driven with ``await`` over ``redis.asyncio``.
+:mod:`.operations`, driven with ``await`` over ``redis.asyncio``.
 
 An asyncio connection belongs to the event loop that opened it, and one
 process may run several loops (a test client per test, a thread with its own
@@ -25,17 +25,18 @@ import redis.asyncio.cluster
 import redis.asyncio.sentinel
 from redis.commands.core import AsyncScript
 
-from ..audit import Event
-from ..core import Record
-from ..errors import StoreUnavailable
-from ..policy import Policy
-from .base import Check, Created, NewSession, Page
-from .redis_common import ATTEMPT_SHARE, AsyncRetry, Op, Request, Script, connect, logger, retries
-from .redis_lane_async import AsyncLane
-from .redis_wire import Encoder, LaneUnavailable
+from ...audit import Event
+from ...core import Record
+from ...errors import StoreUnavailable
+from ...policy import Policy
+from ..protocol import Check, Created, NewSession, Page
+from .calls import Op, Request, Script
+from .clients import ATTEMPT_SHARE, AsyncRetry, connect, logger, retries
+from .lane import Encoder, LaneUnavailable
+from .lane_async import AsyncLane
 
 if TYPE_CHECKING:
-    from .redis import Shared
+    from .sync_store import Shared
 
 T = TypeVar("T")
 
@@ -47,7 +48,7 @@ _ASYNC = SimpleNamespace(
 
 
 class _LoopClients:
-    """One asyncio client (and, but on a Cluster, one :class:`~.redis_lane_async.AsyncLane`)
+    """One asyncio client (and, but on a Cluster, one :class:`~.lane_async.AsyncLane`)
     per event loop, closed when its loop shuts down."""
 
     def __init__(self, shared: Shared) -> None:
@@ -118,7 +119,7 @@ class _LoopClients:
 
 
 class AsyncRedisStore:
-    """An :class:`~sessionguard.stores.base.AsyncStore` on Redis: the asyncio twin
+    """An :class:`~sessionguard.stores.protocol.AsyncStore` on Redis: the asyncio twin
     of :class:`~.redis.RedisStore`. Build it with
     :func:`~.redis.open_redis_stores`."""
 

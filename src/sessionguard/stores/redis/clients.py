@@ -1,11 +1,6 @@
-"""What the sync and async Redis stores share to reach Redis: store URLs,
-client options, bounded retries, error translation, and the requests an
-operation asks them to send (:class:`Script`, :class:`Commands`).
-
-Key names and the record codec are in :mod:`.redis_keys`, the operations in
-:mod:`.redis_ops` (I/O-free generators), the cached policy and sign-out epoch
-in :mod:`.redis_state`; :mod:`.redis` and :mod:`.redis_async` only run the
-operations, so the two stores differ by ``await`` alone.
+"""How the sync and async Redis stores reach Redis: clients built from a
+:class:`~.urls.Target` with short timeouts and a bounded pool, bounded
+retries, and the translation of Redis errors into :class:`StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -13,20 +8,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from types import SimpleNamespace
-from typing import Any, NamedTuple, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any, TypeVar
 
 import redis
 import redis.asyncio.retry
 import redis.retry
 from redis.backoff import ExponentialBackoff
 
-from ..config import redact_url
-from ..errors import ConfigurationError, StoreUnavailable
+from ...errors import StoreUnavailable
+from .urls import Target
 
 logger = logging.getLogger("sessionguard")
 T = TypeVar("T")
@@ -39,66 +32,6 @@ MAX_CONNECTIONS = 50
 ATTEMPT_SHARE = 0.4
 #: Idle connections are checked with a PING before reuse after this many seconds.
 HEALTH_CHECK_INTERVAL = 30
-# -- store URLs and client options ------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where the store lives, from ``STORE_URL``."""
-
-    kind: str  # "redis", "sentinel" or "cluster"
-    url: str = ""
-    hosts: tuple[tuple[str, int], ...] = ()
-    service: str = ""
-    options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def cluster(self) -> bool:
-        return self.kind == "cluster"
-
-
-def parse_url(url: str) -> Target:
-    """``redis://``, ``rediss://``, ``redis+sentinel://h:p[,h:p]/service[?db=N]``
-    or ``redis+cluster://h:p[,h:p]``. Raises :class:`ConfigurationError`."""
-    scheme = url.partition("://")[0].lower()
-    if scheme in ("redis", "rediss"):
-        try:  # redis-py would only notice at the first connection, inside a request
-            urlsplit(url).port  # noqa: B018 - raises ValueError on a bad port
-            redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
-        except ValueError:
-            raise _bad_url(url, "host[:port][/db] with valid options, as in redis://h:6379/0") from None
-        return Target("redis", url=url)
-    parts = urlsplit(url)
-    options: dict[str, Any] = {}
-    userinfo, _, hostlist = parts.netloc.rpartition("@")
-    if userinfo:
-        user, colon, password = userinfo.partition(":")
-        options.update(username=unquote(user) or None, password=unquote(password) if colon else None)
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    try:
-        hosts = tuple(_host(h) for h in hostlist.split(","))
-        if "db" in query:
-            options["db"] = int(query["db"])
-    except ValueError:
-        raise _bad_url(url, "a host:port list") from None
-    if scheme == "redis+cluster":
-        return Target("cluster", hosts=hosts, options=options)
-    service = parts.path.strip("/")
-    if not service:
-        raise _bad_url(url, "a service name after the hosts, as in redis+sentinel://h:26379/mymaster")
-    return Target("sentinel", hosts=hosts, service=service, options=options)
-
-
-def _host(text: str) -> tuple[str, int]:
-    host, _, port = text.strip().rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(text)
-    return host.strip("[]"), int(port)
-
-
-def _bad_url(url: str, expected: str) -> ConfigurationError:
-    return ConfigurationError([f"SESSIONGUARD_STORE_URL={redact_url(url)!r} needs {expected}"])
-
 
 def connect(target: Target, timeout: float, ns: SimpleNamespace) -> Any:
     """A client for ``target`` built from the classes in ``ns`` (redis-py's sync or
@@ -257,48 +190,3 @@ class Health:
         if self.down:
             self.down = False
             logger.warning("sessionguard: session store answers again")
-
-
-# -- what an operation asks the store to send ----------------------------------------
-
-Arg = str | bytes | int
-
-
-class Script(NamedTuple):
-    """Run the Lua script ``name`` (EVALSHA; loaded again on NOSCRIPT) with
-    ``ARGV = context + args``. ``context`` is the part shared by every call
-    while the state is the same (the same tuple object: :mod:`.redis_wire`
-    encodes it once). ``hot``: the request path's check, which the stores send
-    on their lean lane (:mod:`.redis_wire`) when they can. A named tuple (one is
-    built on every check, see :class:`~sessionguard.core.Record`)."""
-
-    name: str
-    keys: tuple[str, ...]
-    args: tuple[Arg, ...]
-    retry: bool = True  # every script is idempotent (see redis_common.Budget)
-    context: tuple[Arg, ...] = ()
-    hot: bool = False
-
-    @property
-    def argv(self) -> tuple[Arg, ...]:
-        return self.context + self.args
-
-
-@dataclass(frozen=True, slots=True)
-class Commands:
-    """Plain commands, pipelined (one round trip per node). ``retry=False`` for
-    the ones that must not run twice."""
-
-    commands: tuple[tuple[Arg, ...], ...]
-    retry: bool = True
-
-
-Request = Script | Commands
-#: An operation (see :mod:`.redis_ops`): yields requests, gets replies, returns its answer.
-Op = Generator[Request, Any, T]
-
-
-def one(*command: Arg) -> Op[Any]:
-    """Send one plain command; its reply."""
-    replies = yield Commands((command,))
-    return replies[0]

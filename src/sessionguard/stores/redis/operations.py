@@ -3,7 +3,7 @@
 Each operation is a generator: it yields what it needs sent to Redis (a
 :class:`Script` or a few plain :class:`Commands`), receives the reply, and
 returns the store's answer. :class:`~.redis.RedisStore` drives them with plain
-calls and :class:`~.redis_async.AsyncRedisStore` with ``await`` (the h11 /
+calls and :class:`~.async_store.AsyncRedisStore` with ``await`` (the h11 /
 httpx-auth shape: one protocol core, two thin shells). A failed request is
 thrown back into the generator as :class:`StoreUnavailable`.
 """
@@ -14,28 +14,21 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..audit import Event
-from ..config import PLATFORMS
-from ..core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, cookie_refresh_due, flush_by, judge, touched
-from ..errors import SessionLimitReached, StoreUnavailable
-from ..policy import Policy
-from ..tokens import is_session_id
-from . import redis_pages as pages
-from .base import Check, Created, NewSession, Page
-from .memory import _cursor, _cursor_key, _newest_first
-from .redis_cache import LocalCache
-from .redis_common import Arg, Commands, Op, Script, one
-from .redis_keys import (
-    Keys,
-    decode_pairs,
-    decode_record,
-    encode_user,
-    idx_bound,
-    idx_member,
-    record_tail,
-)
-from .redis_state import State, StateCache, logger, policy_to_json
-from .unwritten import Unwritten
+from ...audit import Event
+from ...config import PLATFORMS
+from ...core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, cookie_refresh_due, flush_by, judge, touched
+from ...errors import SessionLimitReached, StoreUnavailable
+from ...policy import Policy
+from ...tokens import is_session_id
+from ..cursors import cursor_after, cursor_of, newest_first
+from ..protocol import Check, Created, NewSession, Page
+from ..write_behind import Unwritten
+from .calls import Arg, Commands, Op, Script, one
+from .keys import Keys, encode_user
+from .listing import event_page, session_page, start_of
+from .local_cache import LocalCache
+from .records import decode_pairs, decode_record, idx_bound, idx_member, record_tail
+from .state import State, StateCache, logger, policy_to_json
 
 
 def _opt(value: int | None) -> str:
@@ -154,9 +147,9 @@ class Operations:
     # -- the request path ------------------------------------------------------
 
     def cached(self, session_id: str, passive: bool) -> Check | None:
-        """A ``LOCAL_CACHE`` hit (see :mod:`.redis_cache`), still valid at this
+        """A ``LOCAL_CACHE`` hit (see :mod:`.local_cache`), still valid at this
         moment by the cached policy and epoch on the local (or injected) clock.
-        An active hit is a use, kept unwritten (:mod:`.unwritten`) as between
+        An active hit is a use, kept unwritten (:mod:`..write_behind`) as between
         touches. ``None``: ask Redis (:meth:`check`)."""
         local = self.local
         check = None if local is None else local.get(session_id)
@@ -313,7 +306,7 @@ class Operations:
         yield from self.write_due()
         reply = yield from self._session_script(
             "list_user", tag, (self.keys.user_index(tag, user_id),), "1" if prune else "0")
-        return sorted(decode_pairs(reply[1:]), key=_newest_first)
+        return sorted(decode_pairs(reply[1:]), key=newest_first)
 
     def list_sessions(self, user_id: str | None, platform: str | None, limit: int,
                       cursor: str | None) -> Op[Page]:
@@ -323,18 +316,18 @@ class Operations:
             records = yield from self.user_sessions(user_id, prune=False)
             valid = [r for r in records if platform is None or r.platform == platform]
             if cursor is not None:
-                after = _cursor_key(cursor)
-                valid = [r for r in valid if _newest_first(r) > after]
+                after = cursor_after(cursor)
+                valid = [r for r in valid if newest_first(r) > after]
             more = len(valid) > limit
             page = valid[:limit]
-            return Page(page, _cursor(page[-1]) if more and page else None)
-        start = pages.start(cursor)
+            return Page(page, cursor_of(page[-1]) if more and page else None)
+        start = start_of(cursor)
         if start is None:  # as the memory store: a malformed cursor lists nothing
             return Page([], None)
         yield from self.write_due()
         state = yield from self.state()
         now = yield from self.now()
-        return (yield from pages.sessions(
+        return (yield from session_page(
             self.keys, start, policy=state.policy or self.cache.default, epoch=state.epoch, now=now,
             platform=platform, limit=limit))
 
@@ -364,7 +357,7 @@ class Operations:
 
     def events(self, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
         """Audit events, newest first."""
-        return (yield from pages.events(self.keys, user_id, limit, cursor))
+        return (yield from event_page(self.keys, user_id, limit, cursor))
 
 def _flat(fields: dict[str, str]) -> list[bytes]:
     # surrogatepass: a user id is any Python string, and must not fail the XADD

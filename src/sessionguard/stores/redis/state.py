@@ -13,7 +13,7 @@ message dropped between Cluster nodes while every link answers, is bounded by
 the subscriber's periodic re-read, :data:`RESYNC_SECONDS` (10 s).
 
 The same channel carries the ids of ended or changed sessions for
-``LOCAL_CACHE`` (:mod:`.redis_cache`): every process drops them at once. That
+``LOCAL_CACHE`` (:mod:`.local_cache`): every process drops them at once. That
 cache is used only while the subscription is trusted as above, and is emptied
 whenever the subscription goes down or is (re)established.
 """
@@ -28,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core import Epoch
-from ..policy import Policy
-from .redis_cache import LocalCache
-from .redis_common import ERRORS
-from .redis_keys import Keys
+from ...core import Epoch
+from ...policy import Policy
+from .clients import ERRORS
+from .keys import Keys
+from .local_cache import LocalCache
 
 logger = logging.getLogger("sessionguard")
 
@@ -99,7 +99,7 @@ class StateCache:
     yet up) the state is re-read at most once per :data:`POLL_SECONDS`, by one
     caller at a time; before the first read every caller reads it.
 
-    With ``LOCAL_CACHE`` on, it also keeps the :class:`~.redis_cache.LocalCache`
+    With ``LOCAL_CACHE`` on, it also keeps the :class:`~.local_cache.LocalCache`
     honest: a new state empties it, announced ids leave it, and a subscription
     that goes down or comes (back) up empties it (messages may have been lost)."""
 
@@ -194,7 +194,7 @@ class Subscriber:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         #: called about every :data:`TICK_SECONDS` while subscribed (the store writes
-        #: back the uses that are owed, see :mod:`.unwritten`); must not raise
+        #: back the uses that are owed, see :mod:`..write_behind`); must not raise
         self.tick: Callable[[], object] | None = None
 
     def start(self) -> None:

@@ -1,6 +1,6 @@
 """The async store's lane: one pipelined connection per event loop, taken
 over from redis-py after its handshake (the reasons, and what stays
-redis-py's: :mod:`sessionguard.stores.redis_wire`)."""
+redis-py's: :mod:`sessionguard.stores.redis.lane`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import hiredis
 import redis
 
-from .redis_wire import LaneUnavailable, Spin, new_connection
+from .lane import LaneUnavailable, Spin, new_connection
 
 __all__ = ["AsyncLane"]
 

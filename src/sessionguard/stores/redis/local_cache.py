@@ -1,7 +1,7 @@
 """``LOCAL_CACHE``: valid check results kept in the process, so that a hot
 session is validated without a round trip to Redis.
 
-Rules (the Redis store applies them in :meth:`.redis_ops.Operations.check`):
+Rules (the Redis store applies them in :meth:`.operations.Operations.check`):
 
 - only a ``valid`` answer from Redis enters, keyed by session id, stamped with
   the moment (monotonic clock) its request was *sent*;
@@ -15,7 +15,7 @@ Rules (the Redis store applies them in :meth:`.redis_ops.Operations.check`):
   on the store's pub/sub channel, and every process drops those ids at once; a
   new state (sign-out of everyone, policy) drops everything;
 - the cache is used only while the subscription is confirmed alive (see
-  :mod:`.redis_state`): when it is not, the cache is emptied, and a request in
+  :mod:`.state`): when it is not, the cache is emptied, and a request in
   flight across a drop or an emptying does not put its (possibly stale) answer in.
 """
 
@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-from .base import Check
+from ..protocol import Check
 
 #: Entries kept at most; the oldest goes first (it is the nearest to expiry).
 MAX_ENTRIES = 100_000

@@ -1,0 +1,165 @@
+"""What a request's token comes to, decided without I/O: the token verified
+(:meth:`Decider.presented`), whether the request is passive, the store's
+answer turned into a :class:`Verdict` (session, ended reason, cookie, audit
+events, or a :class:`Refusal`), and the cookies themselves.
+
+Both shells (:mod:`.asgi`, :mod:`.wsgi`) call these through the guard, which
+binds them once (:class:`~.guard.SessionGuard`); the rules of timeouts and
+limits themselves are in :mod:`.core`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from werkzeug.http import dump_cookie
+
+from . import audit
+from .config import Config
+from .core import Outcome, Record, cookie_max_age, deadline
+from .incoming import Presented, present
+from .policy import Policy
+from .session import Session
+from .stores.protocol import Check
+from .tokens import Tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An answer the middleware gives instead of calling the app."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+class Verdict(NamedTuple):
+    """What one request's token came to: the session (if valid), why it ended
+    (if it did), the cookie to send, the audit events to record, or a refusal.
+    A named tuple (one is built on every request with a token, see
+    :class:`~.core.Record`)."""
+
+    session: Session | None = None
+    ended_reason: str | None = None
+    set_cookie: str | None = None
+    events: tuple[audit.Event, ...] = ()
+    refusal: Refusal | None = None
+
+
+class Decider:
+    """The per-request decisions of one guard's settings (no I/O, no clock
+    read but ``now_ms`` for the date of a timeout's audit event)."""
+
+    def __init__(self, config: Config, tokens: Tokens, default_policy: Policy,
+                 now_ms: Callable[[], int]) -> None:
+        self.config = config
+        self.tokens = tokens
+        self.default_policy = default_policy
+        self.now_ms = now_ms
+        self._admin_slash = f"{config.admin_path}/"
+        #: the ``Set-Cookie`` value that clears the session cookie
+        self.clear_cookie = self.cookie("", 0)
+        #: the answer when the store cannot be reached
+        self.unavailable = _json_error(
+            503, "store_unavailable", "The session store is unavailable; try again shortly.",
+            ("retry-after", "1"),
+        )
+        self._refusals = _refusals(config, self.clear_cookie, self.unavailable)
+
+    def admin_serves(self, path: str) -> bool:
+        """Whether the middleware routes ``path`` to the admin sub-app."""
+        prefix = self.config.admin_path
+        return prefix is not None and (path == prefix or path.startswith(self._admin_slash))
+
+    def presented(self, cookie: str | None, authorization: str | None) -> Presented:
+        """The token of a request, verified (no I/O)."""
+        return present(
+            self.tokens,
+            cookie_name=self.config.cookie_name,
+            cookie=cookie,
+            authorization=authorization if self.config.accept_bearer else None,
+            is_admin_token=self.is_admin_token,
+        )
+
+    def is_passive(self, path: str, header: str | None) -> bool:
+        """Whether a request is checked without counting as activity."""
+        if header is not None and header.strip() == "1":
+            return True
+        return path.startswith(self.config.passive_paths)  # a tuple of prefixes, () for none
+
+    def verdict(self, presented: Presented, check: Check | None) -> Verdict:
+        """Turn the store's answer into what the shell does (no I/O)."""
+        outcome = presented.outcome if check is None else check.outcome
+        if outcome is Outcome.VALID and check is not None and check.record is not None:
+            record, policy = check.record, check.policy or self.default_policy
+            session = Session.from_record(record, policy)
+            if check.refresh_cookie and presented.source == "cookie":
+                return Verdict(session, set_cookie=self._refreshed_cookie(presented, record, policy))
+            return Verdict(session)
+        if outcome is Outcome.STORE_UNAVAILABLE:
+            return Verdict(refusal=self._refusals.get("unavailable"))
+        if outcome is Outcome.NO_TOKEN:
+            return _NO_VERDICT
+        events: tuple[audit.Event, ...] = ()
+        if check is not None and check.ended is not None and outcome is not Outcome.SIGNOUT_ALL:
+            # One event per session that timed out, dated when it ended. Sessions
+            # ended by a sign-out of everyone are covered by that one event.
+            ended = check.ended
+            at = self.now_ms()
+            ends = deadline(ended, check.policy or self.default_policy)
+            events = (audit.ended(ended, outcome.value, "system", at if ends is None else min(at, ends)),)
+        clear = self.clear_cookie if presented.source == "cookie" else None
+        refusal = self._refusals.get("invalid")
+        return Verdict(ended_reason=outcome.value, set_cookie=clear, events=events, refusal=refusal)
+
+    def _refreshed_cookie(self, presented: Presented, record: Record, policy: Policy) -> str | None:
+        if presented.token is None:
+            return None
+        return self.cookie(presented.token, cookie_max_age(record, policy, record.last_seen))
+
+    def cookie(self, token: str, max_age: int | None) -> str:
+        """The ``Set-Cookie`` value carrying ``token`` (``""`` with ``max_age=0``
+        clears the cookie)."""
+        c = self.config
+        return dump_cookie(
+            c.cookie_name, token, max_age=max_age, expires=0 if max_age == 0 else None,
+            path=c.cookie_path, domain=c.cookie_domain, secure=c.cookie_secure, httponly=True,
+            samesite=c.cookie_samesite.capitalize(),
+        )
+
+    def is_admin_token(self, token: str) -> bool:
+        """Constant-time comparison with ``ADMIN_TOKEN``."""
+        expected = self.config.admin_token
+        return expected is not None and hmac.compare_digest(token.encode(), expected.encode())
+
+
+_NO_VERDICT = Verdict()
+
+
+def _json_error(status: int, code: str, message: str, *extra: tuple[str, str]) -> Refusal:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    headers = (("content-type", "application/json"), ("cache-control", "no-store"), *extra)
+    return Refusal(status, headers, body)
+
+
+def _refusals(config: Config, clear_cookie: str, unavailable: Refusal) -> dict[str, Refusal]:
+    """The fixed answers of ``ON_INVALID`` and ``STORE_UNAVAILABLE``."""
+    refusals: dict[str, Refusal] = {}
+    if config.store_unavailable == "503":
+        refusals["unavailable"] = unavailable
+    redirect = config.on_invalid_redirect
+    if redirect is not None:
+        refusals["invalid"] = Refusal(
+            303, (("location", redirect), ("cache-control", "no-store"), ("set-cookie", clear_cookie)),
+            b"",
+        )
+    elif config.on_invalid == "401":
+        refusals["invalid"] = _json_error(
+            401, "session_invalid", "The session is no longer valid; sign in again.",
+            ("set-cookie", clear_cookie),
+        )
+    return refusals

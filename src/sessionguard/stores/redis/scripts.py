@@ -1,0 +1,17 @@
+"""The Lua scripts the Redis store runs, loaded from ``lua/``."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+SESSION_SCRIPTS = ("check", "create", "end", "end_user", "list_user", "set_user_timeouts", "touch")
+
+
+def script_sources() -> dict[str, str]:
+    """The Lua scripts by name; session scripts get the ``rules.lua`` prelude."""
+    folder = resources.files("sessionguard.stores.redis") / "lua"
+    rules = (folder / "rules.lua").read_text(encoding="utf-8")
+    sources = {name: rules + (folder / f"{name}.lua").read_text(encoding="utf-8")
+               for name in SESSION_SCRIPTS}
+    sources["state"] = (folder / "state.lua").read_text(encoding="utf-8")
+    return sources
