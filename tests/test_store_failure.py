@@ -284,3 +284,44 @@ def test_uvicorn_keeps_the_connection_after_the_503(private_redis: RedisServer) 
         assert connection.getresponse().status == 200 and connection.sock is sock
         connection.close()
     guard.store.close()
+
+
+# -- a command the Redis user may not run (ACL) -------------------------------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("wiring", "kind"), WIRINGS)
+def test_a_refused_command_is_a_503_with_one_log_line_naming_it(
+    wiring: Callable[[SessionGuard, Stop], Any], kind: str, private_redis: RedisServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The categories an operator may well pick, which leave out TIME (the
+    # scripts read the server's clock): every script is refused.
+    private_redis.command("ACL", "SETUSER", "app", "on", ">app-password", "~*", "&*", "+@read", "+@write",
+                          "+@scripting", "+@pubsub", "+@connection")
+    url = f"redis://app:app-password@127.0.0.1:{private_redis.port}/0"
+    guard = SessionGuard(Config(secret_key=SECRET, store_url=url, cookie_secure=False))
+    with client(kind, wiring(guard, private_redis.stop)) as browser:
+        caplog.clear()
+        assert_unavailable(browser.post("/login"))
+        [line] = [r.getMessage() for r in caplog.records if r.name == "sessionguard"]
+        assert "refused" in line and "TIME" in line and "create" in line, line
+        assert "app-password" not in line
+    guard.store.close()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(("wiring", "kind"), [WIRINGS[0], WIRINGS[4]])
+def test_noreplicas_is_a_503_with_one_log_line(
+    wiring: Callable[[SessionGuard, Stop], Any], kind: str,
+    private_redis_factory: Callable[..., RedisServer], caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a primary told to accept writes only with a replica in sync, and none has
+    server = private_redis_factory("--min-replicas-to-write", "1")
+    guard = guard_on(server)
+    with client(kind, wiring(guard, server.stop)) as browser:
+        caplog.clear()
+        assert_unavailable(browser.post("/login"))
+        [line] = [r.getMessage() for r in caplog.records if r.name == "sessionguard"]
+        assert "refused" in line and "NOREPLICAS" in line, line
+    guard.store.close()
