@@ -100,12 +100,14 @@ MAXMIND_TEST_DB = Path(__file__).resolve().parents[2] / "shared" / "data" / "Geo
 
 
 def test_check_validates_the_geoip_database(tmp_path: Path) -> None:
+    # a configuration error, as for any other variable (the guard opens the file at start-up)
     missing = run({**MEMORY, "SESSIONGUARD_GEOIP_DATABASE": str(tmp_path / "nope.mmdb")}, "check")
-    assert missing.returncode == 1
-    assert "SESSIONGUARD_GEOIP_DATABASE:" in missing.stderr and "cannot be read" in missing.stderr
+    assert missing.returncode == 2 and "invalid configuration:" in missing.stderr
+    assert "SESSIONGUARD_GEOIP_DATABASE=" in missing.stderr and "cannot be read" in missing.stderr
     junk = tmp_path / "junk.mmdb"
     junk.write_bytes(b"not a database")
-    assert run({**MEMORY, "SESSIONGUARD_GEOIP_DATABASE": str(junk)}, "check").returncode == 1
+    junked = run({**MEMORY, "SESSIONGUARD_GEOIP_DATABASE": str(junk)}, "check")
+    assert junked.returncode == 2 and "is not a MaxMind database" in junked.stderr
     if MAXMIND_TEST_DB.is_file():
         good = run({**MEMORY, "SESSIONGUARD_GEOIP_DATABASE": str(MAXMIND_TEST_DB)}, "check")
         assert good.returncode == 0 and "(GeoLite2-City)" in good.stdout
