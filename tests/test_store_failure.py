@@ -325,3 +325,35 @@ def test_noreplicas_is_a_503_with_one_log_line(
         [line] = [r.getMessage() for r in caplog.records if r.name == "sessionguard"]
         assert "refused" in line and "NOREPLICAS" in line, line
     guard.store.close()
+
+
+@pytest.mark.redis
+def test_django_asgi_login_meeting_a_stopped_redis_answers_503(
+    django_project: Any, private_redis: RedisServer
+) -> None:
+    import asyncio
+
+    from django.core.asgi import get_asgi_application
+    from django.http import HttpRequest, JsonResponse
+    from django.test import override_settings
+    from django.urls import path
+
+    guard = guard_on(private_redis)
+
+    async def login(request: HttpRequest) -> JsonResponse:
+        session = await request.sessionguard.login("ada")  # type: ignore[attr-defined]
+        return JsonResponse({"user": session.user_id})
+
+    class urls:  # noqa: N801 - a URLconf (Django reads its urlpatterns)
+        urlpatterns = [path("login", login)]
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=guard.asgi(get_asgi_application()))
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as browser:
+            return await browser.post("/login")
+
+    with override_settings(ROOT_URLCONF=urls):
+        assert asyncio.run(post()).json() == {"user": "ada"}
+        private_redis.stop()
+        assert_unavailable(asyncio.run(post()))
+    guard.store.close()
