@@ -15,7 +15,8 @@ from .context import AsyncSessionContext
 from .core import Outcome
 from .decision import Refusal
 from .errors import StoreUnavailable
-from .incoming import client_ip, origin_allowed
+from .incoming import client_ip
+from .origins import origin_allowed
 from .outgoing import ASGI, with_session
 from .stores.protocol import Check
 

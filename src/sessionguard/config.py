@@ -28,8 +28,8 @@ from .parsers import (
     Inherit,
     Inheritable,
     Network,
-    redact_url,
 )
+from .redaction import redact_url
 
 __all__ = [
     "INHERIT",

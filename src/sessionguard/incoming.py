@@ -11,7 +11,6 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from .core import Outcome
-from .parsers import origin_of
 from .tokens import Tokens
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -122,25 +121,3 @@ def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 
 def _trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address, trusted: Sequence[IPNetwork]) -> bool:
     return any(address.version == net.version and address in net for net in trusted)
-
-
-def origin_allowed(origin: str | None, host: str | None, allowed: frozenset[str]) -> bool:
-    """Whether a websocket handshake from ``origin`` (its ``Origin`` header)
-    may use the session cookie: the request's own ``host`` (its ``Host``
-    header; scheme and default port aside, since a proxy may end TLS), or one
-    of ``allowed`` (normalised by :func:`~.parsers.origin_of`). A handshake
-    without ``Origin`` comes from no browser page, so not from another site."""
-    if origin is None:
-        return True
-    normal = origin_of(origin)
-    if normal is None:
-        return False
-    if normal in allowed:
-        return True
-    if not host:
-        return False
-    own = host.strip().lower()
-    for default in (":80", ":443"):
-        own = own.removesuffix(default)
-    return normal.partition("://")[2] == own
-

@@ -13,9 +13,9 @@ import ipaddress
 import re
 from collections.abc import Callable
 from typing import TypeAlias
-from urllib.parse import unquote_plus, urlsplit
 
 from .durations import duration, interval, interval_or_off, show
+from .origins import origin_of
 
 PLATFORMS = ("web", "mobile", "desktop")
 ENV_PREFIX = "SESSIONGUARD_"
@@ -43,40 +43,6 @@ class Inherit(enum.Enum):
 INHERIT = Inherit.INHERIT
 Inheritable: TypeAlias = int | None | Inherit
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its secrets as ``***``: the password of the userinfo (and
-    a user name written with percent-escapes), the value of every query option
-    whose name (percent-decoded, any case) holds ``pass``, ``secret``,
-    ``token``, ``key``, ``auth`` or ``cred`` (``password``, ``ssl_password``,
-    ``sentinel_password``, ...), and any fragment.
-
-    Errs on the side of hiding: everything before the last ``@`` counts as
-    userinfo, so a password with an unescaped ``/`` or ``@`` is hidden too.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:  # no scheme: "user:password@host" must not leak either
-        scheme, rest = "", url
-    at = rest.rfind("@")
-    if at >= 0:
-        user, colon, _ = rest[:at].partition(":")
-        user = user if _PLAIN_USER.fullmatch(user) else "***"
-        rest = (f"{user}:***" if colon else "***") + rest[at:]
-    rest, hashmark, _ = rest.partition("#")
-    head, question, query = rest.partition("?")
-    if question:
-        rest = head + "?" + "&".join(_redact_option(option) for option in query.split("&"))
-    return f"{scheme}{sep}{rest}{hashmark and '#***'}"
-
-
-_PLAIN_USER = re.compile(r"[A-Za-z0-9._~-]*")
-_SECRET_OPTION = re.compile(r"pass|secret|token|key|auth|cred", re.IGNORECASE)
-
-
-def _redact_option(option: str) -> str:
-    name, equals, _ = option.partition("=")
-    return f"{name}=***" if equals and _SECRET_OPTION.search(unquote_plus(name)) else option
 
 
 def _local_cache(value: object) -> float:
@@ -252,28 +218,6 @@ def _geoip_database(value: object) -> str | None:
     if value is None:
         return None
     return _text(value, _FILE_PATH, "is not a file path (use the path of an .mmdb file)")
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
-def origin_of(text: str) -> str | None:
-    """``text`` as an origin compares: ``scheme://host[:port]`` lower-cased,
-    without the scheme's default port; ``None`` when it is not one (a path,
-    query, user info, ``null``, a bad port)."""
-    try:
-        parts = urlsplit(text.strip())
-        port = parts.port
-    except ValueError:
-        return None
-    host = parts.hostname
-    if not parts.scheme or not host or parts.path not in ("", "/") or parts.query or parts.fragment \
-            or "@" in parts.netloc:
-        return None
-    if ":" in host:
-        host = f"[{host}]"
-    shown = "" if port is None or port == _DEFAULT_PORTS.get(parts.scheme) else f":{port}"
-    return f"{parts.scheme}://{host}{shown}"
 
 
 def _origins(value: object) -> tuple[str, ...]:
