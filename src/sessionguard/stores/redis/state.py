@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...core import Epoch
-from ...errors import StoreUnavailable
 from ...policy import Policy
 from ...tokens import SlotTags
 from .clients import ERRORS
@@ -213,7 +212,7 @@ class Subscriber:
         #: back the uses that are owed, see :mod:`..write_behind`); must not raise
         self.tick: Callable[[], object] | None = None
         #: re-reads the state into the cache (through ``state.lua``, which makes a lost
-        #: state anew); the store sets it; may raise :class:`StoreUnavailable`
+        #: state anew); the store sets it; raises a Redis error when it fails
         self.reread: Callable[[], object] | None = None
 
     def start(self) -> None:
@@ -241,7 +240,7 @@ class Subscriber:
                     checked = True
                     warn_if_evicting(client)
                 self._listen(client)
-            except (*ERRORS, StoreUnavailable) as exc:
+            except ERRORS as exc:
                 logger.debug("sessionguard: state subscription lost (%s); re-reading by polling",
                              type(exc).__name__)
                 if time.monotonic() - began > 10:  # it had been up: retry soon

@@ -8,6 +8,7 @@ The store only drives the I/O-free operations of :mod:`.operations`;
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
@@ -146,8 +147,15 @@ class RedisStore:
         return self._run(self._ops.slot_tag(user_id))
 
     def reread_state(self) -> None:
-        """Read the shared state into the process's cache (the subscriber's re-read)."""
-        self._run(self._ops.reread_state())
+        """Read the shared state into the process's cache: the subscriber's re-read.
+        A failure is the subscriber's to retry (it raises the Redis error), not a
+        request's to log."""
+        op = self._ops.reread_state()
+        request = next(op)
+        assert isinstance(request, Script)  # one state.lua call
+        reply = self._scripts[request.name](request.keys, request.argv, client=self._shared.sync_client())
+        with contextlib.suppress(StopIteration):
+            op.send(reply)
 
     def check(self, session_id: str, *, passive: bool) -> Check:
         hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
