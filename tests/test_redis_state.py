@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 import redis
 
+from redis_servers import RedisServer
 from sessionguard.core import Outcome
 from sessionguard.stores.redis import state as redis_state
 from sessionguard.stores.redis.keys import Keys
-from test_redis_store import make_stores, new, wait_until
+from test_redis_store import make_stores, new, request_commands, wait_until
 
 __all__ = ["make_stores"]  # a fixture, used by name
 
@@ -35,6 +36,21 @@ def test_processes_agree_on_the_tag_key_however_they_race(redis_url: str, key_pr
     other, _ = make_stores(redis_url, key_prefix + "b")  # another deployment
     users = [f"user{n}" for n in range(40)]
     assert sum(later.slot_tag(u) == other.slot_tag(u) for u in users) <= 2
+
+
+def test_the_tag_key_costs_no_round_trip_once_read(private_redis: RedisServer, counting_proxy: Any,
+                                                    make_stores: Any) -> None:
+    proxy = counting_proxy(private_redis.host, private_redis.port)
+    sync, _ = make_stores(proxy.url)
+    first = sync.create(new(sync)).record  # the process's first login reads the state (and the key)
+    sync.check(first.id, passive=True)  # the first use of a script loads it (NOSCRIPT)
+    wait_until(lambda: sync.subscribed)
+    proxy.reset()
+    assert sync.slot_tag("bob") != ""
+    assert request_commands(proxy) == []
+    sync.create(new(sync, "bob"))
+    assert sync.check(first.id, passive=True).outcome is Outcome.VALID
+    assert request_commands(proxy) == ["EVALSHA", "EVALSHA"]  # create, check: nothing more
 
 
 LOSSES = [
