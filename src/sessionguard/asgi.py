@@ -127,8 +127,8 @@ class SessionGuardMiddleware:
 
 class _ASGIContext(AsyncSessionContext):
     """The context of one ASGI request; its ``_send`` is the one the app gets,
-    adding the pending ``Set-Cookie`` (and ``Cache-Control: no-store``) to the
-    response start."""
+    adding the pending ``Set-Cookie`` (and ``Cache-Control: no-store``) and
+    the session's ``Session-Expires`` to the response start."""
 
     __slots__ = ()
 
@@ -136,12 +136,15 @@ class _ASGIContext(AsyncSessionContext):
         # a plain call returning the inner send's awaitable: no coroutine of its own per message
         if message["type"] == "http.response.start":
             self._raw = None  # started: see _Context._raw
-            cookie = self.set_cookie
+            cookie, session = self.set_cookie, self.session
             if cookie is not None:
                 headers = [h for h in message.get("headers", ()) if h[0].lower() != b"cache-control"]
                 headers.append((b"set-cookie", cookie.encode("latin-1")))
                 headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
+            if session is not None and (expires := session.expires_header()) is not None:
+                message = {**message, "headers": [*message.get("headers", ()),
+                                                  (b"session-expires", expires.encode("ascii"))]}
         respond: Send = self._respond
         return respond(message)
 

@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import audit
-from .core import Record, cookie_max_age
+from .core import Outcome, Record, cookie_max_age
 from .errors import SessionLimitReached
+from .incoming import Presented
 from .platform import PLATFORMS, classify, clip, device_label
 from .session import Session
-from .stores.protocol import Created, NewSession
+from .stores.protocol import Check, Created, NewSession
 from .tokens import session_id
 
 if TYPE_CHECKING:
@@ -151,6 +152,19 @@ class _Context:
         return [audit.Event("rejected", now, f"user:{error.user_id}", error.user_id, None,
                             error.platform, "limit")]
 
+    def _others_ended(self, records: list[Record], now: int) -> list[audit.Event]:
+        return [audit.ended(r, "signed_out", f"user:{r.user_id}", now) for r in records]
+
+    def _rechecked(self, check: Check) -> tuple[audit.Event, ...]:
+        """Adopt a fresh check of the current session; the audit events to record."""
+        session = self.session
+        assert session is not None  # checked by the caller
+        verdict = self._guard.verdict(Presented(Outcome.VALID, session.id, self._source), check)
+        self.session, self.ended_reason = verdict.session, verdict.ended_reason
+        if verdict.session is None and verdict.set_cookie is not None and not self._started:
+            self.set_cookie = verdict.set_cookie  # a response yet to start clears the cookie
+        return verdict.events
+
     def _logged_out(self, ended: Record | None, now: int) -> list[audit.Event]:
         self.session = None
         self.set_cookie = self._guard.clear_cookie if self._source != "bearer" else None
@@ -195,6 +209,29 @@ class SessionContext(_Context):
         ended = store.end(self.session.id, "signed_out") if self.session is not None else None
         self._guard.record(self._logged_out(ended, self._guard.now_ms()))
 
+    def end_others(self) -> int:
+        """End every other session of the current user (``signed_out``), e.g.
+        after a password change; how many ended (0 without a session)."""
+        if self.session is None:
+            return 0
+        store = self._guard.store
+        records = store.end_user(self.session.user_id, "signed_out", keep=self.session.id)
+        self._guard.record(self._others_ended(records, self._guard.now_ms()))
+        return len(records)
+
+    def recheck(self, *, passive: bool = False) -> Session | None:
+        """Judge the current session again against the store (a long response,
+        a stream): the :class:`Session`, or ``None`` once it has ended
+        (:attr:`ended_reason` says why). Counts as activity unless ``passive``.
+
+        :raises StoreUnavailable: when the store cannot be reached.
+        """
+        if self.session is None:
+            return None
+        check = self._guard.store.check(self.session.id, passive=passive)
+        self._guard.record(self._rechecked(check))
+        return self.session
+
 
 class AsyncSessionContext(_Context):
     """The request's session, for ASGI apps (coroutines)."""
@@ -231,3 +268,26 @@ class AsyncSessionContext(_Context):
         store = self._guard.async_store
         ended = await store.end(self.session.id, "signed_out") if self.session is not None else None
         await self._guard.arecord(self._logged_out(ended, self._guard.now_ms()))
+
+    async def end_others(self) -> int:
+        """End every other session of the current user (``signed_out``), e.g.
+        after a password change; how many ended (0 without a session)."""
+        if self.session is None:
+            return 0
+        store = self._guard.async_store
+        records = await store.end_user(self.session.user_id, "signed_out", keep=self.session.id)
+        await self._guard.arecord(self._others_ended(records, self._guard.now_ms()))
+        return len(records)
+
+    async def recheck(self, *, passive: bool = False) -> Session | None:
+        """Judge the current session again against the store (a websocket, a
+        long stream): the :class:`Session`, or ``None`` once it has ended
+        (:attr:`ended_reason` says why). Counts as activity unless ``passive``.
+
+        :raises StoreUnavailable: when the store cannot be reached.
+        """
+        if self.session is None:
+            return None
+        check = await self._guard.async_store.check(self.session.id, passive=passive)
+        await self._guard.arecord(self._rechecked(check))
+        return self.session

@@ -120,16 +120,19 @@ class WSGIMiddleware:
 
 class _WSGIContext(SessionContext):
     """The context of one WSGI request; its ``_start_response`` is the one the
-    app gets, adding the pending ``Set-Cookie`` (and ``Cache-Control: no-store``)."""
+    app gets, adding the pending ``Set-Cookie`` (and ``Cache-Control: no-store``)
+    and the session's ``Session-Expires``."""
 
     __slots__ = ()
 
     def _start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        cookie = self.set_cookie
+        cookie, session = self.set_cookie, self.session
         if cookie is not None:
             headers = [h for h in headers if h[0].lower() != "cache-control"]
             headers.append(("Set-Cookie", cookie))
             headers.append(("Cache-Control", "no-store"))
+        if session is not None and (expires := session.expires_header()) is not None:
+            headers = [*headers, ("Session-Expires", expires)]
         self._raw = None  # started: see _Context._raw
         respond = self._respond  # a slot read, then a call: no method lookup
         return respond(status, headers, exc_info)

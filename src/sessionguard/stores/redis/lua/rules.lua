@@ -147,7 +147,7 @@ end
 -- core.idle_limit
 local function idle_limit(rec)
   if rec.r then return REMEMBER end
-  if ALLOW_USER and rec.ui then return rec.ui end
+  if ALLOW_USER and rec.ui then return rec.ui > 0 and rec.ui or nil end  -- 0: core.NEVER_IDLE
   return idle_of(rec.p)
 end
 
