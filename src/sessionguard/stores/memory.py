@@ -102,7 +102,10 @@ class MemoryStore:
             if passive:
                 if owed:
                     self._put(record, policy, now)
-                return Check(outcome, _own(record), policy=policy)
+                # this process's own unwritten use is part of the view (its expires_at)
+                pending = self._unwritten.seen(session_id)
+                view = touched(record, pending) if pending is not None else record
+                return Check(outcome, _own(view), policy=policy)
             fresh = touched(record, now)
             if not owed and not touch_due(record, policy, now, passive=False):
                 self._unwritten.note(session_id, now, flush_by(record, policy, now))

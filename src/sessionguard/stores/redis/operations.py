@@ -197,8 +197,8 @@ class Operations:
         if written is not None:
             self.unwritten.written(session_id, written)
         refresh = False
-        if passive:
-            seen = written or 0
+        if passive:  # as stored, or as an owed use wrote it, or as this process used it
+            seen = max(written or 0, self.unwritten.seen(session_id) or 0)
         elif written == now:  # touched
             seen, refresh = now, cookie_refresh_due(stored, now)
         else:
