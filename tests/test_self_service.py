@@ -172,3 +172,20 @@ def test_the_401_of_an_ended_session_says_why(api: Api) -> None:
     assert (error["reason"], error["message"]) == ("revoked", "You were signed out by an administrator.")
     anonymous = assert_error(api.anon.get(f"{API}/csrf"), 401, "unauthenticated")
     assert "reason" not in anonymous
+
+
+# -- ending one's own session through the admin API ------------------------------------
+
+
+def test_ending_ones_own_remembered_session_clears_the_cookie_only(api: Api) -> None:
+    api.h.login("ada", remember_me=True)
+    api.h.clock.advance(DAY + 60)  # this request's touch would re-send the remember-me cookie
+    own = api.h.whoami(headers={"X-Session-Passive": "1"})["session"]["id"]
+    csrf = api.csrf()
+    api.h.clock.advance(DAY)
+    response = api.client.delete(f"{API}/me/sessions/{own}", headers=csrf)
+    assert response.status_code == 204
+    cookies = response.headers.get_list("set-cookie")
+    assert len(cookies) == 1 and "Max-Age=0" in cookies[0], cookies
+    assert response.headers.get("session-expires") is None
+    assert api.h.whoami() == {"session": None, "ended_reason": None}

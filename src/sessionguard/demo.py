@@ -116,10 +116,13 @@ def home_page(
     previous: audit.Event | None = None,
     admin_path: str | None = None,
     websocket: bool = False,
+    self_service: bool = True,
 ) -> str:
     """The signed-in page: the current session, why the previous one ended,
-    sign-out, links to the self-service and admin pages, and (``websocket``)
-    a live connection that closes when the session ends."""
+    sign-out, links to the self-service (unless ``self_service`` is off) and
+    admin pages, the expiry warning of ``expiry.js`` (served by the admin
+    sub-app), and (``websocket``) a live connection that closes when the
+    session ends."""
     name = session.metadata.get("name")
     shown = name if isinstance(name, str) and name else session.user_id
     rows: Sequence[tuple[str, str]] = [
@@ -152,7 +155,11 @@ def home_page(
                      "</script>")
     links = []
     if admin_path is not None:
-        links.append(f'<a href="{escape(admin_path)}/me">Your sessions</a>')
+        # Two minutes before the idle expiry: a notice with "Stay signed in"; afterwards, why
+        # the session ended and a link to sign in again (docs/admin.md, "Expiry warning").
+        parts.append(f'<script src="{escape(admin_path)}/static/expiry.js" data-sign-in="/" defer></script>')
+        if self_service:
+            links.append(f'<a href="{escape(admin_path)}/me">Your sessions</a>')
         if "admin" in session.roles:
             links.append(f'<a href="{escape(admin_path)}/">Admin</a>')
     if links:
@@ -207,7 +214,8 @@ def create_app(guard: SessionGuard, *, live: bool = True) -> SessionGuardMiddlew
             return HTMLResponse(login_page(ctx.ended_reason))
         events = await guard.async_store.events(user_id=ctx.session.user_id, limit=20, cursor=None)
         previous = previous_ending(events.items, ctx.session.id)
-        html = home_page(ctx.session, previous=previous, admin_path=guard.config.admin_path, websocket=live)
+        html = home_page(ctx.session, previous=previous, admin_path=guard.config.admin_path, websocket=live,
+                         self_service=guard.config.self_service)
         return HTMLResponse(html, headers={"cache-control": "no-store"})
 
     async def login(request: Request) -> Response:
