@@ -655,6 +655,12 @@ def test_expiry_warning_keeps_the_session_or_says_why_it_ended(
         "Your session is about to end because you have been inactive.")
     expect(page.locator(".sg-expiry-countdown")).to_contain_text("Time left: 1:5")
     assert page.evaluate(LOW_CONTRAST_JS) == []
+    if path == "/me":
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "expiry.png"
+        page.screenshot(path=str(shot))
+        if os.environ.get("SESSIONGUARD_DOCS_SCREENSHOTS") == "1":
+            (DOCS / "expiry.png").write_bytes(shot.read_bytes())
 
     stay.click()  # an active request: the session is used now
     expect(notice).to_be_hidden()
