@@ -90,6 +90,7 @@ ENDPOINTS = [
     pytest.param("DELETE", "/api/sessions/0000AAAAAAAAAAAAAAAAAAAAAA", "sessions:revoke", id="end"),
     pytest.param("POST", "/api/users/ada/signout", "sessions:revoke", id="signout-user"),
     pytest.param("POST", "/api/signout-all", "sessions:revoke", id="signout-all"),
+    pytest.param("PUT", "/api/users/ada/roles", "sessions:revoke+settings:update", id="set-roles"),
     pytest.param("GET", "/api/policy", "sessions:read", id="get-policy"),
     pytest.param("PUT", "/api/policy", "settings:update", id="put-policy"),
     pytest.param("GET", "/api/audit", "sessions:read", id="audit"),

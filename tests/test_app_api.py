@@ -138,6 +138,33 @@ def test_end_all_signs_out_everyone_but_the_excepted_one(harness: Harness) -> No
     assert reason(harness, kept["token"]) == "signout_all"
 
 
+def test_set_roles_changes_live_sessions_at_their_next_request(make_harness: Any) -> None:
+    harness = make_harness(local_cache="5s")  # a cached check learns the change at once too
+    app = App(harness)
+    web = login(harness, metadata={"name": "Ada", "roles": ["admin"]})
+    phone = login(harness, platform="mobile", metadata={"roles": ["admin", "ops"]})
+    grace = login(harness, "grace", metadata={"roles": ["admin"]})
+    ended = login(harness, metadata={"roles": ["admin"]})
+    app.call("end_session", ended["session"]["id"])
+
+    def metadata(token: str) -> Any:
+        return harness.whoami(client=harness.new_client(), headers=bearer(token))["session"]["metadata"]
+
+    assert metadata(web["token"])["roles"] == ["admin"]  # (now in the local cache, if any)
+    assert app.call("set_roles", "ada", ["helpdesk", "helpdesk", "viewer"]) == 2
+    assert metadata(web["token"]) == {"name": "Ada", "roles": ["helpdesk", "viewer"]}  # the rest stays
+    assert metadata(phone["token"]) == {"roles": ["helpdesk", "viewer"]}
+    assert metadata(grace["token"]) == {"roles": ["admin"]}
+    assert reason(harness, ended["token"]) == "revoked"  # an ended session stays ended
+    assert [s.roles for s in app.call("sessions", "ada")] == [("helpdesk", "viewer")] * 2
+    event = events(harness)[0]
+    assert (event.type, event.actor, event.user_id) == ("roles_changed", "app", "ada")
+    assert app.call("set_roles", "nobody", []) == 0
+    for bad in ("admin", [""], ["x" * 65], [1], ["r"] * 33):
+        with pytest.raises(ValueError, match="roles must be"):
+            app.call("set_roles", "ada", bad)
+
+
 # -- the request context ----------------------------------------------------------
 
 

@@ -210,6 +210,26 @@ def test_cluster_login_check_evict_and_signout_all(redis_cluster: Any, make_stor
         cluster.close()
 
 
+def test_cluster_set_roles(redis_cluster: Any, make_stores: Any) -> None:
+    prefix = f"sgt-{secrets.token_hex(4)}"
+    user = "ada{x}:é"
+    sync, async_ = make_stores(redis_cluster.url, prefix)
+    cluster = redis_cluster.client()
+    try:
+        web = sync.create(new(user, metadata={"name": "Ada", "roles": ["admin"]})).record
+        phone = sync.create(new(user, "mobile", metadata={"roles": ["admin"]})).record
+        updated = asyncio.run(async_.set_roles(user, ["viewer"]))
+        assert sorted(r.id for r in updated) == sorted([web.id, phone.id])
+        seen = sync.check(web.id, passive=True).record
+        assert seen is not None and seen.metadata == {"name": "Ada", "roles": ["viewer"]}
+        assert [r.metadata["roles"] for r in sync.user_sessions(user)] == [["viewer"], ["viewer"]]
+    finally:
+        for node in cluster.get_primaries():
+            for key in cluster.scan_iter(match=f"{prefix}*", target_nodes=node):
+                cluster.unlink(key)
+        cluster.close()
+
+
 def test_cluster_through_a_guarded_app(redis_cluster: Any) -> None:
     prefix = f"sgt-{secrets.token_hex(4)}"
     guard = SessionGuard(Config(secret_key=SECRET, store_url=redis_cluster.url, key_prefix=prefix,

@@ -162,6 +162,32 @@ def test_role_permissions_replace_admin_and_readonly_roles(make_harness: Callabl
     assert api.ended_reason(victims[1]["token"]) is None
 
 
+def test_put_roles_changes_permissions_at_the_next_request(make_harness: Callable[..., Harness]) -> None:
+    api = Api(make_harness(admin_token=ADMIN_TOKEN,
+                           role_permissions="admin=sessions:read+sessions:revoke+settings:update;"
+                                            "helpdesk=sessions:read+sessions:revoke"))
+    boss = api.browser_login("root", roles=["admin"])
+    demoted = api.login("eve", roles=["admin"])
+    helpdesk = bearer(api.login("hd", roles=["helpdesk"])["token"])
+    url = f"{API}/users/eve/roles"
+    assert api.anon.get(f"{API}/sessions", headers=bearer(demoted["token"])).status_code == 200
+    refused = api.anon.put(url, json={"roles": []}, headers=helpdesk)  # revokes, but may not change roles
+    assert assert_error(refused, 403, "forbidden")["message"] == (
+        "This needs the sessions:revoke and settings:update permissions.")
+    assert_error(api.client.put(url, json={"roles": ["helpdesk"]}), 403, "csrf_failed")
+    response = api.client.put(url, json={"roles": ["helpdesk"]}, headers=api.csrf())
+    assert response.status_code == 200 and response.json() == {"updated": 1}
+    seen = api.anon.put(url, json={"roles": []}, headers=bearer(demoted["token"]))
+    assert_error(seen, 403, "forbidden")  # eve's own next request already has the new roles
+    assert api.anon.put(url, json={"roles": []}, headers=TOKEN).json() == {"updated": 1}
+    event = [e for e in api.events(user_id="eve") if e["type"] == "roles_changed"][0]
+    assert event["actor"] == "admin-token" and '"roles":[]' in event["detail"]
+    for body, field in [({"roles": "admin"}, "roles"), ({"roles": [1]}, "roles"), ({}, "roles"),
+                        ({"roles": [], "extra": 1}, "extra")]:
+        assert assert_error(api.client.put(url, json=body, headers=api.csrf()), 422)["field"] == field
+    assert boss["session"]["metadata"] == {"roles": ["admin"]}
+
+
 # -- a 401 says why the session ended -------------------------------------------------
 
 

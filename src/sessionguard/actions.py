@@ -1,5 +1,5 @@
 """What an app does with sessions without an HTTP admin call (SPEC §9.4): list
-them, end one, end a user's, end everyone's.
+them, end one, end a user's, end everyone's, change a user's roles.
 
 Each action is written once as steps (:mod:`sessionguard.admin.flow`), run by
 the guard's plain methods on the sync store and by its ``a``-prefixed
@@ -92,3 +92,32 @@ def end_all(actor: str, *, keep: str | None = None) -> Step[None]:
     now = yield from flow.now()
     detail = None if keep is None else f"kept {keep}"
     yield from flow.record([audit.Event("signout_all", now, actor, reason="signout_all", detail=detail)])
+
+
+#: Most roles ``set_roles`` gives, and the longest role name.
+MAX_ROLES, MAX_ROLE = 32, 64
+
+
+def roles_value(roles: object) -> list[str]:
+    """``roles`` checked: a list of 1 to :data:`MAX_ROLE` character strings, at most
+    :data:`MAX_ROLES` of them, repeats dropped.
+
+    :raises ValueError: naming the rule.
+    """
+    if isinstance(roles, str) or not isinstance(roles, (list, tuple)):
+        raise ValueError("roles must be a list of role names")
+    if len(roles) > MAX_ROLES or not all(isinstance(r, str) and 0 < len(r) <= MAX_ROLE for r in roles):
+        raise ValueError(f"roles must be at most {MAX_ROLES} names of 1 to {MAX_ROLE} characters")
+    return list(dict.fromkeys(roles))
+
+
+def set_roles(user_id: str, roles: object, actor: str) -> Step[list[Record]]:
+    """Replace ``metadata["roles"]`` of every active session of ``user_id``
+    (one ``roles_changed`` event); the sessions updated. Permissions follow at
+    each session's next request."""
+    names = roles_value(roles)
+    records = yield from flow.set_roles(_user_id(user_id), names)
+    now = yield from flow.now()
+    detail = audit.compact_json({"roles": names, "sessions": len(records)})
+    yield from flow.record([audit.Event("roles_changed", now, actor, user_id, detail=detail)])
+    return records

@@ -174,6 +174,21 @@ class SessionGuard:
         """:meth:`end_all` for ASGI apps."""
         await adrive(self, actions.end_all(actions.APP, keep=except_id))
 
+    def set_roles(self, user_id: str, roles: Sequence[str]) -> int:
+        """Replace ``metadata["roles"]`` of every active session of ``user_id``
+        (a ``roles_changed`` event, actor ``app``); how many sessions changed.
+        Their permissions follow at their next request; sessions created later
+        get the roles the app gives at login.
+
+        :raises ValueError: unless ``roles`` is a list of at most 32 names of
+            1 to 64 characters.
+        """
+        return len(drive(self, actions.set_roles(user_id, roles, actions.APP)))
+
+    async def aset_roles(self, user_id: str, roles: Sequence[str]) -> int:
+        """:meth:`set_roles` for ASGI apps."""
+        return len(await adrive(self, actions.set_roles(user_id, roles, actions.APP)))
+
     def city(self, ip: str) -> str | None:
         """The city of ``ip`` from the GeoIP2 database, when one is configured."""
         path = self.config.geoip_database

@@ -76,6 +76,21 @@ def signout_user(call: Call) -> Flow:
     return json_response({"ended": len(records)})
 
 
+def set_user_roles(call: Call) -> Flow:
+    """``PUT api/users/{user_id}/roles``: replace ``metadata["roles"]`` of every
+    active session of the user (``roles_changed``)."""
+    user_id = call.params["user_id"]
+    user_id_value(user_id, "user_id")
+    body = object_body(call.request, required=True)
+    known_fields(body, ("roles",))
+    try:
+        roles = actions.roles_value(body.get("roles"))
+    except ValueError as error:
+        raise invalid("roles", str(error).removeprefix("roles ")) from None
+    records = yield from actions.set_roles(user_id, roles, call.caller.actor)
+    return json_response({"updated": len(records)})
+
+
 def signout_all(call: Call) -> Flow:
     """``POST api/signout-all``: end every session (``signout_all``), except
     the caller's own with ``keep_mine``."""
@@ -136,6 +151,7 @@ ROUTES = (
     Route("GET", "/api/sessions", list_sessions, READ),
     Route("DELETE", "/api/sessions/{id}", end_session, REVOKE),
     Route("POST", "/api/users/{user_id:path}/signout", signout_user, REVOKE),
+    Route("PUT", "/api/users/{user_id:path}/roles", set_user_roles, f"{REVOKE}+{UPDATE}"),
     Route("POST", "/api/signout-all", signout_all, REVOKE),
     Route("GET", "/api/policy", get_policy, READ),
     Route("PUT", "/api/policy", put_policy, UPDATE),

@@ -143,8 +143,8 @@ def authenticate(request: AdminRequest, config: Config, is_admin_token: Callable
 
 
 def authorize(caller: Caller, requirement: str, request: AdminRequest, signing: Signing) -> None:
-    """Check that ``caller`` meets ``requirement`` (a permission,
-    :data:`ANY_SESSION` or :data:`PUBLIC`) and, for a cookie-authenticated
+    """Check that ``caller`` meets ``requirement`` (a permission, several
+    joined by ``+``, :data:`ANY_SESSION` or :data:`PUBLIC`) and, for a cookie-authenticated
     write, carries the CSRF token.
 
     :raises ApiError: ``401`` without credentials, ``403`` otherwise.
@@ -163,8 +163,9 @@ def authorize(caller: Caller, requirement: str, request: AdminRequest, signing: 
         if caller.session is None:
             raise ApiError(403, "session_required", "This endpoint acts on the caller's own session; "
                            "the admin token has none.")
-    elif requirement not in caller.permissions:
-        raise ApiError(403, "forbidden", f"This needs the {requirement} permission.")
+    elif not caller.permissions.issuperset(requirement.split("+")):
+        needed = requirement.replace("+", " and ") + (" permissions" if "+" in requirement else " permission")
+        raise ApiError(403, "forbidden", f"This needs the {needed}.")
     if caller.source == "cookie" and request.method in UNSAFE_METHODS:
         token = request.headers.get(CSRF_HEADER)
         session = caller.session

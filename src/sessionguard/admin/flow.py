@@ -196,6 +196,12 @@ def set_user_timeouts(user_id: str, timeouts: Mapping[str, int | None]) -> Step[
     yield StoreCall(lambda store: store.set_user_timeouts(user_id, dict(timeouts)))
 
 
+def set_roles(user_id: str, roles: Sequence[str]) -> Step[list[Record]]:
+    """Replace ``metadata["roles"]`` of a user's valid sessions; the records updated."""
+    records: list[Record] = yield StoreCall(lambda store: store.set_roles(user_id, list(roles)))
+    return records
+
+
 def events(*, user_id: str | None, limit: int, cursor: str | None) -> Step[Page]:
     """One page of audit events, newest first."""
     page: Page = yield StoreCall(lambda store: store.events(user_id=user_id, limit=limit, cursor=cursor))

@@ -101,6 +101,9 @@ SCHEMAS: dict[str, Schema] = {
     }, ()),
     "Ended": _obj({"ended": {"type": "integer", "minimum": 0}}),
     "EndedAll": _obj({"ended": {"const": "all"}}),
+    "Updated": _obj({"updated": {"type": "integer", "minimum": 0}}),
+    "Roles": _obj({"roles": {"type": "array", "maxItems": 32,
+                             "items": {"type": "string", "minLength": 1, "maxLength": 64}}}),
     "UserSignout": _obj({"platform": PLATFORM}, ()),
     "SignoutAll": _obj({"confirm": {"type": "string", "const": CONFIRM_PHRASE},
                         "keep_mine": {"type": "boolean", "default": False}}, ("confirm",)),
@@ -170,6 +173,10 @@ def build(prefix: str, cookie_name: str, *, self_service: bool = True) -> dict[s
         "/api/users/{user_id}/signout": {"post": _operation(
             "Sign out a user, optionally on one platform (revoked)", "Ended", "400 401 403 404 413 422 503",
             params=(user, CSRF), body="UserSignout")},
+        "/api/users/{user_id}/roles": {"put": _operation(
+            "Replace the roles (metadata.roles) of a user's active sessions; permissions follow at "
+            "their next request (needs sessions:revoke and settings:update)", "Updated",
+            "400 401 403 404 413 422 503", params=(user, CSRF), body="Roles", body_required=True)},
         "/api/signout-all": {"post": _operation(
             "Sign out everyone (signout_all), optionally keeping the caller's session", "EndedAll",
             WRITES, params=(CSRF,), body="SignoutAll", body_required=True)},

@@ -45,7 +45,8 @@ Handler = Callable[[Call], Flow]
 @dataclass(frozen=True, slots=True)
 class Route:
     """``method`` on ``pattern`` runs ``handler`` for callers meeting
-    ``requirement`` (a permission, ``"session"`` or ``"public"``).
+    ``requirement`` (a permission, several joined by ``+``, ``"session"``
+    or ``"public"``).
 
     ``pattern`` is a path below the admin prefix; ``{name}`` matches one
     path segment, ``{name:path}`` the rest of the path (user ids may hold

@@ -32,7 +32,7 @@ from ..errors import SessionLimitReached
 from ..policy import Policy
 from ..tokens import TAG_LENGTH
 from .cursors import cursor_after, cursor_of, newest_first
-from .protocol import Check, Created, NewSession, Page
+from .protocol import Check, Created, NewSession, Page, with_roles
 from .write_behind import Unwritten
 
 
@@ -214,6 +214,15 @@ class MemoryStore:
             for record in self._user_records(user_id, now):
                 own = timeouts.get(record.platform)
                 self._put(record._replace(user_idle=own), policy, now)
+
+    def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
+        with self._lock:
+            now, policy, updated = self._clock(), self.policy(), []
+            for record in self._user_records(user_id, now):
+                changed = record._replace(metadata=_json_copy(with_roles(record.metadata, roles)))
+                self._put(changed, policy, now)
+                updated.append(_own(changed))
+            return updated
 
     # -- audit ---------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from ...errors import SessionLimitReached, StoreUnavailable
 from ...policy import Policy
 from ...tokens import is_session_id
 from ..cursors import cursor_after, cursor_of, newest_first
-from ..protocol import Check, Created, NewSession, Page
+from ..protocol import Check, Created, NewSession, Page, with_roles
 from ..write_behind import Unwritten
 from .calls import Arg, Commands, Op, Script, one
 from .keys import Keys, encode_user
@@ -345,6 +345,23 @@ class Operations:
         keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
         updated = yield from self._session_script("set_user_timeouts", tag, keys, *given)
         self._forget([i.decode("ascii") for i in updated])
+
+    def set_roles(self, user_id: str, roles: Sequence[str]) -> Op[list[Record]]:
+        """Replace ``metadata["roles"]`` of the user's valid sessions: read them
+        (``list_user.lua``), then give each still valid its new tail (``set_tails.lua``)."""
+        records = yield from self.user_sessions(user_id)
+        if not records:
+            return []
+        changed = [r._replace(metadata=with_roles(r.metadata, roles)) for r in records]
+        pairs: list[Arg] = []
+        for r in changed:
+            pairs += [r.id, record_tail(NewSession(r.id, r.user_id, r.platform, r.remember_me, r.ip, r.city,
+                                                   r.user_agent, r.device, r.metadata))]
+        keys = tuple(self.keys.session(r.id) for r in changed)
+        reply = yield from self._session_script("set_tails", self.slot_tag(user_id), keys, *pairs)
+        updated = {i.decode("ascii") for i in reply}
+        self._forget(list(updated))
+        return [r for r in changed if r.id in updated]
 
     # -- audit ---------------------------------------------------------------------
 
