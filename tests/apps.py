@@ -49,6 +49,11 @@ def starlette_app(guard: SessionGuard) -> Any:
     async def end_others(request: Request) -> Response:
         return JSONResponse({"ended": await request.scope["sessionguard"].end_others()})
 
+    async def rotate(request: Request) -> Response:
+        session = await request.scope["sessionguard"].rotate()
+        return JSONResponse(None if session is None else {"token": session.token,
+                                                          "session": session.to_json()})
+
     async def recheck(request: Request) -> Response:
         ctx = request.scope["sessionguard"]
         if request.query_params.get("end") == "1" and ctx.session is not None:
@@ -79,6 +84,7 @@ def starlette_app(guard: SessionGuard) -> Any:
         Route("/whoami", whoami), Route("/poll/status", whoami), Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]), Route("/stream", stream), WebSocketRoute("/ws", ws),
         Route("/end-others", end_others, methods=["POST"]), Route("/recheck", recheck),
+        Route("/rotate", rotate, methods=["POST"]),
     ])
     return guard.asgi(app)
 
@@ -108,6 +114,11 @@ def flask_app(guard: SessionGuard) -> Any:
     @app.post("/end-others")
     def end_others() -> Any:
         return jsonify({"ended": flask_request.environ["sessionguard"].end_others()})
+
+    @app.post("/rotate")
+    def rotate() -> Any:
+        session = flask_request.environ["sessionguard"].rotate()
+        return jsonify(None if session is None else {"token": session.token, "session": session.to_json()})
 
     @app.get("/recheck")
     def recheck() -> Any:

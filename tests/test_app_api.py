@@ -183,6 +183,31 @@ def test_end_others_ends_the_users_other_sessions_only(harness: Harness) -> None
     assert [(e.reason, e.actor) for e in ended] == [("signed_out", "user:ada")] * 2
 
 
+def test_rotate_gives_the_session_a_new_token(harness: Harness) -> None:
+    before = harness.login("ada", remember_me=True, metadata={"roles": ["staff"]})
+    harness.clock.advance(60)
+    response = harness.client.post("/rotate")
+    rotated = response.json()
+    token, session = rotated["token"], rotated["session"]
+    assert token != before["token"] and session["id"] != before["session"]["id"]
+    kept = ("user_id", "platform", "created_at", "remember_me", "metadata", "ip", "device")
+    assert {k: session[k] for k in kept} == {k: before["session"][k] for k in kept}
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"sg_session={token};") and "Max-Age=" in cookie  # still remembered
+    assert response.headers["session-expires"] == session["expires_at"]
+    assert harness.whoami()["session"]["id"] == session["id"]  # the browser holds the new cookie
+    assert reason(harness, before["token"]) == "invalid"  # the old token is unknown
+    assert [s.id for s in App(harness).call("sessions", "ada")] == [session["id"]]
+    phone = login(harness, platform="mobile")  # a bearer client gets the token, no cookie
+    answer = harness.new_client().post("/rotate", headers=bearer(phone["token"]))
+    assert "set-cookie" not in answer.headers
+    assert reason(harness, answer.json()["token"]) is None and reason(harness, phone["token"]) == "invalid"
+    assert harness.new_client().post("/rotate").json() is None  # no session: nothing to rotate
+    App(harness).call("end_user", "ada")
+    gone = harness.client.post("/rotate")  # ended meanwhile: reported, cookie cleared
+    assert gone.json() is None and "Max-Age=0" in gone.headers["set-cookie"]
+
+
 def test_recheck_sees_an_ending_during_the_request(harness: Harness) -> None:
     token = harness.login()["token"]
     assert harness.client.get("/recheck").json()["session"]["user_id"] == "ada"

@@ -425,6 +425,31 @@ def test_set_roles_rewrites_the_roles_of_valid_sessions_only(store: Any, clock: 
     assert store.set_roles("ada", []) == []
 
 
+def test_rotate_moves_a_valid_session_to_a_new_id(store: Any, clock: FakeClock) -> None:
+    record = login(store, clock, remember_me=True, metadata={"roles": ["admin"]}, ip="10.0.0.1")
+    other = login(store, clock, platform="mobile")
+    clock.advance(60)
+    used = round(clock() * 1000)
+    assert outcome(store, record) is Outcome.VALID  # a use, maybe unwritten
+    new_id = session_id(TOKENS.new_sid("ada"))
+    moved = store.rotate(record.id, new_id)
+    assert moved.outcome is Outcome.VALID and moved.record.id == new_id
+    assert moved.record == record._replace(id=new_id, last_seen=used)  # every field kept, the use too
+    assert outcome(store, record) is Outcome.INVALID  # the old token is unknown, not "ended"
+    assert store.check(new_id, passive=True).record == moved.record
+    assert store.rotate(record.id, new_id).record == moved.record  # a retry changes nothing
+    assert sorted(r.id for r in store.user_sessions("ada")) == sorted([new_id, other.id])
+    listed = store.list_sessions(user_id=None, platform=None, limit=10, cursor=None).items
+    assert sorted(r.id for r in listed) == sorted([new_id, other.id])
+    assert store.end(new_id, "revoked") == moved.record
+    assert store.rotate(new_id, session_id(TOKENS.new_sid("ada"))).outcome is Outcome.REVOKED
+    assert store.rotate(record.id, session_id(TOKENS.new_sid("ada"))).outcome is Outcome.INVALID
+    clock.advance(3601)
+    timed_out = store.rotate(other.id, session_id(TOKENS.new_sid("ada")))
+    assert (timed_out.outcome, timed_out.ended) == (Outcome.IDLE_TIMEOUT, other)  # noticed now: reported
+    assert outcome(store, other) is Outcome.IDLE_TIMEOUT
+
+
 def test_end_all_keeps_one_and_admits_new_logins(make_store: Any, clock: FakeClock) -> None:
     store = make_store()
     ada, bob, mine = login(store, clock), login(store, clock, "bob"), login(store, clock, "carol")

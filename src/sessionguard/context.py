@@ -165,6 +165,26 @@ class _Context:
             self.set_cookie = verdict.set_cookie  # a response yet to start clears the cookie
         return verdict.events
 
+    def _rotating(self) -> tuple[str, str, str] | None:
+        """``(current id, new id, new token)`` for ``rotate()``; ``None`` without a session."""
+        if self._started:
+            raise RuntimeError("rotate() after the response started: its cookie can no longer be set")
+        if self.session is None:
+            return None
+        sid = self._guard.tokens.new_sid(self.session.user_id)
+        return self.session.id, session_id(sid), self._guard.tokens.sign(sid)
+
+    def _rotated(self, check: Check, token: str) -> tuple[audit.Event, ...]:
+        """Adopt the store's answer to a rotation; the audit events to record."""
+        record = check.record
+        if check.outcome is not Outcome.VALID or record is None:
+            return self._rechecked(check)  # it had ended: as a recheck would tell
+        policy = check.policy or self._guard.default_policy
+        self.session = Session.from_record(record, policy, token)
+        if self._source != "bearer":
+            self.set_cookie = self._guard.cookie(token, cookie_max_age(record, policy, record.last_seen))
+        return ()
+
     def _logged_out(self, ended: Record | None, now: int) -> list[audit.Event]:
         self.session = None
         self.set_cookie = self._guard.clear_cookie if self._source != "bearer" else None
@@ -232,6 +252,22 @@ class SessionContext(_Context):
         self._guard.record(self._rechecked(check))
         return self.session
 
+    def rotate(self) -> Session | None:
+        """Give the current session a new token (after a privilege change; the
+        old token becomes ``invalid``), keeping its login time, platform,
+        remember-me and metadata, and send the new cookie. Returns the session,
+        whose ``.token`` is the new token (for bearer clients), or ``None``
+        without a session or once it has ended (:attr:`ended_reason`).
+
+        :raises RuntimeError: after the response started (the cookie could not follow).
+        """
+        planned = self._rotating()
+        if planned is None:
+            return None
+        current, new_id, token = planned
+        self._guard.record(self._rotated(self._guard.store.rotate(current, new_id), token))
+        return self.session
+
 
 class AsyncSessionContext(_Context):
     """The request's session, for ASGI apps (coroutines)."""
@@ -270,8 +306,7 @@ class AsyncSessionContext(_Context):
         await self._guard.arecord(self._logged_out(ended, self._guard.now_ms()))
 
     async def end_others(self) -> int:
-        """End every other session of the current user (``signed_out``), e.g.
-        after a password change; how many ended (0 without a session)."""
+        """As :meth:`SessionContext.end_others`: end the user's other sessions."""
         if self.session is None:
             return 0
         store = self._guard.async_store
@@ -280,14 +315,18 @@ class AsyncSessionContext(_Context):
         return len(records)
 
     async def recheck(self, *, passive: bool = False) -> Session | None:
-        """Judge the current session again against the store (a websocket, a
-        long stream): the :class:`Session`, or ``None`` once it has ended
-        (:attr:`ended_reason` says why). Counts as activity unless ``passive``.
-
-        :raises StoreUnavailable: when the store cannot be reached.
-        """
+        """As :meth:`SessionContext.recheck`: judge the session again (websockets, streams)."""
         if self.session is None:
             return None
         check = await self._guard.async_store.check(self.session.id, passive=passive)
         await self._guard.arecord(self._rechecked(check))
+        return self.session
+
+    async def rotate(self) -> Session | None:
+        """As :meth:`SessionContext.rotate`: a new token for the current session."""
+        planned = self._rotating()
+        if planned is None:
+            return None
+        current, new_id, token = planned
+        await self._guard.arecord(self._rotated(await self._guard.async_store.rotate(current, new_id), token))
         return self.session

@@ -5,7 +5,8 @@ from __future__ import annotations
 from importlib import resources
 
 SESSION_SCRIPTS = (
-    "check", "create", "end", "end_user", "list_user", "set_tails", "set_user_timeouts", "touch",
+    "check", "create", "end", "end_user", "list_user", "rotate", "set_tails", "set_user_timeouts",
+    "touch",
 )
 
 
