@@ -28,9 +28,9 @@ from .parsers import (
     Inherit,
     Inheritable,
     Network,
-    redact_url,
 )
 from .permissions import RolePermissions
+from .redaction import redact_url
 
 __all__ = [
     "INHERIT",
@@ -102,6 +102,7 @@ class Config:
     self_service: bool = True
     admin_token: str | None = field(default=None, repr=False)
     trusted_proxies: tuple[Network, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
     geoip_database: str | None = None
     audit_maxlen: int = 100_000
     local_cache: float = 0.0

@@ -7,12 +7,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import audit
 from .core import Outcome, Record, cookie_max_age
-from .errors import SessionLimitReached
+from .errors import SessionLimitReached, StoreUnavailable
 from .incoming import Presented
 from .platform import PLATFORMS, classify, clip, device_label
 from .session import Session
@@ -99,6 +100,22 @@ class _Context:
     def _ip(self) -> str:
         """The client address, honouring trusted proxies."""
         raise NotImplementedError
+
+    def _store_failed(self) -> None:
+        """A store call the app made through this context failed: the shell
+        makes a ``500`` answer to this request (the framework's error handler
+        catching the :class:`StoreUnavailable`) the ``503`` instead."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _store_calls(self) -> Iterator[None]:
+        """Around the app's store calls through this context: a failure makes the
+        request's ``500`` a ``503`` (:meth:`_store_failed`) and propagates."""
+        try:
+            yield
+        except StoreUnavailable:
+            self._store_failed()
+            raise
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} session={self.session!r} ended_reason={self.ended_reason!r}>"
@@ -215,28 +232,36 @@ class SessionContext(_Context):
         store = self._guard.store
         ending = self.session.id if self.session is not None else None
         try:
-            created = store.create(new, ending=ending)
-        except SessionLimitReached as error:
-            self._guard.record(self._rejected(error, self._guard.now_ms()))
+            try:
+                created = store.create(new, ending=ending)
+            except SessionLimitReached as error:
+                self._guard.record(self._rejected(error, self._guard.now_ms()))
+                raise
+            events = self._logged_in(created, token, store.policy())
+            self._guard.record(events)
+        except StoreUnavailable:
+            self._store_failed()
             raise
-        events = self._logged_in(created, token, store.policy())
-        self._guard.record(events)
         return self.session  # type: ignore[return-value]
 
     def logout(self) -> None:
         """End the current session (``signed_out``) and clear the cookie."""
         store = self._guard.store
-        ended = store.end(self.session.id, "signed_out") if self.session is not None else None
-        self._guard.record(self._logged_out(ended, self._guard.now_ms()))
+        try:
+            ended = store.end(self.session.id, "signed_out") if self.session is not None else None
+            self._guard.record(self._logged_out(ended, self._guard.now_ms()))
+        except StoreUnavailable:
+            self._store_failed()
+            raise
 
     def end_others(self) -> int:
         """End every other session of the current user (``signed_out``), e.g.
         after a password change; how many ended (0 without a session)."""
         if self.session is None:
             return 0
-        store = self._guard.store
-        records = store.end_user(self.session.user_id, "signed_out", keep=self.session.id)
-        self._guard.record(self._others_ended(records, self._guard.now_ms()))
+        with self._store_calls():
+            records = self._guard.store.end_user(self.session.user_id, "signed_out", keep=self.session.id)
+            self._guard.record(self._others_ended(records, self._guard.now_ms()))
         return len(records)
 
     def recheck(self, *, passive: bool = False) -> Session | None:
@@ -248,8 +273,9 @@ class SessionContext(_Context):
         """
         if self.session is None:
             return None
-        check = self._guard.store.check(self.session.id, passive=passive)
-        self._guard.record(self._rechecked(check))
+        with self._store_calls():
+            check = self._guard.store.check(self.session.id, passive=passive)
+            self._guard.record(self._rechecked(check))
         return self.session
 
     def rotate(self) -> Session | None:
@@ -265,7 +291,9 @@ class SessionContext(_Context):
         if planned is None:
             return None
         current, new_id, token = planned
-        self._guard.record(self._rotated(self._guard.store.rotate(current, new_id), token))
+        with self._store_calls():
+            check = self._guard.store.rotate(current, new_id)
+            self._guard.record(self._rotated(check, token))
         return self.session
 
 
@@ -291,35 +319,45 @@ class AsyncSessionContext(_Context):
         store = self._guard.async_store
         ending = self.session.id if self.session is not None else None
         try:
-            created = await store.create(new, ending=ending)
-        except SessionLimitReached as error:
-            await self._guard.arecord(self._rejected(error, self._guard.now_ms()))
+            try:
+                created = await store.create(new, ending=ending)
+            except SessionLimitReached as error:
+                await self._guard.arecord(self._rejected(error, self._guard.now_ms()))
+                raise
+            events = self._logged_in(created, token, await store.policy())
+            await self._guard.arecord(events)
+        except StoreUnavailable:
+            self._store_failed()
             raise
-        events = self._logged_in(created, token, await store.policy())
-        await self._guard.arecord(events)
         return self.session  # type: ignore[return-value]
 
     async def logout(self) -> None:
         """End the current session (``signed_out``) and clear the cookie."""
         store = self._guard.async_store
-        ended = await store.end(self.session.id, "signed_out") if self.session is not None else None
-        await self._guard.arecord(self._logged_out(ended, self._guard.now_ms()))
+        try:
+            ended = await store.end(self.session.id, "signed_out") if self.session is not None else None
+            await self._guard.arecord(self._logged_out(ended, self._guard.now_ms()))
+        except StoreUnavailable:
+            self._store_failed()
+            raise
 
     async def end_others(self) -> int:
         """As :meth:`SessionContext.end_others`: end the user's other sessions."""
         if self.session is None:
             return 0
-        store = self._guard.async_store
-        records = await store.end_user(self.session.user_id, "signed_out", keep=self.session.id)
-        await self._guard.arecord(self._others_ended(records, self._guard.now_ms()))
+        with self._store_calls():
+            store = self._guard.async_store
+            records = await store.end_user(self.session.user_id, "signed_out", keep=self.session.id)
+            await self._guard.arecord(self._others_ended(records, self._guard.now_ms()))
         return len(records)
 
     async def recheck(self, *, passive: bool = False) -> Session | None:
         """As :meth:`SessionContext.recheck`: judge the session again (websockets, streams)."""
         if self.session is None:
             return None
-        check = await self._guard.async_store.check(self.session.id, passive=passive)
-        await self._guard.arecord(self._rechecked(check))
+        with self._store_calls():
+            check = await self._guard.async_store.check(self.session.id, passive=passive)
+            await self._guard.arecord(self._rechecked(check))
         return self.session
 
     async def rotate(self) -> Session | None:
@@ -328,5 +366,7 @@ class AsyncSessionContext(_Context):
         if planned is None:
             return None
         current, new_id, token = planned
-        await self._guard.arecord(self._rotated(await self._guard.async_store.rotate(current, new_id), token))
+        with self._store_calls():
+            check = await self._guard.async_store.rotate(current, new_id)
+            await self._guard.arecord(self._rotated(check, token))
         return self.session
