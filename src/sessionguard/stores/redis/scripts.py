@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from importlib import resources
 
-SESSION_SCRIPTS = ("check", "create", "end", "end_user", "list_user", "set_user_timeouts", "touch")
+SESSION_SCRIPTS = (
+    "check", "create", "end", "end_user", "list_user", "rotate", "set_tails", "set_user_timeouts",
+    "touch",
+)
 #: scripts without the prelude: the shared state, and the audit log's self-service allowance
 STANDALONE_SCRIPTS = ("state", "audit")
 
