@@ -415,6 +415,26 @@ def test_end_all_keeps_one_and_admits_new_logins(make_store: Any, clock: FakeClo
     assert store.check(ada.id, passive=False).ended is None
 
 
+def test_end_all_never_keeps_a_session_the_last_one_ended(make_store: Any, clock: FakeClock) -> None:
+    # found by tests/test_model.py: the new epoch replaced the one that remembered the
+    # ending, so keeping a session nobody had presented since brought it back
+    store = make_store()
+    ada, bob = login(store, clock), login(store, clock, "bob")
+    store.end_all(keep=bob.id)
+    clock.advance(0.001)
+    store.end_all(keep=ada.id)
+    assert [outcome(store, r) for r in (ada, bob)] == [Outcome.SIGNOUT_ALL, Outcome.SIGNOUT_ALL]
+
+
+def test_end_all_may_keep_again_the_session_the_last_one_kept(make_store: Any, clock: FakeClock) -> None:
+    store = make_store()
+    ada, bob = login(store, clock), login(store, clock, "bob")
+    store.end_all(keep=ada.id)
+    clock.advance(0.001)
+    store.end_all(keep=ada.id)
+    assert [outcome(store, r) for r in (ada, bob)] == [Outcome.VALID, Outcome.SIGNOUT_ALL]
+
+
 # -- listings ------------------------------------------------------------------------------
 
 

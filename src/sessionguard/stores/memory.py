@@ -164,7 +164,9 @@ class MemoryStore:
 
     def end_all(self, *, keep: str | None = None) -> None:
         with self._lock:
-            self._epoch = epoch_after(self._clock(), keep)
+            now = self._clock()
+            kept = None if keep is None else self._live(keep, now)
+            self._epoch = epoch_after(now, kept, self._epoch)
 
     # -- listings ------------------------------------------------------------
 

@@ -95,9 +95,16 @@ class Operations:
         self.cache.apply(self.cache.read(reply))
 
     def end_all(self, keep: str | None) -> Op[None]:
-        """Move the epoch (``state.lua``): every session ends but ``keep``."""
+        """Move the epoch (``state.lua``): every session ends but ``keep``, if it
+        still exists (its login time tells the script whether the last sign-out of
+        everyone ended it, ``core.epoch_after``)."""
+        created = ""
+        if keep is not None and is_session_id(keep):
+            value = yield from one("GET", self.keys.session(keep))
+            created = "" if value is None else str(decode_record(keep, value).created)
+        kept = keep if keep is not None and created else ""  # gone: ended (or never was)
         now = "" if self.clock is None else str(self.clock())
-        reply = yield Script("state", (self.keys.state,), (self.keys.bus, "epoch", now, keep or ""))
+        reply = yield Script("state", (self.keys.state,), (self.keys.bus, "epoch", now, kept, created))
         self._forget_all()
         self.cache.apply(self.cache.read(reply))
 

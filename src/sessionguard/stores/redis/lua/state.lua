@@ -1,6 +1,7 @@
 -- state.lua: change the state every app server caches, and announce it. Two changes:
 --   'epoch'  sign out everyone in constant time (MemoryStore.end_all), mirroring
---            core.epoch_after: every session created up to now ends unless it is the kept one;
+--            core.epoch_after: every session created up to now ends unless it is the kept one
+--            (and the last sign-out of everyone did not end that one already);
 --   'policy' store the policy override (MemoryStore.set_policy) that core.judge and
 --            core.admission then apply.
 -- The revision is bumped and the whole new state published on the bus in the same step, so
@@ -9,7 +10,7 @@
 -- KEYS[1] the state hash '<prefix>:state' (fields policy, at, keep, rev, gen)
 -- ARGV[1] channel '<prefix>:bus', ARGV[2] 'epoch' or 'policy',
 --      ARGV[3] for 'epoch': now (ms; '' = the server's TIME); for 'policy': the policy JSON
---      ARGV[4] for 'epoch': the id to keep ('' = none)
+--      ARGV[4] for 'epoch': the id to keep ('' = none), ARGV[5] its login time (ms)
 -- returns the new state as a JSON object of strings (as published)
 if ARGV[2] == 'epoch' then
   local now
@@ -19,7 +20,12 @@ if ARGV[2] == 'epoch' then
     local t = redis.call('TIME')
     now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
-  redis.call('HSET', KEYS[1], 'at', string.format('%.0f', now + 1), 'keep', ARGV[4])
+  local keep = ARGV[4]
+  if keep ~= '' then
+    local last = redis.call('HMGET', KEYS[1], 'at', 'keep')
+    if tonumber(ARGV[5]) < tonumber(last[1] or '0') and last[2] ~= keep then keep = '' end
+  end
+  redis.call('HSET', KEYS[1], 'at', string.format('%.0f', now + 1), 'keep', keep)
 elseif ARGV[2] == 'policy' then
   redis.call('HSET', KEYS[1], 'policy', ARGV[3])
 else
