@@ -81,6 +81,8 @@ class MemoryStore:
         # configured policy, so EVICT and ALLOW_USER_TIMEOUTS stay the environment's.
         stored = self._default.updated(policy.to_json())
         with self._lock:
+            if stored != self.policy():
+                self._unwritten.owe()
             self._policy = stored
 
     # -- the request path --------------------------------------------------
@@ -208,6 +210,7 @@ class MemoryStore:
 
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
         with self._lock:
+            self._unwritten.owe(self._by_user.get(user_id, ()))
             self._user_idle[user_id] = dict(timeouts)
             now, policy = self._clock(), self.policy()
             for record in self._user_records(user_id, now):

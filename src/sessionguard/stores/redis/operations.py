@@ -53,7 +53,7 @@ class Operations:
         cache.local = local
         self._contexts: tuple[State, tuple[Arg, ...]] | None = None
         #: uses seen here, not written back yet (core.touch_due, core.flush_by)
-        self.unwritten = Unwritten()
+        self.unwritten = cache.unwritten = Unwritten()
         #: the store's clock minus the local wall clock (ms), from the last check
         self._offset = 0
 
@@ -351,7 +351,9 @@ class Operations:
         given = ["x" if p not in timeouts else _opt(timeouts[p]) for p in PLATFORMS]
         keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
         updated = yield from self._session_script("set_user_timeouts", tag, keys, *given)
-        self._forget([i.decode("ascii") for i in updated])
+        ids = [i.decode("ascii") for i in updated]
+        self._forget(ids)
+        self.unwritten.owe(ids)  # (other processes: when the script's announcement comes)
 
     # -- audit ---------------------------------------------------------------------
 
