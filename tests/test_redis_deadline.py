@@ -29,7 +29,7 @@ from sessionguard.policy import Policy
 from sessionguard.stores.redis import AsyncRedisStore, RedisStore, internals, lane_async, open_redis_stores
 from sessionguard.stores.redis import state as redis_state
 from sessionguard.stores.redis.clients import MAX_CONNECTIONS
-from test_redis_store import TOKENS, new, request_commands, wait_until
+from test_redis_store import new, request_commands, wait_until
 
 pytestmark = pytest.mark.redis
 Stores = tuple[RedisStore, AsyncRedisStore]
@@ -43,7 +43,7 @@ def make_stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Store
 
     def make(url: str, **config: Any) -> Stores:
         cfg = Config(secret_key=SECRET, store_url=url, key_prefix="sg", **config)
-        stores = open_redis_stores(cfg, Policy.from_config(cfg), slot_tag=TOKENS.slot_tag)
+        stores = open_redis_stores(cfg, Policy.from_config(cfg))
         made.append(stores[0])
         return stores
 
@@ -58,14 +58,14 @@ def test_a_login_whose_reply_is_late_is_not_sent_again(private_redis: RedisServe
     # still be running it, so it is not run again; it did take its one slot
     proxy = counting_proxy(private_redis.host, private_redis.port)
     sync, _ = make_stores(proxy.url, store_timeout=0.5, max_sessions=1, on_limit="reject")
-    sync.create(new("bob"))  # loads the script (NOSCRIPT)
+    sync.create(new(sync, "bob"))  # loads the script (NOSCRIPT)
     wait_until(lambda: sync.subscribed)
     proxy.reset()
     sleeper = threading.Thread(target=private_redis.command, args=("DEBUG", "SLEEP", "0.3"))
     sleeper.start()
     time.sleep(0.05)
     with pytest.raises(StoreUnavailable):
-        sync.create(new())  # the reply comes after the 0.2 s read timeout
+        sync.create(new(sync))  # the reply comes after the 0.2 s read timeout
     sleeper.join()
     assert request_commands(proxy).count("EVALSHA") == 1
     assert len(sync.user_sessions("ada")) == 1
@@ -77,8 +77,8 @@ def test_an_end_whose_reply_is_late_is_sent_again(private_redis: RedisServer, co
     # within STORE_TIMEOUT
     proxy = counting_proxy(private_redis.host, private_redis.port)
     sync, _ = make_stores(proxy.url, store_timeout=0.5)
-    record = sync.create(new()).record
-    sync.end(sync.create(new()).record.id, "signed_out")  # loads end.lua (NOSCRIPT)
+    record = sync.create(new(sync)).record
+    sync.end(sync.create(new(sync)).record.id, "signed_out")  # loads end.lua (NOSCRIPT)
     wait_until(lambda: sync.subscribed)
     proxy.reset()
     sleeper = threading.Thread(target=private_redis.command, args=("DEBUG", "SLEEP", "0.3"))
@@ -95,7 +95,7 @@ def test_a_login_is_sent_again_after_a_dropped_connection(private_redis: RedisSe
     # a dropped connection (not a timeout) is worth one more try even for a login
     proxy = counting_proxy(private_redis.host, private_redis.port)
     sync, _ = make_stores(proxy.url, store_timeout=0.5, max_sessions=1, on_limit="reject")
-    sync.create(new("bob"))
+    sync.create(new(sync, "bob"))
     wait_until(lambda: sync.subscribed)
     proxy.reset()
     private_redis.command("CLIENT", "PAUSE", 150, "WRITE")  # the login waits, unanswered
@@ -106,7 +106,7 @@ def test_a_login_is_sent_again_after_a_dropped_connection(private_redis: RedisSe
 
     killer = threading.Thread(target=kill)
     killer.start()
-    created = sync.create(new())
+    created = sync.create(new(sync))
     killer.join()
     assert request_commands(proxy).count("EVALSHA") == 2
     assert sync.user_sessions("ada") == [created.record]
@@ -170,7 +170,7 @@ async def test_every_async_request_gets_its_503_in_time(private_redis: RedisServ
     # requests queued on the lane behind one that times out go to the ordinary path:
     # with what is left of their own deadline, not a fresh STORE_TIMEOUT
     sync, async_ = make_stores(private_redis.url, store_timeout=TIMEOUT)
-    records = [sync.create(new(f"user{i}")).record for i in range(24)]
+    records = [sync.create(new(sync, f"user{i}")).record for i in range(24)]
     await async_.check(records[0].id, passive=True)  # the lane is open, the script loaded
     with stalled(private_redis, how):
         calls = [async_.check(r.id, passive=True) for r in records]
@@ -184,12 +184,12 @@ async def test_every_async_request_gets_its_503_in_time(private_redis: RedisServ
 def test_every_sync_request_gets_its_503_in_time(private_redis: RedisServer, make_stores: Any,
                                                  how: str) -> None:
     sync, _ = make_stores(private_redis.url, store_timeout=TIMEOUT)
-    records = [sync.create(new(f"user{i}")).record for i in range(16)]
+    records = [sync.create(new(sync, f"user{i}")).record for i in range(16)]
     sync.check(records[0].id, passive=True)
     calls: list[Callable[[], Any]] = [
         functools.partial(sync.check, r.id, passive=True) for r in records]
     calls += [functools.partial(sync.end, r.id, "signed_out") for r in records[:8]]
-    calls += [functools.partial(sync.create, new(f"user{i}")) for i in range(8)]
+    calls += [functools.partial(sync.create, new(sync, f"user{i}")) for i in range(8)]
     with stalled(private_redis, how), ThreadPoolExecutor(len(calls)) as pool:
         results = list(pool.map(timed, calls))
     assert_all_in_time(results)
@@ -229,7 +229,7 @@ async def test_without_them_the_store_uses_redis_py_alone(private_redis: RedisSe
 
     monkeypatch.setattr(lane_async, "_take_over", no_take_over)
     sync, async_ = make_stores(private_redis.url, store_timeout=TIMEOUT)
-    records = [sync.create(new(f"user{i}")).record for i in range(64)]
+    records = [sync.create(new(sync, f"user{i}")).record for i in range(64)]
     checks = await asyncio.gather(*(async_.check(r.id, passive=False) for r in records))
     assert [c.outcome for c in checks] == [Outcome.VALID] * 64
     with ThreadPoolExecutor(8) as pool:

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from importlib import resources
 
-SESSION_SCRIPTS = ("check", "create", "end", "end_user", "list_user", "set_user_timeouts", "touch")
+SESSION_SCRIPTS = (
+    "check", "create", "end", "end_user", "list_user", "rotate", "set_tails", "set_user_timeouts",
+    "touch",
+)
+#: scripts without the prelude: the shared state, and the audit log's self-service allowance
+STANDALONE_SCRIPTS = ("state", "audit")
 
 
 def script_sources() -> dict[str, str]:
@@ -13,5 +18,6 @@ def script_sources() -> dict[str, str]:
     rules = (folder / "rules.lua").read_text(encoding="utf-8")
     sources = {name: rules + (folder / f"{name}.lua").read_text(encoding="utf-8")
                for name in SESSION_SCRIPTS}
-    sources["state"] = (folder / "state.lua").read_text(encoding="utf-8")
+    for name in STANDALONE_SCRIPTS:
+        sources[name] = (folder / f"{name}.lua").read_text(encoding="utf-8")
     return sources
