@@ -26,7 +26,7 @@ from ...errors import StoreUnavailable
 from ...policy import Policy
 from ..protocol import Check, Created, NewSession, Page
 from .calls import Op, Request, Script
-from .clients import ATTEMPT_SHARE, DEADLINE, Health, NoTimeLeft, Retry, connect, remaining, reruns
+from .clients import DEADLINE, Health, Retry, connect, reruns
 from .lane import Encoder, LaneUnavailable, SyncLane
 from .operations import Operations
 from .scripts import script_sources
@@ -115,13 +115,11 @@ class RedisStore:
         if self._lane is not None and isinstance(request, Script) and request.hot:
             try:
                 reply = self._lane.call(self._encoder.evalsha(request))
-            except LaneUnavailable as exc:
-                # the ordinary path below retries, loads the script, reports errors; a sync
-                # call cannot be cancelled, so it starts only if one attempt can end in time
-                left = remaining()
-                if left is not None and left < self._shared.timeout * ATTEMPT_SHARE:
-                    late = NoTimeLeft("no time left for the ordinary path after the lane")
-                    raise self._shared.health.failed(late) from exc
+            except LaneUnavailable:
+                # the ordinary path below retries (within the call's deadline), loads the
+                # script, reports errors; the lane fails over only on an answer (NOSCRIPT, an
+                # error reply) or a dropped connection: a silent Redis is a TimeoutError here
+                pass
             except redis.TimeoutError as exc:
                 raise self._shared.health.failed(exc) from exc
             else:
