@@ -63,8 +63,10 @@ def connect(target: Target, timeout: float, ns: SimpleNamespace) -> Any:
     )
     if target.kind == "cluster":
         nodes = [ns.ClusterNode(host, port) for host, port in target.hosts]
-        if REDIS_PY_MAJOR < 6:  # 5 repeats a failed command this often, whatever its Retry says
-            common["cluster_error_retry_attempts"] = 0
+        if REDIS_PY_MAJOR < 6:
+            # 5 repeats a failed command this often without asking its Retry (our Budget):
+            # once at most (its asyncio pipeline needs 1 to run at all)
+            common["cluster_error_retry_attempts"] = 1
         return ns.RedisCluster(startup_nodes=nodes, retry=ns.Retry(timeout, retries=1), **common)
     if target.kind == "sentinel":
         db = common.pop("db", 0)
