@@ -125,8 +125,7 @@ class MemoryStore:
                 self._write(self._unwritten.take(tag), now)
             self._sweep(now)
             policy = self.policy()
-            alive = [r for r in self._user_records(new.user_id, now) if r.platform == new.platform]
-            plan: Admission = admission(alive, policy, new.platform)
+            plan: Admission = admission(self._user_records(new.user_id, now), policy, new.platform)
             if plan.refused:
                 limit = policy.platform(new.platform).max_sessions or 0
                 raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=limit)

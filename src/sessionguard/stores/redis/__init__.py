@@ -67,5 +67,5 @@ def open_redis_stores(
     )
     shared = Shared(target, config.store_timeout, ops, config.store_spin)
     store = RedisStore(shared)
-    shared.subscriber.tick = store.write_due
+    shared.subscriber.tick = store.tick
     return store, AsyncRedisStore(shared)

@@ -9,6 +9,7 @@ The store only drives the I/O-free operations of :mod:`.operations`;
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -16,7 +17,6 @@ from typing import Any, TypeVar
 import redis
 import redis.cluster
 import redis.sentinel
-from redis.commands.core import Script as _Script
 
 from ...audit import Event
 from ...core import Record
@@ -25,9 +25,10 @@ from ...policy import Policy
 from ..protocol import Check, Created, NewSession, Page
 from .calls import Op, Request, Script
 from .clients import Health, Retry, connect, retries
+from .functions import Caller
 from .lane import Encoder, LaneUnavailable, SyncLane
 from .operations import Operations
-from .scripts import script_sources
+from .scripts import library
 from .state import Subscriber
 from .urls import Target
 
@@ -49,7 +50,7 @@ class Shared:
         self.spin = spin  # STORE_SPIN: how long a lane polls for a reply (lane.Spin)
         self.ops = ops
         self.health = Health()
-        self.sources = script_sources()
+        self.caller = Caller(library())
         self.subscriber = Subscriber(self.sync_client, ops.keys, ops.cache)
         self._client: Any = None
         self._lock = threading.Lock()
@@ -74,16 +75,13 @@ class Shared:
 
 
 class RedisStore:
-    """A :class:`~sessionguard.stores.protocol.Store` on Redis: one script (one round
-    trip) per authenticated request. Build it with :func:`open_redis_stores`."""
+    """A :class:`~sessionguard.stores.protocol.Store` on Redis: one function call
+    (one round trip) per authenticated request. Build it with :func:`open_redis_stores`."""
 
     def __init__(self, shared: Shared) -> None:
         self._shared = shared
         self._ops = shared.ops
-        # Scripts given as bytes need no client to hash them; each call names its client.
-        self._scripts = {name: _Script(None, source.encode())  # type: ignore[arg-type]
-                         for name, source in shared.sources.items()}
-        self._encoder = Encoder({name: script.sha for name, script in self._scripts.items()})
+        self._encoder = Encoder(shared.caller.library.names)
         self._lane = None if shared.target.cluster else SyncLane(
             lambda: shared.sync_client().connection_pool, shared.spin)
 
@@ -107,9 +105,9 @@ class RedisStore:
     def _execute(self, request: Request) -> Any:
         if self._lane is not None and isinstance(request, Script) and request.hot:
             try:
-                reply = self._lane.call(self._encoder.evalsha(request))
+                reply = self._lane.call(self._encoder.fcall(request))
             except LaneUnavailable:
-                pass  # the ordinary path below retries, loads the script, reports errors
+                pass  # the ordinary path below retries, loads the library, reports errors
             except redis.TimeoutError as exc:
                 raise self._shared.health.failed(exc) from exc
             else:
@@ -118,7 +116,7 @@ class RedisStore:
         with self._shared.health.translated(), retries(request.retry):
             client = self._shared.sync_client()  # a Cluster client connects when built
             if isinstance(request, Script):
-                return self._scripts[request.name](request.keys, request.argv, client=client)
+                return self._shared.caller.call(client, request)
             if len(request.commands) == 1:
                 return [client.execute_command(*request.commands[0])]
             pipe = client.pipeline(transaction=False)
@@ -147,7 +145,7 @@ class RedisStore:
         return hit if hit is not None else self._run(self._ops.check(session_id, passive))
 
     def create(self, new: NewSession, *, ending: str | None = None) -> Created:
-        return self._run(self._ops.create(new, ending))
+        return self._run(self._ops.users.create(new, ending))
 
     def end(self, session_id: str, reason: str, *, user_id: str | None = None) -> Record | None:
         return self._run(self._ops.end(session_id, reason, user_id))
@@ -155,13 +153,13 @@ class RedisStore:
     def end_user(
         self, user_id: str, reason: str, *, platform: str | None = None, keep: str | None = None
     ) -> list[Record]:
-        return self._run(self._ops.end_user(user_id, reason, platform, keep))
+        return self._run(self._ops.users.end_user(user_id, reason, platform, keep))
 
     def end_all(self, *, keep: str | None = None) -> None:
         self._run(self._ops.end_all(keep))
 
     def user_sessions(self, user_id: str) -> list[Record]:
-        return self._run(self._ops.user_sessions(user_id))
+        return self._run(self._ops.users.user_sessions(user_id))
 
     def list_sessions(
         self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
@@ -169,10 +167,10 @@ class RedisStore:
         return self._run(self._ops.list_sessions(user_id, platform, limit, cursor))
 
     def user_timeouts(self, user_id: str) -> dict[str, int | None]:
-        return self._run(self._ops.user_timeouts(user_id))
+        return self._run(self._ops.users.user_timeouts(user_id))
 
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
-        self._run(self._ops.set_user_timeouts(user_id, timeouts))
+        self._run(self._ops.users.set_user_timeouts(user_id, timeouts))
 
     def append_events(self, events: Sequence[Event]) -> None:
         self._run(self._ops.append_events(events))
@@ -189,6 +187,16 @@ class RedisStore:
             return self._run(self._ops.write_due(everything))
         except StoreUnavailable:
             return 0
+
+    def tick(self) -> None:
+        """The subscriber's housekeeping, about four times a second: write back the
+        uses that are owed (:meth:`write_due`) and take a step of the listing
+        index's sweep (:func:`.listing.sweep_step`). Never raises."""
+        self.write_due()
+        try:
+            self._run(self._ops.sweep_listing(time.monotonic()))
+        except StoreUnavailable:
+            pass  # the next tick goes on from the same place
 
     def close(self) -> None:
         """Write back the uses still owed, stop the subscriber, release the connections."""
