@@ -66,7 +66,7 @@ class Operations:
         self._sweep_after = b""  # where the listing index's sweep goes on (listing.sweep_step)
         #: seconds between passes of the sweep (and before the first)
         self.sweep_rest = SWEEP_REST
-        self._sweep_rest_until = time.monotonic() + self.sweep_rest
+        self._sweep_rested_from = time.monotonic()
         #: uses seen here, not written back yet (core.touch_due, core.flush_by)
         self.unwritten = Unwritten()
         #: the store's clock minus the local wall clock (ms), from the last check
@@ -299,11 +299,11 @@ class Operations:
         """One step of the listing index's sweep (:func:`.listing.sweep_step`),
         resting :attr:`sweep_rest` seconds before each pass (``now``: the
         monotonic clock). Returns how many entries it removed."""
-        if now < self._sweep_rest_until:
+        if not self._sweep_after and now - self._sweep_rested_from < self.sweep_rest:
             return 0
         removed, self._sweep_after = yield from sweep_step(self.keys, self._sweep_after)
         if not self._sweep_after:
-            self._sweep_rest_until = now + self.sweep_rest
+            self._sweep_rested_from = now
         return removed
 
     # -- audit ---------------------------------------------------------------------

@@ -42,9 +42,11 @@ CONTEXT = (
     "prefix",
 )
 
-#: A login reads at most this many of the user's records itself; beyond it the
-#: store reads them in pages first (``user_page``) and names the sessions to evict.
-READ_LIMIT = 100
+#: The most records of one user a call reads: a page of the paged per-user
+#: functions, and what a login reads itself (beyond it, the store reads them in
+#: pages first with ``user_page`` and names the sessions to evict). A call then
+#: stays well under a millisecond of Redis time (``benchmarks/redis_cost.py``).
+PAGE = 25
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ def contract_lua() -> str:
         f"local PLATFORM_OF_BYTE = {_lua_table({ord(v): k for k, v in PLATFORM_LETTERS.items()})}",
         "local RANK = {" + ", ".join(f"[{ord(c)}] = {i}" for i, c in enumerate(ALPHABET)) + "}",
         "local CHAR = {" + ", ".join(f"[{i}] = {c!r}" for i, c in enumerate(ALPHABET)) + "}",
-        f"local READ_LIMIT = {READ_LIMIT}",
+        f"local READ_LIMIT = {PAGE}",
         f"local TAG_LENGTH, SHORT_LENGTH = {TAG_LENGTH}, {SHORT_LENGTH}",
         "",
     ])

@@ -3,8 +3,8 @@ eviction, ``SESSION_CEILING``), the user's listing, sign-out of a user and the
 user's own timeouts.
 
 Every call is bounded, however many sessions the user holds: the per-user
-functions read the user's index a page at a time (:data:`PAGE` members, each
-call well under a millisecond of Redis time at the ceiling), and a login reads
+functions read the user's index a page at a time (:data:`.scripts.PAGE`
+members, each call well under a millisecond of Redis time at the ceiling), and a login reads
 no record while the index counts say the user is under every limit (see
 ``lua/create.lua``). Like :mod:`.operations`, these are I/O-free generators.
 """
@@ -23,15 +23,12 @@ from ..protocol import Created, NewSession
 from .calls import Arg, Commands, Op, one
 from .keys import encode_user
 from .records import decode_pairs, decode_record, idx_bound, idx_member, now_of, record_tail
-from .scripts import FUNCTIONS, Function
+from .scripts import FUNCTIONS, PAGE, Function
 from .state import logger
 
 if TYPE_CHECKING:
     from .operations import Operations
 
-#: Index members one call of a paged per-user function reads: its Redis time stays
-#: well under a millisecond (benchmarks/redis_cost.py).
-PAGE = 200
 #: A login whose admission needs the user's sessions read in pages (``create.lua``)
 #: tries this often before it answers that it could not be confirmed.
 CREATE_ATTEMPTS = 3

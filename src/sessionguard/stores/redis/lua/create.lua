@@ -24,12 +24,12 @@
 --         {3, reason}                       created by an earlier attempt and ended since
 --         {4}                               too many records to read: page them, name victims
 local K, A = KEY.create, ARG.create
+local c = context(ARGV[A.context])
 local existing = redis.call('GET', KEYS[K.record])
 if existing then return {2, existing} end
 local gone = redis.call('GET', tombstone_of(KEYS[K.record]))
 if gone then return {3, gone} end
 
-local c = context(ARGV[A.context])
 local now, now_text, now_tail = clock(ARGV[A.now])
 local index, tag = KEYS[K.index], ARGV[A.tag]
 local platform, letter = ARGV[A.platform], LETTER_OF[ARGV[A.platform]]
@@ -106,8 +106,8 @@ local rec = {key = KEYS[K.record], id = ARGV[A.id], c = now, l = now, r = ARGV[A
              ui = tonumber(own or ''), p = platform, u = ARGV[A.user]}
 local fresh = redis.call('EXISTS', index) == 0
 local keep = store(c, now, rec, ARGV[A.tail])
-redis.call('ZADD', index, 0, user_member(rec))
-if fresh and keep then redis.call('PEXPIRE', index, int(keep)) else keep_index(index, keep) end
+redis.call('ZADD', index, 0, member_of(rec))
+if fresh and keep then redis.call('PEXPIRE', index, keep) else keep_index(index, keep) end
 if redis.call('EXISTS', KEYS[K.settings]) == 1 then redis.call('PEXPIRE', KEYS[K.settings], SETTINGS_MS) end
 if c.idx then
   redis.call('ZADD', c.idx, 0, idx_member(rec))

@@ -8,12 +8,12 @@
 --        owner: the user (keys.encode_user) the session must belong to ('' = any user)
 -- returns the ended record, or nil when nothing was ended
 local K, A = KEY['end'], ARG['end']
+local c = context(ARGV[A.context])
 local key = KEYS[K.record]
 local value = redis.call('GET', key)
 if not value then return false end
-local c = context(ARGV[A.context])
 local rec = parse(key, id_of(key), value)
-if ARGV[A.owner] ~= '' and rec.u ~= ARGV[A.owner] then return false end
+if ARGV[A.owner] ~= '' and user_of(rec) ~= ARGV[A.owner] then return false end
 if judge_record(c, clock(ARGV[A.now]), rec) then return false end
 finish(c, rec, ARGV[A.reason])
 announce(c, {rec.id})

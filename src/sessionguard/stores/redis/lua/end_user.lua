@@ -15,14 +15,16 @@ local base, platform, keep = c.prefix .. ':{' .. tag .. '}:', ARGV[A.platform], 
 local letter = ''
 if platform ~= '' then letter = LETTER_OF[platform] end
 local members, cursor = page_of(index, ARGV[A.after], tonumber(ARGV[A.count]), letter)
-local reply, ids = {cursor}, {}
+local reply, ids, ended = {cursor}, {}, {}
 for _, rec in ipairs(records_of(c, now, base, index, members, true)) do
   if rec.id ~= keep then
-    finish(c, rec, ARGV[A.reason])
+    rec.reason = ARGV[A.reason]
+    ended[#ended + 1] = rec
     reply[#reply + 1] = rec.id
     reply[#reply + 1] = rec.value
     ids[#ids + 1] = rec.id
   end
 end
+finish_all(c, ended)
 announce(c, ids)
 return reply

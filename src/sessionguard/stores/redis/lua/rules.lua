@@ -27,30 +27,39 @@ local TOMBSTONE_MS = 86400000
 local TOUCH_MIN_MS = 1000
 local TOUCH_MAX_MS = 600000
 local SETTINGS_MS = 400 * 86400000
+
 -- The library's top level runs where Redis offers no globals, not even `string` or `math`: it
--- defines functions and literal tables only (the contract's tables are generated). The library
--- functions the request path calls are bound to these locals at the first call (context()
--- does it): a global's lookup costs Redis about as much as the call itself.
-local call, match, byte, sub, number, floor
+-- defines functions and literal tables only (the contract's tables are generated). What the
+-- functions call most is bound to these locals at the first call (bind(), from context() and
+-- clock()): looking a global up costs Redis about as much as the call itself.
+local call, match, byte, sub, char, number, floor, spread
+-- PAIR[v]: the two id characters of a 12-bit value v; B36[v]: the two base-36 digits of v < 1296
+local PAIR, B36
 
 local function bind()
-  call, match, byte, sub, number, floor = redis.call, string.match, string.byte, string.sub, tonumber, math.floor
+  if call then return end
+  call, match, byte, sub, char = redis.call, string.match, string.byte, string.sub, string.char
+  number, floor, spread = tonumber, math.floor, unpack
+  PAIR, B36 = {}, {}
+  for v = 0, 4095 do PAIR[v] = CHAR[floor(v / 64)] .. CHAR[v % 64] end
+  local digits = '0123456789abcdefghijklmnopqrstuvwxyz'
+  for v = 0, 1295 do B36[v] = sub(digits, floor(v / 36) + 1, floor(v / 36) + 1) .. sub(digits, v % 36 + 1, v % 36 + 1) end
 end
 
 -- keys ---------------------------------------------------------------------------------------
 -- A record key is '<base>s:<short>' with the base '<prefix>:{<tag>}:'; the id is <tag><short>.
 
 local function base_of(key)
-  return string.sub(key, 1, -SHORT_LENGTH - 3)
+  return sub(key, 1, -SHORT_LENGTH - 3)
 end
 
 local function id_of(key)
-  return string.sub(key, -SHORT_LENGTH - TAG_LENGTH - 4, -SHORT_LENGTH - 5) .. string.sub(key, -SHORT_LENGTH)
+  return sub(key, -SHORT_LENGTH - TAG_LENGTH - 4, -SHORT_LENGTH - 5) .. sub(key, -SHORT_LENGTH)
 end
 
 -- the tombstone key of a record key
 local function tombstone_of(key)
-  return base_of(key) .. 'e:' .. string.sub(key, -SHORT_LENGTH)
+  return base_of(key) .. 'e:' .. sub(key, -SHORT_LENGTH)
 end
 
 -- core._interval: how far apart (ms) last-seen is written back for an idle limit of `idle` s
@@ -102,7 +111,7 @@ local contexts, cached = {}, 0
 local function context(text)
   local c = contexts[text]
   if c then return c end
-  if not call then bind() end
+  bind()
   if cached >= 16 then contexts, cached = {}, 0 end
   c = parse_context(text)
   contexts[text], cached = c, cached + 1
@@ -122,19 +131,15 @@ end
 
 -- ids and members ----------------------------------------------------------------------------
 
-local function int(n)
-  return string.format('%.0f', n)
-end
-
-local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
 -- a time (ms) in base 36, as records.decode_record reads it (tonumber(s, 36) reads it back)
 local function b36(n)
   local s = ''
-  repeat
-    local d = n % 36
-    s = string.sub(DIGITS, d + 1, d + 1) .. s
-    n = (n - d) / 36
-  until n == 0
+  while n >= 36 do
+    local v = n % 1296
+    s = B36[v] .. s
+    n = (n - v) / 1296
+  end
+  if n > 0 or s == '' then s = sub(B36[n], 2) .. s end
   return s
 end
 
@@ -144,42 +149,48 @@ end
 local function pack_id(text)
   local out = {}
   for i = 1, #text, 4 do
-    local a, b, c, d = string.byte(text, i, i + 3)
+    local a, b, c, d = byte(text, i, i + 3)
     local v = ((RANK[a] * 64 + (b and RANK[b] or 0)) * 64 + (c and RANK[c] or 0)) * 64 + (d and RANK[d] or 0)
-    out[#out + 1] = string.char(math.floor(v / 65536), math.floor(v / 256) % 256, v % 256)
+    out[#out + 1] = char(floor(v / 65536), floor(v / 256) % 256, v % 256)
   end
-  return string.sub(table.concat(out), 1, math.ceil(#text * 6 / 8))
+  return sub(table.concat(out), 1, math.ceil(#text * 6 / 8))
 end
 
-local function unpack_id(packed, count, from)
-  local out = {}
-  for i = from, #packed, 3 do
-    local a, b, c = string.byte(packed, i, i + 2)
-    local v = (a * 256 + (b or 0)) * 256 + (c or 0)
-    out[#out + 1] = CHAR[math.floor(v / 262144)] .. CHAR[math.floor(v / 4096) % 64]
-      .. CHAR[math.floor(v / 64) % 64] .. CHAR[v % 64]
-  end
-  return string.sub(table.concat(out), 1, count)
+-- The short id (22 characters) of a user-index member (records.user_member: the platform's
+-- letter, then 17 packed bytes): three bytes are two PAIRs.
+local function short_of(member)
+  local b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15, b16, b17 = byte(member, 2, 18)
+  return PAIR[b1 * 16 + floor(b2 / 16)] .. PAIR[b2 % 16 * 256 + b3]
+    .. PAIR[b4 * 16 + floor(b5 / 16)] .. PAIR[b5 % 16 * 256 + b6]
+    .. PAIR[b7 * 16 + floor(b8 / 16)] .. PAIR[b8 % 16 * 256 + b9]
+    .. PAIR[b10 * 16 + floor(b11 / 16)] .. PAIR[b11 % 16 * 256 + b12]
+    .. PAIR[b13 * 16 + floor(b14 / 16)] .. PAIR[b14 % 16 * 256 + b15]
+    .. PAIR[b16 * 16 + floor(b17 / 16)]
 end
 
--- records.user_member: the platform's letter, then the id without its tag, packed
-local function user_member(rec)
-  return LETTER_OF[rec.p] .. pack_id(string.sub(rec.id, TAG_LENGTH + 1))
+-- records.user_member of a record (its own, when it came from the index)
+local function member_of(rec)
+  return rec.member or LETTER_OF[rec.p] .. pack_id(sub(rec.id, TAG_LENGTH + 1))
 end
 
 -- Members of the listing index (records.idx_member), newest login first in lexical order:
--- 6 bytes of inverted login time, big-endian, then the packed id: 26 bytes.
+-- 6 bytes of inverted login time, big-endian, then the packed id: 26 bytes. (A tag packs into
+-- 3 bytes, so a packed id is the packed tag, then the user-index member's packed short id.)
 local INVERT = 281474976710655  -- 2^48 - 1
 
 -- the position before every member of sessions created at 'created' (records.idx_bound)
 local function idx_bound(created)
-  local n, bytes = INVERT - created, {}
-  for i = 6, 1, -1 do
-    local b = n % 256
-    bytes[i] = string.char(b)
-    n = (n - b) / 256
-  end
-  return table.concat(bytes)
+  local n = INVERT - created
+  local b6 = n % 256
+  n = (n - b6) / 256
+  local b5 = n % 256
+  n = (n - b5) / 256
+  local b4 = n % 256
+  n = (n - b4) / 256
+  local b3 = n % 256
+  n = (n - b3) / 256
+  local b2 = n % 256
+  return char((n - b2) / 256, b2, b3, b4, b5, b6)
 end
 
 local function idx_member(rec)
@@ -189,9 +200,10 @@ end
 -- the record ---------------------------------------------------------------------------------
 
 -- What the rules read of a record: created, last seen, remember-me, the user's own idle
--- timeout and the platform. (The request path's check reads no more than this.)
+-- timeout and the platform (the request path's check reads no more than this); then, for a
+-- rewrite, the created and last-seen texts and where the platform's letter is.
 local function header(value)
-  local c, l, flags, at = match(value, '^(%w+)|(%w+)|([^|]*)|()')
+  local cs, ls, flags, at = match(value, '^(%w+)|(%w+)|([^|]*)|()')
   local platform = at and PLATFORM_OF_BYTE[byte(value, at)]
   if not platform then error('sessionguard: unreadable session record') end
   local remember, ui = false, nil
@@ -199,23 +211,33 @@ local function header(value)
     remember = byte(flags) == 114  -- 'r'
     ui = number(remember and sub(flags, 2) or flags)
   end
-  return number(c, 36), number(l, 36), remember, ui, platform
+  return number(cs, 36), number(ls, 36), remember, ui, platform, cs, ls, at
 end
 
--- The whole record as a table: the header's fields, the user, and where the tail starts (the
--- tail is kept as it is). `key` is the record's key, `id` its session id.
-local function parse(key, id, value)
-  local c, l, r, ui, p = header(value)
-  local u, rest = string.match(value, '^[^|]*|[^|]*|[^|]*|[^|]*|([^|]*)|()')
-  return {key = key, id = id, c = c, l = l, r = r, ui = ui, p = p, u = u, value = value, rest = rest}
+-- A record as a table: its key, id and value, the header's fields, and `member` when it came
+-- from the user's index. Its user (keys.encode_user) is read by user_of().
+local function parse(key, id, value, member)
+  local c, l, r, ui, p, cs, ls, at = header(value)
+  return {key = key, id = id, value = value, member = member, c = c, l = l, r = r, ui = ui, p = p,
+          cs = cs, ls = ls, read_l = l, at = at}
 end
 
+local function user_of(rec)
+  if not rec.u then rec.u = match(rec.value, '^[^|]*', rec.at + 2) end
+  return rec.u
+end
+
+-- The record as stored: the header, then the platform, the user and the tail as they were
+-- (from `rec.value`), or for a new record (no value) the user and `tail`.
 local function encode(rec, tail)
   local flags = ''
   if rec.r then flags = 'r' end
-  if rec.ui then flags = flags .. int(rec.ui) end
-  return b36(rec.c) .. '|' .. b36(rec.l) .. '|' .. flags .. '|' .. LETTER_OF[rec.p] .. '|' .. rec.u
-    .. '|' .. (tail or string.sub(rec.value, rec.rest))
+  if rec.ui then flags = flags .. rec.ui end
+  local seen = rec.l == rec.read_l and rec.ls or b36(rec.l)
+  if rec.value then
+    return rec.cs .. '|' .. seen .. '|' .. flags .. sub(rec.value, rec.at - 1)
+  end
+  return b36(rec.c) .. '|' .. seen .. '|' .. flags .. '|' .. LETTER_OF[rec.p] .. '|' .. rec.u .. '|' .. tail
 end
 
 -- the rules ----------------------------------------------------------------------------------
@@ -277,62 +299,82 @@ end
 
 -- writes -------------------------------------------------------------------------------------
 
+local function index_of(rec)
+  return base_of(rec.key) .. 'u:' .. user_of(rec)
+end
+
 -- The user's index lives at least as long as the longest-kept of its records: every write of
 -- a record extends it (GT: never shortens it, and keeps a persistent one persistent).
 local function keep_index(index, keep)
-  if keep then redis.call('PEXPIRE', index, int(keep), 'GT') else redis.call('PERSIST', index) end
+  if keep then call('PEXPIRE', index, keep, 'GT') else call('PERSIST', index) end
 end
 
--- write a record with its retention (MemoryStore._put), and extend its user's index; never
--- called on a record that is not known to exist and be valid in this same call: no resurrection
+-- write a record with its retention (MemoryStore._put); never called on a record that is not
+-- known to exist and be valid in this same call: no resurrection. Returns the retention.
 local function store(c, now, rec, tail)
   local keep = retention(c, now, rec)
   if keep then
-    redis.call('SET', rec.key, encode(rec, tail), 'PX', int(keep))
+    call('SET', rec.key, encode(rec, tail), 'PX', keep)
   else
-    redis.call('SET', rec.key, encode(rec, tail))
+    call('SET', rec.key, encode(rec, tail))
   end
   return keep
 end
 
-local function index_of(rec)
-  return base_of(rec.key) .. 'u:' .. rec.u
+-- MemoryStore._end for each record of `recs` (all of one user), with its `reason`: it becomes
+-- a tombstone carrying the reason, and leaves both indexes
+local function finish_all(c, recs)
+  if #recs == 0 then return end
+  local keys, members, listed = {}, {}, {}
+  local base, tag = base_of(recs[1].key), c.idx and pack_id(sub(recs[1].id, 1, TAG_LENGTH))
+  for i, rec in ipairs(recs) do
+    keys[i], members[i] = rec.key, member_of(rec)
+    if c.idx then listed[i] = idx_bound(rec.c) .. tag .. sub(members[i], 2) end
+    call('SET', base .. 'e:' .. sub(rec.key, -SHORT_LENGTH), rec.reason, 'PX', TOMBSTONE_MS)
+  end
+  call('DEL', spread(keys))
+  call('ZREM', index_of(recs[1]), spread(members))
+  if c.idx then call('ZREM', c.idx, spread(listed)) end
 end
 
--- MemoryStore._end: the record becomes a tombstone carrying the reason, and leaves both indexes
 local function finish(c, rec, reason)
-  redis.call('DEL', rec.key)
-  redis.call('SET', tombstone_of(rec.key), reason, 'PX', TOMBSTONE_MS)
-  redis.call('ZREM', index_of(rec), user_member(rec))
-  if c.idx then redis.call('ZREM', c.idx, idx_member(rec)) end
+  rec.reason = reason
+  finish_all(c, {rec})
 end
 
 -- LOCAL_CACHE: every process drops these sessions from its cache of valid checks at once
 -- (state.StateCache.announced); sent by the functions that end sessions or change them
 local function announce(c, ids)
-  if #ids > 0 then redis.call('PUBLISH', c.bus, cjson.encode({drop = ids})) end
+  if #ids > 0 then call('PUBLISH', c.bus, cjson.encode({drop = ids})) end
 end
 
 -- The valid records among the user-index `members` of the user whose keys start with `base`
--- (MemoryStore._user_records): a member whose record is gone leaves the index, and an ended
--- record becomes a tombstone (when `prune`).
+-- (MemoryStore._user_records); when `prune`, a member whose record is gone leaves the index
+-- and an ended record becomes a tombstone (with its reason).
 local function records_of(c, now, base, index, members, prune)
-  local alive, tag = {}, string.sub(base, -TAG_LENGTH - 2, -3)
-  for _, member in ipairs(members) do
-    local short = unpack_id(member, SHORT_LENGTH, 2)
-    local key = base .. 's:' .. short
-    local value = redis.call('GET', key)
+  if #members == 0 then return {} end
+  local tag, keys = sub(base, -TAG_LENGTH - 2, -3), {}
+  for i, member in ipairs(members) do keys[i] = base .. 's:' .. short_of(member) end
+  local values = call('MGET', spread(keys))
+  local alive, gone, ended = {}, {}, {}
+  for i, member in ipairs(members) do
+    local value = values[i]
     if not value then
-      if prune then redis.call('ZREM', index, member) end
+      gone[#gone + 1] = member
     else
-      local rec = parse(key, tag .. short, value)
-      local reason = judge_record(c, now, rec)
-      if not reason then
+      local key = keys[i]
+      local rec = parse(key, tag .. sub(key, -SHORT_LENGTH), value, member)
+      rec.reason = judge_record(c, now, rec)
+      if not rec.reason then
         alive[#alive + 1] = rec
-      elseif prune then
-        finish(c, rec, reason)
+      else
+        ended[#ended + 1] = rec
       end
     end
+  end
+  if prune then
+    if #gone > 0 then call('ZREM', index, spread(gone)) end
+    finish_all(c, ended)
   end
   return alive
 end
@@ -342,10 +384,10 @@ end
 local function page_of(index, after, count, letter)
   local low, high = '-', '+'
   if letter ~= '' then
-    low, high = '[' .. letter, '(' .. string.char(string.byte(letter) + 1)
+    low, high = '[' .. letter, '(' .. char(byte(letter) + 1)
   end
   if after ~= '' then low = '(' .. after end
-  local members = redis.call('ZRANGE', index, low, high, 'BYLEX', 'LIMIT', 0, count)
+  local members = call('ZRANGE', index, low, high, 'BYLEX', 'LIMIT', 0, count)
   local cursor = ''
   if #members == count then cursor = members[#members] end
   return members, cursor
@@ -357,5 +399,5 @@ end
 local function prune_idx(c, now)
   if not c.idx or not c.longest_ms then return end
   local cutoff = now - c.longest_ms - TOMBSTONE_MS
-  redis.call('ZREMRANGEBYLEX', c.idx, '[' .. idx_bound(cutoff - 1), '+')
+  call('ZREMRANGEBYLEX', c.idx, '[' .. idx_bound(cutoff - 1), '+')
 end

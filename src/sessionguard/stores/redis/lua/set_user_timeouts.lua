@@ -23,14 +23,16 @@ if ARGV[A.first] == '1' then
 end
 local base = c.prefix .. ':{' .. tag .. '}:'
 local members, cursor = page_of(index, ARGV[A.after], tonumber(ARGV[A.count]), '')
-local reply, ids = {cursor}, {}
+local reply, ids, longest = {cursor}, {}, 0
 for _, rec in ipairs(records_of(c, now, base, index, members, true)) do
   local value = given[rec.p]
   if value == 'x' then value = '' end
   rec.ui = tonumber(value)
-  keep_index(index, store(c, now, rec))
+  local keep = store(c, now, rec)
+  if longest and (not keep or keep > longest) then longest = keep end
   reply[#reply + 1] = rec.id
   ids[#ids + 1] = rec.id
 end
+if #ids > 0 then keep_index(index, longest) end
 announce(c, ids)
 return reply
