@@ -62,12 +62,20 @@ class Loader:
         self.library = library()
         client.function_load(self.library.source, replace=True)
 
+    def _fcall(self, request: Any) -> Any:
+        name = self.library.names[request.name]
+        return self.client.execute_command("FCALL", name, len(request.keys), *request.keys, *request.args)
+
     def _script(self, new: NewSession) -> Any:
         """Drive the create operation up to its function call (answering a state re-read)."""
         op = self.ops.users.create(new, None)
         request = op.send(None)
-        while not hasattr(request, "name"):
-            request = op.send([self.client.execute_command(*c) for c in request.commands])
+        while getattr(request, "name", None) != "create":
+            if hasattr(request, "name"):  # the state function
+                reply = self._fcall(request)
+            else:
+                reply = [self.client.execute_command(*c) for c in request.commands]
+            request = op.send(reply)
         op.close()
         return request
 
@@ -79,7 +87,7 @@ class Loader:
             for i in range(first, min(count, first + BATCH)):
                 user = f"user{i // 2:07d}"
                 new = NewSession(
-                    id=session_id(self.guard.tokens.new_sid(user)), user_id=user,
+                    id=session_id(self.guard.tokens.new_sid(self.guard.store.slot_tag(user))), user_id=user,
                     platform=("web", "mobile")[i % 2], ip=f"10.0.{i >> 8 & 255}.{i & 255}",
                     user_agent=USER_AGENT, device="Edge 131 on Linux",
                     metadata={"name": f"User {i // 2}", "roles": ["staff"]},

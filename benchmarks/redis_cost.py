@@ -84,8 +84,9 @@ def redis_cost(quick: bool = False) -> Table:
         store = g.store
         try:
             def login(user: str) -> Any:
-                new = NewSession(id=session_id(g.tokens.new_sid(user)), user_id=user, platform="web",
-                                 ip="10.9.9.9", user_agent=USER_AGENT, device="Edge 131 on Linux",
+                sid = g.tokens.new_sid(store.slot_tag(user))
+                new = NewSession(id=session_id(sid), user_id=user, platform="web", ip="10.9.9.9",
+                                 user_agent=USER_AGENT, device="Edge 131 on Linux",
                                  metadata={"name": user, "roles": ["staff"]})
                 return store.create(new)
 

@@ -34,7 +34,8 @@ SPEC_VARIABLES = """
     PASSIVE_PATHS ALLOW_USER_TIMEOUTS COOKIE_NAME COOKIE_SECURE COOKIE_SAMESITE
     COOKIE_DOMAIN COOKIE_PATH ACCEPT_BEARER PLATFORM_HEADER ON_INVALID STORE_UNAVAILABLE
     ADMIN_PATH ADMIN_ROLES READONLY_ROLES ADMIN_TOKEN TRUSTED_PROXIES GEOIP_DATABASE
-    AUDIT_MAXLEN LOCAL_CACHE STORE_TIMEOUT STORE_SPIN
+    AUDIT_MAXLEN AUDIT_RETENTION LOCAL_CACHE STORE_TIMEOUT STORE_SPIN ALLOWED_ORIGINS
+    ROLE_PERMISSIONS SELF_SERVICE USER_IDLE_TIMEOUT_CHOICES
 """.split()
 
 
@@ -211,6 +212,21 @@ GOOD = [
     pytest.param("readonly_roles", ("viewer",), ("viewer",), id="readonly-roles"),
     pytest.param("admin_token", "t" * 32, "t" * 32, id="admin-token"),
     pytest.param(
+        "role_permissions", "admin=sessions:read+sessions:revoke+settings:update; helpdesk = sessions:read+"
+        "sessions:revoke;policy=settings:update;",
+        (("admin", frozenset({"sessions:read", "sessions:revoke", "settings:update"})),
+         ("helpdesk", frozenset({"sessions:read", "sessions:revoke"})),
+         ("policy", frozenset({"settings:update"}))),
+        id="role-permissions",
+    ),
+    pytest.param("role_permissions", {"ops": ["sessions:read"]}, (("ops", frozenset({"sessions:read"})),),
+                 id="role-permissions-mapping"),
+    pytest.param("self_service", "off", False, id="self-service-off"),
+    pytest.param("self_service", "on", True, id="self-service-on"),
+    pytest.param("user_idle_timeout_choices", "never, 15m,1h,15m,900", (None, 900, 3600),
+                 id="idle-choices"),
+    pytest.param("user_idle_timeout_choices", ["2h", 60], (7200, 60), id="idle-choices-list"),
+    pytest.param(
         "trusted_proxies",
         "10.0.0.1, 192.168.0.0/16, ::1, 10.1.2.3/8",
         NETWORKS,
@@ -220,6 +236,8 @@ GOOD = [
     pytest.param("geoip_database", "/var/lib/GeoLite2-City.mmdb", "/var/lib/GeoLite2-City.mmdb", id="geoip"),
     pytest.param("geoip_database", "does/not/exist.mmdb", "does/not/exist.mmdb", id="geoip-not-opened"),
     pytest.param("audit_maxlen", "500", 500, id="audit-maxlen"),
+    pytest.param("audit_retention", "30d", 30 * 86400, id="audit-retention"),
+    pytest.param("audit_retention", "never", None, id="audit-retention-never"),
     pytest.param("local_cache", "250ms", 0.25, id="local-cache-ms"),
     pytest.param("local_cache", "2s", 2.0, id="local-cache-s"),
     pytest.param("local_cache", "1m", 60.0, id="local-cache-m"),
@@ -282,7 +300,11 @@ def test_defaults() -> None:
     )
     assert (config.trusted_proxies, config.geoip_database) == ((), None)
     assert (config.audit_maxlen, config.local_cache, config.store_timeout) == (100_000, 0.0, 0.5)
+    assert config.audit_retention == 90 * 86400
     assert config.store_spin == 0.0002
+    assert (config.role_permissions, config.self_service) == (None, True)
+    hours = [3600 * n for n in (1, 4, 8, 12, 24, 48)]
+    assert config.user_idle_timeout_choices == (None, 600, 1800, 5400, *hours)  # never,10m,30m,90m,1h,...
 
 
 def test_field_names_are_the_spec_variables() -> None:
@@ -387,6 +409,19 @@ BAD = [
     pytest.param("admin_roles", ["admin", 5], "is not a list", id="roles-not-str"),
     pytest.param("readonly_roles", 5, "is not a list", id="readonly-int"),
     pytest.param("admin_token", "short", "is too short", id="admin-token-short"),
+    pytest.param("role_permissions", "admin=sessions:delete", "unknown permission 'sessions:delete'",
+                 id="role-unknown-permission"),
+    pytest.param("role_permissions", "admin", "which is not role=perm+perm", id="role-no-equals"),
+    pytest.param("role_permissions", "=sessions:read", "which is not role=perm+perm", id="role-no-name"),
+    pytest.param("role_permissions", "a=sessions:read;a=settings:update", "twice", id="role-twice"),
+    pytest.param("role_permissions", "a b=sessions:read", "not a role name", id="role-space"),
+    pytest.param("role_permissions", ";", "is empty", id="role-empty"),
+    pytest.param("role_permissions", 5, "is not a role-permission list", id="role-int"),
+    pytest.param("self_service", "maybe", "is not a boolean", id="self-service-word"),
+    pytest.param("user_idle_timeout_choices", "10m,soon", "'soon', which is not a duration",
+                 id="choice-word"),
+    pytest.param("user_idle_timeout_choices", "0", "which is not a duration", id="choice-zero"),
+    pytest.param("user_idle_timeout_choices", ", ,", "is empty", id="choices-empty"),
     pytest.param("trusted_proxies", "bogus", "'bogus', which is not an address", id="proxy-word"),
     pytest.param("trusted_proxies", "10.0.0.1,10.0.0.0/33", "'10.0.0.0/33'", id="proxy-prefix"),
     pytest.param("geoip_database", "", "is not a file path", id="geoip-empty"),
@@ -394,6 +429,8 @@ BAD = [
     pytest.param("audit_maxlen", "0", "is not a positive integer", id="audit-zero"),
     pytest.param("audit_maxlen", "many", "is not a positive integer", id="audit-word"),
     pytest.param("audit_maxlen", -5, "is not a positive integer", id="audit-negative"),
+    pytest.param("audit_retention", "0", "is not a positive duration", id="retention-zero"),
+    pytest.param("audit_retention", "3 weeks", "is not a duration", id="retention-words"),
     pytest.param("local_cache", "never", "is not a cache duration", id="cache-never"),
     pytest.param("local_cache", "fast", "is not a cache duration", id="cache-word"),
     pytest.param("local_cache", -1, "is not a cache duration", id="cache-negative"),
@@ -543,6 +580,19 @@ def test_secrets_never_in_repr() -> None:
         pytest.param("rediss://h/0?password=pw&db=1", "rediss://h/0?password=***&db=1", id="query"),
         pytest.param("redis+sentinel://:pw@a:1,b:2/m", "redis+sentinel://:***@a:1,b:2/m", id="sentinel"),
         pytest.param("u:pw@h", "u:***@h", id="no-scheme"),
+        pytest.param("rediss://h/0?ssl_password=pw&ssl_cert_reqs=none",
+                     "rediss://h/0?ssl_password=***&ssl_cert_reqs=none", id="ssl-password"),
+        pytest.param("redis://h/0?db=1&Password=pw", "redis://h/0?db=1&Password=***", id="any-case"),
+        pytest.param("redis+sentinel://a:1/m?sentinel_password=pw&db=2",
+                     "redis+sentinel://a:1/m?sentinel_password=***&db=2", id="sentinel-password"),
+        pytest.param("redis://h?token=t&api_secret=s&ssl_keyfile=/k&x_auth=a&client_name=web",
+                     "redis://h?token=***&api_secret=***&ssl_keyfile=***&x_auth=***&client_name=web",
+                     id="token-secret-key-auth"),
+        pytest.param("rediss://h?ssl%5Fpass%77ord=pw", "rediss://h?ssl%5Fpass%77ord=***", id="encoded-name"),
+        pytest.param("redis://h?password", "redis://h?password", id="no-value"),
+        pytest.param("redis://:p%40w%3Ad@h/0", "redis://:***@h/0", id="encoded-password"),
+        pytest.param("redis://us%3Aer:pw@h", "redis://***:***@h", id="encoded-user"),
+        pytest.param("redis://h/0#password=pw", "redis://h/0#***", id="fragment"),
     ],
 )
 def test_redact_url(url: str, redacted: str) -> None:

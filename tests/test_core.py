@@ -6,6 +6,7 @@ import pytest
 
 from sessionguard.core import (
     DAY,
+    NEVER_IDLE,
     SECOND,
     Epoch,
     Outcome,
@@ -76,10 +77,26 @@ def test_user_timeout_when_allowed() -> None:
     assert idle_limit(record(user_idle=60, remember_me=True), allowed) == 14 * 86400
 
 
+def test_user_timeout_of_never() -> None:
+    allowed, never = policy(allow_user_timeouts=True), record(user_idle=NEVER_IDLE)
+    assert idle_limit(never, allowed) is None
+    assert judge(never, allowed, 29 * DAY, Epoch()) is Outcome.VALID  # never idles out ...
+    assert judge(never, allowed, 30 * DAY, Epoch()) is Outcome.ABSOLUTE_TIMEOUT  # ... but ends all the same
+    assert deadline(never, allowed) == 30 * DAY
+    assert idle_limit(never, policy()) == 3600  # not allowed: the admin's value
+
+
 def test_epoch_after_ends_sessions_created_up_to_now() -> None:
-    epoch = epoch_after(100, None)
+    epoch = epoch_after(100, None, Epoch())
     assert judge(record(created=100, last_seen=100), policy(), 100, epoch) is Outcome.SIGNOUT_ALL
     assert judge(record(created=101, last_seen=101), policy(), 101, epoch) is Outcome.VALID
+
+
+def test_epoch_after_keeps_no_session_the_last_epoch_ended() -> None:
+    first = epoch_after(100, record(id="a", created=50), Epoch())
+    assert epoch_after(200, record(id="b", created=50), first) == Epoch(201, None)
+    assert epoch_after(200, record(id="a", created=50), first) == Epoch(201, "a")
+    assert epoch_after(200, record(id="c", created=150), first) == Epoch(201, "c")
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ import pytest
 from conftest import SECRET
 from redis_servers import CountingProxy, RedisServer
 from sessionguard import Config
+from sessionguard.config import PLATFORMS
 from sessionguard.core import Outcome
 from sessionguard.errors import StoreUnavailable
 from sessionguard.policy import Policy
@@ -37,7 +38,7 @@ def make_stores() -> Iterator[Callable[..., Stores]]:
 
     def make(url: str, prefix: str = "sg", **config: Any) -> Stores:
         cfg = Config(secret_key=SECRET, store_url=url, key_prefix=prefix, **config)
-        stores = open_redis_stores(cfg, Policy.from_config(cfg), slot_tag=TOKENS.slot_tag)
+        stores = open_redis_stores(cfg, Policy.from_config(cfg))
         made.append(stores[0])
         return stores
 
@@ -46,8 +47,9 @@ def make_stores() -> Iterator[Callable[..., Stores]]:
         store.close()
 
 
-def new(user: str = "ada", platform: str = "web") -> NewSession:
-    return NewSession(id=session_id(TOKENS.new_sid(user)), user_id=user, platform=platform)
+def new(store: Any, user: str = "ada", platform: str = "web") -> NewSession:
+    """A login of ``user`` for ``store`` (its ids carry the store's slot tag of the user)."""
+    return NewSession(id=session_id(TOKENS.new_sid(store.slot_tag(user))), user_id=user, platform=platform)
 
 
 def _fields(flat: list[Any]) -> dict[str, Any]:
@@ -91,7 +93,12 @@ def test_every_function_reads_its_arguments_by_contract_name(name: str) -> None:
     assert re.search(r"^-- KEYS +\S", header, re.M) and argv, "the header names KEYS and ARGV"
     positions = []
     for arg in function.args:
-        found = re.search(rf"\b{arg.removesuffix('...').split('_')[0]}", argv.group(1))
+        # the name as a word of its own ("events...:" names the run "events..."), and one per
+        # platform as "<name>_<platform>"
+        name = arg.removesuffix("...")
+        for platform in PLATFORMS:
+            name = re.sub(rf"_{platform}$", "_<platform>", name)
+        found = re.search(rf"\b{re.escape(name)}(?=[ :,;(.]|$)", argv.group(1), re.M)
         assert found, f"the header does not name {arg}"
         positions.append(found.start())
     assert positions == sorted(positions), "the header lists ARGV in the contract's order"
@@ -145,7 +152,7 @@ def test_the_library_is_loaded_again_after_a_flush_and_a_restart(private_redis: 
     sync, async_ = make_stores(private_redis.url)
     client = private_redis.client()
     assert libraries(client) == []
-    record = sync.create(new()).record  # the first call finds no library, loads it, calls again
+    record = sync.create(new(sync)).record  # the first call finds no library, loads it, calls again
     assert libraries(client) == [library().name]
     client.function_flush()
     assert sync.check(record.id, passive=False).outcome is Outcome.VALID  # the sync lane, then the load
@@ -159,7 +166,7 @@ def test_the_library_is_loaded_again_after_a_flush_and_a_restart(private_redis: 
     client.close()
     private_redis.restart()  # no persistence: the data and the library are gone
     assert sync.check(record.id, passive=False).outcome is Outcome.INVALID
-    again = sync.create(new()).record
+    again = sync.create(new(sync)).record
     assert sync.check(again.id, passive=True).outcome is Outcome.VALID
 
 
@@ -169,7 +176,7 @@ def test_every_cluster_primary_gets_the_library(redis_cluster: Any, make_stores:
     for node in redis_cluster.nodes:  # a node added or restarted without the library
         node.client().function_flush()
     users = [f"user{i}" for i in range(12)]  # spread over the three primaries' slots
-    records = [sync.create(new(user)).record for user in users]
+    records = [sync.create(new(sync, user)).record for user in users]
     assert all(sync.check(r.id, passive=False).outcome is Outcome.VALID for r in records)
     for node in redis_cluster.nodes:
         assert library().name in libraries(node.client())
@@ -188,7 +195,7 @@ def test_a_redis_without_functions_is_a_store_failure_that_says_so(
                                    "--rename-command", "FUNCTION", "function-renamed")
     sync, _ = make_stores(server.url)
     with caplog.at_level(logging.WARNING, "sessionguard"), pytest.raises(StoreUnavailable):
-        sync.check(new().id, passive=False)
+        sync.check(session_id(TOKENS.new_sid('abcd')), passive=False)
     assert "needs Redis 7.0 or later" in caplog.text
 
 
@@ -201,7 +208,7 @@ def test_per_user_calls_read_a_page_at_a_time(private_redis: RedisServer, counti
     sync, _ = make_stores(proxy.url)
     count = 2 * PAGE + 3
     for _ in range(count):
-        sync.create(new())
+        sync.create(new(sync))
     proxy.reset()
     assert len(sync.user_sessions("ada")) == count
     assert len(sync.list_sessions(user_id="ada", platform=None, limit=10, cursor=None).items) == 10
@@ -219,7 +226,7 @@ def test_the_listing_index_forgets_sessions_whose_record_is_gone(private_redis: 
                                                                 make_stores: Any) -> None:
     never = dict(absolute_timeout="never")  # no login-time cut-off prunes the listing index
     sync, _ = make_stores(private_redis.url, **never)
-    records = [sync.create(new(f"user{i}")).record for i in range(12)]
+    records = [sync.create(new(sync, f"user{i}")).record for i in range(12)]
     client, keys = private_redis.client(), Keys("sg")
     assert client.zcard(keys.idx) == 12
     for record in records[2:]:  # their retention ran out (a day after they idled out unseen)
@@ -236,7 +243,7 @@ def test_the_listing_index_forgets_ended_sessions_on_a_cluster(redis_cluster: An
     prefix = "sgt-sweep"
     sync, _ = make_stores(redis_cluster.url, prefix, absolute_timeout="never")
     sync._ops.sweep_rest = 0.0
-    records = [sync.create(new(f"user{i}")).record for i in range(4)]
+    records = [sync.create(new(sync, f"user{i}")).record for i in range(4)]
     sync.end(records[0].id, "revoked")  # the function cannot reach the index: another slot
     sync.end_user("user1", "revoked")
     cluster, keys = redis_cluster.client(), Keys(prefix)

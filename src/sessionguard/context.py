@@ -7,16 +7,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import audit
-from .core import Record, cookie_max_age
-from .errors import SessionLimitReached
+from .core import Outcome, Record, cookie_max_age
+from .errors import SessionLimitReached, StoreUnavailable
+from .incoming import Presented
 from .platform import PLATFORMS, classify, clip, device_label
 from .session import Session
-from .stores.protocol import Created, NewSession
-from .tokens import session_id
+from .stores.protocol import Check, Created, NewSession
+from .tokens import TAG_LENGTH, session_id
 
 if TYPE_CHECKING:
     from .guard import SessionGuard
@@ -99,20 +101,42 @@ class _Context:
         """The client address, honouring trusted proxies."""
         raise NotImplementedError
 
+    def _store_failed(self) -> None:
+        """A store call the app made through this context failed: the shell
+        makes a ``500`` answer to this request (the framework's error handler
+        catching the :class:`StoreUnavailable`) the ``503`` instead."""
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _store_calls(self) -> Iterator[None]:
+        """Around the app's store calls through this context: a failure makes the
+        request's ``500`` a ``503`` (:meth:`_store_failed`) and propagates."""
+        try:
+            yield
+        except StoreUnavailable:
+            self._store_failed()
+            raise
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} session={self.session!r} ended_reason={self.ended_reason!r}>"
 
-    def _plan(
-        self,
-        user_id: str,
-        remember_me: bool,
-        metadata: Mapping[str, Any] | None,
-        platform: str | None,
-    ) -> tuple[NewSession, str]:
+    def _may_log_in(self, user_id: str) -> None:
+        """Refuse a login that cannot be carried out, before any store call."""
         if self._started:
             raise RuntimeError("login() after the response started: its cookie can no longer be set")
         if not isinstance(user_id, str) or not user_id or len(user_id) > MAX_USER_ID:
             raise ValueError(f"user_id must be a non-empty string of at most {MAX_USER_ID} characters")
+
+    def _plan(
+        self,
+        user_id: str,
+        tag: str,
+        remember_me: bool,
+        metadata: Mapping[str, Any] | None,
+        platform: str | None,
+    ) -> tuple[NewSession, str]:
+        """The session to create for ``user_id``, whose slot tag is ``tag`` (the
+        store's), and its token."""
         metadata = dict(metadata or {})
         if len(audit.compact_json(metadata).encode()) > MAX_METADATA:  # bytes, as stored
             raise ValueError(f"metadata must serialise to at most {MAX_METADATA} bytes of JSON")
@@ -126,7 +150,7 @@ class _Context:
         elif platform not in PLATFORMS:
             raise ValueError("platform must be 'web', 'mobile' or 'desktop'")
         ip = self._ip()
-        sid = self._guard.tokens.new_sid(user_id)
+        sid = self._guard.tokens.new_sid(tag)
         new = NewSession(
             id=session_id(sid), user_id=user_id, platform=platform, remember_me=bool(remember_me),
             ip=ip, city=self._guard.city(ip), user_agent=ua, device=device_label(ua),
@@ -150,6 +174,40 @@ class _Context:
     def _rejected(self, error: SessionLimitReached, now: int) -> list[audit.Event]:
         return [audit.Event("rejected", now, f"user:{error.user_id}", error.user_id, None,
                             error.platform, "limit")]
+
+    def _others_ended(self, records: list[Record], now: int) -> list[audit.Event]:
+        return [audit.ended(r, "signed_out", f"user:{r.user_id}", now) for r in records]
+
+    def _rechecked(self, check: Check) -> tuple[audit.Event, ...]:
+        """Adopt a fresh check of the current session; the audit events to record."""
+        session = self.session
+        assert session is not None  # checked by the caller
+        verdict = self._guard.verdict(Presented(Outcome.VALID, session.id, self._source), check)
+        self.session, self.ended_reason = verdict.session, verdict.ended_reason
+        if verdict.session is None and verdict.set_cookie is not None and not self._started:
+            self.set_cookie = verdict.set_cookie  # a response yet to start clears the cookie
+        return verdict.events
+
+    def _rotating(self) -> tuple[str, str, str] | None:
+        """``(current id, new id, new token)`` for ``rotate()``; ``None`` without a session."""
+        if self._started:
+            raise RuntimeError("rotate() after the response started: its cookie can no longer be set")
+        if self.session is None:
+            return None
+        # the same user, so the same slot tag: the current id's
+        sid = self._guard.tokens.new_sid(self.session.id[:TAG_LENGTH])
+        return self.session.id, session_id(sid), self._guard.tokens.sign(sid)
+
+    def _rotated(self, check: Check, token: str) -> tuple[audit.Event, ...]:
+        """Adopt the store's answer to a rotation; the audit events to record."""
+        record = check.record
+        if check.outcome is not Outcome.VALID or record is None:
+            return self._rechecked(check)  # it had ended: as a recheck would tell
+        policy = check.policy or self._guard.default_policy
+        self.session = Session.from_record(record, policy, token)
+        if self._source != "bearer":
+            self.set_cookie = self._guard.cookie(token, cookie_max_age(record, policy, record.last_seen))
+        return ()
 
     def _logged_out(self, ended: Record | None, now: int) -> list[audit.Event]:
         self.session = None
@@ -177,23 +235,74 @@ class SessionContext(_Context):
 
         :raises SessionLimitReached: the policy refuses logins over the limit.
         """
-        new, token = self._plan(user_id, remember_me, metadata, platform)
+        self._may_log_in(user_id)
         store = self._guard.store
         ending = self.session.id if self.session is not None else None
         try:
-            created = store.create(new, ending=ending)
-        except SessionLimitReached as error:
-            self._guard.record(self._rejected(error, self._guard.now_ms()))
+            new, token = self._plan(user_id, store.slot_tag(user_id), remember_me, metadata, platform)
+            try:
+                created = store.create(new, ending=ending)
+            except SessionLimitReached as error:
+                self._guard.record(self._rejected(error, self._guard.now_ms()))
+                raise
+            events = self._logged_in(created, token, store.policy())
+            self._guard.record(events)
+        except StoreUnavailable:
+            self._store_failed()
             raise
-        events = self._logged_in(created, token, store.policy())
-        self._guard.record(events)
         return self.session  # type: ignore[return-value]
 
     def logout(self) -> None:
         """End the current session (``signed_out``) and clear the cookie."""
         store = self._guard.store
-        ended = store.end(self.session.id, "signed_out") if self.session is not None else None
-        self._guard.record(self._logged_out(ended, self._guard.now_ms()))
+        try:
+            ended = store.end(self.session.id, "signed_out") if self.session is not None else None
+            self._guard.record(self._logged_out(ended, self._guard.now_ms()))
+        except StoreUnavailable:
+            self._store_failed()
+            raise
+
+    def end_others(self) -> int:
+        """End every other session of the current user (``signed_out``), e.g.
+        after a password change; how many ended (0 without a session)."""
+        if self.session is None:
+            return 0
+        with self._store_calls():
+            records = self._guard.store.end_user(self.session.user_id, "signed_out", keep=self.session.id)
+            self._guard.record(self._others_ended(records, self._guard.now_ms()))
+        return len(records)
+
+    def recheck(self, *, passive: bool = False) -> Session | None:
+        """Judge the current session again against the store (a long response,
+        a stream): the :class:`Session`, or ``None`` once it has ended
+        (:attr:`ended_reason` says why). Counts as activity unless ``passive``.
+
+        :raises StoreUnavailable: when the store cannot be reached.
+        """
+        if self.session is None:
+            return None
+        with self._store_calls():
+            check = self._guard.store.check(self.session.id, passive=passive)
+            self._guard.record(self._rechecked(check))
+        return self.session
+
+    def rotate(self) -> Session | None:
+        """Give the current session a new token (after a privilege change; the
+        old token becomes ``invalid``), keeping its login time, platform,
+        remember-me and metadata, and send the new cookie. Returns the session,
+        whose ``.token`` is the new token (for bearer clients), or ``None``
+        without a session or once it has ended (:attr:`ended_reason`).
+
+        :raises RuntimeError: after the response started (the cookie could not follow).
+        """
+        planned = self._rotating()
+        if planned is None:
+            return None
+        current, new_id, token = planned
+        with self._store_calls():
+            check = self._guard.store.rotate(current, new_id)
+            self._guard.record(self._rotated(check, token))
+        return self.session
 
 
 class AsyncSessionContext(_Context):
@@ -214,20 +323,59 @@ class AsyncSessionContext(_Context):
 
         :raises SessionLimitReached: the policy refuses logins over the limit.
         """
-        new, token = self._plan(user_id, remember_me, metadata, platform)
+        self._may_log_in(user_id)
         store = self._guard.async_store
         ending = self.session.id if self.session is not None else None
         try:
-            created = await store.create(new, ending=ending)
-        except SessionLimitReached as error:
-            await self._guard.arecord(self._rejected(error, self._guard.now_ms()))
+            new, token = self._plan(user_id, await store.slot_tag(user_id), remember_me, metadata, platform)
+            try:
+                created = await store.create(new, ending=ending)
+            except SessionLimitReached as error:
+                await self._guard.arecord(self._rejected(error, self._guard.now_ms()))
+                raise
+            events = self._logged_in(created, token, await store.policy())
+            await self._guard.arecord(events)
+        except StoreUnavailable:
+            self._store_failed()
             raise
-        events = self._logged_in(created, token, await store.policy())
-        await self._guard.arecord(events)
         return self.session  # type: ignore[return-value]
 
     async def logout(self) -> None:
         """End the current session (``signed_out``) and clear the cookie."""
         store = self._guard.async_store
-        ended = await store.end(self.session.id, "signed_out") if self.session is not None else None
-        await self._guard.arecord(self._logged_out(ended, self._guard.now_ms()))
+        try:
+            ended = await store.end(self.session.id, "signed_out") if self.session is not None else None
+            await self._guard.arecord(self._logged_out(ended, self._guard.now_ms()))
+        except StoreUnavailable:
+            self._store_failed()
+            raise
+
+    async def end_others(self) -> int:
+        """As :meth:`SessionContext.end_others`: end the user's other sessions."""
+        if self.session is None:
+            return 0
+        with self._store_calls():
+            store = self._guard.async_store
+            records = await store.end_user(self.session.user_id, "signed_out", keep=self.session.id)
+            await self._guard.arecord(self._others_ended(records, self._guard.now_ms()))
+        return len(records)
+
+    async def recheck(self, *, passive: bool = False) -> Session | None:
+        """As :meth:`SessionContext.recheck`: judge the session again (websockets, streams)."""
+        if self.session is None:
+            return None
+        with self._store_calls():
+            check = await self._guard.async_store.check(self.session.id, passive=passive)
+            await self._guard.arecord(self._rechecked(check))
+        return self.session
+
+    async def rotate(self) -> Session | None:
+        """As :meth:`SessionContext.rotate`: a new token for the current session."""
+        planned = self._rotating()
+        if planned is None:
+            return None
+        current, new_id, token = planned
+        with self._store_calls():
+            check = await self._guard.async_store.rotate(current, new_id)
+            await self._guard.arecord(self._rotated(check, token))
+        return self.session

@@ -21,7 +21,9 @@ Rules (SPEC §4), each written once:
 - **admission**: a login over the platform's limit either evicts the sessions
   first in the ``EVICT`` order or is refused; nothing else changes. Whatever
   the limits say, a user never holds more than ``SESSION_CEILING`` sessions: a
-  login beyond it evicts, in the same order, among all the user's sessions;
+  login beyond it evicts, in the same order, among all the user's sessions.
+  The user's sessions are judged (and the ended ones pruned) only when the
+  sessions held reach a limit (:func:`admission_needs_count`);
 - **retention**: a record is kept for a day past its deadline, and an ended
   session leaves a tombstone for a day, so a late request learns *why* it
   ended.
@@ -55,6 +57,9 @@ TOUCH_MAX_MS = 10 * 60 * SECOND
 FLUSH_LEAD_MS = 30 * SECOND
 #: A persistent cookie never outlives 400 days (browsers cap it there anyway).
 MAX_COOKIE_AGE = 400 * 86_400
+#: A user's own idle timeout of "never" (0 seconds is no duration anyone can
+#: set, so it cannot be mistaken for one; ``None`` is "the admin's value").
+NEVER_IDLE = 0
 #: The metadata of a record built without any (shared, so read-only).
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
@@ -106,6 +111,7 @@ class Record(NamedTuple):
     device: str = ""
     metadata: Mapping[str, Any] = _NO_METADATA
     #: the user's own idle timeout (seconds) for this platform, if any
+    #: (:data:`NEVER_IDLE`: never)
     user_idle: int | None = None
 
 
@@ -118,10 +124,14 @@ class Epoch:
     keep: str | None = None
 
 
-def epoch_after(now: int, keep: str | None) -> Epoch:
+def epoch_after(now: int, keep: Record | None, last: Epoch) -> Epoch:
     """The epoch a sign-out of everyone at ``now`` sets: every session created
-    up to and including ``now`` ends."""
-    return Epoch(now + 1, keep)
+    up to and including ``now`` ends, except ``keep``, unless the ``last``
+    sign-out ended that one already (an ended session never comes back: the
+    new epoch replaces the old one, which alone remembered that ending)."""
+    if keep is not None and keep.created < last.at and keep.id != last.keep:
+        keep = None
+    return Epoch(now + 1, None if keep is None else keep.id)
 
 
 def idle_limit(record: Record, policy: Policy) -> int | None:
@@ -129,7 +139,7 @@ def idle_limit(record: Record, policy: Policy) -> int | None:
     if record.remember_me:
         return policy.remember_me_period
     if policy.allow_user_timeouts and record.user_idle is not None:
-        return record.user_idle
+        return record.user_idle or None  # NEVER_IDLE: the user chose never
     return policy.platform(record.platform).idle_timeout
 
 
@@ -234,6 +244,19 @@ class Admission:
 
     evict: tuple[str, ...] = ()
     refused: bool = False
+
+
+def admission_needs_count(held: Sequence[Record], policy: Policy, platform: str) -> bool:
+    """Whether a login on ``platform`` must judge the user's sessions: only when
+    the sessions the store holds for the user (``held``: ended ones it has not
+    noticed yet included) reach the platform's limit or ``SESSION_CEILING``.
+    Below both, a login judges, prunes and reads no other session, so its cost
+    does not grow with the user's sessions (the Redis store's counts are those
+    of the user's index)."""
+    limit = policy.platform(platform).max_sessions
+    if limit is not None and sum(r.platform == platform for r in held) >= limit:
+        return True
+    return len(held) >= policy.session_ceiling
 
 
 def admission(alive: Sequence[Record], policy: Policy, platform: str) -> Admission:

@@ -14,7 +14,9 @@ import re
 from collections.abc import Callable
 from typing import TypeAlias
 
-from .durations import duration, interval, interval_or_off, show
+from .durations import duration, duration_choices, interval, interval_or_off, show
+from .origins import origin_of
+from .permissions import role_permissions
 
 PLATFORMS = ("web", "mobile", "desktop")
 ENV_PREFIX = "SESSIONGUARD_"
@@ -44,23 +46,6 @@ class Inherit(enum.Enum):
 INHERIT = Inherit.INHERIT
 Inheritable: TypeAlias = int | None | Inherit
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password (userinfo or ``password=`` query) as ``***``.
-
-    Errs on the side of hiding: everything before the last ``@`` counts as
-    userinfo, so a password with an unescaped ``/`` or ``@`` is hidden too.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:  # no scheme: "user:password@host" must not leak either
-        scheme, rest = "", url
-    at = rest.rfind("@")
-    if at >= 0:
-        user, colon, _ = rest[:at].partition(":")
-        rest = (f"{user}:***" if colon else "***") + rest[at:]
-    rest = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", rest)
-    return f"{scheme}{sep}{rest}"
 
 
 def _local_cache(value: object) -> float:
@@ -248,6 +233,19 @@ def _geoip_database(value: object) -> str | None:
     return _text(value, _FILE_PATH, "is not a file path (use the path of an .mmdb file)")
 
 
+def _origins(value: object) -> tuple[str, ...]:
+    origins = []
+    for item in _list(value):
+        origin = origin_of(item)
+        if origin is None:
+            raise ValueError(
+                f"has {show(item)}, which is not an origin"
+                " (use comma-separated origins such as https://app.example.com or http://localhost:3000)"
+            )
+        origins.append(origin)
+    return tuple(origins)
+
+
 def _positive(value: object) -> int:
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
@@ -275,6 +273,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "evict": _choice("oldest_login", "least_recent"),
     "passive_paths": _paths,
     "allow_user_timeouts": _bool,
+    "user_idle_timeout_choices": duration_choices,
     "cookie_name": lambda v: _text(v, _TOKEN, "is not a cookie name (use letters, digits, - and _)"),
     "cookie_secure": _bool,
     "cookie_samesite": _choice("lax", "strict", "none"),
@@ -287,10 +286,14 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "admin_path": _admin_path,
     "admin_roles": _list,
     "readonly_roles": _list,
+    "role_permissions": role_permissions,
+    "self_service": _bool,
     "admin_token": _admin_token,
     "trusted_proxies": _networks,
+    "allowed_origins": _origins,
     "geoip_database": _geoip_database,
     "audit_maxlen": _positive,
+    "audit_retention": duration,
     "local_cache": _local_cache,
     "store_timeout": _store_timeout,
     "store_spin": _store_spin,

@@ -42,9 +42,12 @@ class StoreCall:
 
 @dataclass(frozen=True, slots=True)
 class Audit:
-    """Record ``events`` (store, ``sessionguard.audit`` logger, ``on_event``)."""
+    """Record ``events`` (store, ``sessionguard.audit`` logger, ``on_event``);
+    ``self_service``: they are one self-service action of this user (capped, see
+    :func:`sessionguard.audit.admit`)."""
 
     events: tuple[Event, ...]
+    self_service: str | None = None
 
 
 Effect = StoreCall | Audit
@@ -55,59 +58,73 @@ T = TypeVar("T")
 Step = Generator[Effect, Any, T]
 
 
-def run(guard: SessionGuard, flow: Flow) -> Response:
-    """Drive ``flow`` with the sync store."""
+def drive(guard: SessionGuard, steps: Step[T]) -> T:
+    """Run ``steps`` with the sync store: their value, or their exception
+    (:class:`StoreUnavailable` included). An audit event that cannot be
+    recorded is logged, not raised: the action itself happened."""
     try:
-        effect = next(flow)
+        effect = next(steps)
         while True:
             if isinstance(effect, Audit):
                 try:
-                    guard.record(effect.events)
+                    guard.record(effect.events, self_service=effect.self_service)
                 except StoreUnavailable:
                     _unrecorded()
                 result = None
             else:
                 result = effect.call(guard.store)
-            effect = flow.send(result)
+            effect = steps.send(result)
     except StopIteration as done:
-        response: Response = done.value
-        return response
-    except ApiError as error:
-        return error.response
-    except StoreUnavailable:
-        return unavailable(guard)
+        value: T = done.value
+        return value
     finally:
-        flow.close()  # a flow left waiting on a failed store step ends here, not at GC
+        steps.close()  # steps left waiting on a failed store call end here, not at GC
 
 
-async def arun(guard: SessionGuard, flow: Flow) -> Response:
-    """Drive ``flow`` with the async store (the same steps as :func:`run`)."""
+async def adrive(guard: SessionGuard, steps: Step[T]) -> T:
+    """Run ``steps`` with the async store (the same steps as :func:`drive`)."""
     try:
-        effect = next(flow)
+        effect = next(steps)
         while True:
             if isinstance(effect, Audit):
                 try:
-                    await guard.arecord(effect.events)
+                    await guard.arecord(effect.events, self_service=effect.self_service)
                 except StoreUnavailable:
                     _unrecorded()
                 result = None
             else:
                 result = await effect.call(guard.async_store)
-            effect = flow.send(result)
+            effect = steps.send(result)
     except StopIteration as done:
-        response: Response = done.value
-        return response
+        value: T = done.value
+        return value
+    finally:
+        steps.close()
+
+
+def run(guard: SessionGuard, flow: Flow) -> Response:
+    """Drive ``flow`` with the sync store; errors become their answers."""
+    try:
+        return drive(guard, flow)
     except ApiError as error:
         return error.response
     except StoreUnavailable:
         return unavailable(guard)
-    finally:
-        flow.close()  # a flow left waiting on a failed store step ends here, not at GC
+
+
+async def arun(guard: SessionGuard, flow: Flow) -> Response:
+    """Drive ``flow`` with the async store (the same steps as :func:`run`)."""
+    try:
+        return await adrive(guard, flow)
+    except ApiError as error:
+        return error.response
+    except StoreUnavailable:
+        return unavailable(guard)
 
 
 def _unrecorded() -> None:
     # The action itself happened: answering 503 would make the caller retry it.
-    logger.warning("sessionguard: admin audit event not recorded (store unavailable)")
+    logger.warning("sessionguard: audit event not recorded (store unavailable)")
 
 
 def unavailable(guard: SessionGuard) -> Response:
@@ -182,6 +199,12 @@ def set_user_timeouts(user_id: str, timeouts: Mapping[str, int | None]) -> Step[
     yield StoreCall(lambda store: store.set_user_timeouts(user_id, dict(timeouts)))
 
 
+def set_roles(user_id: str, roles: Sequence[str]) -> Step[list[Record]]:
+    """Replace ``metadata["roles"]`` of a user's valid sessions; the records updated."""
+    records: list[Record] = yield StoreCall(lambda store: store.set_roles(user_id, list(roles)))
+    return records
+
+
 def events(*, user_id: str | None, limit: int, cursor: str | None) -> Step[Page]:
     """One page of audit events, newest first."""
     page: Page = yield StoreCall(lambda store: store.events(user_id=user_id, limit=limit, cursor=cursor))
@@ -192,3 +215,10 @@ def record(events: Sequence[Event]) -> Step[None]:
     """Record audit events."""
     if events:
         yield Audit(tuple(events))
+
+
+def record_self_service(user_id: str, events: Sequence[Event]) -> Step[None]:
+    """Record the audit events of one self-service action of ``user_id``: at most one
+    ``settings_changed`` a minute and 60 events an hour enter the log (SPEC 9.3)."""
+    if events:
+        yield Audit(tuple(events), user_id)

@@ -6,9 +6,9 @@ Redis scripts mirror them.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -20,6 +20,7 @@ from ..core import (
     Outcome,
     Record,
     admission,
+    admission_needs_count,
     cookie_refresh_due,
     epoch_after,
     flush_by,
@@ -30,9 +31,10 @@ from ..core import (
 )
 from ..errors import SessionLimitReached
 from ..policy import Policy
-from ..tokens import TAG_LENGTH
+from ..tokens import TAG_LENGTH, SlotTags
 from .cursors import cursor_after, cursor_of, newest_first
-from .protocol import Check, Created, NewSession, Page
+from .memory_audit import AuditLog
+from .protocol import Check, Created, NewSession, Page, with_roles
 from .write_behind import Unwritten
 
 
@@ -47,11 +49,14 @@ class MemoryStore:
 
     :param policy: the default policy (from the environment).
     :param clock: epoch milliseconds; tests inject a fake one.
-    :param audit_maxlen: events kept in the audit ring buffer.
+    :param audit_maxlen: events kept in the audit log at most.
+    :param audit_retention: seconds an event is kept at least (unless ``audit_maxlen``
+        is reached first), and at most; ``None``: until ``audit_maxlen`` pushes it out.
     """
 
     def __init__(
-        self, policy: Policy, *, clock: Callable[[], int] | None = None, audit_maxlen: int = 100_000
+        self, policy: Policy, *, clock: Callable[[], int] | None = None, audit_maxlen: int = 100_000,
+        audit_retention: int | None = 90 * 86400,
     ) -> None:
         self._default = policy
         self._policy: Policy | None = None
@@ -64,9 +69,10 @@ class MemoryStore:
         self._unwritten = Unwritten()
         self._user_idle: dict[str, dict[str, int | None]] = {}
         self._epoch = Epoch()
-        self._events: deque[tuple[int, Event]] = deque(maxlen=audit_maxlen)
-        self._event_seq = 0
+        self._audit = AuditLog(audit_maxlen, audit_retention, self._clock)
         self._ops = 0
+        # this store's own tag key: a process-local store is its own deployment
+        self._tags = SlotTags(secrets.token_bytes(32))
 
     # -- policy and time -------------------------------------------------
 
@@ -81,7 +87,12 @@ class MemoryStore:
         # configured policy, so EVICT and ALLOW_USER_TIMEOUTS stay the environment's.
         stored = self._default.updated(policy.to_json())
         with self._lock:
+            if stored != self.policy():
+                self._unwritten.owe()
             self._policy = stored
+
+    def slot_tag(self, user_id: str) -> str:
+        return self._tags(user_id)
 
     # -- the request path --------------------------------------------------
 
@@ -102,7 +113,10 @@ class MemoryStore:
             if passive:
                 if owed:
                     self._put(record, policy, now)
-                return Check(outcome, _own(record), policy=policy)
+                # this process's own unwritten use is part of the view (its expires_at)
+                pending = self._unwritten.seen(session_id)
+                view = touched(record, pending) if pending is not None else record
+                return Check(outcome, _own(view), policy=policy)
             fresh = touched(record, now)
             if not owed and not touch_due(record, policy, now, passive=False):
                 self._unwritten.note(session_id, now, flush_by(record, policy, now))
@@ -125,7 +139,10 @@ class MemoryStore:
                 self._write(self._unwritten.take(tag), now)
             self._sweep(now)
             policy = self.policy()
-            plan: Admission = admission(self._user_records(new.user_id, now), policy, new.platform)
+            held = [r for i in list(self._by_user.get(new.user_id, ())) if (r := self._live(i, now))]
+            plan = Admission()
+            if admission_needs_count(held, policy, new.platform):
+                plan = admission(self._user_records(new.user_id, now), policy, new.platform)
             if plan.refused:
                 limit = policy.platform(new.platform).max_sessions or 0
                 raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=limit)
@@ -163,7 +180,9 @@ class MemoryStore:
 
     def end_all(self, *, keep: str | None = None) -> None:
         with self._lock:
-            self._epoch = epoch_after(self._clock(), keep)
+            now = self._clock()
+            kept = None if keep is None else self._live(keep, now)
+            self._epoch = epoch_after(now, kept, self._epoch)
 
     # -- listings ------------------------------------------------------------
 
@@ -171,7 +190,7 @@ class MemoryStore:
         with self._lock:
             now = self._clock()
             self._write_due(now)
-            records = [_own(r) for r in self._user_records(user_id, now)]
+            records = self._unwritten.shown([_own(r) for r in self._user_records(user_id, now)])
         return sorted(records, key=newest_first)
 
     def list_sessions(
@@ -193,7 +212,7 @@ class MemoryStore:
         if cursor is not None:
             after = cursor_after(cursor)
             valid = [r for r in valid if newest_first(r) > after]
-        page = [_own(r) for r in valid[:limit]]
+        page = self._unwritten.shown([_own(r) for r in valid[:limit]])
         more = len(valid) > limit
         return Page(page, cursor_of(page[-1]) if more and page else None)
 
@@ -205,36 +224,55 @@ class MemoryStore:
 
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
         with self._lock:
+            self._unwritten.owe(self._by_user.get(user_id, ()))
             self._user_idle[user_id] = dict(timeouts)
             now, policy = self._clock(), self.policy()
             for record in self._user_records(user_id, now):
                 own = timeouts.get(record.platform)
                 self._put(record._replace(user_idle=own), policy, now)
 
+    def rotate(self, session_id: str, new_id: str) -> Check:
+        with self._lock:
+            now = self._clock()
+            moved = self._records.get(new_id)
+            if moved is not None:  # as the Redis script: a repeated call changes nothing
+                return Check(Outcome.VALID, _own(moved), policy=self.policy())
+            record = self._live(session_id, now)
+            if record is None:
+                return Check(Outcome(self._tombstone(session_id, now) or "invalid"))
+            seen = self._unwritten.seen(session_id)
+            if seen is not None and record.last_seen < seen <= now:
+                record = touched(record, seen)
+            policy = self.policy()
+            outcome = judge(record, policy, now, self._epoch)
+            if outcome is not Outcome.VALID:
+                return Check(outcome, ended=self._end(record, outcome.value, now))
+            self._forget(record)  # no tombstone: the old token is unknown from now on
+            self._unwritten.written(session_id, record.last_seen)
+            moved = record._replace(id=new_id)
+            self._put(moved, policy, now)
+            self._by_user.setdefault(moved.user_id, set()).add(new_id)
+            return Check(Outcome.VALID, _own(moved), policy=policy)
+
+    def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
+        with self._lock:
+            now, policy, updated = self._clock(), self.policy(), []
+            for record in self._user_records(user_id, now):
+                changed = record._replace(metadata=_json_copy(with_roles(record.metadata, roles)))
+                self._put(changed, policy, now)
+                updated.append(_own(changed))
+            return updated
+
     # -- audit ---------------------------------------------------------------
 
     def append_events(self, events: Sequence[Event]) -> None:
-        with self._lock:
-            for event in events:
-                self._event_seq += 1
-                self._events.append((self._event_seq, event))
+        self._audit.append(events)
+
+    def append_self_service(self, user_id: str, events: Sequence[Event]) -> None:
+        self._audit.append_self_service(user_id, events)
 
     def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
-        with self._lock:
-            entries = list(self._events)
-        before = int(cursor) if cursor and cursor.isdigit() else None
-        picked: list[tuple[int, Event]] = []
-        for seq, event in reversed(entries):
-            if before is not None and seq >= before:
-                continue
-            if user_id is not None and event.user_id != user_id:
-                continue
-            picked.append((seq, event))
-            if len(picked) > limit:
-                break
-        more = len(picked) > limit
-        page = picked[:limit]
-        return Page([e for _, e in page], str(page[-1][0]) if more and page else None)
+        return self._audit.page(user_id, limit, cursor)
 
     def close(self) -> None:
         """Write back the uses still owed."""

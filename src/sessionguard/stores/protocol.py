@@ -65,6 +65,11 @@ class Page:
     next_cursor: str | None
 
 
+def with_roles(metadata: Mapping[str, Any], roles: Sequence[str]) -> dict[str, Any]:
+    """``metadata`` with ``roles`` as its ``"roles"`` (what ``set_roles`` stores)."""
+    return {**metadata, "roles": list(roles)}
+
+
 class Store(Protocol):
     """A synchronous session store (used by the WSGI shell and the CLI)."""
 
@@ -76,6 +81,12 @@ class Store(Protocol):
 
     def set_policy(self, policy: Policy) -> None:
         """Store ``policy`` for every app server sharing this store."""
+
+    def slot_tag(self, user_id: str) -> str:
+        """The slot tag every session id of ``user_id`` starts with: keyed by the
+        store's tag key (:class:`~sessionguard.tokens.SlotTags`), so it cannot
+        be computed from the user id alone, and the same in every process
+        sharing the store, whatever ``SECRET_KEY`` says."""
 
     def check(self, session_id: str, *, passive: bool) -> Check:
         """Validate the session and touch it unless ``passive``."""
@@ -110,8 +121,23 @@ class Store(Protocol):
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
         """Replace the user's own idle timeouts and apply them to their sessions."""
 
+    def rotate(self, session_id: str, new_id: str) -> Check:
+        """Give a valid session the id ``new_id`` (of the same user's slot), every
+        other field kept; the old id becomes unknown. ``Check(VALID, record)``
+        with the moved record, else the outcome saying why the session ended
+        (``ended`` set when a timeout was noticed now)."""
+
+    def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
+        """Replace ``metadata["roles"]`` of every valid session of ``user_id``
+        (:func:`with_roles`); the records updated."""
+
     def append_events(self, events: Sequence[Event]) -> None:
         """Add ``events`` to the audit log."""
+
+    def append_self_service(self, user_id: str, events: Sequence[Event]) -> None:
+        """Add the events of one self-service action of ``user_id`` to the audit
+        log, as far as the user's allowance goes (:func:`~sessionguard.audit.admit`),
+        atomically with the counts kept in the store for every process."""
 
     def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
         """Audit events, newest first."""
@@ -126,6 +152,7 @@ class AsyncStore(Protocol):
     async def now(self) -> int: ...
     async def policy(self) -> Policy: ...
     async def set_policy(self, policy: Policy) -> None: ...
+    async def slot_tag(self, user_id: str) -> str: ...
     async def check(self, session_id: str, *, passive: bool) -> Check: ...
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created: ...
     async def end(
@@ -141,6 +168,9 @@ class AsyncStore(Protocol):
     ) -> Page: ...
     async def user_timeouts(self, user_id: str) -> dict[str, int | None]: ...
     async def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None: ...
+    async def rotate(self, session_id: str, new_id: str) -> Check: ...
+    async def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]: ...
     async def append_events(self, events: Sequence[Event]) -> None: ...
+    async def append_self_service(self, user_id: str, events: Sequence[Event]) -> None: ...
     async def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page: ...
     async def close(self) -> None: ...

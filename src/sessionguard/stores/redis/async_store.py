@@ -184,6 +184,9 @@ class AsyncRedisStore:
     async def set_policy(self, policy: Policy) -> None:
         await self._run(self._ops.set_policy(policy))
 
+    async def slot_tag(self, user_id: str) -> str:
+        return await self._run(self._ops.slot_tag(user_id))
+
     async def check(self, session_id: str, *, passive: bool) -> Check:
         hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
         return hit if hit is not None else await self._run(self._ops.check(session_id, passive))
@@ -216,8 +219,17 @@ class AsyncRedisStore:
     async def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
         await self._run(self._ops.users.set_user_timeouts(user_id, timeouts))
 
+    async def rotate(self, session_id: str, new_id: str) -> Check:
+        return await self._run(self._ops.rotate(session_id, new_id))
+
+    async def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
+        return await self._run(self._ops.users.set_roles(user_id, roles))
+
     async def append_events(self, events: Sequence[Event]) -> None:
         await self._run(self._ops.append_events(events))
+
+    async def append_self_service(self, user_id: str, events: Sequence[Event]) -> None:
+        await self._run(self._ops.append_self_service(user_id, events))
 
     async def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
         return await self._run(self._ops.events(user_id, limit, cursor))

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 import redis.asyncio.retry
@@ -20,6 +21,9 @@ from redis.backoff import ExponentialBackoff
 
 from ...errors import StoreUnavailable
 from .urls import Target
+
+if TYPE_CHECKING:
+    from .scripts import Library
 
 logger = logging.getLogger("sessionguard")
 T = TypeVar("T")
@@ -159,15 +163,23 @@ class AsyncRetry(redis.asyncio.retry.Retry):
 
 # -- errors ------------------------------------------------------------------------
 
+# where Redis says a library function's command failed, and the command a Lua line calls
+_SCRIPT_LINE = re.compile(r"script: (\S+), on @user_function:(\d+)")
+_CALL = re.compile(r"\bp?call\(\s*['\"]([A-Za-z]+)")  # redis.call('X', ...), or its local alias call
+
 ERRORS = (redis.RedisError, OSError, redis.exceptions.RedisClusterException)
 
 
 class Health:
     """Logs when the store stops answering and when it is back (once each, not
-    once per request)."""
+    once per request), and every command Redis refuses (an error reply: a
+    missing ACL permission, ``NOREPLICAS``, ``OOM``), naming the command.
+    ``library``: the store's functions, to name a command one of them ran."""
 
-    def __init__(self) -> None:
+    def __init__(self, library: Library | None = None) -> None:
         self.down = False
+        self._lines = [] if library is None else library.source.splitlines()
+        self._names = {} if library is None else {full: name for name, full in library.names.items()}
 
     @contextlib.contextmanager
     def translated(self) -> Iterator[None]:
@@ -180,11 +192,27 @@ class Health:
         self.answered()
 
     def failed(self, exc: BaseException) -> StoreUnavailable:
-        """The error to raise for ``exc``, logged once per outage."""
-        if not self.down or isinstance(exc, redis.ResponseError):
+        """The error to raise for ``exc``, logged once per outage (each time
+        for a refused command: a request that meets one says which)."""
+        if isinstance(exc, redis.ResponseError):
+            logger.warning("sessionguard: the session store refused a command: %s", self.refused(exc))
+        elif not self.down:
             logger.warning("sessionguard: session store unavailable: %s: %s", type(exc).__name__, exc)
         self.down = True
         return StoreUnavailable(f"the session store did not answer ({type(exc).__name__})")
+
+    def refused(self, exc: redis.ResponseError) -> str:
+        """Redis's error reply, led by the command it refused when a script ran
+        it (Redis names the script's hash and line, not the command)."""
+        message = str(exc)
+        where = _SCRIPT_LINE.search(message)
+        name = self._names.get(where.group(1)) if where else None
+        if where is None or name is None:
+            return message
+        number, lines = int(where.group(2)), self._lines  # lines of the library's source
+        call = _CALL.search(lines[number - 1]) if 0 < number <= len(lines) else None
+        command = call.group(1).upper() if call else "a command"
+        return f"{command} in the {name} function: {message}"
 
     def answered(self) -> None:
         if self.down:

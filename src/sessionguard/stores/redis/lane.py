@@ -135,6 +135,9 @@ def _await_readable(connection: Any, budget: float) -> bool:
     while not poller.poll(0):
         if time.perf_counter() > deadline:
             return False
+        # Redis may share this core: give it the core rather than spin against it
+        # (a no-op syscall when nothing else waits to run here)
+        os.sched_yield()
     return True
 
 

@@ -99,8 +99,10 @@ class _SocketPipeline(_Pipeline):
         loop; whether it came."""
         deadline = time.perf_counter() + budget
         while not future.done():
-            if not self.readable() and time.perf_counter() > deadline:
-                return False
+            if not self.readable():
+                if time.perf_counter() > deadline:
+                    return False
+                os.sched_yield()  # as lane._await_readable: Redis may share this core
         return True
 
     def close(self) -> None:

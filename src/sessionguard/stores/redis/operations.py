@@ -10,6 +10,7 @@ thrown back into the generator as :class:`StoreUnavailable`.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,21 +26,24 @@ from ...core import (
     judge,
     touched,
 )
+from ...errors import StoreUnavailable
 from ...policy import Policy
 from ...tokens import is_session_id
 from ..cursors import cursor_after, cursor_of, newest_first
 from ..protocol import Check, Page
 from ..write_behind import Unwritten
-from .calls import Arg, Commands, Op, one
+from .audit_log import AuditLog
+from .calls import Arg, Commands, Op, Script, one
 from .keys import Keys, encode_user
 from .listing import SWEEP_REST, event_page, session_page, start_of, sweep_step
 from .local_cache import LocalCache
-from .records import decode_record, now_of
+from .records import decode_record, idx_member, now_of
 from .scripts import FUNCTIONS, Function, pack_context
-from .state import State, StateCache, policy_to_json
+from .state import State, StateCache, logger, policy_to_json
 from .users import UserOperations
 
 _CHECK, _TOUCH, _END, _STATE = FUNCTIONS["check"], FUNCTIONS["touch"], FUNCTIONS["end"], FUNCTIONS["state"]
+_ROTATE = FUNCTIONS["rotate"]
 
 
 def _opt(value: int | None) -> str:
@@ -51,15 +55,14 @@ class Operations:
     another slot, so scripts cannot maintain it and a login adds it separately.
     ``local``: the process's cache of valid checks (``LOCAL_CACHE``), if on."""
 
-    def __init__(self, keys: Keys, cache: StateCache, *, slot_tag: Callable[[str], str],
-                 clock: Callable[[], int] | None, cluster: bool, audit_maxlen: int,
+    def __init__(self, keys: Keys, cache: StateCache, *, clock: Callable[[], int] | None, cluster: bool,
+                 audit_maxlen: int, audit_retention: int | None = None,
                  local: LocalCache | None = None) -> None:
         self.keys = keys
         self.cache = cache
-        self.slot_tag = slot_tag
         self.clock = clock
         self.cluster = cluster
-        self.audit_maxlen = audit_maxlen
+        self.audit = AuditLog(keys, audit_maxlen, audit_retention)
         self.local = local
         cache.local = local
         self._contexts: tuple[State, str] | None = None
@@ -68,7 +71,7 @@ class Operations:
         self.sweep_rest = SWEEP_REST
         self._sweep_rested_from = time.monotonic()
         #: uses seen here, not written back yet (core.touch_due, core.flush_by)
-        self.unwritten = Unwritten()
+        self.unwritten = cache.unwritten = Unwritten()
         #: the store's clock minus the local wall clock (ms), from the last check
         self._offset = 0
         #: the operations on one user's sessions (logins, listings, sign-outs, timeouts)
@@ -79,12 +82,30 @@ class Operations:
     def state(self) -> Op[State]:
         """The cached state, re-read first when the cache says so."""
         if self.cache.claim_poll():
-            yield from self._reread_state()
+            yield from self.reread_state()
         return self.cache.state
 
-    def _reread_state(self) -> Op[None]:
-        reply = yield from one("HGETALL", self.keys.state)
+    def reread_state(self) -> Op[None]:
+        """Read the state into the cache (``state.lua``: a lost one is made anew,
+        signing everyone out, rather than read as "never signed out")."""
+        reply = yield self._state_call("read")
         self.cache.apply(self.cache.read(reply))
+
+    def _state_call(self, change: str, value: str = "", created: str = "") -> Script:
+        # a tag key for a state that has none: random, only ever stored once (state.lua)
+        return _STATE.call((self.keys.state,), channel=self.keys.bus, change=change, now=self._now_arg(),
+                           tag_key=secrets.token_hex(32), value=value, created=created)
+
+    def slot_tag(self, user_id: str) -> Op[str]:
+        """The slot tag of ``user_id`` under the deployment's tag key, which comes
+        with the state (read once per process, and then kept by the subscriber)."""
+        state = yield from self.state()
+        if state.tags is None:  # never read yet in a way that gave a key
+            yield from self.reread_state()
+            state = self.cache.state
+        if state.tags is None:
+            raise StoreUnavailable("the store gave no readable tag key")
+        return state.tags(user_id)
 
     def now(self) -> Op[int]:
         """The injected clock, else the Redis server's ``TIME`` (ms)."""
@@ -107,16 +128,20 @@ class Operations:
     def set_policy(self, policy: Policy) -> Op[None]:
         """Store the JSON fields of ``policy`` for every process (``state.lua``) and
         apply them here at once (environment-only settings are not stored)."""
-        reply = yield _STATE.call((self.keys.state,), channel=self.keys.bus, change="policy",
-                                  value=policy_to_json(policy), keep="")
+        reply = yield self._state_call("policy", policy_to_json(policy))
         self._forget_all()
         self.cache.apply(self.cache.read(reply))
 
     def end_all(self, keep: str | None) -> Op[None]:
-        """Move the epoch (``state.lua``): every session ends but ``keep``."""
-        now = "" if self.clock is None else str(self.clock())
-        reply = yield _STATE.call((self.keys.state,), channel=self.keys.bus, change="epoch", value=now,
-                                  keep=keep or "")
+        """Move the epoch (``state.lua``): every session ends but ``keep``, if it
+        still exists (its login time tells the function whether the last sign-out
+        of everyone ended it, ``core.epoch_after``)."""
+        created = ""
+        if keep is not None and is_session_id(keep):
+            value = yield from one("GET", self.keys.session(keep))
+            created = "" if value is None else str(decode_record(keep, value).created)
+        kept = keep if keep is not None and created else ""  # gone: ended (or never was)
+        reply = yield self._state_call("epoch", kept, created)
         self._forget_all()
         self.cache.apply(self.cache.read(reply))
 
@@ -148,12 +173,11 @@ class Operations:
         self._contexts = (state, pack_context(fields))
         return self._contexts[1]
 
-    def call(self, function: Function, keys: tuple[str, ...], **args: Arg) -> Op[Any]:
+    def call(self, function: Function, keys: tuple[str, ...], *rest: Arg, **args: Arg) -> Op[Any]:
         """Call a session function with the context it needs: the clock, and the
         epoch and policy of the cached state (re-read first when due)."""
         state = yield from self.state()
-        return (yield function.call(keys, context=self._context(state), now=self._now_arg(),
-                                    **args))
+        return (yield function.call(keys, *rest, context=self._context(state), now=self._now_arg(), **args))
 
     def forget(self, ids: Sequence[str]) -> None:
         """Drop sessions from this process's cache at once (the functions announce
@@ -195,9 +219,9 @@ class Operations:
         local = self.local
         ticket = None if local is None else local.ticket()
         owed = self.unwritten.overdue(session_id, self.estimated_now())
-        # state() and _call() inline: two generators fewer on every check
+        # state() and call() inline: two generators fewer on every check
         if self.cache.claim_poll():
-            yield from self._reread_state()
+            yield from self.reread_state()
         state = self.cache.state
         policy = state.policy or self.cache.default
         use = ("p" if passive else "") + ("" if owed is None else str(owed))
@@ -218,8 +242,8 @@ class Operations:
         if written is not None:
             self.unwritten.written(session_id, written)
         refresh = False
-        if passive:
-            seen = written or 0
+        if passive:  # as stored, or as an owed use wrote it, or as this process used it
+            seen = max(written or 0, self.unwritten.seen(session_id) or 0)
         elif written == now:  # touched
             seen, refresh = now, cookie_refresh_due(stored, now)
         else:
@@ -263,12 +287,45 @@ class Operations:
             return None
         owner = ""
         if user_id is not None:
-            if self.slot_tag(user_id) != session_id[:4]:
+            if (yield from self.slot_tag(user_id)) != session_id[:4]:
                 return None
             owner = encode_user(user_id)
         reply = yield from self.call(_END, (self.keys.session(session_id),), reason=reason, owner=owner)
         self.forget((session_id,))
         return None if reply is None else decode_record(session_id, reply)
+
+    def rotate(self, session_id: str, new_id: str) -> Op[Check]:
+        """Move a valid session to ``new_id`` (``rotate``), with this process's
+        unwritten use of it; on a Cluster the listing index follows separately."""
+        if not is_session_id(session_id) or not is_session_id(new_id) or new_id[:4] != session_id[:4]:
+            raise ValueError("the new id must be a session id of the same user's slot (Tokens.new_sid)")
+        state = yield from self.state()
+        seen = self.unwritten.seen(session_id)
+        reply = yield _ROTATE.call((self.keys.session(session_id), self.keys.session(new_id)),
+                                   context=self._context(state), now=self._now_arg(),
+                                   use="" if seen is None else str(seen))
+        self.forget((session_id,))
+        if reply[0] == 0:
+            reason = reply[1].decode("ascii") if reply[1] else "invalid"
+            return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
+        if reply[0] == 2:
+            return Check(Outcome(reply[1].decode("ascii")), ended=decode_record(session_id, reply[2]))
+        record = decode_record(new_id, reply[1])
+        self.unwritten.written(session_id, record.last_seen)
+        if self.cluster:
+            yield from self._relist_in_cluster(session_id, record)
+        return Check(Outcome.VALID, record, policy=state.policy or self.cache.default)
+
+    def _relist_in_cluster(self, old_id: str, record: Record) -> Op[None]:
+        """The listing index of a Cluster (another slot) follows a rotation."""
+        commands: tuple[tuple[Arg, ...], ...] = (
+            ("ZREM", self.keys.idx, idx_member(record.created, old_id)),
+            ("ZADD", self.keys.idx, 0, idx_member(record.created, record.id)),
+        )
+        try:
+            yield Commands(commands)
+        except StoreUnavailable:
+            logger.warning("sessionguard: session %s rotated but not relisted for admins", record.id)
 
     # -- listings ----------------------------------------------------------------
 
@@ -291,9 +348,10 @@ class Operations:
         yield from self.write_due()
         state = yield from self.state()
         now = yield from self.now()
-        return (yield from session_page(
+        found = yield from session_page(
             self.keys, start, policy=state.policy or self.cache.default, epoch=state.epoch, now=now,
-            platform=platform, limit=limit))
+            platform=platform, limit=limit)
+        return Page(self.unwritten.shown(list(found.items)), found.next_cursor)
 
     def sweep_listing(self, now: float) -> Op[int]:
         """One step of the listing index's sweep (:func:`.listing.sweep_step`),
@@ -309,16 +367,13 @@ class Operations:
     # -- audit ---------------------------------------------------------------------
 
     def append_events(self, events: Sequence[Event]) -> Op[None]:
-        """XADD each event, trimming the stream to about ``audit_maxlen``. Not
-        retried: a repeated XADD would log an event twice."""
-        if events:
-            head: tuple[Arg, ...] = ("XADD", self.keys.audit, "MAXLEN", "~", self.audit_maxlen, "*")
-            yield Commands(tuple((*head, *_flat(e.to_fields())) for e in events), retry=False)
+        """Append to the audit log (:class:`~.audit_log.AuditLog`)."""
+        return (yield from self.audit.append(events, self._offset))
+
+    def append_self_service(self, user_id: str, events: Sequence[Event]) -> Op[None]:
+        """Append one self-service action's events, as far as the user's allowance goes."""
+        return (yield from self.audit.append_self_service(user_id, events, self._offset))
 
     def events(self, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
         """Audit events, newest first."""
         return (yield from event_page(self.keys, user_id, limit, cursor))
-
-def _flat(fields: dict[str, str]) -> list[bytes]:
-    # surrogatepass: a user id is any Python string, and must not fail the XADD
-    return [item.encode("utf-8", "surrogatepass") for pair in fields.items() for item in pair]

@@ -113,8 +113,14 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
               retry=False),
     _function("set_user_timeouts", "MemoryStore.set_user_timeouts: core.idle_limit, core.retention",
               "index settings", f"{_PAGE} first {_TIMEOUTS}", retry=False),
+    _function("rotate", "MemoryStore.rotate: core.judge, core.touched, core.retention",
+              "record new_record", "context now use"),
+    _function("set_tails", "MemoryStore.set_roles: core.judge, core.retention", "records...",
+              "context now tails..."),
     _function("state", "MemoryStore.end_all (core.epoch_after) and MemoryStore.set_policy",
-              "state", "channel change value keep"),
+              "state", "channel change now tag_key value created"),
+    _function("audit", "MemoryStore.append_self_service: audit.admit", "stream allowance",
+              "now since maxlen minid limit window every user actor events...", retry=False),
 )}
 
 

@@ -8,6 +8,7 @@ The store only drives the I/O-free operations of :mod:`.operations`;
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -49,8 +50,8 @@ class Shared:
         self.timeout = timeout
         self.spin = spin  # STORE_SPIN: how long a lane polls for a reply (lane.Spin)
         self.ops = ops
-        self.health = Health()
         self.caller = Caller(library())
+        self.health = Health(self.caller.library)
         self.subscriber = Subscriber(self.sync_client, ops.keys, ops.cache)
         self._client: Any = None
         self._lock = threading.Lock()
@@ -140,6 +141,20 @@ class RedisStore:
     def set_policy(self, policy: Policy) -> None:
         self._run(self._ops.set_policy(policy))
 
+    def slot_tag(self, user_id: str) -> str:
+        return self._run(self._ops.slot_tag(user_id))
+
+    def reread_state(self) -> None:
+        """Read the shared state into the process's cache: the subscriber's re-read.
+        A failure is the subscriber's to retry (it raises the Redis error), not a
+        request's to log."""
+        op = self._ops.reread_state()
+        request = next(op)
+        assert isinstance(request, Script)  # one call of the state function
+        reply = self._shared.caller.call(self._shared.sync_client(), request)
+        with contextlib.suppress(StopIteration):
+            op.send(reply)
+
     def check(self, session_id: str, *, passive: bool) -> Check:
         hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
         return hit if hit is not None else self._run(self._ops.check(session_id, passive))
@@ -172,8 +187,17 @@ class RedisStore:
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
         self._run(self._ops.users.set_user_timeouts(user_id, timeouts))
 
+    def rotate(self, session_id: str, new_id: str) -> Check:
+        return self._run(self._ops.rotate(session_id, new_id))
+
+    def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
+        return self._run(self._ops.users.set_roles(user_id, roles))
+
     def append_events(self, events: Sequence[Event]) -> None:
         self._run(self._ops.append_events(events))
+
+    def append_self_service(self, user_id: str, events: Sequence[Event]) -> None:
+        self._run(self._ops.append_self_service(user_id, events))
 
     def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
         return self._run(self._ops.events(user_id, limit, cursor))

@@ -11,7 +11,7 @@ no record while the index counts say the user is under every limit (see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...config import PLATFORMS
@@ -19,7 +19,7 @@ from ...core import TOMBSTONE_MS, Record, admission
 from ...errors import SessionLimitReached, StoreUnavailable
 from ...tokens import is_session_id
 from ..cursors import newest_first
-from ..protocol import Created, NewSession
+from ..protocol import Created, NewSession, with_roles
 from .calls import Arg, Commands, Op, one
 from .keys import encode_user
 from .records import decode_pairs, decode_record, idx_bound, idx_member, now_of, record_tail
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 #: A login whose admission needs the user's sessions read in pages (``create.lua``)
 #: tries this often before it answers that it could not be confirmed.
 CREATE_ATTEMPTS = 3
-_CREATE = FUNCTIONS["create"]
+_CREATE, _SET_TAILS = FUNCTIONS["create"], FUNCTIONS["set_tails"]
 
 
 def _opt(value: int | None) -> str:
@@ -54,9 +54,11 @@ class UserOperations:
         the admission needs more of the user's records than one call reads, they
         are read in pages first (:meth:`user_records`, which prunes them), and the
         login names the sessions ``core.admission`` evicts."""
-        tag = self.ops.slot_tag(new.user_id)
-        if new.id[:4] != tag or not is_session_id(new.id):
-            raise ValueError("a session id must start with its user's slot tag (Tokens.new_sid)")
+        if not is_session_id(new.id):
+            raise ValueError("not a session id (tokens.session_id of a Tokens.new_sid)")
+        tag = yield from self.ops.slot_tag(new.user_id)
+        if new.id[:4] != tag:  # made with another tag key: filed there, it would escape its user's index
+            raise StoreUnavailable("the session id does not carry its user's slot tag; try again")
         tail = record_tail(new)  # first: metadata that is not JSON changes nothing
         replaced = None if ending is None else (yield from self.ops.end(ending, "signed_out", None))
         yield from self.ops.write_due(tag=tag)  # the user's last-seen decides a least-recent eviction
@@ -108,7 +110,7 @@ class UserOperations:
 
     def end_user(self, user_id: str, reason: str, platform: str | None, keep: str | None) -> Op[list[Record]]:
         """End a user's sessions (``end_user``, a page of the user's index a call)."""
-        tag = self.ops.slot_tag(user_id)
+        tag = yield from self.ops.slot_tag(user_id)
         ended: list[Record] = []
         pages = self._pages(FUNCTIONS["end_user"], tag, (self.keys.user_index(tag, user_id),),
                             reason=reason, platform=platform or "", keep=keep or "")
@@ -138,7 +140,7 @@ class UserOperations:
     def user_records(self, user_id: str, prune: bool) -> Op[list[Record]]:
         """A user's valid sessions, in index order (``user_page``, a page a call);
         ``prune``: missing ones leave the index, ended ones become tombstones."""
-        tag = self.ops.slot_tag(user_id)
+        tag = yield from self.ops.slot_tag(user_id)
         pages = self._pages(FUNCTIONS["user_page"], tag, (self.keys.user_index(tag, user_id),),
                             prune="1" if prune else "0")
         return [record for items in (yield from pages) for record in decode_pairs(items)]
@@ -146,20 +148,44 @@ class UserOperations:
     def user_sessions(self, user_id: str, prune: bool = True) -> Op[list[Record]]:
         """A user's valid sessions, newest login first."""
         yield from self.ops.write_due()
-        return sorted((yield from self.user_records(user_id, prune)), key=newest_first)
+        records = yield from self.user_records(user_id, prune)
+        return sorted(self.ops.unwritten.shown(records), key=newest_first)
 
     # -- per-user settings -------------------------------------------------------
 
     def user_timeouts(self, user_id: str) -> Op[dict[str, int | None]]:
         """The user's own idle timeouts by platform."""
-        reply = yield from one("HGETALL", self.keys.settings(self.ops.slot_tag(user_id), user_id))
+        tag = yield from self.ops.slot_tag(user_id)
+        reply = yield from one("HGETALL", self.keys.settings(tag, user_id))
         return {k.decode("ascii"): int(v) if v else None for k, v in reply.items()}
 
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> Op[None]:
         """Replace the user's own timeouts, applied to their sessions (``set_user_timeouts``)."""
-        tag = self.ops.slot_tag(user_id)
+        tag = yield from self.ops.slot_tag(user_id)
         given = {f"timeout_{p}": "x" if p not in timeouts else _opt(timeouts[p]) for p in PLATFORMS}
         keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
         for updated in (yield from self._pages(FUNCTIONS["set_user_timeouts"], tag, keys, **given)):
-            self.ops.forget([i.decode("ascii") for i in updated])
+            ids = [i.decode("ascii") for i in updated]
+            self.ops.forget(ids)
+            self.ops.unwritten.owe(ids)  # (other processes: when the function's announcement comes)
+
+    def set_roles(self, user_id: str, roles: Sequence[str]) -> Op[list[Record]]:
+        """Replace ``metadata["roles"]`` of the user's valid sessions: read them
+        (``user_page``), then give each still valid its new tail (``set_tails``,
+        a page of sessions a call)."""
+        records = yield from self.user_sessions(user_id)
+        changed = [r._replace(metadata=with_roles(r.metadata, roles)) for r in records]
+        updated: set[str] = set()
+        for first in range(0, len(changed), PAGE):
+            page = changed[first:first + PAGE]
+            pairs: list[Arg] = []
+            for r in page:
+                new = NewSession(r.id, r.user_id, r.platform, r.remember_me, r.ip, r.city, r.user_agent,
+                                 r.device, r.metadata)
+                pairs += [r.id, record_tail(new)]
+            keys = tuple(self.keys.session(r.id) for r in page)
+            reply = yield from self.ops.call(_SET_TAILS, keys, *pairs)
+            updated |= {i.decode("ascii") for i in reply}
+        self.ops.forget(list(updated))
+        return [r for r in changed if r.id in updated]
 

@@ -6,12 +6,13 @@
 -- The id comes from the caller, so a retried create finds its own record and changes nothing:
 -- a retry cannot take two slots. Evicted ids are announced on the bus (LOCAL_CACHE).
 --
--- Bounded work: the index counts (ZLEXCOUNT per platform letter, ZCARD) are upper bounds of
--- the valid sessions, so a login under both limits reads no record at all. At a limit it reads
--- the records that count, up to READ_LIMIT of them; beyond that it answers {4} and the store
--- reads the user's sessions in pages (user_page, which prunes them), plans the admission with
--- core.admission and calls again naming the sessions to evict, in order, as `victims`: then
--- the counts are exact but for sessions ended since, and each victim is checked here again.
+-- Bounded work (core.admission_needs_count): the sessions held are counted from the user's index
+-- (ZLEXCOUNT of the platform's letter, ZCARD), ended ones not noticed yet included, so a login
+-- under both limits reads no other record. At a limit it reads the user's records, up to
+-- READ_LIMIT of them; beyond that it answers {4}, changing nothing, and the store reads them in
+-- pages (user_page, which prunes them), plans with core.admission and calls again naming the
+-- sessions to evict as `victims`: each is checked valid here again, and if the limits still do
+-- not hold (logins raced), the store reads again.
 --
 -- KEYS   user index '<base>u:<user>', user settings '<base>t:<user>', the new record
 --        '<base>s:<short>' (its tombstone '<base>e:<short>' shares its slot)
@@ -39,19 +40,6 @@ for id in string.gmatch(ARGV[A.victims], '[^,]+') do victims[#victims + 1] = id 
 local limit = c.max[platform]
 
 local reply, ids = {1, '', now_text .. now_tail}, {}
--- the sessions counted against a limit: the platform's ('' = all of the user's)
-local function counted(only)
-  if only == '' then return redis.call('ZCARD', index) end
-  return redis.call('ZLEXCOUNT', index, '[' .. only, '(' .. string.char(string.byte(only) + 1))
-end
-
--- too many records to read, and no victims named: nothing changes before the store has paged
-if #victims == 0 then
-  local same, total = limit and counted(letter), counted('')
-  if (same and same >= limit and same > READ_LIMIT) or (total >= c.ceiling and total > READ_LIMIT) then
-    return {4}
-  end
-end
 local function evict(rec)
   finish(c, rec, 'evicted')
   ids[#ids + 1] = rec.id
@@ -59,47 +47,60 @@ local function evict(rec)
   reply[#reply + 1] = rec.value
 end
 
--- Leave fewer than `most` of the sessions counted by `only`, or refuse ('refused': nothing
--- evicted; only a platform's limit may refuse). Few sessions are all read (exact); many are
--- left to the victims, in their order, each checked valid here (a gone or ended one is pruned
--- instead). 'rescan': the victims ran out first.
-local function admit(most, only, refuse)
-  local count = counted(only)
-  if count < most then return 'admitted' end
-  if count <= READ_LIMIT then
-    local alive = records_of(c, now, base, index, page_of(index, '', count + 1, only), true)
-    if #alive < most then return 'admitted' end
-    if refuse then return 'refused' end
-    evict_first(c, alive)
-    for i = 1, #alive - most + 1 do evict(alive[i]) end
-    return 'admitted'
-  end
-  for _, id in ipairs(victims) do
-    local key = base .. 's:' .. string.sub(id, TAG_LENGTH + 1)
-    local value = redis.call('GET', key)
-    local rec = value and parse(key, id, value)
-    if rec and (only == '' or rec.p == platform) then
-      local reason = judge_record(c, now, rec)
-      if reason then
-        finish(c, rec, reason)
-      elseif refuse then
-        return 'refused'
-      else
-        evict(rec)
-      end
-      count = counted(only)
-      if count < most then return 'admitted' end
-    end
-  end
-  if refuse then return 'refused' end
-  return 'rescan'
+-- the sessions held against a limit: the platform's ('' = all of the user's)
+local function held(only)
+  if only == '' then return redis.call('ZCARD', index) end
+  return redis.call('ZLEXCOUNT', index, '[' .. only, '(' .. string.char(string.byte(only) + 1))
 end
 
-local refuse = c.on_limit == 'reject'
-local admitted = limit and admit(limit, letter, refuse) or 'admitted'
-if admitted == 'admitted' then admitted = admit(c.ceiling, '', false) end
-if admitted == 'refused' then return {0, limit} end
-if admitted == 'rescan' then return {4} end
+-- core.admission_needs_count: below both limits, nothing else is read
+local function over_a_limit()
+  return (limit and held(letter) >= limit) or held('') >= c.ceiling
+end
+
+if over_a_limit() then
+  local total = held('')
+  if total <= READ_LIMIT then
+    -- core.admission over the user's valid sessions, pruned in this same step
+    local alive = records_of(c, now, base, index, page_of(index, '', total + 1, ''), true)
+    local same, plan, planned = {}, {}, {}
+    for _, rec in ipairs(alive) do
+      if rec.p == platform then same[#same + 1] = rec end
+    end
+    if limit and #same >= limit then
+      if c.on_limit == 'reject' then return {0, limit} end
+      evict_first(c, same)
+      for i = 1, #same - limit + 1 do plan[#plan + 1], planned[same[i].id] = same[i], true end
+    end
+    local rest = {}
+    for _, rec in ipairs(alive) do
+      if not planned[rec.id] then rest[#rest + 1] = rec end
+    end
+    if #rest + 1 > c.ceiling then
+      evict_first(c, rest)
+      for i = 1, #rest + 1 - c.ceiling do plan[#plan + 1] = rest[i] end
+    end
+    for _, rec in ipairs(plan) do evict(rec) end
+  elseif #victims == 0 then
+    return {4}  -- too many to read here: nothing has changed; the store pages, then names victims
+  else
+    -- the plan the store made of the pages it read: each victim checked valid here (a gone or
+    -- ended one is pruned instead), then the limits must hold, or the store reads again
+    for _, id in ipairs(victims) do
+      local key = base .. 's:' .. string.sub(id, TAG_LENGTH + 1)
+      local value = redis.call('GET', key)
+      if value then
+        local rec = parse(key, id, value)
+        local reason = judge_record(c, now, rec)
+        if reason then finish(c, rec, reason) else evict(rec) end
+      end
+    end
+    if over_a_limit() then
+      if limit and c.on_limit == 'reject' and held(letter) >= limit then return {0, limit} end
+      return {4}
+    end
+  end
+end
 
 local own = redis.call('HGET', KEYS[K.settings], platform)
 local rec = {key = KEYS[K.record], id = ARGV[A.id], c = now, l = now, r = ARGV[A.remember] == '1',

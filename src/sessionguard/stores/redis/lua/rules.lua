@@ -228,24 +228,22 @@ local function user_of(rec)
 end
 
 -- The record as stored: the header, then the platform, the user and the tail as they were
--- (from `rec.value`), or for a new record (no value) the user and `tail`.
+-- (from `rec.value`), or a new `tail` (a new record has no value: its user is `rec.u`).
 local function encode(rec, tail)
   local flags = ''
   if rec.r then flags = 'r' end
   if rec.ui then flags = flags .. rec.ui end
-  local seen = rec.l == rec.read_l and rec.ls or b36(rec.l)
-  if rec.value then
-    return rec.cs .. '|' .. seen .. '|' .. flags .. sub(rec.value, rec.at - 1)
-  end
-  return b36(rec.c) .. '|' .. seen .. '|' .. flags .. '|' .. LETTER_OF[rec.p] .. '|' .. rec.u .. '|' .. tail
+  local head = (rec.cs or b36(rec.c)) .. '|' .. (rec.l == rec.read_l and rec.ls or b36(rec.l)) .. '|' .. flags
+  if not tail then return head .. sub(rec.value, rec.at - 1) end
+  return head .. '|' .. LETTER_OF[rec.p] .. '|' .. user_of(rec) .. '|' .. tail
 end
 
 -- the rules ----------------------------------------------------------------------------------
 
--- core.idle_limit (s)
+-- core.idle_limit (s; nil = never)
 local function idle_limit(c, remember, ui, platform)
   if remember then return c.remember end
-  if c.allow_user and ui then return ui end
+  if c.allow_user and ui then return ui > 0 and ui or nil end  -- 0: core.NEVER_IDLE
   return c.idle[platform]
 end
 
@@ -267,7 +265,7 @@ end
 -- core.touch_interval (ms), the context's where the policy decides it
 local function touch_interval(c, remember, ui, platform)
   if remember then return c.remember_interval end
-  if c.allow_user and ui then return interval_of(ui) end
+  if c.allow_user and ui then return interval_of(ui > 0 and ui or nil) end
   return c.interval[platform]
 end
 
