@@ -232,7 +232,7 @@ def test_the_listing_index_forgets_sessions_whose_record_is_gone(private_redis: 
     for record in records[2:]:  # their retention ran out (a day after they idled out unseen)
         client.delete(keys.session(record.id))
     sweeper, _ = make_stores(private_redis.url, **never)
-    sweeper._ops.sweep_rest = 0.0  # no rest before the first pass
+    sweeper._ops.sweep.rest = 0.0  # no rest before the first pass
     sweeper.now()  # starts its subscriber, whose tick sweeps
     wait_until(lambda: client.zcard(keys.idx) == 2)
     assert sync.list_sessions(user_id=None, platform=None, limit=50, cursor=None).items == records[1::-1]
@@ -242,7 +242,7 @@ def test_the_listing_index_forgets_sessions_whose_record_is_gone(private_redis: 
 def test_the_listing_index_forgets_ended_sessions_on_a_cluster(redis_cluster: Any, make_stores: Any) -> None:
     prefix = "sgt-sweep"
     sync, _ = make_stores(redis_cluster.url, prefix, absolute_timeout="never")
-    sync._ops.sweep_rest = 0.0
+    sync._ops.sweep.rest = 0.0
     records = [sync.create(new(sync, f"user{i}")).record for i in range(4)]
     sync.end(records[0].id, "revoked")  # the function cannot reach the index: another slot
     sync.end_user("user1", "revoked")

@@ -220,7 +220,7 @@ class AsyncRedisStore:
         await self._run(self._ops.users.set_user_timeouts(user_id, timeouts))
 
     async def rotate(self, session_id: str, new_id: str) -> Check:
-        return await self._run(self._ops.rotate(session_id, new_id))
+        return await self._run(self._ops.users.rotate(session_id, new_id))
 
     async def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
         return await self._run(self._ops.users.set_roles(user_id, roles))

@@ -14,6 +14,7 @@ second), resting :data:`SWEEP_REST` seconds between passes."""
 from __future__ import annotations
 
 import re
+import time
 
 from ...audit import Event
 from ...core import Epoch, Outcome, Record, judge
@@ -131,6 +132,28 @@ def event_page(keys: Keys, user_id: str | None, limit: int, cursor: str | None) 
         return Page([e for _, e in page], page[-1][0])
     more = not exhausted and last != start
     return Page([e for _, e in page], last[1:] if more else None)
+
+
+class Sweep:
+    """Where one process's sweep of the listing index is: a pass goes through the
+    whole index a step at a time, then rests :attr:`rest` seconds (before the
+    first pass too)."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+        self.rest = SWEEP_REST
+        self._after = b""
+        self._rested_from = time.monotonic()
+
+    def step(self, now: float) -> Op[int]:
+        """A step of the pass (``now``: the monotonic clock), unless resting; how
+        many entries it removed."""
+        if not self._after and now - self._rested_from < self.rest:
+            return 0
+        removed, self._after = yield from sweep_step(self.keys, self._after)
+        if not self._after:
+            self._rested_from = now
+        return removed
 
 
 def sweep_step(keys: Keys, after: bytes) -> Op[tuple[int, bytes]]:

@@ -29,21 +29,19 @@ from ...core import (
 from ...errors import StoreUnavailable
 from ...policy import Policy
 from ...tokens import is_session_id
-from ..cursors import cursor_after, cursor_of, newest_first
 from ..protocol import Check, Page
 from ..write_behind import Unwritten
 from .audit_log import AuditLog
-from .calls import Arg, Commands, Op, Script, one
+from .calls import Arg, Op, Script, one
 from .keys import Keys, encode_user
-from .listing import SWEEP_REST, event_page, session_page, start_of, sweep_step
+from .listing import Sweep, event_page, session_page, start_of
 from .local_cache import LocalCache
-from .records import decode_record, idx_member, now_of
+from .records import decode_record, now_of
 from .scripts import FUNCTIONS, Function, pack_context
-from .state import State, StateCache, logger, policy_to_json
+from .state import State, StateCache, policy_to_json
 from .users import UserOperations
 
 _CHECK, _TOUCH, _END, _STATE = FUNCTIONS["check"], FUNCTIONS["touch"], FUNCTIONS["end"], FUNCTIONS["state"]
-_ROTATE = FUNCTIONS["rotate"]
 
 
 def _opt(value: int | None) -> str:
@@ -66,10 +64,8 @@ class Operations:
         self.local = local
         cache.local = local
         self._contexts: tuple[State, str] | None = None
-        self._sweep_after = b""  # where the listing index's sweep goes on (listing.sweep_step)
-        #: seconds between passes of the sweep (and before the first)
-        self.sweep_rest = SWEEP_REST
-        self._sweep_rested_from = time.monotonic()
+        #: the listing index's sweep, a step a tick (:class:`.listing.Sweep`)
+        self.sweep = Sweep(keys)
         #: uses seen here, not written back yet (core.touch_due, core.flush_by)
         self.unwritten = cache.unwritten = Unwritten()
         #: the store's clock minus the local wall clock (ms), from the last check
@@ -93,7 +89,7 @@ class Operations:
 
     def _state_call(self, change: str, value: str = "", created: str = "") -> Script:
         # a tag key for a state that has none: random, only ever stored once (state.lua)
-        return _STATE.call((self.keys.state,), channel=self.keys.bus, change=change, now=self._now_arg(),
+        return _STATE.call((self.keys.state,), channel=self.keys.bus, change=change, now=self.now_arg(),
                            tag_key=secrets.token_hex(32), value=value, created=created)
 
     def slot_tag(self, user_id: str) -> Op[str]:
@@ -149,7 +145,7 @@ class Operations:
         if self.local is not None:
             self.local.clear()
 
-    def _context(self, state: State) -> str:
+    def context(self, state: State) -> str:
         """The context argument of every session function under ``state``
         (:data:`.scripts.CONTEXT`): the same string object for as long as the
         state is the same one."""
@@ -177,7 +173,7 @@ class Operations:
         """Call a session function with the context it needs: the clock, and the
         epoch and policy of the cached state (re-read first when due)."""
         state = yield from self.state()
-        return (yield function.call(keys, *rest, context=self._context(state), now=self._now_arg(), **args))
+        return (yield function.call(keys, *rest, context=self.context(state), now=self.now_arg(), **args))
 
     def forget(self, ids: Sequence[str]) -> None:
         """Drop sessions from this process's cache at once (the functions announce
@@ -185,7 +181,8 @@ class Operations:
         if self.local is not None and ids:
             self.local.drop(ids)
 
-    def _now_arg(self) -> str:
+    def now_arg(self) -> str:
+        """The ``now`` argument of a function: the injected clock, or ``''`` (Redis's ``TIME``)."""
         return "" if self.clock is None else str(self.clock())
 
     # -- the request path ------------------------------------------------------
@@ -225,8 +222,8 @@ class Operations:
         state = self.cache.state
         policy = state.policy or self.cache.default
         use = ("p" if passive else "") + ("" if owed is None else str(owed))
-        reply = yield _CHECK.call((self.keys.session(session_id),), context=self._context(state),
-                                  use=use, now=self._now_arg())
+        reply = yield _CHECK.call((self.keys.session(session_id),), context=self.context(state),
+                                  use=use, now=self.now_arg())
         kind, answer = reply[:1], reply[1:]  # check.lua: one string
         if kind == b"u":
             reason = answer.decode("ascii") or "invalid"
@@ -275,8 +272,8 @@ class Operations:
             keys = tuple(self.keys.session(session_id) for session_id, _ in group)
             pairs = [str(part) for use in group for part in use]
             state = yield from self.state()
-            written += yield _TOUCH.call(keys, *pairs, context=self._context(state),
-                                         now=self._now_arg())
+            written += yield _TOUCH.call(keys, *pairs, context=self.context(state),
+                                         now=self.now_arg())
         return written
 
     # -- logins and sign-outs --------------------------------------------------
@@ -294,39 +291,6 @@ class Operations:
         self.forget((session_id,))
         return None if reply is None else decode_record(session_id, reply)
 
-    def rotate(self, session_id: str, new_id: str) -> Op[Check]:
-        """Move a valid session to ``new_id`` (``rotate``), with this process's
-        unwritten use of it; on a Cluster the listing index follows separately."""
-        if not is_session_id(session_id) or not is_session_id(new_id) or new_id[:4] != session_id[:4]:
-            raise ValueError("the new id must be a session id of the same user's slot (Tokens.new_sid)")
-        state = yield from self.state()
-        seen = self.unwritten.seen(session_id)
-        reply = yield _ROTATE.call((self.keys.session(session_id), self.keys.session(new_id)),
-                                   context=self._context(state), now=self._now_arg(),
-                                   use="" if seen is None else str(seen))
-        self.forget((session_id,))
-        if reply[0] == 0:
-            reason = reply[1].decode("ascii") if reply[1] else "invalid"
-            return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
-        if reply[0] == 2:
-            return Check(Outcome(reply[1].decode("ascii")), ended=decode_record(session_id, reply[2]))
-        record = decode_record(new_id, reply[1])
-        self.unwritten.written(session_id, record.last_seen)
-        if self.cluster:
-            yield from self._relist_in_cluster(session_id, record)
-        return Check(Outcome.VALID, record, policy=state.policy or self.cache.default)
-
-    def _relist_in_cluster(self, old_id: str, record: Record) -> Op[None]:
-        """The listing index of a Cluster (another slot) follows a rotation."""
-        commands: tuple[tuple[Arg, ...], ...] = (
-            ("ZREM", self.keys.idx, idx_member(record.created, old_id)),
-            ("ZADD", self.keys.idx, 0, idx_member(record.created, record.id)),
-        )
-        try:
-            yield Commands(commands)
-        except StoreUnavailable:
-            logger.warning("sessionguard: session %s rotated but not relisted for admins", record.id)
-
     # -- listings ----------------------------------------------------------------
 
     def list_sessions(self, user_id: str | None, platform: str | None, limit: int,
@@ -334,14 +298,7 @@ class Operations:
         """Valid sessions, newest login first, ``limit`` at a time (a user's from
         their index, everyone's from the listing index)."""
         if user_id is not None:
-            records = yield from self.users.user_sessions(user_id, prune=False)
-            valid = [r for r in records if platform is None or r.platform == platform]
-            if cursor is not None:
-                after = cursor_after(cursor)
-                valid = [r for r in valid if newest_first(r) > after]
-            more = len(valid) > limit
-            page = valid[:limit]
-            return Page(page, cursor_of(page[-1]) if more and page else None)
+            return (yield from self.users.list_page(user_id, platform, limit, cursor))
         start = start_of(cursor)
         if start is None:  # as the memory store: a malformed cursor lists nothing
             return Page([], None)
@@ -352,17 +309,6 @@ class Operations:
             self.keys, start, policy=state.policy or self.cache.default, epoch=state.epoch, now=now,
             platform=platform, limit=limit)
         return Page(self.unwritten.shown(list(found.items)), found.next_cursor)
-
-    def sweep_listing(self, now: float) -> Op[int]:
-        """One step of the listing index's sweep (:func:`.listing.sweep_step`),
-        resting :attr:`sweep_rest` seconds before each pass (``now``: the
-        monotonic clock). Returns how many entries it removed."""
-        if not self._sweep_after and now - self._sweep_rested_from < self.sweep_rest:
-            return 0
-        removed, self._sweep_after = yield from sweep_step(self.keys, self._sweep_after)
-        if not self._sweep_after:
-            self._sweep_rested_from = now
-        return removed
 
     # -- audit ---------------------------------------------------------------------
 

@@ -188,7 +188,7 @@ class RedisStore:
         self._run(self._ops.users.set_user_timeouts(user_id, timeouts))
 
     def rotate(self, session_id: str, new_id: str) -> Check:
-        return self._run(self._ops.rotate(session_id, new_id))
+        return self._run(self._ops.users.rotate(session_id, new_id))
 
     def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
         return self._run(self._ops.users.set_roles(user_id, roles))
@@ -218,7 +218,7 @@ class RedisStore:
         index's sweep (:func:`.listing.sweep_step`). Never raises."""
         self.write_due()
         try:
-            self._run(self._ops.sweep_listing(time.monotonic()))
+            self._run(self._ops.sweep.step(time.monotonic()))
         except StoreUnavailable:
             pass  # the next tick goes on from the same place
 

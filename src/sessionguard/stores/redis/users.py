@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...config import PLATFORMS
-from ...core import TOMBSTONE_MS, Record, admission
+from ...core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, admission
 from ...errors import SessionLimitReached, StoreUnavailable
 from ...tokens import is_session_id
-from ..cursors import newest_first
-from ..protocol import Created, NewSession, with_roles
+from ..cursors import cursor_after, cursor_of, newest_first
+from ..protocol import Check, Created, NewSession, Page, with_roles
 from .calls import Arg, Commands, Op, one
 from .keys import encode_user
 from .records import decode_pairs, decode_record, idx_bound, idx_member, now_of, record_tail
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 #: A login whose admission needs the user's sessions read in pages (``create.lua``)
 #: tries this often before it answers that it could not be confirmed.
 CREATE_ATTEMPTS = 3
-_CREATE, _SET_TAILS = FUNCTIONS["create"], FUNCTIONS["set_tails"]
+_CREATE, _SET_TAILS, _ROTATE = FUNCTIONS["create"], FUNCTIONS["set_tails"], FUNCTIONS["rotate"]
 
 
 def _opt(value: int | None) -> str:
@@ -135,6 +135,39 @@ class UserOperations:
             if not after:
                 return pages
 
+    def rotate(self, session_id: str, new_id: str) -> Op[Check]:
+        """Move a valid session to ``new_id`` (``rotate``), with this process's
+        unwritten use of it; on a Cluster the listing index follows separately."""
+        if not is_session_id(session_id) or not is_session_id(new_id) or new_id[:4] != session_id[:4]:
+            raise ValueError("the new id must be a session id of the same user's slot (Tokens.new_sid)")
+        state = yield from self.ops.state()
+        seen = self.ops.unwritten.seen(session_id)
+        reply = yield _ROTATE.call((self.keys.session(session_id), self.keys.session(new_id)),
+                                   context=self.ops.context(state), now=self.ops.now_arg(),
+                                   use="" if seen is None else str(seen))
+        self.ops.forget((session_id,))
+        if reply[0] == 0:
+            reason = reply[1].decode("ascii") if reply[1] else "invalid"
+            return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
+        if reply[0] == 2:
+            return Check(Outcome(reply[1].decode("ascii")), ended=decode_record(session_id, reply[2]))
+        record = decode_record(new_id, reply[1])
+        self.ops.unwritten.written(session_id, record.last_seen)
+        if self.ops.cluster:
+            yield from self._relist_in_cluster(session_id, record)
+        return Check(Outcome.VALID, record, policy=state.policy or self.ops.cache.default)
+
+    def _relist_in_cluster(self, old_id: str, record: Record) -> Op[None]:
+        """The listing index of a Cluster (another slot) follows a rotation."""
+        commands: tuple[tuple[Arg, ...], ...] = (
+            ("ZREM", self.keys.idx, idx_member(record.created, old_id)),
+            ("ZADD", self.keys.idx, 0, idx_member(record.created, record.id)),
+        )
+        try:
+            yield Commands(commands)
+        except StoreUnavailable:
+            logger.warning("sessionguard: session %s rotated but not relisted for admins", record.id)
+
     # -- listings ----------------------------------------------------------------
 
     def user_records(self, user_id: str, prune: bool) -> Op[list[Record]]:
@@ -144,6 +177,18 @@ class UserOperations:
         pages = self._pages(FUNCTIONS["user_page"], tag, (self.keys.user_index(tag, user_id),),
                             prune="1" if prune else "0")
         return [record for items in (yield from pages) for record in decode_pairs(items)]
+
+    def list_page(self, user_id: str, platform: str | None, limit: int, cursor: str | None) -> Op[Page]:
+        """The user's valid sessions, newest login first, ``limit`` at a time (all
+        read, a page of the index a call, then cut here: the index is in id order)."""
+        records = yield from self.user_sessions(user_id, prune=False)
+        valid = [r for r in records if platform is None or r.platform == platform]
+        if cursor is not None:
+            after = cursor_after(cursor)
+            valid = [r for r in valid if newest_first(r) > after]
+        more = len(valid) > limit
+        page = valid[:limit]
+        return Page(page, cursor_of(page[-1]) if more and page else None)
 
     def user_sessions(self, user_id: str, prune: bool = True) -> Op[list[Record]]:
         """A user's valid sessions, newest login first."""
