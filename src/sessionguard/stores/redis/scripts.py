@@ -20,6 +20,7 @@ their own functions; see ``docs/redis.md``.
 from __future__ import annotations
 
 import hashlib
+import string
 from collections import namedtuple
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ CONTEXT = (
     "prefix",
 )
 
+#: The digits of base 36, as a record writes its times (``int(text, 36)`` reads them).
+BASE36 = string.digits + string.ascii_lowercase
 #: The most records of one user a call reads: a page of the paged per-user
 #: functions, and what a login reads itself (beyond it, the store reads them in
 #: pages first with ``user_page`` and names the sessions to evict). A call then
@@ -162,6 +165,7 @@ def contract_lua() -> str:
         f"local PLATFORM_OF_BYTE = {_lua_table({ord(v): k for k, v in PLATFORM_LETTERS.items()})}",
         "local RANK = {" + ", ".join(f"[{ord(c)}] = {i}" for i, c in enumerate(ALPHABET)) + "}",
         "local CHAR = {" + ", ".join(f"[{i}] = {c!r}" for i, c in enumerate(ALPHABET)) + "}",
+        "local DIGIT = {" + ", ".join(f"[{i}] = {c!r}" for i, c in enumerate(BASE36)) + "}",
         f"local READ_LIMIT = {PAGE}",
         f"local TAG_LENGTH, SHORT_LENGTH = {TAG_LENGTH}, {SHORT_LENGTH}",
         "",

@@ -31,19 +31,15 @@ local SETTINGS_MS = 400 * 86400000
 -- The library's top level runs where Redis offers no globals, not even `string` or `math`: it
 -- defines functions and literal tables only (the contract's tables are generated). What the
 -- functions call most is bound to these locals at the first call (bind(), from context() and
--- clock()): looking a global up costs Redis about as much as the call itself.
+-- clock()): looking a global up costs Redis about as much as the call itself. Nothing else is
+-- kept between calls but the contexts: every call of any function costs Redis more the more
+-- the Lua heap holds (a table of 5,000 strings tripled the cost of an empty FCALL).
 local call, match, byte, sub, char, number, floor, spread
--- PAIR[v]: the two id characters of a 12-bit value v; B36[v]: the two base-36 digits of v < 1296
-local PAIR, B36
 
 local function bind()
   if call then return end
   call, match, byte, sub, char = redis.call, string.match, string.byte, string.sub, string.char
   number, floor, spread = tonumber, math.floor, unpack
-  PAIR, B36 = {}, {}
-  for v = 0, 4095 do PAIR[v] = CHAR[floor(v / 64)] .. CHAR[v % 64] end
-  local digits = '0123456789abcdefghijklmnopqrstuvwxyz'
-  for v = 0, 1295 do B36[v] = sub(digits, floor(v / 36) + 1, floor(v / 36) + 1) .. sub(digits, v % 36 + 1, v % 36 + 1) end
 end
 
 -- keys ---------------------------------------------------------------------------------------
@@ -126,7 +122,8 @@ local function clock(now)
   if now ~= '' then return number(now), now, '' end
   local t = call('TIME')
   local seconds, micros = t[1], t[2]
-  return seconds * 1000 + (micros - micros % 1000) / 1000, seconds, '.' .. micros
+  local us = number(micros)
+  return number(seconds) * 1000 + (us - us % 1000) / 1000, seconds, '.' .. micros
 end
 
 -- ids and members ----------------------------------------------------------------------------
@@ -134,12 +131,11 @@ end
 -- a time (ms) in base 36, as records.decode_record reads it (tonumber(s, 36) reads it back)
 local function b36(n)
   local s = ''
-  while n >= 36 do
-    local v = n % 1296
-    s = B36[v] .. s
-    n = (n - v) / 1296
-  end
-  if n > 0 or s == '' then s = sub(B36[n], 2) .. s end
+  repeat
+    local d = n % 36
+    s = DIGIT[d] .. s
+    n = (n - d) / 36
+  until n == 0
   return s
 end
 
@@ -156,16 +152,16 @@ local function pack_id(text)
   return sub(table.concat(out), 1, math.ceil(#text * 6 / 8))
 end
 
--- The short id (22 characters) of a user-index member (records.user_member: the platform's
--- letter, then 17 packed bytes): three bytes are two PAIRs.
+-- The 4 characters of 3 packed bytes, and the short id (22 characters) of a user-index member
+-- (records.user_member: the platform's letter, then 17 packed bytes).
+local function chars(a, b, c)
+  return CHAR[floor(a / 4)] .. CHAR[a % 4 * 16 + floor(b / 16)] .. CHAR[b % 16 * 4 + floor(c / 64)] .. CHAR[c % 64]
+end
+
 local function short_of(member)
   local b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15, b16, b17 = byte(member, 2, 18)
-  return PAIR[b1 * 16 + floor(b2 / 16)] .. PAIR[b2 % 16 * 256 + b3]
-    .. PAIR[b4 * 16 + floor(b5 / 16)] .. PAIR[b5 % 16 * 256 + b6]
-    .. PAIR[b7 * 16 + floor(b8 / 16)] .. PAIR[b8 % 16 * 256 + b9]
-    .. PAIR[b10 * 16 + floor(b11 / 16)] .. PAIR[b11 % 16 * 256 + b12]
-    .. PAIR[b13 * 16 + floor(b14 / 16)] .. PAIR[b14 % 16 * 256 + b15]
-    .. PAIR[b16 * 16 + floor(b17 / 16)]
+  return chars(b1, b2, b3) .. chars(b4, b5, b6) .. chars(b7, b8, b9) .. chars(b10, b11, b12)
+    .. chars(b13, b14, b15) .. CHAR[floor(b16 / 4)] .. CHAR[b16 % 4 * 16 + floor(b17 / 16)]
 end
 
 -- records.user_member of a record (its own, when it came from the index)
