@@ -37,9 +37,10 @@ Stores = tuple[RedisStore, AsyncRedisStore]
 def make_stores() -> Iterator[Callable[..., Stores]]:
     made: list[RedisStore] = []
 
-    def make(url: str, prefix: str = "sg", **config: Any) -> Stores:
+    def make(url: str, prefix: str = "sg", *, clock: Callable[[], int] | None = None,
+             **config: Any) -> Stores:
         cfg = Config(secret_key=SECRET, store_url=url, key_prefix=prefix, **config)
-        stores = open_redis_stores(cfg, Policy.from_config(cfg))
+        stores = open_redis_stores(cfg, Policy.from_config(cfg), clock=clock)
         made.append(stores[0])
         return stores
 
@@ -218,6 +219,21 @@ def test_per_user_calls_read_a_page_at_a_time(private_redis: RedisServer, counti
     calls = [r.name for r in proxy.records if r.name == "FCALL"]
     assert len(calls) == 4 * 3  # four operations, three pages each
     assert sync.user_sessions("ada") == []
+
+
+def test_a_touch_keeps_the_users_index_as_long_as_the_record(private_redis: RedisServer,
+                                                               make_stores: Any) -> None:
+    now = [1_800_000_000_000]
+    sync, _ = make_stores(private_redis.url, idle_timeout="1h", clock=lambda: now[0])
+    record = sync.create(new(sync)).record
+    client, keys = private_redis.client(), Keys("sg")
+    index = keys.user_index(record.id[:4], "ada")
+    assert client.pttl(index) >= client.pttl(keys.session(record.id)) > 0
+    client.pexpire(index, 1000)  # as if the login were long ago, the session used since
+    now[0] += 20 * 60 * 1000  # a touch is due (a third of the idle timeout)
+    assert sync.check(record.id, passive=False).record.last_seen == now[0]
+    assert client.pttl(index) >= client.pttl(keys.session(record.id)) > 3_600_000
+    client.close()
 
 
 # -- the listing index's sweep (issue 16, item 10) ---------------------------------------------------

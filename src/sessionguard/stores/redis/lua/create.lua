@@ -108,7 +108,7 @@ local rec = {key = KEYS[K.record], id = ARGV[A.id], c = now, l = now, r = ARGV[A
 local fresh = redis.call('EXISTS', index) == 0
 local keep = store(c, now, rec, ARGV[A.tail])
 redis.call('ZADD', index, 0, member_of(rec))
-if fresh and keep then redis.call('PEXPIRE', index, keep) else keep_index(index, keep) end
+if fresh and keep then redis.call('PEXPIRE', index, keep + TOMBSTONE_MS) else keep_index(index, keep) end
 if redis.call('EXISTS', KEYS[K.settings]) == 1 then redis.call('PEXPIRE', KEYS[K.settings], SETTINGS_MS) end
 if c.idx then
   redis.call('ZADD', c.idx, 0, idx_member(rec))

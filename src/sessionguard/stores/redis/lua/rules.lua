@@ -297,10 +297,16 @@ local function index_of(rec)
   return base_of(rec.key) .. 'u:' .. user_of(rec)
 end
 
--- The user's index lives at least as long as the longest-kept of its records: every write of
--- a record extends it (GT: never shortens it, and keeps a persistent one persistent).
+-- The user's index lives at least as long as the longest-kept of its records. A write of a
+-- record that would outlive it extends it, by a day more than needed, so that the touches of
+-- the next day need no write here (PTTL is a read); a persistent index stays persistent.
 local function keep_index(index, keep)
-  if keep then call('PEXPIRE', index, keep, 'GT') else call('PERSIST', index) end
+  if not keep then
+    call('PERSIST', index)
+    return
+  end
+  local ttl = call('PTTL', index)
+  if ttl >= 0 and ttl < keep then call('PEXPIRE', index, keep + TOMBSTONE_MS) end
 end
 
 -- write a record with its retention (MemoryStore._put); never called on a record that is not
