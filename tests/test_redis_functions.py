@@ -190,6 +190,24 @@ def test_every_cluster_primary_gets_the_library(redis_cluster: Any, make_stores:
     cluster.close()
 
 
+def test_a_cluster_check_is_one_fcall_and_nothing_else(redis_cluster: Any, make_stores: Any) -> None:
+    """redis-py finds an FCALL's keys from the command's key specs: no ``COMMAND GETKEYS``
+    round trip before each call (one round trip per authenticated request)."""
+    sync, _ = make_stores(redis_cluster.url, "sgt-fcall-keys")
+    records = [sync.create(new(sync, f"user{i}")).record for i in range(6)]
+    calls = lambda: {n.port: n.client().info("commandstats") for n in redis_cluster.nodes}  # noqa: E731
+    before = calls()
+    for record in records * 5:
+        assert sync.check(record.id, passive=True).outcome is Outcome.VALID
+    after = calls()
+    sent = {name: sum(after[port][name]["calls"] - before[port].get(name, {"calls": 0})["calls"]
+                      for port in after if name in after[port])
+            for name in {name for stats in after.values() for name in stats}}
+    ours = {name: count for name, count in sent.items()
+            if count and not any(word in name for word in ("info", "hello", "client"))}  # this test's INFOs
+    assert ours == {"cmdstat_fcall": 30, "cmdstat_get": 30, "cmdstat_time": 30}
+
+
 def test_a_redis_without_functions_is_a_store_failure_that_says_so(
         private_redis_factory: Callable[..., RedisServer], make_stores: Any,
         caplog: pytest.LogCaptureFixture) -> None:
