@@ -89,11 +89,13 @@ class Function:
         checks), then the run ``rest``."""
         values: tuple[Arg, ...] = self.Args(**args)
         if rest:
-            values += tuple(rest)
-        elif self.trim:
-            while values and values[-1] == "":
-                values = values[:-1]
-        return Script(self.name, tuple(keys), values, self.retry, self.hot)
+            values += rest
+        elif self.trim:  # (on the request path: one slice, not one per empty argument)
+            n = len(values)
+            while n and values[n - 1] == "":
+                n -= 1
+            values = values[:n]
+        return Script(self.name, keys if type(keys) is tuple else tuple(keys), values, self.retry, self.hot)
 
 
 def _function(name: str, mirrors: str, keys: str, args: str, **options: bool) -> Function:
