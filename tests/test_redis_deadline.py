@@ -54,11 +54,12 @@ def make_stores(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Store
 
 def test_a_login_whose_reply_is_late_is_not_sent_again(private_redis: RedisServer, counting_proxy: Any,
                                                         make_stores: Any) -> None:
-    # a login reads all the user's sessions (Rerun.ON_DROP): after a timeout Redis may
-    # still be running it, so it is not run again; it did take its one slot
+    # a login (Rerun.ON_DROP: its admission may read a page of the user's sessions and
+    # evict): after a timeout Redis may still be running it, so it is not run again; it
+    # did take its one slot
     proxy = counting_proxy(private_redis.host, private_redis.port)
     sync, _ = make_stores(proxy.url, store_timeout=0.5, max_sessions=1, on_limit="reject")
-    sync.create(new(sync, "bob"))  # loads the script (NOSCRIPT)
+    sync.create(new(sync, "bob"))  # loads the library (Function not found)
     wait_until(lambda: sync.subscribed)
     proxy.reset()
     sleeper = threading.Thread(target=private_redis.command, args=("DEBUG", "SLEEP", "0.3"))
@@ -67,7 +68,7 @@ def test_a_login_whose_reply_is_late_is_not_sent_again(private_redis: RedisServe
     with pytest.raises(StoreUnavailable):
         sync.create(new(sync))  # the reply comes after the 0.2 s read timeout
     sleeper.join()
-    assert request_commands(proxy).count("EVALSHA") == 1
+    assert request_commands(proxy).count("FCALL") == 1
     assert len(sync.user_sessions("ada")) == 1
 
 
@@ -78,7 +79,6 @@ def test_an_end_whose_reply_is_late_is_sent_again(private_redis: RedisServer, co
     proxy = counting_proxy(private_redis.host, private_redis.port)
     sync, _ = make_stores(proxy.url, store_timeout=0.5)
     record = sync.create(new(sync)).record
-    sync.end(sync.create(new(sync)).record.id, "signed_out")  # loads end.lua (NOSCRIPT)
     wait_until(lambda: sync.subscribed)
     proxy.reset()
     sleeper = threading.Thread(target=private_redis.command, args=("DEBUG", "SLEEP", "0.3"))
@@ -86,7 +86,7 @@ def test_an_end_whose_reply_is_late_is_sent_again(private_redis: RedisServer, co
     time.sleep(0.05)
     sync.end(record.id, "signed_out")  # the first reply comes after the 0.2 s read timeout
     sleeper.join()
-    assert request_commands(proxy).count("EVALSHA") == 2
+    assert request_commands(proxy).count("FCALL") == 2
     assert sync.check(record.id, passive=True).outcome is Outcome.SIGNED_OUT
 
 
@@ -108,8 +108,32 @@ def test_a_login_is_sent_again_after_a_dropped_connection(private_redis: RedisSe
     killer.start()
     created = sync.create(new(sync))
     killer.join()
-    assert request_commands(proxy).count("EVALSHA") == 2
+    assert request_commands(proxy).count("FCALL") == 2
     assert sync.user_sessions("ada") == [created.record]
+
+
+def test_a_paged_call_is_not_sent_again_after_a_dropped_connection(
+        private_redis: RedisServer, counting_proxy: Any, make_stores: Any) -> None:
+    # a page of end_user (Rerun.NEVER) run twice would lose the sessions it ended from its
+    # answer: a dropped connection is a 503, and the page, never run, ended nothing
+    proxy = counting_proxy(private_redis.host, private_redis.port)
+    sync, _ = make_stores(proxy.url, store_timeout=0.5)
+    record = sync.create(new(sync)).record
+    wait_until(lambda: sync.subscribed)
+    proxy.reset()
+    private_redis.command("CLIENT", "PAUSE", 150, "WRITE")  # the page waits, unanswered
+
+    def kill() -> None:
+        time.sleep(0.05)
+        private_redis.command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+
+    killer = threading.Thread(target=kill)
+    killer.start()
+    with pytest.raises(StoreUnavailable):
+        sync.end_user("ada", "revoked")
+    killer.join()
+    assert request_commands(proxy).count("FCALL") == 1
+    assert sync.check(record.id, passive=True).outcome is Outcome.VALID
 
 
 # -- one deadline per call: every 503 within STORE_TIMEOUT + 0.1 s ---------------------

@@ -19,16 +19,19 @@ Arg = str | bytes | int
 class Rerun(enum.Enum):
     """Whether a call whose reply was lost or late may be sent again, within
     the call's ``STORE_TIMEOUT`` (:class:`~.clients.Budget`). Every call says
-    which, where it is built (:mod:`.operations`, :mod:`.listing`)."""
+    which: a library function in its contract (:data:`.scripts.FUNCTIONS`), plain
+    commands where they are built (:mod:`.operations`, :mod:`.users`, :mod:`.listing`)."""
 
     #: Idempotent and cheap (one session, one key, a bounded batch): again after a
     #: dropped connection or a reply that came too late.
     ALWAYS = "always"
     #: Idempotent, but its work grows with the data (a user's sessions): again
     #: only after a dropped connection, never after a timeout (Redis may still be
-    #: running it: a slow script run again would only add to the load).
+    #: running it: a slow call run again would only add to the load).
     ON_DROP = "on_drop"
-    #: Not idempotent (the audit log's XADD would log an event twice): never again.
+    #: Not idempotent (the audit log's XADD would log an event twice), or a page of a
+    #: paged per-user call (run twice, an ``end_user`` page would lose the sessions it
+    #: ended from its answer): never again.
     NEVER = "never"
 
     def allows(self, error: BaseException) -> bool:
@@ -39,23 +42,18 @@ class Rerun(enum.Enum):
 
 
 class Script(NamedTuple):
-    """Run the Lua script ``name`` (EVALSHA; loaded again on NOSCRIPT) with
-    ``ARGV = context + args``. ``context`` is the part shared by every call
-    while the state is the same (the same tuple object: :mod:`.lane`
-    encodes it once). ``hot``: the request path's check, which the stores send
-    on their lean lane (:mod:`.lane`) when they can. A named tuple (one is
-    built on every check, see :class:`~sessionguard.core.Record`)."""
+    """Call the library function ``name`` (``FCALL``; the library is loaded
+    again when Redis does not know it) with ``keys`` and ``args``, built by
+    :meth:`.scripts.Function.call` from the function's contract. ``hot``: the
+    request path's check, which the stores send on their lean lane
+    (:mod:`.lane`) when they can. A named tuple (one is built on every check,
+    see :class:`~sessionguard.core.Record`)."""
 
     name: str
     keys: tuple[str, ...]
     args: tuple[Arg, ...]
     rerun: Rerun
-    context: tuple[Arg, ...] = ()
     hot: bool = False
-
-    @property
-    def argv(self) -> tuple[Arg, ...]:
-        return self.context + self.args
 
 
 @dataclass(frozen=True, slots=True)
