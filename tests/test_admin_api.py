@@ -261,6 +261,8 @@ def test_end_one_session_is_revoked(api: Api) -> None:
     assert event == {
         "type": "revoked", "at": event["at"], "user_id": "ada", "session_id": victim["session"]["id"],
         "platform": "web", "reason": "revoked", "actor": "user:root",
+        # where the session was signed in from (SPEC 9.3)
+        "ip": victim["session"]["ip"], "device": victim["session"]["device"], "city": None,
     }
 
 

@@ -167,8 +167,7 @@ class _Context:
         events = [audit.ended(r, "evicted", "system", record.created) for r in created.evicted]
         if created.replaced is not None:
             events.append(audit.ended(created.replaced, "signed_out", actor, record.created))
-        events.append(audit.Event("login", record.created, actor, record.user_id, record.id,
-                                  record.platform))
+        events.append(audit.about(record, "login", actor, record.created))
         return events
 
     def _rejected(self, error: SessionLimitReached, now: int) -> list[audit.Event]:

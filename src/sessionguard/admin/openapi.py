@@ -74,7 +74,8 @@ SCHEMAS: dict[str, Schema] = {
         "session_id": _TEXT, "platform": _nullable(PLATFORM), "reason": _TEXT,
         "actor": {"type": "string", "description": "user:<id>, admin-token, cli or system"},
         "detail": {"type": "string"},
-    }, ("type", "at", "user_id", "session_id", "platform", "reason", "actor")),
+        "ip": _TEXT, "device": _TEXT, "city": _TEXT,
+    }, ("type", "at", "user_id", "session_id", "platform", "reason", "actor", "ip", "device", "city")),
     "EventPage": _obj({"events": {"type": "array", "items": _ref("Event")}, "next_cursor": _TEXT}),
     "PlatformPolicy": _obj(PLATFORM_POLICY),
     "Policy": _obj({
