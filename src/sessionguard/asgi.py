@@ -15,7 +15,7 @@ from .context import AsyncSessionContext
 from .core import Outcome
 from .decision import Refusal
 from .errors import StoreUnavailable
-from .incoming import client_ip
+from .incoming import client_ip, is_https
 from .stores.protocol import Check
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class SessionGuardMiddleware:
             # Built here rather than by ``_of`` (one Python call less);
             # tests/test_shells.py checks every slot is set.
             ctx = scope["sessionguard"] = _ASGIContext()
-            ctx.session = ctx.ended_reason = ctx.set_cookie = ctx._source = None
+            ctx.session = ctx.ended_reason = ctx.set_cookie = ctx._source = ctx._offer = None
             ctx._guard, ctx._raw, ctx._respond = guard, scope, send
         else:
             decided = await self._decide(scope, send, cookie, authorization, passive)
@@ -109,7 +109,8 @@ class SessionGuardMiddleware:
         if presented.session_id is not None:
             try:
                 check = await guard.async_store.check(
-                    presented.session_id, passive=guard.is_passive(scope["path"], passive)
+                    presented.session_id, passive=guard.is_passive(scope["path"], passive),
+                    unbound_token=presented.issued is None,
                 )
             except StoreUnavailable:
                 check = Check(Outcome.STORE_UNAVAILABLE)
@@ -141,6 +142,8 @@ class _ASGIContext(AsyncSessionContext):
                 headers = [h for h in message.get("headers", ()) if h[0].lower() != b"cache-control"]
                 headers.append((b"set-cookie", cookie.encode("latin-1")))
                 headers.append((b"cache-control", b"no-store"))
+                if self._offer is not None:  # a login offering DBSC
+                    headers.append((b"secure-session-registration", self._offer.encode("latin-1")))
                 message = {**message, "headers": headers}
         respond: Send = self._respond
         return respond(message)
@@ -157,6 +160,11 @@ class _ASGIContext(AsyncSessionContext):
         client = self._raw.get("client")
         peer = client[0] if client else None
         return client_ip(peer, self._header("x-forwarded-for"), self._guard.config.trusted_proxies)
+
+    def _https(self) -> bool:
+        client = self._raw.get("client")
+        return is_https(self._raw.get("scheme"), client[0] if client else None,
+                        self._header("x-forwarded-proto"), self._guard.config.trusted_proxies)
 
 
 async def _refuse(kind: str, refusal: Refusal, send: Send) -> None:

@@ -236,6 +236,30 @@ def _geoip_database(value: object) -> str | None:
     return _text(value, _FILE_PATH, "is not a file path (use the path of an .mmdb file)")
 
 
+def _on_off(value: object) -> bool:
+    try:
+        return _bool(value)
+    except ValueError:
+        raise ValueError("is not on or off (use on or off)") from None
+
+
+#: The bound cookie's lifetime range (SPEC 9.6): shorter makes every request a refresh,
+#: longer leaves a stolen cookie working for longer.
+COOKIE_LIFETIME_RANGE = (30, 3600)
+
+
+def _cookie_lifetime(value: object) -> int:
+    tail = "is not a cookie lifetime (use a duration from 30s to 1h, such as 5m)"
+    try:
+        seconds = duration(value)
+    except ValueError:
+        raise ValueError(tail) from None
+    low, high = COOKIE_LIFETIME_RANGE
+    if seconds is None or not low <= seconds <= high:
+        raise ValueError(tail)
+    return seconds
+
+
 def _positive(value: object) -> int:
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
@@ -281,5 +305,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "local_cache": _local_cache,
     "store_timeout": _store_timeout,
     "store_spin": _store_spin,
+    "device_bound": _on_off,
+    "device_bound_cookie_lifetime": _cookie_lifetime,
 }
 SECRETS = ("secret_key", "admin_token")

@@ -13,7 +13,7 @@ from .context import SessionContext
 from .core import Outcome
 from .decision import Refusal
 from .errors import StoreUnavailable
-from .incoming import client_ip
+from .incoming import client_ip, is_https
 from .stores.protocol import Check
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ class WSGIMiddleware:
                 # Built here rather than by ``_of`` (one Python call less);
                 # tests/test_shells.py checks every slot is set.
                 ctx = environ["sessionguard"] = new_context()
-                ctx.session = ctx.ended_reason = ctx.set_cookie = ctx._source = None
+                ctx.session = ctx.ended_reason = ctx.set_cookie = ctx._source = ctx._offer = None
                 ctx._guard, ctx._raw, ctx._respond = guard, environ, start_response
             else:
                 decided = decide(environ, cookie, authorization, start_response)
@@ -103,7 +103,8 @@ class WSGIMiddleware:
         if presented.session_id is not None:
             passive = guard.is_passive(environ.get("PATH_INFO", ""), environ.get("HTTP_X_SESSION_PASSIVE"))
             try:
-                check = guard.store.check(presented.session_id, passive=passive)
+                check = guard.store.check(presented.session_id, passive=passive,
+                                          unbound_token=presented.issued is None)
             except StoreUnavailable:
                 check = Check(Outcome.STORE_UNAVAILABLE)
         verdict = guard.verdict(presented, check)
@@ -130,6 +131,8 @@ class _WSGIContext(SessionContext):
             headers = [h for h in headers if h[0].lower() != "cache-control"]
             headers.append(("Set-Cookie", cookie))
             headers.append(("Cache-Control", "no-store"))
+            if self._offer is not None:  # a login offering DBSC
+                headers.append(("Secure-Session-Registration", self._offer))
         self._raw = None  # started: see _Context._raw
         respond = self._respond  # a slot read, then a call: no method lookup
         return respond(status, headers, exc_info)
@@ -142,6 +145,11 @@ class _WSGIContext(SessionContext):
         environ = self._raw
         return client_ip(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"),
                          self._guard.config.trusted_proxies)
+
+    def _https(self) -> bool:
+        environ = self._raw
+        return is_https(environ.get("wsgi.url_scheme"), environ.get("REMOTE_ADDR"),
+                        environ.get("HTTP_X_FORWARDED_PROTO"), self._guard.config.trusted_proxies)
 
 
 def _refuse(refusal: Refusal, start_response: StartResponse) -> list[bytes]:

@@ -75,6 +75,8 @@ class Admin:
         #: the ``Set-Cookie`` value that clears the session cookie
         self.clear_cookie = guard.clear_cookie
         self.signing = Signing(guard.config.secret_key)
+        #: the guard's per-request decisions: tokens, clock, DBSC challenges and cookies
+        self.decider = guard.decider
         self.routes = tuple(routes)
         #: per-prefix cache of rendered documents (``/openapi.json``)
         self.documents: dict[str, bytes] = {}

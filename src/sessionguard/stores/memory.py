@@ -24,7 +24,10 @@ from ..core import (
     epoch_after,
     flush_by,
     judge,
+    redeemable,
+    refuses_token,
     retention,
+    still_used,
     touch_due,
     touched,
 )
@@ -32,7 +35,7 @@ from ..errors import SessionLimitReached
 from ..policy import Policy
 from ..tokens import TAG_LENGTH
 from .cursors import cursor_after, cursor_of, newest_first
-from .protocol import Check, Created, NewSession, Page
+from .protocol import Binding, Check, Created, NewSession, Page
 from .write_behind import Unwritten
 
 
@@ -61,6 +64,8 @@ class MemoryStore:
         self._expiry: dict[str, int | None] = {}
         self._tombstones: dict[str, tuple[str, int]] = {}
         self._by_user: dict[str, set[str]] = {}
+        #: device-bound sessions: id -> (public key, used challenges: id -> issue time)
+        self._keys: dict[str, tuple[str, dict[str, int]]] = {}
         self._unwritten = Unwritten()
         self._user_idle: dict[str, dict[str, int | None]] = {}
         self._epoch = Epoch()
@@ -85,7 +90,7 @@ class MemoryStore:
 
     # -- the request path --------------------------------------------------
 
-    def check(self, session_id: str, *, passive: bool) -> Check:
+    def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
         with self._lock:
             now = self._clock()
             record = self._live(session_id, now)
@@ -99,9 +104,12 @@ class MemoryStore:
             outcome = judge(record, policy, now, self._epoch)
             if outcome is not Outcome.VALID:
                 return Check(outcome, ended=self._end(record, outcome.value, now))
-            if passive:
+            refused = refuses_token(record, unbound_token)
+            if passive or refused:
                 if owed:
                     self._put(record, policy, now)
+                if refused:  # not a use of the session
+                    return Check(Outcome.STALE)
                 return Check(outcome, _own(record), policy=policy)
             fresh = touched(record, now)
             if not owed and not touch_due(record, policy, now, passive=False):
@@ -165,6 +173,56 @@ class MemoryStore:
     def end_all(self, *, keep: str | None = None) -> None:
         with self._lock:
             self._epoch = epoch_after(self._clock(), keep)
+
+    # -- device binding (DBSC) ---------------------------------------------------
+
+    def bind(self, session_id: str, key: str, challenge: str, issued: int) -> Binding:
+        with self._lock:
+            now = self._clock()
+            found = self._valid(session_id, now)
+            if isinstance(found, Binding):
+                return found
+            if found.device_bound:
+                return Binding(Outcome.VALID, refused="bound")
+            if not redeemable({}, challenge, issued, now):
+                return Binding(Outcome.VALID, refused="used")
+            bound, policy = found._replace(device_bound=True), self.policy()
+            self._put(bound, policy, now)
+            self._keys[session_id] = (key, {challenge: issued})
+            return Binding(Outcome.VALID, _own(bound), policy=policy)
+
+    def redeem(self, session_id: str, challenge: str, issued: int) -> Binding:
+        with self._lock:
+            now = self._clock()
+            found = self._valid(session_id, now)
+            if isinstance(found, Binding):
+                return found
+            held = self._keys.get(session_id)
+            if not found.device_bound or held is None:
+                return Binding(Outcome.VALID, refused="unbound")
+            key, used = held
+            if not redeemable(used, challenge, issued, now):
+                return Binding(Outcome.VALID, refused="used")
+            self._keys[session_id] = (key, {**still_used(used, now), challenge: issued})
+            return Binding(Outcome.VALID, _own(found), key, policy=self.policy())
+
+    def _valid(self, session_id: str, now: int) -> Record | Binding:
+        """The valid record a binding step acts on (with a use owed now written,
+        as :meth:`check` does), or the :class:`Binding` saying why there is none."""
+        record = self._live(session_id, now)
+        if record is None:
+            return Binding(Outcome(self._tombstone(session_id, now) or "invalid"))
+        policy = self.policy()
+        seen = self._unwritten.overdue(session_id, now)
+        owed = seen is not None and record.last_seen < seen <= now
+        if owed and seen is not None:
+            record = touched(record, seen)
+        outcome = judge(record, policy, now, self._epoch)
+        if outcome is not Outcome.VALID:
+            return Binding(outcome, self._end(record, outcome.value, now), policy=policy)
+        if owed:
+            self._put(record, policy, now)
+        return record
 
     # -- listings ------------------------------------------------------------
 
@@ -282,6 +340,7 @@ class MemoryStore:
     def _forget(self, record: Record) -> None:
         self._records.pop(record.id, None)
         self._expiry.pop(record.id, None)
+        self._keys.pop(record.id, None)
         ids = self._by_user.get(record.user_id)
         if ids is not None:
             ids.discard(record.id)
