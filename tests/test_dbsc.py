@@ -18,7 +18,7 @@ from conftest import Harness
 from dbsc_device import Device, b64, params
 from sessionguard import SessionGuard
 from sessionguard.core import CHALLENGE_MS
-from sessionguard.dbsc import BoundCookies, Challenges, challenge_header, origin_of, registration_header
+from sessionguard.dbsc import BoundCookies, Challenges, challenge_header, registration_header, request_origin
 from sessionguard.jws import ProofError
 
 ADMIN = "/_sessionguard"
@@ -466,11 +466,13 @@ def test_header_values_quote_and_escape() -> None:
                      id="plain-origin-ignored"),
         pytest.param({"host": "exa mple.com"}, None, id="bad-host"),
         pytest.param({"host": "a.com/x"}, None, id="host-with-path"),
+        pytest.param({"host": "example.com:443"}, "https://example.com", id="default-port"),
+        pytest.param({"host": "a.com:99999"}, None, id="bad-port"),
         pytest.param({}, None, id="nothing"),
     ],
 )
 def test_the_origin_of_a_request(headers: dict[str, str], origin: str | None) -> None:
-    assert origin_of(headers) == origin
+    assert request_origin(headers) == origin
 
 
 def test_a_host_prefixed_cookie_gets_a_secure_prefixed_refresh_cookie() -> None:

@@ -45,6 +45,7 @@ from werkzeug.http import dump_cookie
 
 from .core import CHALLENGE_MS
 from .jws import ALGORITHMS, ProofError, b64url, b64url_decode
+from .origins import origin_of
 
 START_PATH = "/dbsc/start"
 REFRESH_PATH = "/dbsc/refresh"
@@ -60,7 +61,6 @@ CHALLENGE = "secure-session-challenge"
 _CHALLENGE_BYTES = 6 + 12 + 16  # issue time (ms), nonce, MAC
 _HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?"  # noqa: E501
 _ORIGIN = re.compile(rf"https://{_HOST}", re.ASCII)
-_HOST_ONLY = re.compile(_HOST, re.ASCII)
 
 
 class Challenge(NamedTuple):
@@ -132,14 +132,14 @@ def challenge_header(challenge: str, session_id: str) -> str:
     return f"{sf_string(challenge)};id={sf_string(session_id)}"
 
 
-def origin_of(headers: Mapping[str, str]) -> str | None:
-    """The HTTPS origin the browser is on: its ``Origin`` header, else
-    ``https://`` and the ``Host`` header; ``None`` when neither is one."""
-    stated = headers.get("origin", "").strip()
-    if _ORIGIN.fullmatch(stated):
-        return stated.lower()
-    host = headers.get("host", "").strip()
-    return f"https://{host.lower()}" if _HOST_ONLY.fullmatch(host) else None
+def request_origin(headers: Mapping[str, str]) -> str | None:
+    """The HTTPS origin the browser is on, as it spells origins (:func:`~.origins.origin_of`):
+    its ``Origin`` header, else ``https://`` and the ``Host`` header; ``None``
+    when neither is one."""
+    for candidate in (headers.get("origin", "").strip(), "https://" + headers.get("host", "").strip()):
+        if _ORIGIN.fullmatch(candidate):
+            return origin_of(candidate)
+    return None
 
 
 class BoundCookies:

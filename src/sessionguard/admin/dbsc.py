@@ -108,7 +108,7 @@ def _sid(headers: Mapping[str, str], name: str, decider: Decider) -> str | None:
 
 
 def _origin(request: AdminRequest) -> str:
-    origin = dbsc.origin_of(request.headers)
+    origin = dbsc.request_origin(request.headers)
     if origin is None:
         raise ApiError(400, "origin_unknown", "The request names no HTTPS origin (Origin or Host).")
     return origin

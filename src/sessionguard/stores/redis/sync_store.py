@@ -48,8 +48,8 @@ class Shared:
         self.timeout = timeout
         self.spin = spin  # STORE_SPIN: how long a lane polls for a reply (lane.Spin)
         self.ops = ops
-        self.health = Health()
         self.sources = script_sources()
+        self.health = Health(self.sources)
         self.subscriber = Subscriber(self.sync_client, ops.keys, ops.cache)
         self._client: Any = None
         self._lock = threading.Lock()
