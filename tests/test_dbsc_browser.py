@@ -23,12 +23,9 @@ waiting for the cookie to expire.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime
 import hashlib
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -36,7 +33,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -47,6 +43,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from conftest import SECRET
+from live_server import LiveServer
 from sessionguard import Config, SessionGuard
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -105,43 +102,17 @@ def _app(guard: SessionGuard) -> Any:
     return guard.asgi(Starlette(routes=routes))
 
 
-class HttpsServer:
-    """uvicorn serving ``app`` over HTTPS in a background thread, on a free
-    loopback port."""
-
-    def __init__(self, app: Any, cert_file: Path, key_file: Path) -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.bind(("127.0.0.1", 0))
-        self.port = self._socket.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", http="h11",
-                                ssl_certfile=str(cert_file), ssl_keyfile=str(key_file))
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=asyncio.run, args=(self._server.serve([self._socket]),),
-                                        daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert self._server.started, "uvicorn did not start"
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
-
-
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HttpsServer, SessionGuard, str]]:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, SessionGuard, str]]:
     cert_file, key_file, spki = _certificate(tmp_path_factory.mktemp("tls"))
     guard = SessionGuard(Config(secret_key=SECRET, device_bound="on", device_bound_cookie_lifetime=LIFETIME,
                                 admin_token=ADMIN_TOKEN))
-    server = HttpsServer(_app(guard), cert_file, key_file)
-    yield server, guard, spki
-    server.stop()
+    with LiveServer(_app(guard), guard, tls=(cert_file, key_file)) as server:
+        yield server, guard, spki
     guard.close()
 
 
-def _client(server: HttpsServer, cookie: str | None = None) -> httpx.Client:
+def _client(server: LiveServer, cookie: str | None = None) -> httpx.Client:
     """Another client of the site, straight to 127.0.0.1 (the certificate is the test's own)."""
     headers = {"Host": f"{HOST}:{server.port}"}
     if cookie is not None:
@@ -177,7 +148,7 @@ def _kinds(events: list[dict[str, Any]], session_id: str) -> list[tuple[str, str
 
 
 def test_a_bound_session_survives_in_the_browser_and_dies_in_a_copy(
-    site: tuple[HttpsServer, SessionGuard, str],
+    site: tuple[LiveServer, SessionGuard, str],
 ) -> None:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (never `playwright install`)",

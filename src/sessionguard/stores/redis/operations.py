@@ -16,7 +16,17 @@ from typing import Any
 
 from ...audit import Event
 from ...config import PLATFORMS
-from ...core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, cookie_refresh_due, flush_by, judge, touched
+from ...core import (
+    ENDED_REASONS,
+    TOMBSTONE_MS,
+    Outcome,
+    Record,
+    cookie_refresh_due,
+    flush_by,
+    judge,
+    refuses_token,
+    touched,
+)
 from ...errors import SessionLimitReached, StoreUnavailable
 from ...policy import Policy
 from ...tokens import is_session_id
@@ -146,11 +156,12 @@ class Operations:
 
     # -- the request path ------------------------------------------------------
 
-    def cached(self, session_id: str, passive: bool) -> Check | None:
+    def cached(self, session_id: str, passive: bool, unbound_token: bool = False) -> Check | None:
         """A ``LOCAL_CACHE`` hit (see :mod:`.local_cache`), still valid at this
         moment by the cached policy and epoch on the local (or injected) clock.
         An active hit is a use, kept unwritten (:mod:`..write_behind`) as between
-        touches. ``None``: ask Redis (:meth:`check`)."""
+        touches; a hit refusing the token presented (:func:`~...core.refuses_token`)
+        is not. ``None``: ask Redis (:meth:`check`)."""
         local = self.local
         check = None if local is None else local.get(session_id)
         if local is None or check is None or check.record is None:
@@ -158,6 +169,8 @@ class Operations:
         policy, epoch = self.cache.policy(), self.cache.state.epoch
         now = self.clock() if self.clock is not None else time.time_ns() // 1_000_000
         if check.policy is policy and judge(check.record, policy, now, epoch) is Outcome.VALID:
+            if refuses_token(check.record, unbound_token):
+                return _STALE
             if not passive:
                 seen = self.estimated_now()
                 self.unwritten.note(session_id, seen, flush_by(check.record, policy, seen))
@@ -165,7 +178,7 @@ class Operations:
         local.drop((session_id,))  # Redis confirms, and reports an ending once
         return None
 
-    def check(self, session_id: str, passive: bool) -> Op[Check]:
+    def check(self, session_id: str, passive: bool, unbound_token: bool = False) -> Op[Check]:
         """One request's token: one ``check.lua`` call (plus a state re-read when due).
         A use that is not written back is kept in :attr:`unwritten`, and handed to
         the session's next check once it is owed. With ``LOCAL_CACHE``, a valid
@@ -182,9 +195,12 @@ class Operations:
         state = self.cache.state
         policy = state.policy or self.cache.default
         reply = yield self._script("check", session_id[:4], keys,
-                                   (session_id, "1" if passive else "0", "" if owed is None else str(owed)),
+                                   (session_id, "1" if passive else "0", "" if owed is None else str(owed),
+                                    "1" if unbound_token else "0"),
                                    state, True)
         status = reply[0]
+        if status == 3:  # a device-bound session refusing the token presented
+            return _STALE
         if status == 0:
             reason = reply[1].decode("ascii") if reply[1] else "invalid"
             return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
@@ -358,6 +374,9 @@ class Operations:
     def events(self, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
         """Audit events, newest first."""
         return (yield from event_page(self.keys, user_id, limit, cursor))
+
+_STALE = Check(Outcome.STALE)
+
 
 def _flat(fields: dict[str, str]) -> list[bytes]:
     # surrogatepass: a user id is any Python string, and must not fail the XADD

@@ -17,10 +17,13 @@
 --
 -- A session record is one string (compact: a hash with a 120-byte user agent is stored as a
 -- hashtable, about twice the size; keys.decode_record reads it):
---   '<created ms, base 36>|<last seen ms, base 36>|<'r' if remember-me><user idle s>|
+--   '<created ms, base 36>|<last seen ms, base 36>|<'r' if remember-me><'b' if device-bound>
+--    <user idle s>|
 --    <platform w/m/d>|<user>|' followed by an opaque tail [ip, city, user agent, device,
 --   metadata] that the scripts never parse (no cjson round trip can alter the app's metadata).
 -- <user> is keys.encode_user(user id): the id itself when plain, else '~' + base64url.
+-- A device-bound session (DBSC) also has k:<short>, a hash: 'key' -> the device's public key
+-- (JWK text) and, for each challenge answered, its id -> issue time (ms); see bind.lua.
 -- Messages on the bus: {"drop": [id, ...]} (announce below) and the state (state.lua).
 -- Keys under the base, where <short> is an id without its tag (the tag is in the base):
 -- s:<short> record, e:<short> tombstone (reason), u:<user> the user's index (zset of packed
@@ -31,6 +34,7 @@ local TOMBSTONE_MS = 86400000
 local TOUCH_MIN_MS = 1000
 local TOUCH_MAX_MS = 600000
 local SETTINGS_MS = 400 * 86400000
+local CHALLENGE_MS = 300000  -- core.CHALLENGE_MS
 
 local NOW
 if ARGV[18] ~= '' then
@@ -127,18 +131,19 @@ local function user_member(id)
 end
 
 local function parse(id, value)
-  local c, l, r, ui, p, u, rest = string.match(
-    value, '^([%da-z]+)|([%da-z]+)|(r?)(%d*)|([wmd])|([^|]*)|()')
+  local c, l, r, b, ui, p, u, rest = string.match(
+    value, '^([%da-z]+)|([%da-z]+)|(r?)(b?)(%d*)|([wmd])|([^|]*)|()')
   if not c then
     error('sessionguard: unreadable session record')
   end
-  return {id = id, c = tonumber(c, 36), l = tonumber(l, 36), r = r == 'r', ui = tonumber(ui),
-          p = PLATFORM_OF[p], u = u, blob = string.sub(value, rest), raw = value}
+  return {id = id, c = tonumber(c, 36), l = tonumber(l, 36), r = r == 'r', b = b == 'b',
+          ui = tonumber(ui), p = PLATFORM_OF[p], u = u, blob = string.sub(value, rest), raw = value}
 end
 
 local function encode(rec)
   local flags = ''
   if rec.r then flags = 'r' end
+  if rec.b then flags = flags .. 'b' end
   if rec.ui then flags = flags .. int(rec.ui) end
   return b36(rec.c) .. '|' .. b36(rec.l) .. '|' .. flags .. '|' .. LETTER_OF[rec.p] .. '|' .. rec.u
     .. '|' .. rec.blob
@@ -220,6 +225,7 @@ end
 -- MemoryStore._end: the record becomes a tombstone carrying the reason
 local function finish(rec, reason)
   redis.call('DEL', key('s:', rec.id))
+  if rec.b then redis.call('DEL', key('k:', rec.id)) end
   redis.call('SET', key('e:', rec.id), reason, 'PX', TOMBSTONE_MS)
   redis.call('ZREM', BASE .. 'u:' .. rec.u, user_member(rec.id))
   if IDX then redis.call('ZREM', IDX, idx_member(rec)) end
@@ -279,4 +285,22 @@ local function prune_idx()
   end
   local cutoff = NOW - longest * 1000 - TOMBSTONE_MS
   redis.call('ZREMRANGEBYLEX', IDX, '[' .. idx_bound(cutoff - 1), '+')
+end
+
+-- Device binding (DBSC): core.redeemable for one challenge issued at 'issued' (ms), given
+-- whether the session's k:<short> hash already holds it (answered before)
+local function redeemable(issued, used)
+  return issued <= NOW + CHALLENGE_MS and NOW - issued <= CHALLENGE_MS and not used
+end
+
+-- k:<short> lives as long as the record, and an hour (the longest cookie lifetime) more: the
+-- record's expiry moves with every touch, and a bound session refreshes within its lifetime
+-- while in use (finish() deletes it with the record)
+local function keep_device_key(rec)
+  local ttl = redis.call('PTTL', key('s:', rec.id))
+  if ttl < 0 then
+    redis.call('PERSIST', key('k:', rec.id))
+  else
+    redis.call('PEXPIRE', key('k:', rec.id), ttl + 3600000)
+  end
 end
