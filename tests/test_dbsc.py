@@ -487,3 +487,21 @@ def test_a_host_prefixed_cookie_gets_a_secure_prefixed_refresh_cookie() -> None:
     domain = BoundCookies(name="sid", path="/app", domain="example.com", secure=True, samesite="lax",
                           lifetime=60, admin_path="/admin")
     assert domain.attributes == "Domain=example.com; Secure; HttpOnly; Path=/app; SameSite=Lax"
+
+
+def test_rotating_a_bound_session_unbinds_it_and_offers_binding_again(browser: Browser) -> None:
+    _registered(browser)
+    old_token = browser.client.cookies["sg_session"]
+    rotated = browser.client.post("/rotate")
+    assert rotated.status_code == 200, rotated.text
+    new_id = rotated.json()["session"]["id"]
+    assert new_id != browser.session_id and rotated.json()["session"]["device_bound"] is False
+    offer = params(rotated.headers["secure-session-registration"])
+    assert browser.whoami()["session"]["id"] == new_id  # the new (unbound) cookie works
+    stale = browser.h.new_client()
+    stale.cookies.set("sg_session", old_token)
+    assert browser.h.whoami(client=stale)["session"] is None
+    assert browser.refresh().status_code == 401  # the old binding is gone with the old id
+    browser.session_id, browser.offer = new_id, offer
+    assert browser.register().status_code == 200
+    assert browser.bound()

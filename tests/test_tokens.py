@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sessionguard.tokens import Tokens, is_session_id, session_id
+from sessionguard.tokens import BOUND_TOKEN_LENGTH, Tokens, is_session_id, session_id
 
 KEY, OLD = "k" * 32, "o" * 32
 
@@ -154,3 +154,9 @@ def test_bound_tokens_follow_key_rotation() -> None:
 @given(st.text(max_size=300))
 def test_verify_bound_never_raises(text: str) -> None:
     assert Tokens([KEY]).verify_bound(text) is None
+
+
+def test_the_bound_form_has_one_length_the_other_never_has() -> None:
+    tokens = Tokens([KEY])
+    sid = tokens.new_sid("ada")
+    assert len(tokens.sign_bound(sid, ISSUED)) == BOUND_TOKEN_LENGTH != len(tokens.sign(sid))

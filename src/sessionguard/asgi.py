@@ -22,6 +22,7 @@ from .stores.protocol import Check
 
 if TYPE_CHECKING:
     from .guard import SessionGuard
+    from .session import Session
 
 logger = logging.getLogger("sessionguard")
 
@@ -150,8 +151,8 @@ class SessionGuardMiddleware:
 
 class _ASGIContext(AsyncSessionContext):
     """The context of one ASGI request; its ``_send`` is the one the app gets,
-    adding the pending ``Set-Cookie`` (and ``Cache-Control: no-store``) to the
-    response start."""
+    adding the pending ``Set-Cookie`` (and ``Cache-Control: no-store``) and
+    the session's ``Session-Expires`` to the response start."""
 
     __slots__ = ()
 
@@ -160,9 +161,9 @@ class _ASGIContext(AsyncSessionContext):
         if message["type"] == "http.response.start":
             self._raw = None  # started: see _Context._raw
             cookie = self.set_cookie
-            if cookie is not None:
+            if cookie is not None:  # a login in a request that presented no token
                 headers = with_session(message.get("headers", ()), ASGI, cookie.encode("latin-1"), None,
-                                       _latin1(self._offer))
+                                       _expires(self.session), _latin1(self._offer))
                 message = {**message, "headers": headers}
         respond: Send = self._respond
         return respond(message)
@@ -207,7 +208,7 @@ class _ASGITokenContext(_ASGIContext):
             cookie = self.set_cookie
             headers = with_session(message.get("headers", ()), ASGI,
                                    None if cookie is None else cookie.encode("latin-1"), self._source,
-                                   _latin1(self._offer))
+                                   _expires(self.session), _latin1(self._offer))
             message = {**message, "headers": headers}
         respond: Send = self._respond
         return respond(message)
@@ -215,6 +216,12 @@ class _ASGITokenContext(_ASGIContext):
 
 def _latin1(text: str | None) -> bytes | None:
     return None if text is None else text.encode("latin-1")
+
+
+def _expires(session: Session | None) -> bytes | None:
+    """The ``Session-Expires`` value of ``session``, if it has one."""
+    text = None if session is None else session.expires_header()
+    return None if text is None else text.encode("ascii")
 
 
 class _Unavailable:

@@ -62,6 +62,7 @@ class Decider:
         self.default_policy = default_policy
         self.now_ms = now_ms
         self._admin_slash = f"{config.admin_path}/"
+        self._lifetime = config.device_bound_cookie_lifetime
         #: the ``Set-Cookie`` value that clears the session cookie
         self.clear_cookie = self.cookie("", 0)
         #: the answer when the store cannot be reached
@@ -95,15 +96,19 @@ class Decider:
             authorization=authorization if self.config.accept_bearer else None,
             is_admin_token=self.is_admin_token,
         )
-        if presented.issued is not None and not self.fresh(presented.issued):
-            return Presented(Outcome.STALE, source=presented.source)
+        issued = presented.issued
+        if issued is not None:  # inline: every request of a bound session passes here
+            lifetime = self._lifetime
+            if not -lifetime < self.now_ms() // 1000 - issued < lifetime:
+                return Presented(Outcome.STALE, source=presented.source)
         return presented
 
     def fresh(self, issued: int) -> bool:
         """Whether a bound cookie issued at ``issued`` (epoch seconds) is within
         ``DEVICE_BOUND_COOKIE_LIFETIME`` of now (either way: a server whose clock
-        runs ahead stamps cookies that live longer by that much, never more)."""
-        lifetime = self.config.device_bound_cookie_lifetime
+        runs ahead stamps cookies that live longer by that much, never more);
+        :meth:`presented` applies this."""
+        lifetime = self._lifetime
         return -lifetime < self.now_ms() // 1000 - issued < lifetime
 
     def registration(self, record: Record, source: str | None, https: Callable[[], bool]) -> str | None:

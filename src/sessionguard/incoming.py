@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from .core import Outcome
-from .tokens import Tokens
+from .tokens import BOUND_TOKEN_LENGTH, Tokens
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -86,13 +86,15 @@ def present(
 
 
 def _verified(tokens: Tokens, token: str, source: str) -> Presented:
+    if len(token) == BOUND_TOKEN_LENGTH:  # a device-bound session's cookie (by length: no second try)
+        bound = tokens.bound_session_of(token)
+        if bound is None:
+            return Presented(Outcome.INVALID, source=source)
+        return Presented(Outcome.VALID, bound[0], source, token, bound[1])
     public_id = tokens.session_of(token)
-    if public_id is not None:
-        return Presented(Outcome.VALID, public_id, source, token)
-    bound = tokens.bound_session_of(token)  # a device-bound session's cookie
-    if bound is None:
+    if public_id is None:
         return Presented(Outcome.INVALID, source=source)
-    return Presented(Outcome.VALID, bound[0], source, token, bound[1])
+    return Presented(Outcome.VALID, public_id, source, token)
 
 
 def is_https(scheme: str | None, peer: str | None, forwarded_proto: str | None,

@@ -12,6 +12,10 @@ ASGI headers are ``bytes`` pairs, WSGI headers ``str`` pairs (a
   ``Cache-Control: private`` when the app set no ``Cache-Control``, so that no
   shared cache hands one user's page to another.
 
+- A response to a request with a valid session (presented, or created by a
+  login in the request) carries ``Session-Expires``: the session's
+  ``expires_at`` (none when it never expires), computed without a store call.
+
 A request without a token gets none of this, and the shells do not call here
 for it unless it logs in.
 """
@@ -26,7 +30,7 @@ class Spelling(Generic[AnyStr]):
     """The header names and values of one shell's type."""
 
     __slots__ = ("cache_control", "vary", "set_cookie", "no_store", "private", "comma", "star", "vary_by",
-                 "cache_control_name", "vary_name", "registration")
+                 "cache_control_name", "vary_name", "session_expires", "registration")
     cache_control: AnyStr
     vary: AnyStr
     set_cookie: AnyStr
@@ -39,22 +43,24 @@ class Spelling(Generic[AnyStr]):
     #: lower-case names, to compare with
     cache_control_name: AnyStr
     vary_name: AnyStr
+    session_expires: AnyStr
     registration: AnyStr
 
     def __init__(self, cache_control: AnyStr, vary: AnyStr, set_cookie: AnyStr, no_store: AnyStr,
                  private: AnyStr, comma: AnyStr, star: AnyStr, cookie: AnyStr, authorization: AnyStr,
-                 registration: AnyStr) -> None:
+                 session_expires: AnyStr, registration: AnyStr) -> None:
         self.cache_control, self.vary, self.set_cookie = cache_control, vary, set_cookie
         self.no_store, self.private, self.comma, self.star = no_store, private, comma, star
         self.vary_by = {"cookie": cookie, "bearer": authorization}
         self.cache_control_name, self.vary_name = cache_control.lower(), vary.lower()
+        self.session_expires = session_expires
         self.registration = registration
 
 
 ASGI = Spelling(b"cache-control", b"vary", b"set-cookie", b"no-store", b"private", b",", b"*",
-                b"Cookie", b"Authorization", b"secure-session-registration")
+                b"Cookie", b"Authorization", b"session-expires", b"secure-session-registration")
 WSGI = Spelling("Cache-Control", "Vary", "Set-Cookie", "no-store", "private", ",", "*",
-                "Cookie", "Authorization", "Secure-Session-Registration")
+                "Cookie", "Authorization", "Session-Expires", "Secure-Session-Registration")
 
 
 def with_session(
@@ -62,12 +68,14 @@ def with_session(
     spelling: Spelling[AnyStr],
     cookie: AnyStr | None,
     source: str | None,
+    expires: AnyStr | None = None,
     offer: AnyStr | None = None,
 ) -> list[tuple[AnyStr, AnyStr]]:
     """``headers`` (the app's, not changed) plus what the session adds: the
     ``Set-Cookie`` value ``cookie`` if any (with the login's ``offer`` of device
-    binding, if any), and the cache headers of a request whose token came from
-    ``source`` (``"cookie"``, ``"bearer"`` or ``None``)."""
+    binding, if any), the cache headers of a request whose token came from
+    ``source`` (``"cookie"``, ``"bearer"`` or ``None``), and ``Session-Expires``
+    when ``expires`` is given."""
     cache_control, vary = spelling.cache_control_name, spelling.vary_name
     out: list[tuple[AnyStr, AnyStr]] = []
     cached = False  # the app set a Cache-Control
@@ -92,6 +100,8 @@ def with_session(
         wanted = spelling.vary_by[source]
         if not varied or not _names(varied, spelling, wanted.lower()):
             out.append((spelling.vary, wanted))
+    if expires is not None:
+        out.append((spelling.session_expires, expires))
     return out
 
 

@@ -42,6 +42,8 @@ _SID = re.compile(r"[0-9a-f]{4}[A-Za-z0-9_-]{22}")
 _ID = _SID
 #: The only accepted token form: sid, dot, unpadded base64 of a SHA-256 MAC.
 _TOKEN = re.compile(r"[0-9a-f]{4}[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
+#: Every token of the bound form has this length (the other form is 11 characters shorter).
+BOUND_TOKEN_LENGTH = 26 + 1 + 10 + 1 + 43
 #: The bound form: sid, dot, issue time (ten digits, no leading zero), dot, signature.
 _BOUND_TOKEN = re.compile(
     r"[0-9a-f]{4}[A-Za-z0-9_-]{22}\.[1-9][0-9]{9}\.[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]"

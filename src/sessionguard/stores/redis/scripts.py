@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from importlib import resources
 
-SESSION_SCRIPTS = ("check", "create", "end", "end_user", "list_user", "set_user_timeouts", "touch",
-                   "bind", "redeem")
+SESSION_SCRIPTS = (
+    "check", "create", "end", "end_user", "list_user", "rotate", "set_tails", "set_user_timeouts",
+    "touch", "bind", "redeem",
+)
 
 
 def script_sources() -> dict[str, str]:
