@@ -505,3 +505,18 @@ def test_rotating_a_bound_session_unbinds_it_and_offers_binding_again(browser: B
     browser.session_id, browser.offer = new_id, offer
     assert browser.register().status_code == 200
     assert browser.bound()
+
+
+def test_a_refresh_is_not_a_use_and_the_middleware_leaves_it_alone(browser: Browser) -> None:
+    _registered(browser)
+    store = browser.h.guard.store
+
+    def last_seen() -> int:
+        return int(store.check(browser.session_id, passive=True).record.last_seen)
+
+    before = last_seen()
+    browser.h.clock.advance(5)
+    assert browser.refresh().status_code == 200  # sent with the still-valid bound cookie (proactive)
+    assert last_seen() == before
+    browser.whoami()  # an ordinary request is a use
+    assert last_seen() == before + 5000

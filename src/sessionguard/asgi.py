@@ -112,7 +112,7 @@ class SessionGuardMiddleware:
                       passive: str | None) -> _ASGIContext | Refusal:
         """The context of a request that presents a token, or its refusal."""
         guard = self.guard
-        presented = guard.presented(cookie, authorization)
+        presented = guard.presented(cookie, authorization, scope["path"])
         if presented.source == "cookie" and scope["type"] == "websocket" and not self._same_site(scope):
             return _CROSS_SITE  # before the check: another site's page does not even count as a use
         check = None

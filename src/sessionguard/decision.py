@@ -21,8 +21,8 @@ from werkzeug.http import dump_cookie
 from . import audit
 from .config import Config
 from .core import Outcome, Record, cookie_max_age, deadline
-from .dbsc import BoundCookies, Challenges, registration_header
-from .incoming import Presented, present
+from .dbsc import REFRESH_PATH, START_PATH, BoundCookies, Challenges, registration_header
+from .incoming import NO_TOKEN, Presented, present
 from .policy import Policy
 from .session import Session
 from .stores.protocol import Check
@@ -63,6 +63,8 @@ class Decider:
         self.now_ms = now_ms
         self._admin_slash = f"{config.admin_path}/"
         self._lifetime = config.device_bound_cookie_lifetime
+        admin = config.admin_path
+        self._dbsc_paths = (admin + START_PATH, admin + REFRESH_PATH) if config.device_bound and admin else ()
         #: the ``Set-Cookie`` value that clears the session cookie
         self.clear_cookie = self.cookie("", 0)
         #: the answer when the store cannot be reached
@@ -85,10 +87,14 @@ class Decider:
         prefix = self.config.admin_path
         return prefix is not None and (path == prefix or path.startswith(self._admin_slash))
 
-    def presented(self, cookie: str | None, authorization: str | None) -> Presented:
-        """The token of a request, verified (no I/O). A device-bound session's
-        token past its cookie lifetime is :attr:`~.core.Outcome.STALE` here,
-        without a store call."""
+    def presented(self, cookie: str | None, authorization: str | None, path: str = "") -> Presented:
+        """The token of a request to ``path``, verified (no I/O). A device-bound
+        session's token past its cookie lifetime is :attr:`~.core.Outcome.STALE`
+        here, without a store call. The DBSC endpoints read their own cookies
+        and ask the store themselves, once: for them the middleware sees no
+        token (a browser's refresh is not a use, and costs one round trip)."""
+        if path in self._dbsc_paths:
+            return NO_TOKEN
         presented = present(
             self.tokens,
             cookie_name=self.config.cookie_name,

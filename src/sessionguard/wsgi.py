@@ -101,7 +101,7 @@ class WSGIMiddleware:
                 start_response: StartResponse) -> _WSGIContext | Refusal:
         """The context of a request that presents a token, or its refusal."""
         guard = self.guard
-        presented = guard.presented(cookie, authorization)
+        presented = guard.presented(cookie, authorization, environ.get("PATH_INFO", ""))
         check = None
         if presented.session_id is not None:
             passive = guard.is_passive(environ.get("PATH_INFO", ""), environ.get("HTTP_X_SESSION_PASSIVE"))

@@ -3,12 +3,14 @@ binds a session to the browser's key, ``POST dbsc/refresh`` renews a bound
 session's short-lived cookie against a proof signed by that key.
 
 Both are public routes (the browser sends neither an admin token nor a
-CSRF token, and needs none: a proof cannot be made cross-site) and do their
-own checks, in this order: the form of the request (``400``), then who it
-is for and whether the proof holds (``401``); only then the store, in one
-step. A refusal binds nothing and issues no cookie. The protocol's values
-(challenges, headers, cookies, the answer) are :mod:`sessionguard.dbsc`;
-the proofs are :mod:`sessionguard.jws`.
+CSRF token, and needs none: a proof cannot be made cross-site). The
+middleware does not check the session of a request to them
+(:meth:`~sessionguard.decision.Decider.presented`): each reads the cookie it
+needs and asks the store once, itself. Their checks come in this order: the
+form of the request (``400``), then who it is for and whether the proof
+holds (``401``); only then the store, in one step. A refusal binds nothing
+and issues no cookie. The protocol's values (challenges, headers, cookies,
+the answer) are :mod:`sessionguard.dbsc`; the proofs are :mod:`sessionguard.jws`.
 """
 
 from __future__ import annotations
@@ -40,14 +42,14 @@ def start(call: Call) -> Flow:
     if proof.jwk is None:
         raise ApiError(400, "malformed_proof", "the registration proof carries no key (jwk)")
     key, origin = _checked(lambda: jws.key_text(proof.jwk or {})), _origin(request)
+    # the login cookie, read here (the middleware leaves this path to us): bind() judges the session
     sid = _sid(request.headers, decider.config.cookie_name, decider)
-    session = request.session
-    if session is None or sid is None or session_id(sid) != session.id:
+    if sid is None:
         raise _unknown()
-    now = decider.now_ms()
+    bound_id, now = session_id(sid), decider.now_ms()
     _checked(lambda: jws.verify(proof, jws.public_key(proof.jwk or {})))
-    challenge = _checked(lambda: decider.challenges.read(session.id, proof.jti, now))
-    bound = yield from flow.bind(session.id, key, challenge.id, challenge.issued)
+    challenge = _checked(lambda: decider.challenges.read(bound_id, proof.jti, now))
+    bound = yield from flow.bind(bound_id, key, challenge.id, challenge.issued)
     record = yield from _taken(bound, now)
     event = audit.Event("device_bound", now, f"user:{record.user_id}", record.user_id, record.id,
                         record.platform, detail=proof.alg)
