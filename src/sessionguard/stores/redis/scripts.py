@@ -8,6 +8,8 @@ SESSION_SCRIPTS = (
     "check", "create", "end", "end_user", "list_user", "rotate", "set_tails", "set_user_timeouts",
     "touch", "bind", "redeem",
 )
+#: scripts without the prelude: the shared state, and the audit log's self-service allowance
+STANDALONE_SCRIPTS = ("state", "audit")
 
 
 def script_sources() -> dict[str, str]:
@@ -16,5 +18,6 @@ def script_sources() -> dict[str, str]:
     rules = (folder / "rules.lua").read_text(encoding="utf-8")
     sources = {name: rules + (folder / f"{name}.lua").read_text(encoding="utf-8")
                for name in SESSION_SCRIPTS}
-    sources["state"] = (folder / "state.lua").read_text(encoding="utf-8")
+    for name in STANDALONE_SCRIPTS:
+        sources[name] = (folder / f"{name}.lua").read_text(encoding="utf-8")
     return sources

@@ -1,5 +1,8 @@
-"""The state every process caches: the stored policy override and the epoch of
-the last sign-out of everyone, kept current through Redis pub/sub.
+"""The state every process caches: the stored policy override, the epoch of the
+last sign-out of everyone and the deployment's tag key (its slot tags), kept
+current through Redis pub/sub. It is always read through ``state.lua``, which
+makes a state found without its epoch or tag key anew, signing everyone out
+(fail closed: a lost key never brings a session back).
 
 Staleness bound: while the subscription is up, a change reaches every process
 as soon as Redis delivers the message (milliseconds), and the store that made
@@ -30,6 +33,8 @@ from typing import Any
 
 from ...core import Epoch
 from ...policy import Policy
+from ...tokens import SlotTags
+from ..write_behind import Unwritten
 from .clients import ERRORS
 from .keys import Keys
 from .local_cache import LocalCache
@@ -68,12 +73,15 @@ def policy_from_json(text: str, default: Policy) -> Policy | None:
 @dataclass(frozen=True, slots=True)
 class State:
     """What every process caches: the stored policy (``None``: the configured
-    one) and the epoch, with the revision and generation that order them."""
+    one), the epoch and the deployment's slot tags, with the revision and
+    generation that order them. ``tags`` is ``None`` until the state is read
+    (``state.lua`` always gives it a tag key)."""
 
     rev: int = -1
     gen: str = ""
     epoch: Epoch = field(default_factory=Epoch)
     policy: Policy | None = None
+    tags: SlotTags | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, str], default: Policy) -> State:
@@ -82,15 +90,23 @@ class State:
             rev=int(fields.get("rev") or 0), gen=fields.get("gen", ""),
             epoch=Epoch(int(fields.get("at") or 0), fields.get("keep") or None),
             policy=policy_from_json(policy, default) if policy else None,
+            tags=_tags(fields.get("tag_key", "")),
         )
 
     @classmethod
     def from_reply(cls, reply: Any, default: Policy) -> State:
-        """From ``HGETALL`` (a dict of bytes) or a published JSON payload; the
-        stored policy fields are applied to ``default``."""
-        if isinstance(reply, dict):
-            return cls.from_fields({k.decode(): v.decode("utf-8") for k, v in reply.items()}, default)
+        """From ``state.lua``'s reply (the JSON it also publishes); the stored
+        policy fields are applied to ``default``."""
         return cls.from_fields(json.loads(reply), default)
+
+
+def _tags(key: str) -> SlotTags | None:
+    """The slot tags of the tag key ``key`` (hex); ``None`` for none or a malformed
+    one (the next read through ``state.lua`` then makes the state anew)."""
+    try:
+        return SlotTags(bytes.fromhex(key))
+    except ValueError:
+        return None
 
 
 class StateCache:
@@ -108,6 +124,9 @@ class StateCache:
         self.state = State()
         #: the process's cache of valid checks (``LOCAL_CACHE``), if on
         self.local: LocalCache | None = None
+        #: the uses this process has not written back yet: owed at once when the
+        #: policy changes or a session's idle limit may have (:meth:`.Unwritten.owe`)
+        self.unwritten: Unwritten | None = None
         self._lock = threading.Lock()
         self._loaded = False
         self._polled = float("-inf")
@@ -131,6 +150,8 @@ class StateCache:
             self._loaded = True
         if taken and self.local is not None:
             self.local.clear()
+        if taken and self.unwritten is not None and state.policy != current.policy:
+            self.unwritten.owe()
 
     def announced(self, payload: bytes | str) -> None:
         """A message on the bus: a new state, or ``{"drop": [ids]}`` (sessions
@@ -142,8 +163,12 @@ class StateCache:
             drop = data.get("drop")
             if drop is None:
                 self.apply(State.from_fields(data, self.default))
-            elif self.local is not None:
-                self.local.drop(str(i) for i in drop)
+                return
+            ids = [str(i) for i in drop]
+            if self.local is not None:
+                self.local.drop(ids)
+            if self.unwritten is not None:  # changed (a user's own timeouts) or ended
+                self.unwritten.owe(ids)
         except (ValueError, TypeError, AttributeError):
             logger.warning("sessionguard: ignored an unreadable message on the state channel")
 
@@ -196,6 +221,9 @@ class Subscriber:
         #: called about every :data:`TICK_SECONDS` while subscribed (the store writes
         #: back the uses that are owed, see :mod:`..write_behind`); must not raise
         self.tick: Callable[[], object] | None = None
+        #: re-reads the state into the cache (through ``state.lua``, which makes a lost
+        #: state anew); the store sets it; raises a Redis error when it fails
+        self.reread: Callable[[], object] | None = None
 
     def start(self) -> None:
         if self._thread is not None:
@@ -243,7 +271,8 @@ class Subscriber:
                     ticked = now
                 kind = None if message is None else message["type"]
                 if kind == "subscribe" or (kind is not None and now - synced >= RESYNC_SECONDS):
-                    self._cache.apply(self._cache.read(client.hgetall(self._keys.state)))
+                    if self.reread is not None:
+                        self.reread()
                     if kind == "subscribe":  # (re)subscribed: messages sent before may be lost
                         self._cache.heard(subscribed=True)
                     synced = now
