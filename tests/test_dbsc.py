@@ -20,6 +20,7 @@ from sessionguard import SessionGuard
 from sessionguard.core import CHALLENGE_MS
 from sessionguard.dbsc import BoundCookies, Challenges, challenge_header, registration_header, request_origin
 from sessionguard.jws import ProofError
+from sessionguard.tokens import session_id
 
 ADMIN = "/_sessionguard"
 START = f"{ADMIN}/dbsc/start"
@@ -520,3 +521,14 @@ def test_a_refresh_is_not_a_use_and_the_middleware_leaves_it_alone(browser: Brow
     assert last_seen() == before
     browser.whoami()  # an ordinary request is a use
     assert last_seen() == before + 5000
+
+
+def test_a_registration_for_a_session_the_store_does_not_know_is_refused(browser: Browser) -> None:
+    browser.login()
+    guard = browser.h.guard
+    sid = guard.tokens.new_sid(browser.session_id[:4])  # signed, but no such session
+    browser.client.cookies.clear()
+    browser.client.cookies.set("sg_session", guard.tokens.sign(sid))
+    challenge = guard.decider.challenges.issue(session_id(sid), guard.now_ms())
+    response = browser.register(browser.device.proof(challenge, with_key=True))
+    assert response.status_code == 401 and response.json()["error"]["code"] == "session_unknown"

@@ -126,6 +126,8 @@ def _taken(step: Binding, now: int) -> Step[Record]:
     record = step.record
     if step.outcome is Outcome.VALID and step.refused is None and record is not None:
         return record
+    if step.outcome is Outcome.INVALID:
+        raise _unknown()
     if step.outcome.ended and record is not None and step.policy is not None:
         ends = deadline(record, step.policy)
         at = now if ends is None else min(now, ends)
