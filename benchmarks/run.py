@@ -32,6 +32,8 @@ Sections (each module's docstring says exactly what it measures):
   pages, sign-out of everyone and a login at the limit with 1,000,000 sessions.
 - **dbsc** (``dbsc.py``, ``--all`` or ``--only dbsc``): a request on a
   device-bound session against one on an unbound session, and one refresh.
+- **cost** (``redis_cost.py``, ``--all`` or ``--only cost``): the Redis server
+  time of each store operation at 1, 100 and 1,000 sessions per user.
 
 The sessionguard variants run on both ``memory://`` and a Redis store; while
 ``sessionguard.stores.redis`` is not importable, the Redis variants are skipped
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", action="store_true", help="also run the 1,000,000-session scale test")
     parser.add_argument("--all", action="store_true", help="every section")
     parser.add_argument("--only", choices=["inprocess", "instructions", "idle", "profile", "http", "scale",
-                                           "dbsc"],
+                                           "dbsc", "cost"],
                         action="append",
                         help="run only these sections (repeatable)")
     parser.add_argument("--sessions", type=int, default=1_000_000, help="sessions for --scale")
@@ -90,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         sections.add("scale")
     if not args.only and args.all:
         sections.add("dbsc")
+        sections.add("cost")
     settings = QUICK if args.quick else Settings()
     if args.rounds or args.requests:
         settings = dataclasses.replace(settings, rounds=args.rounds or settings.rounds,
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             "http": lambda: _http(server, sg_redis, args.quick),
             "scale": lambda: _scale(args.sessions, sg_redis),
             "dbsc": lambda: _dbsc(server, sg_redis, args.quick),
+            "cost": lambda: _cost(args.quick, sg_redis),
         }
         for name, run in runs.items():
             if name not in sections:
@@ -228,6 +232,15 @@ def _scale(sessions: int, sg_redis: bool) -> Section:
     print("scale …", file=sys.stderr, flush=True)
     table, found = scale(sessions)  # on a fresh private server of its own
     return [table.markdown()], found
+
+
+def _cost(quick: bool, sg_redis: bool) -> Section:
+    if not sg_redis:
+        raise RuntimeError("the cost section needs the sessionguard Redis store")
+    from redis_cost import redis_cost
+
+    print("redis cost …", file=sys.stderr, flush=True)
+    return [redis_cost(quick).markdown()], []  # on a fresh private server of its own
 
 
 if __name__ == "__main__":
