@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 import pytest
+from redis._parsers.commands import CommandsParser
 
 from conftest import SECRET
 from redis_servers import CountingProxy, RedisServer
@@ -206,7 +207,12 @@ def test_a_cluster_check_is_one_fcall_and_nothing_else(redis_cluster: Any, make_
             for name in {name for stats in after.values() for name in stats}}
     ours = {name: count for name, count in sent.items()
             if count and not any(word in name for word in ("info", "hello", "client"))}  # this test's INFOs
-    assert ours == {"cmdstat_fcall": 30, "cmdstat_get": 30, "cmdstat_time": 30}
+    expected = {"cmdstat_fcall": 30, "cmdstat_get": 30, "cmdstat_time": 30}
+    if not hasattr(CommandsParser, "_get_keys_from_specs"):
+        # redis-py before 8 (5.0 to 7.0 at least: the floor runs this) asks COMMAND GETKEYS
+        # for an FCALL's keys: one more round trip per call, and nothing else (docs/redis.md)
+        expected["cmdstat_command|getkeys"] = 30
+    assert ours == expected
 
 
 def test_a_redis_without_functions_is_a_store_failure_that_says_so(
