@@ -20,8 +20,7 @@ from sessionguard import Config
 from sessionguard.core import Outcome, flush_by
 from sessionguard.policy import Policy
 from sessionguard.stores.protocol import NewSession
-from sessionguard.stores.redis import RedisStore, open_redis_stores
-from sessionguard.stores.redis import operations as redis_operations
+from sessionguard.stores.redis import RedisStore, open_redis_stores, server_clock
 from sessionguard.stores.redis.keys import Keys
 from sessionguard.stores.redis.records import decode_record
 from sessionguard.tokens import Tokens, session_id
@@ -93,7 +92,7 @@ def test_a_check_writes_nothing_even_when_a_touch_is_due(private_redis: RedisSer
 def test_a_use_is_written_back_before_its_flush_by_moment(private_redis: RedisServer,
                                                           make_store: Any,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(redis_operations, "SYNC_SECONDS", 1.0)  # the product's own pace
+    monkeypatch.setattr(server_clock, "SYNC_SECONDS", 1.0)  # the product's own pace
     store = make_store(private_redis.url, idle_timeout=3)  # touch interval 1 s, lead 1 s
     record = login(store)
     wait_until(lambda: store.subscribed)

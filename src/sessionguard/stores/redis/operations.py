@@ -39,6 +39,7 @@ from .listing import Sweep, event_page, session_page, start_of
 from .local_cache import LocalCache, Ticket
 from .records import decode_record, now_of
 from .scripts import FUNCTIONS, Function, pack_context
+from .server_clock import ServerClock
 from .state import TICK_SECONDS, State, StateCache, policy_to_json
 from .users import UserOperations
 
@@ -46,10 +47,6 @@ _CHECK, _TOUCH, _END, _STATE = FUNCTIONS["check"], FUNCTIONS["touch"], FUNCTIONS
 #: The tick writes back the uses due before its next turn, and the one after, should that
 #: one be late: so a use is written before its moment (``core.flush_by``), not after.
 WRITE_AHEAD_MS = int(2 * TICK_SECONDS * 1000)
-#: The subscriber's tick measures the store's clock this often (seconds) ...
-SYNC_SECONDS = 1.0
-#: ... and a check does when it has not been for this long (the subscriber is down).
-CLOCK_SECONDS = 10.0
 
 
 def _opt(value: int | None) -> str:
@@ -76,10 +73,8 @@ class Operations:
         self.sweep = Sweep(keys)
         #: uses seen here, not written back yet (core.touch_due, core.flush_by)
         self.unwritten = cache.unwritten = Unwritten()
-        #: the store's clock minus the local wall clock (ns), from the last
-        #: :meth:`sync_clock`, and when that was (monotonic seconds)
-        self._offset_ns = 0
-        self._synced = float("-inf")
+        #: the server's clock as this process estimates it (:mod:`.server_clock`)
+        self.server_clock = ServerClock(clock)
         #: the operations on one user's sessions (logins, listings, sign-outs, timeouts)
         self.users = UserOperations(self)
 
@@ -122,9 +117,7 @@ class Operations:
 
     def estimated_now(self) -> int:
         """The store's clock as this process estimates it, without a round trip."""
-        if self.clock is not None:
-            return self.clock()
-        return (time.time_ns() + self._offset_ns) // 1_000_000
+        return self.server_clock.now()
 
     def policy(self) -> Op[Policy]:
         """The configured policy with the stored override's fields applied."""
@@ -230,8 +223,8 @@ class Operations:
         ticket = None if local is None else local.ticket()
         if self.cache.claim_poll():
             yield from self.reread_state()
-        if self.clock is None and time.monotonic() - self._synced > CLOCK_SECONDS:
-            yield from self.sync_clock()  # the first check, or the subscriber is not ticking
+        if self.server_clock.stale():  # the first check, or the subscriber is not ticking
+            yield from self.server_clock.measure()
         state = self.cache.state
         policy = state.policy or self.cache.default
         value, tombstone = yield Read((self.keys.session(session_id), self.keys.tombstone(session_id)))
@@ -295,20 +288,6 @@ class Operations:
             local.put(ticket, check._replace(refresh_cookie=False) if check.refresh_cookie else check)
         return check
 
-    def sync_clock(self, at: float | None = None) -> Op[None]:
-        """Measure the store's clock against this process's (one ``TIME``; the
-        subscriber's tick does it at most once per :data:`SYNC_SECONDS`, ``at``
-        being its monotonic time): :meth:`estimated_now` is then within about
-        half a round trip of the server's clock (see ``docs/redis.md``)."""
-        if self.clock is not None or (at is not None and at - self._synced < SYNC_SECONDS):
-            return
-        sent = time.time_ns()
-        seconds, micros = yield from one("TIME")
-        received = time.time_ns()
-        server_ns = (int(seconds) * 1_000_000 + int(micros)) * 1000
-        self._offset_ns = server_ns - (sent + received) // 2  # TIME was read about halfway through
-        self._synced = time.monotonic()
-
     def write_due(self, everything: bool = False, tag: str | None = None) -> Op[int]:
         """Write back the uses that are owed (``touch.lua``, one call per slot):
         the ones whose moment comes before the next tick or the one after
@@ -371,11 +350,11 @@ class Operations:
 
     def append_events(self, events: Sequence[Event]) -> Op[None]:
         """Append to the audit log (:class:`~.audit_log.AuditLog`)."""
-        return (yield from self.audit.append(events, self._offset_ns // 1_000_000))
+        return (yield from self.audit.append(events, self.server_clock.offset))
 
     def append_self_service(self, user_id: str, events: Sequence[Event]) -> Op[None]:
         """Append one self-service action's events, as far as the user's allowance goes."""
-        return (yield from self.audit.append_self_service(user_id, events, self._offset_ns // 1_000_000))
+        return (yield from self.audit.append_self_service(user_id, events, self.server_clock.offset))
 
     def events(self, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
         """Audit events, newest first."""

@@ -219,11 +219,11 @@ class RedisStore:
     def tick(self) -> None:
         """The subscriber's housekeeping, about four times a second: write back the
         uses that are owed (:meth:`write_due`), measure the store's clock once a
-        second (:meth:`.Operations.sync_clock`) and take a step of the listing
+        second (:meth:`.server_clock.ServerClock.measure`) and take a step of the listing
         index's sweep (:func:`.listing.sweep_step`). Never raises."""
         self.write_due()
         try:
-            self._run(self._ops.sync_clock(time.monotonic()))
+            self._run(self._ops.server_clock.measure(time.monotonic()))
             self._run(self._ops.sweep.step(time.monotonic()))
         except StoreUnavailable:
             pass  # the next tick goes on from the same place
