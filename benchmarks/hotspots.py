@@ -251,7 +251,7 @@ async def _per_call_async(fn: Any, n: int) -> tuple[float, float]:
 def _check_script(store: Any, session_id: str, client: Any) -> tuple[str, tuple[Any, ...], tuple[Any, ...]]:
     """The check script's name, KEYS and ARGV as the store sends them (driving
     its I/O-free operation by hand)."""
-    op = store._ops.check(session_id, False)
+    op = store._ops.check(session_id, False, True)
     request = op.send(None)
     while not hasattr(request, "name"):  # plain commands first (a state re-read)
         replies = [client.execute_command(*command) for command in request.commands]
@@ -262,7 +262,7 @@ def _check_script(store: Any, session_id: str, client: Any) -> tuple[str, tuple[
 
 def _plan(store: Any, session_id: str) -> Any:
     """The check's function call, planned without I/O (the state is cached)."""
-    op = store._ops.check(session_id, False)
+    op = store._ops.check(session_id, False, True)
     request = op.send(None)
     op.close()
     return request
@@ -311,7 +311,7 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
         ("the store's lane: the encoded check on its own connection (`SyncLane.call`)",
          _per_call(lambda: g.store._lane.call(encoded), n)),
         ("`RedisStore.check()` (what the WSGI shell calls)",
-         _per_call(lambda: g.store.check(sid, passive=False), n)),
+         _per_call(lambda: g.store.check(sid, passive=False, unbound_token=True), n)),
     ]  # fmt: skip
     client.connection_pool.release(conn)
     before = client.info("commandstats").get("cmdstat_fcall", {})
@@ -336,7 +336,8 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
                 ("the store's lane: the encoded check on its pipelined connection (`AsyncLane.call`)",
                  await _per_call_async(lambda: lane.call(encoded), n)),
                 ("`AsyncRedisStore.check()` (what the ASGI shell awaits)",
-                 await _per_call_async(lambda: g.async_store.check(sid, passive=False), n)),
+                 await _per_call_async(lambda: g.async_store.check(sid, passive=False, unbound_token=True),
+                                       n)),
             ]  # fmt: skip
         finally:
             await aclient.aclose()

@@ -30,6 +30,8 @@ Sections (each module's docstring says exactly what it measures):
 - **HTTP** (``http_load.py``, ``--http``): uvicorn and gunicorn under ``wrk``.
 - **scale** (``scale.py``, ``--scale``): memory per session, admin listing
   pages, sign-out of everyone and a login at the limit with 1,000,000 sessions.
+- **dbsc** (``dbsc.py``, ``--all`` or ``--only dbsc``): a request on a
+  device-bound session against one on an unbound session, and one refresh.
 - **cost** (``redis_cost.py``, ``--all`` or ``--only cost``): the Redis server
   time of each store operation at 1, 100 and 1,000 sessions per user.
 
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", action="store_true", help="also run the 1,000,000-session scale test")
     parser.add_argument("--all", action="store_true", help="every section")
     parser.add_argument("--only", choices=["inprocess", "instructions", "idle", "profile", "http", "scale",
-                                           "cost"],
+                                           "dbsc", "cost"],
                         action="append",
                         help="run only these sections (repeatable)")
     parser.add_argument("--sessions", type=int, default=1_000_000, help="sessions for --scale")
@@ -89,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.only and (args.scale or args.all):
         sections.add("scale")
     if not args.only and args.all:
+        sections.add("dbsc")
         sections.add("cost")
     settings = QUICK if args.quick else Settings()
     if args.rounds or args.requests:
@@ -113,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             "profile": lambda: _profile(server, sg_redis, args.quick),
             "http": lambda: _http(server, sg_redis, args.quick),
             "scale": lambda: _scale(args.sessions, sg_redis),
+            "dbsc": lambda: _dbsc(server, sg_redis, args.quick),
             "cost": lambda: _cost(args.quick, sg_redis),
         }
         for name, run in runs.items():
@@ -211,6 +215,13 @@ def _http(server: RedisServer, sg_redis: bool, quick: bool) -> Section:
 
     print("http …", file=sys.stderr, flush=True)
     return [http_mode(server, redis_store=sg_redis, quick=quick).markdown()], []
+
+
+def _dbsc(server: RedisServer, sg_redis: bool, quick: bool) -> Section:
+    from dbsc import dbsc_tables
+
+    print("dbsc …", file=sys.stderr, flush=True)
+    return [table.markdown() for table in dbsc_tables(server.url if sg_redis else None, quick=quick)], []
 
 
 def _scale(sessions: int, sg_redis: bool) -> Section:

@@ -4,6 +4,7 @@ error reporting, secrets, cookie-prefix conflicts and per-platform inheritance."
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import ipaddress
 from datetime import timedelta
 from typing import Any
@@ -35,7 +36,7 @@ SPEC_VARIABLES = """
     COOKIE_DOMAIN COOKIE_PATH ACCEPT_BEARER PLATFORM_HEADER ON_INVALID STORE_UNAVAILABLE
     ADMIN_PATH ADMIN_ROLES READONLY_ROLES ADMIN_TOKEN TRUSTED_PROXIES GEOIP_DATABASE
     AUDIT_MAXLEN AUDIT_RETENTION LOCAL_CACHE STORE_TIMEOUT STORE_SPIN ALLOWED_ORIGINS
-    ROLE_PERMISSIONS SELF_SERVICE USER_IDLE_TIMEOUT_CHOICES
+    ROLE_PERMISSIONS SELF_SERVICE USER_IDLE_TIMEOUT_CHOICES DEVICE_BOUND DEVICE_BOUND_COOKIE_LIFETIME
 """.split()
 
 
@@ -254,6 +255,13 @@ GOOD = [
     pytest.param("store_spin", "1ms", 0.001, id="store-spin-largest"),
     pytest.param("store_spin", "off", 0.0, id="store-spin-off"),
     pytest.param("store_spin", "0", 0.0, id="store-spin-zero"),
+    pytest.param("device_bound", "on", True, id="device-bound-on"),
+    pytest.param("device_bound", "OFF", False, id="device-bound-off"),
+    pytest.param("device_bound", True, True, id="device-bound-bool"),
+    pytest.param("device_bound_cookie_lifetime", "30s", 30, id="lifetime-shortest"),
+    pytest.param("device_bound_cookie_lifetime", "1h", 3600, id="lifetime-longest"),
+    pytest.param("device_bound_cookie_lifetime", "5m", 300, id="lifetime-5m"),
+    pytest.param("device_bound_cookie_lifetime", 90, 90, id="lifetime-int"),
 ]
 
 
@@ -305,6 +313,24 @@ def test_defaults() -> None:
     assert (config.role_permissions, config.self_service) == (None, True)
     hours = [3600 * n for n in (1, 4, 8, 12, 24, 48)]
     assert config.user_idle_timeout_choices == (None, 600, 1800, 5400, *hours)  # never,10m,30m,90m,1h,...
+
+
+def test_device_bound_needs_the_admin_path_and_cryptography(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Config(secret_key=KEY, device_bound="on").device_bound is True
+    with pytest.raises(ConfigurationError) as caught:
+        Config.from_env(env(device_bound="on", admin_path="off", idle_timeout="15x"))
+    assert [line.partition("=")[0] for line in caught.value.errors] == [
+        "SESSIONGUARD_IDLE_TIMEOUT", "SESSIONGUARD_DEVICE_BOUND"]
+    assert "requires SESSIONGUARD_ADMIN_PATH" in caught.value.errors[1]
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "cryptography" else real_find_spec(name, *a))
+    with pytest.raises(ConfigurationError) as caught:
+        Config.from_env(env(device_bound="on"))
+    assert caught.value.errors == (
+        "SESSIONGUARD_DEVICE_BOUND='on' needs the cryptography package to verify the browser's"
+        " signatures: pip install 'sessionguard-middleware[dbsc]'",)
+    assert Config.from_env(env(device_bound="off")).device_bound is False  # off needs nothing
 
 
 def test_field_names_are_the_spec_variables() -> None:
@@ -444,6 +470,12 @@ BAD = [
     pytest.param("store_spin", "1s", "is not a polling time", id="spin-second"),
     pytest.param("store_spin", "busy", "is not a polling time", id="spin-word"),
     pytest.param("store_spin", -1, "is not a polling time", id="spin-negative"),
+    pytest.param("device_bound", "maybe", "is not a boolean (use true or false; also 1/0, yes/no, on/off)",
+                 id="device-bound-word"),
+    pytest.param("device_bound_cookie_lifetime", "29s", "from 30s to 1h", id="lifetime-too-short"),
+    pytest.param("device_bound_cookie_lifetime", "61m", "from 30s to 1h", id="lifetime-too-long"),
+    pytest.param("device_bound_cookie_lifetime", "never", "from 30s to 1h", id="lifetime-never"),
+    pytest.param("device_bound_cookie_lifetime", "5x", "is not a cookie lifetime", id="lifetime-unit"),
 ]
 
 

@@ -110,11 +110,12 @@ def test_every_function_reads_its_arguments_by_contract_name(name: str) -> None:
 def test_calls_are_built_from_the_contract() -> None:
     check = FUNCTIONS["check"]
     with pytest.raises(TypeError):
-        check.call(("k",), context="c", use="")  # `now` missing
+        check.call(("k",), context="c", use="", token="")  # `now` missing
     with pytest.raises(TypeError):
-        check.call(("k",), context="c", use="", now="", id="x")  # not in the contract
-    assert check.call(("k",), context="c", use="", now="").args == ("c",)  # trailing empties left out
-    assert check.call(("k",), context="c", use="", now="5").args == ("c", "", "5")
+        check.call(("k",), context="c", use="", token="", now="", id="x")  # not in the contract
+    assert check.call(("k",), context="c", use="", token="", now="").args == ("c",)  # trailing empties out
+    assert check.call(("k",), context="c", use="", token="", now="5").args == ("c", "", "", "5")
+    assert check.call(("k",), context="c", use="", token="i", now="").args == ("c", "", "i")
     touch = FUNCTIONS["touch"]
     assert touch.call(("k1", "k2"), "i1", "1", "i2", "2", context="c", now="").args == (
         "c", "", "i1", "1", "i2", "2")

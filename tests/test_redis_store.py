@@ -879,3 +879,25 @@ def test_maxmemory_policy_warning(policy: str, warned: bool, private_redis_facto
     assert bool(warnings) is warned
     if warned:
         assert warnings[0].levelno == logging.WARNING and policy in warnings[0].getMessage()
+
+
+# -- device binding (DBSC) -----------------------------------------------------------------------
+
+
+def test_a_device_key_lives_with_its_session(redis_server: Any, key_prefix: str, make_stores: Any) -> None:
+    key = '{"crv":"P-256","kty":"EC","x":"x","y":"y"}'
+    sync, _ = make_stores(redis_server.url, key_prefix)
+    record = sync.create(new(sync)).record
+    keys = Keys(key_prefix)
+    with redis_server.client() as raw:
+        assert sync.bind(record.id, key, "c1", sync.now()).record.device_bound
+        assert raw.get(keys.session(record.id)).split(b"|")[2] == b"b"  # the flag, after remember-me's
+        device = keys.device_key(record.id)
+        assert raw.hget(device, "key") == key.encode() and raw.hexists(device, "c1")
+        record_ttl, device_ttl = raw.pttl(keys.session(record.id)), raw.pttl(device)
+        assert record_ttl < device_ttl <= record_ttl + 3_600_000
+        assert sync.end(record.id, "revoked") is not None
+        assert not raw.exists(device)
+        unbound = sync.create(new(sync)).record
+        assert sync.end(unbound.id, "revoked") is not None
+        assert not raw.exists(keys.device_key(unbound.id))

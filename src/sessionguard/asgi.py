@@ -15,7 +15,7 @@ from .context import AsyncSessionContext
 from .core import Outcome
 from .decision import Refusal
 from .errors import StoreUnavailable
-from .incoming import client_ip
+from .incoming import client_ip, is_https
 from .origins import origin_allowed
 from .outgoing import ASGI, with_session
 from .stores.protocol import Check
@@ -80,7 +80,7 @@ class SessionGuardMiddleware:
             # Built here rather than by ``_of`` (one Python call less);
             # tests/test_shells.py checks every slot is set.
             ctx = scope["sessionguard"] = _ASGIContext()
-            ctx.session = ctx.ended_reason = ctx.set_cookie = ctx._source = None
+            ctx.session = ctx.ended_reason = ctx.set_cookie = ctx._source = ctx._offer = None
             ctx._guard, ctx._raw, ctx._respond = guard, scope, send
         else:
             decided = await self._decide(scope, send, cookie, authorization, passive)
@@ -112,14 +112,15 @@ class SessionGuardMiddleware:
                       passive: str | None) -> _ASGIContext | Refusal:
         """The context of a request that presents a token, or its refusal."""
         guard = self.guard
-        presented = guard.presented(cookie, authorization)
+        presented = guard.presented(cookie, authorization, scope["path"])
         if presented.source == "cookie" and scope["type"] == "websocket" and not self._same_site(scope):
             return _CROSS_SITE  # before the check: another site's page does not even count as a use
         check = None
         if presented.session_id is not None:
             try:
                 check = await guard.async_store.check(
-                    presented.session_id, passive=guard.is_passive(scope["path"], passive)
+                    presented.session_id, passive=guard.is_passive(scope["path"], passive),
+                    unbound_token=presented.issued is None,
                 )
             except StoreUnavailable:
                 check = Check(Outcome.STORE_UNAVAILABLE)
@@ -162,7 +163,7 @@ class _ASGIContext(AsyncSessionContext):
             cookie = self.set_cookie
             if cookie is not None:  # a login in a request that presented no token
                 headers = with_session(message.get("headers", ()), ASGI, cookie.encode("latin-1"), None,
-                                       _expires(self.session))
+                                       _expires(self.session), _latin1(self._offer))
                 message = {**message, "headers": headers}
         respond: Send = self._respond
         return respond(message)
@@ -184,6 +185,11 @@ class _ASGIContext(AsyncSessionContext):
         forwarded = b", ".join(lines).decode("latin-1") if lines else None
         return client_ip(peer, forwarded, self._guard.config.trusted_proxies)
 
+    def _https(self) -> bool:
+        client = self._raw.get("client")
+        return is_https(self._raw.get("scheme"), client[0] if client else None,
+                        self._header("x-forwarded-proto"), self._guard.config.trusted_proxies)
+
     def _store_failed(self) -> None:
         if not isinstance(self._respond, _Unavailable):
             self._respond = _Unavailable(self._respond, self._guard.unavailable)
@@ -202,10 +208,14 @@ class _ASGITokenContext(_ASGIContext):
             cookie = self.set_cookie
             headers = with_session(message.get("headers", ()), ASGI,
                                    None if cookie is None else cookie.encode("latin-1"), self._source,
-                                   _expires(self.session))
+                                   _expires(self.session), _latin1(self._offer))
             message = {**message, "headers": headers}
         respond: Send = self._respond
         return respond(message)
+
+
+def _latin1(text: str | None) -> bytes | None:
+    return None if text is None else text.encode("latin-1")
 
 
 def _expires(session: Session | None) -> bytes | None:

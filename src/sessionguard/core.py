@@ -26,7 +26,11 @@ Rules (SPEC §4), each written once:
   sessions held reach a limit (:func:`admission_needs_count`);
 - **retention**: a record is kept for a day past its deadline, and an ended
   session leaves a tombstone for a day, so a late request learns *why* it
-  ended.
+  ended;
+- **device binding** (DBSC): a session bound to a browser's key accepts only
+  tokens that carry their issue time (:func:`refuses_token`); the
+  challenges its proofs answer are accepted once, for
+  :data:`CHALLENGE_MS` after they were issued (:func:`redeemable`).
 
 The memory store calls these functions; each Redis Lua script mirrors one of
 them and names it in its header. The contract tests run the same scenarios on
@@ -60,6 +64,8 @@ MAX_COOKIE_AGE = 400 * 86_400
 #: A user's own idle timeout of "never" (0 seconds is no duration anyone can
 #: set, so it cannot be mistaken for one; ``None`` is "the admin's value").
 NEVER_IDLE = 0
+#: A DBSC challenge is answered within this long of its issue, or never.
+CHALLENGE_MS = 5 * 60 * SECOND
 #: The metadata of a record built without any (shared, so read-only).
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
@@ -77,6 +83,10 @@ class Outcome(enum.Enum):
     SIGNOUT_ALL = "signout_all"
     INVALID = "invalid"
     STORE_UNAVAILABLE = "store_unavailable"
+    #: a device-bound session's token past its cookie lifetime, or in the form
+    #: without an issue time: the request is anonymous (no ``ended_reason``);
+    #: the session lives on for the device that holds its key
+    STALE = "stale"
 
     @property
     def ended(self) -> bool:
@@ -113,6 +123,8 @@ class Record(NamedTuple):
     #: the user's own idle timeout (seconds) for this platform, if any
     #: (:data:`NEVER_IDLE`: never)
     user_idle: int | None = None
+    #: bound to a browser's key (DBSC): its cookie is short-lived, renewed with a proof
+    device_bound: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +218,28 @@ def touched(record: Record, now: int) -> Record:
     # then a map over the fields) costs half as much again
     r = record
     return Record(r.id, r.user_id, r.platform, r.created, now, r.remember_me, r.ip, r.city,
-                  r.user_agent, r.device, r.metadata, r.user_idle)
+                  r.user_agent, r.device, r.metadata, r.user_idle, r.device_bound)
+
+
+def refuses_token(record: Record, unbound_token: bool) -> bool:
+    """Whether a valid ``record`` refuses the token presented: a device-bound
+    session refuses one without an issue time (its login token, or a copy of
+    it), which could otherwise outlive the short-lived bound cookie. Such a
+    presentation is not a use of the session."""
+    return unbound_token and record.device_bound
+
+
+def redeemable(used: Mapping[str, int], challenge: str, issued: int, now: int) -> bool:
+    """Whether a challenge issued at ``issued`` may be answered at ``now``:
+    at most :data:`CHALLENGE_MS` old, and not among the session's ``used``
+    challenges (id -> issue time)."""
+    return issued <= now + CHALLENGE_MS and now - issued <= CHALLENGE_MS and challenge not in used
+
+
+def still_used(used: Mapping[str, int], now: int) -> dict[str, int]:
+    """The used challenges worth remembering at ``now``: those young enough to
+    be presented again (older ones are refused by age anyway)."""
+    return {c: issued for c, issued in used.items() if now - issued <= CHALLENGE_MS}
 
 
 def retention(record: Record, policy: Policy, now: int) -> int | None:

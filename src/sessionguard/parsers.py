@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from typing import TypeAlias
 
-from .durations import duration, duration_choices, interval, interval_or_off, show
+from .durations import bounded, duration, duration_choices, interval, interval_or_off, show
 from .origins import origin_of
 from .permissions import role_permissions
 
@@ -297,5 +297,9 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "local_cache": _local_cache,
     "store_timeout": _store_timeout,
     "store_spin": _store_spin,
+    "device_bound": _bool,
+    # SPEC 9.6: shorter makes every request a refresh, longer leaves a stolen cookie working longer
+    "device_bound_cookie_lifetime": lambda v: bounded(
+        v, 30, 3600, tail="is not a cookie lifetime (use a duration from 30s to 1h, such as 5m)"),
 }
 SECRETS = ("secret_key", "admin_token")

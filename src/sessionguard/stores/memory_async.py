@@ -8,7 +8,7 @@ from ..audit import Event
 from ..core import Record
 from ..policy import Policy
 from .memory import MemoryStore
-from .protocol import Check, Created, NewSession, Page
+from .protocol import Binding, Check, Created, NewSession, Page
 
 
 class AsyncMemoryStore:
@@ -29,8 +29,8 @@ class AsyncMemoryStore:
     async def slot_tag(self, user_id: str) -> str:
         return self.sync.slot_tag(user_id)
 
-    async def check(self, session_id: str, *, passive: bool) -> Check:
-        return self.sync.check(session_id, passive=passive)
+    async def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
+        return self.sync.check(session_id, passive=passive, unbound_token=unbound_token)
 
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created:
         return self.sync.create(new, ending=ending)
@@ -45,6 +45,12 @@ class AsyncMemoryStore:
 
     async def end_all(self, *, keep: str | None = None) -> None:
         self.sync.end_all(keep=keep)
+
+    async def bind(self, session_id: str, key: str, challenge: str, issued: int) -> Binding:
+        return self.sync.bind(session_id, key, challenge, issued)
+
+    async def redeem(self, session_id: str, challenge: str, issued: int) -> Binding:
+        return self.sync.redeem(session_id, challenge, issued)
 
     async def user_sessions(self, user_id: str) -> list[Record]:
         return self.sync.user_sessions(user_id)

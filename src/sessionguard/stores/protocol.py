@@ -47,6 +47,26 @@ class Check(NamedTuple):
     policy: Policy | None = None
 
 
+class Binding(NamedTuple):
+    """The answer to a device-binding step (:meth:`Store.bind`, :meth:`Store.redeem`).
+
+    ``outcome`` is the session's: ``VALID``, the reason it ended, or
+    ``INVALID`` (unknown). For a valid session ``refused`` says why the step
+    was not taken (``"bound"``: bound already; ``"unbound"``: never bound;
+    ``"used"``: the challenge was answered before), else it was taken and
+    ``record`` is the session (bound). When the session ended *during* the
+    step (a timeout noticed now), ``record`` is its last record, for the one
+    audit event. ``key`` is the bound key (JWK text), on a redeem.
+    """
+
+    outcome: Outcome
+    record: Record | None = None
+    key: str | None = None
+    refused: str | None = None
+    #: the policy the session was judged by
+    policy: Policy | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Created:
     """A login's result: the new record and the sessions it evicted."""
@@ -88,8 +108,10 @@ class Store(Protocol):
         be computed from the user id alone, and the same in every process
         sharing the store, whatever ``SECRET_KEY`` says."""
 
-    def check(self, session_id: str, *, passive: bool) -> Check:
-        """Validate the session and touch it unless ``passive``."""
+    def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
+        """Validate the session and touch it unless ``passive``. ``unbound_token``:
+        the request presented a token without an issue time, which a device-bound
+        session refuses (``STALE``, no touch: :func:`~sessionguard.core.refuses_token`)."""
 
     def create(self, new: NewSession, *, ending: str | None = None) -> Created:
         """Create a session, evicting or refusing per policy. ``ending`` is the
@@ -107,6 +129,15 @@ class Store(Protocol):
     def end_all(self, *, keep: str | None = None) -> None:
         """End every session except ``keep``, in constant time."""
 
+    def bind(self, session_id: str, key: str, challenge: str, issued: int) -> Binding:
+        """Bind a valid session that is not bound yet to a device's public
+        ``key`` (JWK text), answering ``challenge`` (issued at ``issued`` ms),
+        which is then used. Not a use of the session."""
+
+    def redeem(self, session_id: str, challenge: str, issued: int) -> Binding:
+        """Answer ``challenge`` of a valid bound session once (a refresh): its
+        ``key``, to check the proof with. Not a use of the session."""
+
     def user_sessions(self, user_id: str) -> list[Record]:
         """The valid sessions of ``user_id``, newest login first."""
 
@@ -123,7 +154,8 @@ class Store(Protocol):
 
     def rotate(self, session_id: str, new_id: str) -> Check:
         """Give a valid session the id ``new_id`` (of the same user's slot), every
-        other field kept; the old id becomes unknown. ``Check(VALID, record)``
+        other field kept but its device binding (the key was the old id's); the
+        old id becomes unknown. ``Check(VALID, record)``
         with the moved record, else the outcome saying why the session ended
         (``ended`` set when a timeout was noticed now)."""
 
@@ -153,7 +185,7 @@ class AsyncStore(Protocol):
     async def policy(self) -> Policy: ...
     async def set_policy(self, policy: Policy) -> None: ...
     async def slot_tag(self, user_id: str) -> str: ...
-    async def check(self, session_id: str, *, passive: bool) -> Check: ...
+    async def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check: ...
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created: ...
     async def end(
         self, session_id: str, reason: str, *, user_id: str | None = None
@@ -162,6 +194,8 @@ class AsyncStore(Protocol):
         self, user_id: str, reason: str, *, platform: str | None = None, keep: str | None = None
     ) -> list[Record]: ...
     async def end_all(self, *, keep: str | None = None) -> None: ...
+    async def bind(self, session_id: str, key: str, challenge: str, issued: int) -> Binding: ...
+    async def redeem(self, session_id: str, challenge: str, issued: int) -> Binding: ...
     async def user_sessions(self, user_id: str) -> list[Record]: ...
     async def list_sessions(
         self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None

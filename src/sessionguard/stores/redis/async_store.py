@@ -28,7 +28,8 @@ from ...audit import Event
 from ...core import Record
 from ...errors import StoreUnavailable
 from ...policy import Policy
-from ..protocol import Check, Created, NewSession, Page
+from ..protocol import Binding, Check, Created, NewSession, Page
+from .binding import bind_device, redeem_challenge
 from .calls import Commands, Op, Read, Request, Script
 from .clients import ATTEMPT_SHARE, AsyncRetry, connect, logger, retries
 from .lane import Encoder, LaneUnavailable
@@ -191,9 +192,17 @@ class AsyncRedisStore:
     async def slot_tag(self, user_id: str) -> str:
         return await self._run(self._ops.slot_tag(user_id))
 
-    async def check(self, session_id: str, *, passive: bool) -> Check:
-        hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
-        return hit if hit is not None else await self._run(self._ops.check(session_id, passive))
+    async def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
+        hit = self._ops.cached(session_id, passive, unbound_token)  # LOCAL_CACHE: no round trip
+        if hit is not None:
+            return hit
+        return await self._run(self._ops.check(session_id, passive, unbound_token))
+
+    async def bind(self, session_id: str, key: str, challenge: str, issued: int) -> Binding:
+        return await self._run(bind_device(self._ops, session_id, key, challenge, issued))
+
+    async def redeem(self, session_id: str, challenge: str, issued: int) -> Binding:
+        return await self._run(redeem_challenge(self._ops, session_id, challenge, issued))
 
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created:
         return await self._run(self._ops.users.create(new, ending))

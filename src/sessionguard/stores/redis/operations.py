@@ -24,6 +24,7 @@ from ...core import (
     cookie_refresh_due,
     flush_by,
     judge,
+    refuses_token,
     touch_due,
     touched,
 )
@@ -190,11 +191,12 @@ class Operations:
 
     # -- the request path ------------------------------------------------------
 
-    def cached(self, session_id: str, passive: bool) -> Check | None:
+    def cached(self, session_id: str, passive: bool, unbound_token: bool = False) -> Check | None:
         """A ``LOCAL_CACHE`` hit (see :mod:`.local_cache`), still valid at this
         moment by the cached policy and epoch on the local (or injected) clock.
         An active hit is a use, kept unwritten (:mod:`..write_behind`) as between
-        touches. ``None``: ask Redis (:meth:`check`)."""
+        touches; a hit refusing the token presented (:func:`~...core.refuses_token`)
+        is not. ``None``: ask Redis (:meth:`check`)."""
         local = self.local
         check = None if local is None else local.get(session_id)
         if local is None or check is None or check.record is None:
@@ -202,6 +204,8 @@ class Operations:
         policy, epoch = self.cache.policy(), self.cache.state.epoch
         now = self.clock() if self.clock is not None else time.time_ns() // 1_000_000
         if check.policy is policy and judge(check.record, policy, now, epoch) is Outcome.VALID:
+            if refuses_token(check.record, unbound_token):
+                return _STALE
             if not passive:
                 seen = self.estimated_now()
                 self.unwritten.note(session_id, seen, flush_by(check.record, policy, seen))
@@ -209,14 +213,15 @@ class Operations:
         local.drop((session_id,))  # Redis confirms, and reports an ending once
         return None
 
-    def check(self, session_id: str, passive: bool) -> Op[Check]:
+    def check(self, session_id: str, passive: bool, unbound_token: bool = False) -> Op[Check]:
         """One request's token: one read, ``MGET`` of the record and its
         tombstone (plus a state re-read, or a clock measurement, when due), judged
         here by :func:`~sessionguard.core.judge` with the cached policy and epoch
         at :meth:`estimated_now`. An active use is kept in :attr:`unwritten`
         (every touch is written back by the tick, ``touch.lua``). A record judged
-        ended goes to :meth:`confirm`, a second round trip once per ending. With
-        ``LOCAL_CACHE``, a valid answer is kept for :meth:`cached`."""
+        ended goes to :meth:`confirm`, a second round trip once per ending. A
+        device-bound session refusing an ``unbound_token`` answers ``stale`` and
+        notes no use. With ``LOCAL_CACHE``, a valid answer is kept for :meth:`cached`."""
         if not is_session_id(session_id):
             return Check(Outcome.INVALID)
         local = self.local
@@ -236,7 +241,9 @@ class Operations:
         mine = self.unwritten.seen(session_id)
         view = stored if mine is None else touched(stored, mine)
         if judge(view, policy, now, state.epoch) is not Outcome.VALID:
-            return (yield from self.confirm(session_id, passive, ticket))
+            return (yield from self.confirm(session_id, passive, unbound_token, ticket))
+        if refuses_token(view, unbound_token):  # not a use (DBSC)
+            return _STALE
         refresh = False
         record = view
         if not passive:
@@ -249,7 +256,8 @@ class Operations:
             local.put(ticket, check._replace(refresh_cookie=False) if check.refresh_cookie else check)
         return check
 
-    def confirm(self, session_id: str, passive: bool, ticket: Ticket | None) -> Op[Check]:
+    def confirm(self, session_id: str, passive: bool, unbound_token: bool,
+                ticket: Ticket | None) -> Op[Check]:
         """The rare path: a record this process judged ended. The ``check``
         function judges it again atomically on the server's clock (counting this
         process's unwritten use of it), tombstones it and answers the ending
@@ -260,12 +268,18 @@ class Operations:
         use = ("p" if passive else "") + ("" if owed is None else str(owed))
         state = yield from self.state()
         policy = state.policy or self.cache.default
+        # the token's form is sent only when it carries an issue time (a device-bound
+        # session's cookie): the ordinary check stays one key and one argument
         reply = yield _CHECK.call((self.keys.session(session_id),), context=self.context(state),
-                                  use=use, now=self.now_arg())
+                                  use=use, token="" if unbound_token else "i", now=self.now_arg())
         kind, answer = reply[:1], reply[1:]  # check.lua: one string
         if kind == b"u":
             reason = answer.decode("ascii") or "invalid"
             return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
+        if kind == b"s":  # a device-bound session refusing the token presented: not a use
+            if answer:  # but an owed use was written
+                self.unwritten.written(session_id, now_of(answer))
+            return _STALE
         if kind == b"e":
             reason, _, value = answer.partition(b"|")
             return Check(Outcome(reason.decode("ascii")), ended=decode_record(session_id, value))
@@ -359,3 +373,6 @@ class Operations:
     def events(self, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
         """Audit events, newest first."""
         return (yield from event_page(self.keys, user_id, limit, cursor))
+
+
+_STALE = Check(Outcome.STALE)

@@ -111,9 +111,12 @@ def decode_record(session_id: str, value: bytes) -> Record:
             raise ValueError(f"trailing data after the metadata of record {session_id}")
     remember = flags.startswith(b"r")
     idle = flags[1:] if remember else flags
+    bound = idle.startswith(b"b")  # device-bound (DBSC)
+    if bound:
+        idle = idle[1:]
     # positional: this runs on every check, and keywords cost a Record twice as much
     return Record(session_id, decode_user(user), _PLATFORM_OF[platform], int(created, 36), int(seen, 36),
-                  remember, ip, city, user_agent, device, metadata, int(idle) if idle else None)
+                  remember, ip, city, user_agent, device, metadata, int(idle) if idle else None, bound)
 
 
 def now_of(text: bytes) -> int:

@@ -107,9 +107,10 @@ _PAGE = "context now tag after count"
 
 FUNCTIONS: dict[str, Function] = {f.name: f for f in (
     # a request's rare path (a record its process judged ended): one key, and but for a test
-    # clock or a use to report, one argument
-    _function("check", "MemoryStore.check: core.judge, core.touch_due, core.retention",
-              "record", "context use now", trim=True, hot=True),
+    # clock, a use to report or a device-bound session's cookie (a token with its issue
+    # time), one argument
+    _function("check", "MemoryStore.check: core.judge, core.refuses_token, core.touch_due, core.retention",
+              "record", "context use token now", trim=True, hot=True),
     _function("touch", "MemoryStore._write: core.judge, core.retention", "records...", "context now uses..."),
     _function("create", "MemoryStore.create: core.admission, core.eviction_order, core.retention",
               "index settings record", "context now tag id platform remember user tail victims"),
@@ -123,6 +124,11 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
               "record new_record", "context now use"),
     _function("set_tails", "MemoryStore.set_roles: core.judge, core.retention", "records...",
               "context now tails..."),
+    # device binding (DBSC): registration and refresh
+    _function("bind", "MemoryStore.bind: core.judge, core.redeemable, core.retention", "record",
+              "context now use key challenge issued"),
+    _function("redeem", "MemoryStore.redeem: core.judge, core.redeemable, core.retention", "record",
+              "context now use challenge issued"),
     _function("state", "MemoryStore.end_all (core.epoch_after) and MemoryStore.set_policy",
               "state", "channel change now tag_key value created"),
     _function("audit", "MemoryStore.append_self_service: audit.admit", "stream allowance",

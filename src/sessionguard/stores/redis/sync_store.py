@@ -23,7 +23,8 @@ from ...audit import Event
 from ...core import Record
 from ...errors import StoreUnavailable
 from ...policy import Policy
-from ..protocol import Check, Created, NewSession, Page
+from ..protocol import Binding, Check, Created, NewSession, Page
+from .binding import bind_device, redeem_challenge
 from .calls import Commands, Op, Read, Request, Script
 from .clients import Health, Retry, connect, retries
 from .functions import Caller
@@ -159,9 +160,17 @@ class RedisStore:
         with contextlib.suppress(StopIteration):
             op.send(reply)
 
-    def check(self, session_id: str, *, passive: bool) -> Check:
-        hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
-        return hit if hit is not None else self._run(self._ops.check(session_id, passive))
+    def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
+        hit = self._ops.cached(session_id, passive, unbound_token)  # LOCAL_CACHE: no round trip
+        if hit is not None:
+            return hit
+        return self._run(self._ops.check(session_id, passive, unbound_token))
+
+    def bind(self, session_id: str, key: str, challenge: str, issued: int) -> Binding:
+        return self._run(bind_device(self._ops, session_id, key, challenge, issued))
+
+    def redeem(self, session_id: str, challenge: str, issued: int) -> Binding:
+        return self._run(redeem_challenge(self._ops, session_id, challenge, issued))
 
     def create(self, new: NewSession, *, ending: str | None = None) -> Created:
         return self._run(self._ops.users.create(new, ending))

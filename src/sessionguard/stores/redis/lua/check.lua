@@ -6,18 +6,23 @@
 -- Strict mode: an id with neither record nor tombstone causes no write at all. A write
 -- rewrites only a record read in this same call, so a request that finishes after a logout
 -- cannot bring the session back. It reads only the record's header
--- (rules.lua header), takes one key and three arguments, and answers one string.
+-- (rules.lua header), takes one key and four arguments, and answers one string.
 --
 -- KEYS   record '<base>s:<short>' (its tombstone '<base>e:<short>' shares its slot)
 -- ARGV   context,
 --        use: how this request uses the session: 'p' passive (else active), then the time (ms)
---             of an earlier use by this process that is owed now, if any: it counts before the
---             judgement and is written (stores.write_behind),
+--             of an earlier use by this process that is owed by this time, if any: it counts
+--             before the judgement and is written (stores.write_behind),
+--        token: 'i' when the token presented carries its issue time (a device-bound session's
+--             cookie, DBSC), else '': a device-bound session refuses a token without one
+--             (core.refuses_token), and that presentation is not a use,
 --        now (ms; '' = the server's TIME); trailing empty arguments are left out (scripts.py)
 -- returns 'u<reason>'                  unknown: the tombstone's reason ('' = invalid)
 --         'v<now>|<written>|<record>'  valid: the record as read (before any write), and the
 --                                      last-seen this check wrote ('' = none)
 --         'e<reason>|<record>'         ended by this check
+--         's<written>'                 valid, but refusing the token presented; <written> is
+--                                      an owed use written now ('' = none)
 local K, A = KEY.check, ARG.check
 local c = context(ARGV[A.context])
 local key = KEYS[K.record]
@@ -26,7 +31,7 @@ if not value then
   return 'u' .. (call('GET', tombstone_of(key)) or '')
 end
 local now, now_text, now_tail = clock(ARGV[A.now] or '')
-local created, seen, remember, ui, platform = header(value)
+local created, seen, remember, ui, platform, bound = header(value)
 local use, passive, written = ARGV[A.use], false, nil
 if use and use ~= '' then
   passive = byte(use) == 112  -- 'p'
@@ -40,6 +45,14 @@ local reason = judge(c, now, key, created, seen, remember, ui, platform)
 if reason then
   finish(c, parse(key, id_of(key), value), reason)
   return 'e' .. reason .. '|' .. value
+end
+if bound and ARGV[A.token] ~= 'i' then
+  if written then
+    local rec = parse(key, id_of(key), value)
+    rec.l = seen
+    keep_index(index_of(rec), store(c, now, rec))
+  end
+  return 's' .. (written or '')
 end
 -- an active request that writes anyway writes itself: the latest use
 if not passive and (written or now - seen >= touch_interval(c, remember, ui, platform)) then

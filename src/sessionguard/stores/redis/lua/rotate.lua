@@ -3,7 +3,9 @@
 -- platform, tail); the old key goes without a tombstone, so the old token is unknown: invalid.
 -- The user's index and the listing index follow. A use of the session this process has not
 -- written yet comes along (core.touched), and its judgement is core.judge's. A retry finds the
--- new record and changes nothing. The old id is announced on the bus (LOCAL_CACHE).
+-- new record and changes nothing. The old id is announced on the bus (LOCAL_CACHE). A
+-- device-bound session (DBSC) comes out unbound: its key belongs to the old id, which the
+-- browser refreshes by.
 --
 -- KEYS   record '<base>s:<short>', new_record: the record under the new id (same tag, same
 --        slot); the user's index '<base>u:<user>' is derived from the record (same slot)
@@ -32,6 +34,10 @@ local index, old_id = index_of(rec), rec.id
 redis.call('DEL', key)
 redis.call('ZREM', index, member_of(rec))
 if c.idx then redis.call('ZREM', c.idx, idx_member(rec)) end
+if rec.b then
+  redis.call('DEL', device_of(key))
+  rec.b = false
+end
 rec.key, rec.id = new_key, id_of(new_key)
 keep_index(index, store(c, now, rec))
 redis.call('ZADD', index, 0, member_of(rec))

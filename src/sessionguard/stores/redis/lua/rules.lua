@@ -12,14 +12,16 @@
 --
 -- A session record is one string (compact: a hash with a 120-byte user agent is stored as a
 -- hashtable, about twice the size; records.decode_record reads it):
---   '<created ms, base 36>|<last seen ms, base 36>|<'r' if remember-me><user idle s>|
---    <platform letter>|<user>|' followed by an opaque tail [ip, city, user agent, device,
+--   '<created ms, base 36>|<last seen ms, base 36>|<'r' if remember-me><'b' if device-bound>
+--    <user idle s>|<platform letter>|<user>|' followed by an opaque tail [ip, city, user agent, device,
 --   metadata] that the functions never parse (no cjson round trip can alter the app's metadata).
 -- <user> is keys.encode_user(user id): the id itself when plain, else '~' + base64url.
 -- Keys under the base '<prefix>:{<tag>}:', where <short> is an id without its tag: s:<short>
 -- record, e:<short> tombstone (reason), u:<user> the user's index (zset, scores 0, members
 -- records.user_member: the platform's letter then the packed <short>), t:<user> the user's own
--- idle timeouts (hash). Every key derived here shares the slot of the declared keys: the tag is
+-- idle timeouts (hash), k:<short> a device-bound session's key and the challenges it answered
+-- (DBSC, a hash: 'key' -> the device's public key as JWK text, each challenge's id -> its issue
+-- time in ms; bind.lua), deleted with the record by finish_all(). Every key derived here shares the slot of the declared keys: the tag is
 -- in the base. Messages on the bus '<prefix>:bus': {"drop": [id, ...]} (announce below) and the
 -- state (state.lua).
 
@@ -27,6 +29,8 @@ local TOMBSTONE_MS = 86400000
 local TOUCH_MIN_MS = 1000
 local TOUCH_MAX_MS = 600000
 local SETTINGS_MS = 400 * 86400000
+local CHALLENGE_MS = 300000  -- core.CHALLENGE_MS
+local DEVICE_KEY_MS = 3600000  -- k:<short> outlives its record by the longest cookie lifetime
 
 -- The library's top level runs where Redis offers no globals, not even `string` or `math`: it
 -- defines functions and literal tables only (the contract's tables are generated). What the
@@ -56,6 +60,11 @@ end
 -- the tombstone key of a record key
 local function tombstone_of(key)
   return base_of(key) .. 'e:' .. sub(key, -SHORT_LENGTH)
+end
+
+-- the device key (DBSC) of a record key
+local function device_of(key)
+  return base_of(key) .. 'k:' .. sub(key, -SHORT_LENGTH)
 end
 
 -- core._interval: how far apart (ms) last-seen is written back for an idle limit of `idle` s
@@ -196,26 +205,30 @@ end
 -- the record ---------------------------------------------------------------------------------
 
 -- What the rules read of a record: created, last seen, remember-me, the user's own idle
--- timeout and the platform (the request path's check reads no more than this); then, for a
--- rewrite, the created and last-seen texts and where the platform's letter is.
+-- timeout, the platform and whether it is device-bound (the request path's check reads no more
+-- than this: the flags are looked at only when there are any, so an ordinary record pays nothing
+-- for the 'b'); then, for a rewrite, the created and last-seen texts and where the platform's
+-- letter is.
 local function header(value)
   local cs, ls, flags, at = match(value, '^(%w+)|(%w+)|([^|]*)|()')
   local platform = at and PLATFORM_OF_BYTE[byte(value, at)]
   if not platform then error('sessionguard: unreadable session record') end
-  local remember, ui = false, nil
+  local remember, bound, ui = false, false, nil
   if flags ~= '' then
     remember = byte(flags) == 114  -- 'r'
-    ui = number(remember and sub(flags, 2) or flags)
+    if remember then flags = sub(flags, 2) end
+    if byte(flags) == 98 then bound, flags = true, sub(flags, 2) end  -- 'b'
+    ui = number(flags)
   end
-  return number(cs, 36), number(ls, 36), remember, ui, platform, cs, ls, at
+  return number(cs, 36), number(ls, 36), remember, ui, platform, bound, cs, ls, at
 end
 
 -- A record as a table: its key, id and value, the header's fields, and `member` when it came
 -- from the user's index. Its user (keys.encode_user) is read by user_of().
 local function parse(key, id, value, member)
-  local c, l, r, ui, p, cs, ls, at = header(value)
+  local c, l, r, ui, p, b, cs, ls, at = header(value)
   return {key = key, id = id, value = value, member = member, c = c, l = l, r = r, ui = ui, p = p,
-          cs = cs, ls = ls, read_l = l, at = at}
+          b = b, cs = cs, ls = ls, read_l = l, at = at}
 end
 
 local function user_of(rec)
@@ -228,6 +241,7 @@ end
 local function encode(rec, tail)
   local flags = ''
   if rec.r then flags = 'r' end
+  if rec.b then flags = flags .. 'b' end
   if rec.ui then flags = flags .. rec.ui end
   local head = (rec.cs or b36(rec.c)) .. '|' .. (rec.l == rec.read_l and rec.ls or b36(rec.l)) .. '|' .. flags
   if not tail then return head .. sub(rec.value, rec.at - 1) end
@@ -322,13 +336,14 @@ local function store(c, now, rec, tail)
 end
 
 -- MemoryStore._end for each record of `recs` (all of one user), with its `reason`: it becomes
--- a tombstone carrying the reason, and leaves both indexes
+-- a tombstone carrying the reason, and leaves both indexes; a device-bound one's key goes too
 local function finish_all(c, recs)
   if #recs == 0 then return end
   local keys, members, listed = {}, {}, {}
   local base, tag = base_of(recs[1].key), c.idx and pack_id(sub(recs[1].id, 1, TAG_LENGTH))
   for i, rec in ipairs(recs) do
-    keys[i], members[i] = rec.key, member_of(rec)
+    keys[#keys + 1], members[i] = rec.key, member_of(rec)
+    if rec.b then keys[#keys + 1] = device_of(rec.key) end
     if c.idx then listed[i] = idx_bound(rec.c) .. tag .. sub(members[i], 2) end
     call('SET', base .. 'e:' .. sub(rec.key, -SHORT_LENGTH), rec.reason, 'PX', TOMBSTONE_MS)
   end
@@ -400,4 +415,24 @@ local function prune_idx(c, now)
   if not c.idx or not c.longest_ms then return end
   local cutoff = now - c.longest_ms - TOMBSTONE_MS
   call('ZREMRANGEBYLEX', c.idx, '[' .. idx_bound(cutoff - 1), '+')
+end
+
+-- device binding (DBSC) --------------------------------------------------------------------
+
+-- core.redeemable for one challenge issued at `issued` (ms), given whether the session's
+-- k:<short> hash holds it already (answered before)
+local function redeemable(now, issued, used)
+  return issued <= now + CHALLENGE_MS and now - issued <= CHALLENGE_MS and not used
+end
+
+-- k:<short> lives as long as the record, and DEVICE_KEY_MS more: the record's expiry moves with
+-- every touch, and a bound session refreshes within its cookie lifetime while in use
+-- (finish_all() deletes it with the record)
+local function keep_device_key(rec)
+  local ttl, device = call('PTTL', rec.key), device_of(rec.key)
+  if ttl < 0 then
+    call('PERSIST', device)
+  else
+    call('PEXPIRE', device, ttl + DEVICE_KEY_MS)
+  end
 end
