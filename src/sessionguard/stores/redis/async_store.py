@@ -30,7 +30,7 @@ from ...errors import StoreUnavailable
 from ...policy import Policy
 from ..protocol import Binding, Check, Created, NewSession, Page
 from .binding import bind_device, redeem_challenge
-from .calls import Op, Request, Script
+from .calls import Commands, Op, Read, Request, Script
 from .clients import ATTEMPT_SHARE, AsyncRetry, connect, logger, retries
 from .lane import Encoder, LaneUnavailable
 from .lane_async import AsyncLane
@@ -147,11 +147,13 @@ class AsyncRedisStore:
                 error = exc
 
     async def _execute(self, request: Request) -> Any:
-        if isinstance(request, Script) and request.hot:
+        if not isinstance(request, Commands) and request.hot:
             try:
                 lane = await self._clients.lane()
                 if lane is not None:
-                    reply = await lane.call(self._encoder.fcall(request))
+                    packed = (self._encoder.mget(request.keys) if isinstance(request, Read)
+                              else self._encoder.fcall(request))
+                    reply = await lane.call(packed)
                     self._shared.health.answered()
                     return reply
             except LaneUnavailable:
@@ -162,6 +164,8 @@ class AsyncRedisStore:
             client = await self._clients.get()
             if isinstance(request, Script):
                 return await self._shared.caller.acall(client, request)
+            if isinstance(request, Read):
+                return await client.execute_command("MGET", *request.keys)
             if len(request.commands) == 1:
                 return [await client.execute_command(*request.commands[0])]
             pipe = client.pipeline(transaction=False)

@@ -1,6 +1,7 @@
-"""What an operation asks a Redis store to send: a :class:`Script` or a few
-plain :class:`Commands`. Operations (:mod:`.operations`) are generators of
-these; the stores (:mod:`.sync_store`, :mod:`.async_store`) send them."""
+"""What an operation asks a Redis store to send: a :class:`Script`, a few
+plain :class:`Commands`, or the request path's :class:`Read`. Operations
+(:mod:`.operations`) are generators of these; the stores (:mod:`.sync_store`,
+:mod:`.async_store`) send them."""
 
 from __future__ import annotations
 
@@ -28,6 +29,16 @@ class Script(NamedTuple):
     hot: bool = False
 
 
+class Read(NamedTuple):
+    """The request path's read: ``MGET`` of ``keys`` (a record and its tombstone,
+    one slot), which the stores send on their lean lane (:mod:`.lane`) when they
+    can. A read: always safe to send again within the call's deadline."""
+
+    keys: tuple[str, ...]
+    retry: bool = True
+    hot: bool = True
+
+
 @dataclass(frozen=True, slots=True)
 class Commands:
     """Plain commands, pipelined (one round trip per node). ``retry=False`` for
@@ -37,7 +48,7 @@ class Commands:
     retry: bool = True
 
 
-Request = Script | Commands
+Request = Script | Read | Commands
 #: An operation (see :mod:`.operations`): yields requests, gets replies, returns its answer.
 Op = Generator[Request, Any, T]
 

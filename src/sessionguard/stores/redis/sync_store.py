@@ -25,7 +25,7 @@ from ...errors import StoreUnavailable
 from ...policy import Policy
 from ..protocol import Binding, Check, Created, NewSession, Page
 from .binding import bind_device, redeem_challenge
-from .calls import Op, Request, Script
+from .calls import Commands, Op, Read, Request, Script
 from .clients import Health, Retry, connect, retries
 from .functions import Caller
 from .lane import Encoder, LaneUnavailable, SyncLane
@@ -77,8 +77,8 @@ class Shared:
 
 
 class RedisStore:
-    """A :class:`~sessionguard.stores.protocol.Store` on Redis: one function call
-    (one round trip) per authenticated request. Build it with :func:`open_redis_stores`."""
+    """A :class:`~sessionguard.stores.protocol.Store` on Redis: one read (one
+    round trip) per authenticated request. Build it with :func:`open_redis_stores`."""
 
     def __init__(self, shared: Shared) -> None:
         self._shared = shared
@@ -105,9 +105,11 @@ class RedisStore:
                 error = exc
 
     def _execute(self, request: Request) -> Any:
-        if self._lane is not None and isinstance(request, Script) and request.hot:
+        if self._lane is not None and not isinstance(request, Commands) and request.hot:
+            encoder = self._encoder
+            packed = encoder.mget(request.keys) if isinstance(request, Read) else encoder.fcall(request)
             try:
-                reply = self._lane.call(self._encoder.fcall(request))
+                reply = self._lane.call(packed)
             except LaneUnavailable:
                 pass  # the ordinary path below retries, loads the library, reports errors
             except redis.TimeoutError as exc:
@@ -119,6 +121,8 @@ class RedisStore:
             client = self._shared.sync_client()  # a Cluster client connects when built
             if isinstance(request, Script):
                 return self._shared.caller.call(client, request)
+            if isinstance(request, Read):
+                return client.execute_command("MGET", *request.keys)
             if len(request.commands) == 1:
                 return [client.execute_command(*request.commands[0])]
             pipe = client.pipeline(transaction=False)
@@ -223,10 +227,12 @@ class RedisStore:
 
     def tick(self) -> None:
         """The subscriber's housekeeping, about four times a second: write back the
-        uses that are owed (:meth:`write_due`) and take a step of the listing
+        uses that are owed (:meth:`write_due`), measure the store's clock once a
+        second (:meth:`.server_clock.ServerClock.measure`) and take a step of the listing
         index's sweep (:func:`.listing.sweep_step`). Never raises."""
         self.write_due()
         try:
+            self._run(self._ops.server_clock.measure(time.monotonic()))
             self._run(self._ops.sweep.step(time.monotonic()))
         except StoreUnavailable:
             pass  # the next tick goes on from the same place
