@@ -563,7 +563,9 @@ async def test_tls_redis_checks_on_both_stores(private_redis_factory: Any, make_
     server = private_redis_factory("--tls-port", str(tls_port), "--tls-cert-file", str(cert),
                                    "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
                                    "--tls-auth-clients", "no")
-    sync, async_ = make_stores(f"rediss://{server.host}:{tls_port}/0?ssl_ca_certs={cert}")
+    # a cold store's first check makes two TLS handshakes (the lane's, then the pool's
+    # after its first reply) within one STORE_TIMEOUT: room for a loaded 2-core machine
+    sync, async_ = make_stores(f"rediss://{server.host}:{tls_port}/0?ssl_ca_certs={cert}", store_timeout=2)
     valid, revoked = sync.create(new(sync)).record, sync.create(new(sync, "bob")).record
     sync.end(revoked.id, "revoked")
     expected = {valid.id: Outcome.VALID, revoked.id: Outcome.REVOKED}
@@ -606,22 +608,6 @@ def test_a_loop_without_add_reader_keeps_the_transport(private_redis: RedisServe
         loop.close()
     assert outcomes == [Outcome.VALID] * 13
     assert kind == "_TransportPipeline"
-
-
-def test_a_login_retried_after_a_late_reply_takes_one_slot(private_redis: RedisServer, counting_proxy: Any,
-                                                          make_stores: Any) -> None:
-    proxy = counting_proxy(private_redis.host, private_redis.port)
-    sync, _ = make_stores(proxy.url, store_timeout=0.5, max_sessions=1, on_limit="reject")
-    sync.create(new(sync, "bob"))  # loads the library (Function not found)
-    wait_until(lambda: sync.subscribed)
-    proxy.reset()
-    sleeper = threading.Thread(target=private_redis.command, args=("DEBUG", "SLEEP", "0.3"))
-    sleeper.start()
-    time.sleep(0.05)
-    created = sync.create(new(sync))  # the first reply comes after the 0.2 s read timeout
-    sleeper.join()
-    assert request_commands(proxy).count("FCALL") == 2
-    assert sync.user_sessions("ada") == [created.record]
 
 
 # -- one clock, no resurrection --------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,7 +32,8 @@ from ...policy import Policy
 from ..protocol import Binding, Check, Created, NewSession, Page
 from .binding import bind_device, redeem_challenge
 from .calls import Commands, Op, Read, Request, Script
-from .clients import ATTEMPT_SHARE, AsyncRetry, connect, logger, retries
+from .clients import ATTEMPT_SHARE, DEADLINE, AsyncRetry, connect, logger, reruns, within_deadline
+from .internals import can_detach_streams
 from .lane import Encoder, LaneUnavailable
 from .lane_async import AsyncLane
 
@@ -57,12 +59,14 @@ class _LoopClients:
         self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._lanes: dict[asyncio.AbstractEventLoop, AsyncLane] = {}
+        # the lane takes redis-py's streams over (.internals): without them, no lane
+        self._lanes_on = not shared.target.cluster and can_detach_streams()
 
     async def lane(self) -> AsyncLane | None:
-        """This loop's lane (``None`` on a Cluster)."""
+        """This loop's lane (``None`` on a Cluster, or without :mod:`.internals`)."""
         loop = asyncio.get_running_loop()
         lane = self._lanes.get(loop)
-        if lane is None and not self._shared.target.cluster:
+        if lane is None and self._lanes_on:
             client = await self.get()
             lane = AsyncLane(client.connection_pool, self._shared.timeout * ATTEMPT_SHARE, self._shared.spin)
             with self._lock:
@@ -134,17 +138,22 @@ class AsyncRedisStore:
         self._shared.subscriber.start()
         reply: Any = None
         error: StoreUnavailable | None = None
-        while True:
-            try:
-                request = op.send(reply) if error is None else op.throw(error)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-            reply, error = None, None
-            try:
-                reply = await self._execute(request)
-            except StoreUnavailable as exc:
-                error = exc
+        # one deadline for the whole call: its lane, fallback and retries (clients.DEADLINE)
+        deadline = DEADLINE.set(time.monotonic() + self._shared.timeout)
+        try:
+            while True:
+                try:
+                    request = op.send(reply) if error is None else op.throw(error)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                reply, error = None, None
+                try:
+                    reply = await self._execute(request)
+                except StoreUnavailable as exc:
+                    error = exc
+        finally:
+            DEADLINE.reset(deadline)
 
     async def _execute(self, request: Request) -> Any:
         if not isinstance(request, Commands) and request.hot:
@@ -160,18 +169,22 @@ class AsyncRedisStore:
                 pass  # the ordinary path below retries, loads the library, reports errors
             except redis.TimeoutError as exc:
                 raise self._shared.health.failed(exc) from exc
-        with self._shared.health.translated(), retries(request.retry):
-            client = await self._clients.get()
-            if isinstance(request, Script):
-                return await self._shared.caller.acall(client, request)
-            if isinstance(request, Read):
-                return await client.execute_command("MGET", *request.keys)
-            if len(request.commands) == 1:
-                return [await client.execute_command(*request.commands[0])]
-            pipe = client.pipeline(transaction=False)
-            for command in request.commands:
-                pipe.execute_command(*command)
-            return await pipe.execute()
+        with self._shared.health.translated(), reruns(request.rerun):
+            return await within_deadline(self._send(request))
+
+    async def _send(self, request: Request) -> Any:
+        """``request`` through redis-py's client: its pool, retries and library loading."""
+        client = await self._clients.get()
+        if isinstance(request, Script):
+            return await self._shared.caller.acall(client, request)
+        if isinstance(request, Read):
+            return await client.execute_command("MGET", *request.keys)
+        if len(request.commands) == 1:
+            return [await client.execute_command(*request.commands[0])]
+        pipe = client.pipeline(transaction=False)
+        for command in request.commands:
+            pipe.execute_command(*command)
+        return await pipe.execute()
 
     @property
     def subscribed(self) -> bool:

@@ -5,13 +5,41 @@ plain :class:`Commands`, or the request path's :class:`Read`. Operations
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
+import redis
+
 T = TypeVar("T")
 
 Arg = str | bytes | int
+
+
+class Rerun(enum.Enum):
+    """Whether a call whose reply was lost or late may be sent again, within
+    the call's ``STORE_TIMEOUT`` (:class:`~.clients.Budget`). Every call says
+    which: a library function in its contract (:data:`.scripts.FUNCTIONS`), plain
+    commands where they are built (:mod:`.operations`, :mod:`.users`, :mod:`.listing`)."""
+
+    #: Idempotent and cheap (one session, one key, a bounded batch): again after a
+    #: dropped connection or a reply that came too late.
+    ALWAYS = "always"
+    #: Idempotent, but its work grows with the data (a user's sessions): again
+    #: only after a dropped connection, never after a timeout (Redis may still be
+    #: running it: a slow call run again would only add to the load).
+    ON_DROP = "on_drop"
+    #: Not idempotent (the audit log's XADD would log an event twice), or a page of a
+    #: paged per-user call (run twice, an ``end_user`` page would lose the sessions it
+    #: ended from its answer): never again.
+    NEVER = "never"
+
+    def allows(self, error: BaseException) -> bool:
+        """Whether the call may be sent again after ``error``."""
+        if self is Rerun.ALWAYS:
+            return True
+        return self is Rerun.ON_DROP and not isinstance(error, redis.TimeoutError | TimeoutError)
 
 
 class Script(NamedTuple):
@@ -25,7 +53,7 @@ class Script(NamedTuple):
     name: str
     keys: tuple[str, ...]
     args: tuple[Arg, ...]
-    retry: bool = True  # idempotent and cheap: sent again after a lost reply (see clients.Budget)
+    rerun: Rerun
     hot: bool = False
 
 
@@ -35,17 +63,16 @@ class Read(NamedTuple):
     can. A read: always safe to send again within the call's deadline."""
 
     keys: tuple[str, ...]
-    retry: bool = True
+    rerun: Rerun = Rerun.ALWAYS
     hot: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Commands:
-    """Plain commands, pipelined (one round trip per node). ``retry=False`` for
-    the ones that must not run twice."""
+    """Plain commands, pipelined (one round trip per node)."""
 
     commands: tuple[tuple[Arg, ...], ...]
-    retry: bool = True
+    rerun: Rerun
 
 
 Request = Script | Read | Commands
@@ -53,7 +80,7 @@ Request = Script | Read | Commands
 Op = Generator[Request, Any, T]
 
 
-def one(*command: Arg) -> Op[Any]:
+def one(*command: Arg, rerun: Rerun) -> Op[Any]:
     """Send one plain command; its reply."""
-    replies = yield Commands((command,))
+    replies = yield Commands((command,), rerun)
     return replies[0]

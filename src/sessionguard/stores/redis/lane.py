@@ -14,10 +14,9 @@ replies ``hiredis`` parses. A request polls for its reply for up to
 on loopback the reply comes sooner than a sleeping thread is woken.
 
 What stays redis-py's: every connection is opened by redis-py (address,
-Sentinel's master, TLS, AUTH, SELECT; the lanes then use two of its private
-attributes, the sync connection's ``_sock`` to poll and the async one's
-``_writer`` to take its transport over; asyncio's loop's ``_ready`` tells
-whether other callbacks wait), and everything that is not a plain
+Sentinel's master, TLS, AUTH, SELECT; the few private attributes the lanes
+then use, and what happens without them, are in :mod:`.internals`), and
+everything that is not a plain
 answer goes back to the store's ordinary path, which retries, loads a missing
 library and reports errors: a dropped connection, a "Function not found" (a
 server that lost the library: restarted, flushed, or a new Cluster node), any
@@ -42,6 +41,7 @@ import redis
 
 from .calls import Arg, Script
 from .functions import function_missing
+from .internals import sync_socket
 
 __all__ = ["Encoder", "LaneUnavailable", "Spin", "SyncLane"]
 
@@ -131,7 +131,7 @@ class Spin:
 
 def _await_readable(connection: Any, budget: float) -> bool:
     """Whether ``connection``'s socket became readable within ``budget``, polled."""
-    sock = getattr(connection, "_sock", None)
+    sock = sync_socket(connection)
     if sock is None:
         return True  # not one we can poll: no verdict against polling
     poller = select.poll()

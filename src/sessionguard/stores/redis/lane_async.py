@@ -16,6 +16,7 @@ import hiredis
 import redis
 
 from .functions import function_missing
+from .internals import detach_streams, others_ready
 from .lane import LaneUnavailable, Spin, new_connection
 
 __all__ = ["AsyncLane"]
@@ -140,28 +141,18 @@ class _TransportPipeline(_Pipeline, asyncio.Protocol):
         super().close()
 
 
-def _others_ready(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether callbacks other than the running one wait for a turn of ``loop``
-    (asyncio's own loop tells; any other loop, uvloop's say, is assumed busy)."""
-    ready = getattr(loop, "_ready", None)
-    return ready is None or len(ready) > 0
-
-
 def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_exception(redis.TimeoutError("Timeout reading from the lane"))
 
 
-def _take_over(connection: Any, loop: asyncio.AbstractEventLoop) -> _Pipeline:
-    """The pipeline of redis-py's connected ``connection``, which no longer
-    uses it: its socket (a duplicate of the descriptor keeps the connection,
-    AUTH and SELECT done, open when the transport closes), or its transport
-    over TLS and on a loop that cannot watch a socket (Windows' proactor)."""
-    writer = getattr(connection, "_writer", None)
-    transport = getattr(writer, "transport", None)
-    if writer is None or transport is None:
-        raise LaneUnavailable("this redis-py keeps its transport elsewhere")
-    connection._reader = connection._writer = None
+def _take_over(writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop) -> _Pipeline:
+    """The pipeline of the stream ``writer`` taken from redis-py's connected
+    connection (:func:`.internals.detach_streams`): its socket (a duplicate of
+    the descriptor keeps the connection, AUTH and SELECT done, open when the
+    transport closes), or its transport over TLS and on a loop that cannot
+    watch a socket (Windows' proactor)."""
+    transport = writer.transport
     if transport.get_extra_info("sslcontext") is None:
         raw = transport.get_extra_info("socket")
         try:
@@ -200,7 +191,11 @@ class AsyncLane:
         try:
             connection = new_connection(self._pool)
             await connection.connect()  # redis-py's handshake: AUTH, SELECT, TLS, Sentinel
-            pipeline = _take_over(connection, loop)
+            writer = detach_streams(connection)
+            if writer is None:  # not leaked: the lane is off then (AsyncLane.possible)
+                await connection.disconnect()
+                raise LaneUnavailable("this redis-py keeps its streams elsewhere")
+            pipeline = _take_over(writer, loop)
             self._pipeline = pipeline
             opening.set_result(pipeline)
             # the transport given up closes its socket in a callback of the loop's next
@@ -231,7 +226,7 @@ class AsyncLane:
         pipeline.waiting.append(future)
         pipeline.send(command)
         if isinstance(pipeline, _SocketPipeline) and self._spin.on():
-            if _others_ready(loop):
+            if others_ready(loop):
                 # one turn of the loop first: requests ready to run send theirs and share the trip
                 await asyncio.sleep(0)
             if len(pipeline.waiting) == 1 and not future.done():  # still alone: poll

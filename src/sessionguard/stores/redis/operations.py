@@ -34,7 +34,7 @@ from ...tokens import is_session_id
 from ..protocol import Check, Page
 from ..write_behind import Unwritten
 from .audit_log import AuditLog
-from .calls import Arg, Op, Read, Script, one
+from .calls import Arg, Op, Read, Rerun, Script, one
 from .keys import Keys, encode_user
 from .listing import Sweep, event_page, session_page, start_of
 from .local_cache import LocalCache, Ticket
@@ -113,7 +113,7 @@ class Operations:
         """The injected clock, else the Redis server's ``TIME`` (ms)."""
         if self.clock is not None:
             return self.clock()
-        seconds, micros = yield from one("TIME")
+        seconds, micros = yield from one("TIME", rerun=Rerun.ALWAYS)
         return int(seconds) * 1000 + int(micros) // 1000
 
     def estimated_now(self) -> int:
@@ -138,7 +138,7 @@ class Operations:
         of everyone ended it, ``core.epoch_after``)."""
         created = ""
         if keep is not None and is_session_id(keep):
-            value = yield from one("GET", self.keys.session(keep))
+            value = yield from one("GET", self.keys.session(keep), rerun=Rerun.ALWAYS)
             created = "" if value is None else str(decode_record(keep, value).created)
         kept = keep if keep is not None and created else ""  # gone: ended (or never was)
         reply = yield self._state_call("epoch", kept, created)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from .calls import Op, one
+from .calls import Op, Rerun, one
 
 #: The subscriber's tick measures the clock this often (seconds) ...
 SYNC_SECONDS = 1.0
@@ -54,7 +54,7 @@ class ServerClock:
         if self.clock is not None or (at is not None and at - self._measured < SYNC_SECONDS):
             return
         sent = time.time_ns()
-        seconds, micros = yield from one("TIME")
+        seconds, micros = yield from one("TIME", rerun=Rerun.ALWAYS)  # a retry widens the midpoint's bound: still half of it
         received = time.time_ns()
         server_ns = (int(seconds) * 1_000_000 + int(micros)) * 1000
         self.offset_ns = server_ns - (sent + received) // 2

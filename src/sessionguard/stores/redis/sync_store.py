@@ -26,7 +26,7 @@ from ...policy import Policy
 from ..protocol import Binding, Check, Created, NewSession, Page
 from .binding import bind_device, redeem_challenge
 from .calls import Commands, Op, Read, Request, Script
-from .clients import Health, Retry, connect, retries
+from .clients import DEADLINE, Health, Retry, connect, reruns
 from .functions import Caller
 from .lane import Encoder, LaneUnavailable, SyncLane
 from .operations import Operations
@@ -92,17 +92,22 @@ class RedisStore:
         self._shared.subscriber.start()
         reply: Any = None
         error: StoreUnavailable | None = None
-        while True:
-            try:
-                request = op.send(reply) if error is None else op.throw(error)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-            reply, error = None, None
-            try:
-                reply = self._execute(request)
-            except StoreUnavailable as exc:
-                error = exc
+        # one deadline for the whole call: its lane, fallback and retries (clients.DEADLINE)
+        deadline = DEADLINE.set(time.monotonic() + self._shared.timeout)
+        try:
+            while True:
+                try:
+                    request = op.send(reply) if error is None else op.throw(error)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                reply, error = None, None
+                try:
+                    reply = self._execute(request)
+                except StoreUnavailable as exc:
+                    error = exc
+        finally:
+            DEADLINE.reset(deadline)
 
     def _execute(self, request: Request) -> Any:
         if self._lane is not None and not isinstance(request, Commands) and request.hot:
@@ -111,13 +116,17 @@ class RedisStore:
             try:
                 reply = self._lane.call(packed)
             except LaneUnavailable:
-                pass  # the ordinary path below retries, loads the library, reports errors
+                # the ordinary path below retries (within the call's deadline), loads the
+                # library, reports errors; the lane fails over only on an answer ("Function
+                # not found", an error reply) or a dropped connection: a silent Redis is a
+                # TimeoutError here
+                pass
             except redis.TimeoutError as exc:
                 raise self._shared.health.failed(exc) from exc
             else:
                 self._shared.health.answered()
                 return reply
-        with self._shared.health.translated(), retries(request.retry):
+        with self._shared.health.translated(), reruns(request.rerun):
             client = self._shared.sync_client()  # a Cluster client connects when built
             if isinstance(request, Script):
                 return self._shared.caller.call(client, request)

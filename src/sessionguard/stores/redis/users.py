@@ -20,7 +20,7 @@ from ...errors import SessionLimitReached, StoreUnavailable
 from ...tokens import is_session_id
 from ..cursors import cursor_after, cursor_of, newest_first
 from ..protocol import Check, Created, NewSession, Page, with_roles
-from .calls import Arg, Commands, Op, one
+from .calls import Arg, Commands, Op, Rerun, one
 from .keys import encode_user
 from .records import decode_pairs, decode_record, idx_bound, idx_member, now_of, record_tail
 from .scripts import FUNCTIONS, PAGE, Function
@@ -104,7 +104,7 @@ class UserOperations:
             # members sorting after this bound logged in before the cutoff
             commands.append(("ZREMRANGEBYLEX", self.keys.idx, b"[" + idx_bound(cutoff - 1), "+"))
         try:
-            yield Commands(tuple(commands))
+            yield Commands(tuple(commands), Rerun.ALWAYS)
         except StoreUnavailable:
             logger.warning("sessionguard: session %s created but not listed for admins", record.id)
 
@@ -167,7 +167,7 @@ class UserOperations:
             ("ZADD", self.keys.idx, 0, idx_member(record.created, record.id)),
         )
         try:
-            yield Commands(commands)
+            yield Commands(commands, Rerun.ALWAYS)
         except StoreUnavailable:
             logger.warning("sessionguard: session %s rotated but not relisted for admins", record.id)
 
@@ -204,7 +204,7 @@ class UserOperations:
     def user_timeouts(self, user_id: str) -> Op[dict[str, int | None]]:
         """The user's own idle timeouts by platform."""
         tag = yield from self.ops.slot_tag(user_id)
-        reply = yield from one("HGETALL", self.keys.settings(tag, user_id))
+        reply = yield from one("HGETALL", self.keys.settings(tag, user_id), rerun=Rerun.ALWAYS)
         return {k.decode("ascii"): int(v) if v else None for k, v in reply.items()}
 
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> Op[None]:
