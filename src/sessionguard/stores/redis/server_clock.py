@@ -54,7 +54,8 @@ class ServerClock:
         if self.clock is not None or (at is not None and at - self._measured < SYNC_SECONDS):
             return
         sent = time.time_ns()
-        seconds, micros = yield from one("TIME", rerun=Rerun.ALWAYS)  # a retry widens the midpoint's bound: still half of it
+        # sent again if lost: the midpoint's bound then widens, still half of the whole wait
+        seconds, micros = yield from one("TIME", rerun=Rerun.ALWAYS)
         received = time.time_ns()
         server_ns = (int(seconds) * 1_000_000 + int(micros)) * 1000
         self.offset_ns = server_ns - (sent + received) // 2
