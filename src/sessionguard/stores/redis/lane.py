@@ -171,8 +171,7 @@ class SyncLane:
         try:
             connection = self._idle.pop()
         except IndexError:
-            connection = new_connection(self._pool())
-            self._counted(+1)
+            connection = self._opened()
         try:
             connection.send_packed_command((command,), check_health=False)
             # polls only while no other thread's check is in flight: they would share the cores
@@ -190,6 +189,22 @@ class SyncLane:
             raise LaneUnavailable(type(exc).__name__) from exc
         self._idle.append(connection)
         return reply
+
+    def _opened(self) -> Any:
+        """A new connection, connected by redis-py's ``connect()``: the one that
+        asks Sentinel for the primary (a first send would connect to the
+        connection's default address, ``localhost:6379``, instead)."""
+        connection = new_connection(self._pool())
+        self._counted(+1)
+        try:
+            connection.connect()
+        except redis.TimeoutError:
+            self._discard(connection)
+            raise
+        except (redis.RedisError, OSError) as exc:
+            self._discard(connection)
+            raise LaneUnavailable(type(exc).__name__) from exc
+        return connection
 
     def _counted(self, change: int) -> None:
         with self._count_lock:
