@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from apps import flask_app, starlette_app
 from sessionguard import Config, SessionGuard
 
-pytest_plugins = ["redis_servers"]
+pytest_plugins = ["redis_servers", "redis_sentinels"]
 
 SECRET = "s" * 40
 OLD_SECRET = "o" * 40

@@ -15,6 +15,7 @@ cancelled mid-flight (``Connection.read_response`` closes it on any
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import SimpleNamespace
@@ -32,6 +33,7 @@ from ...policy import Policy
 from ..protocol import Check, Created, NewSession, Page
 from .calls import Op, Request, Script
 from .clients import ATTEMPT_SHARE, AsyncRetry, connect, logger, retries
+from .failover import Address, AsyncSentinel, confirmed, cut_others, pool_connections
 from .lane import Encoder, LaneUnavailable
 from .lane_async import AsyncLane
 
@@ -57,6 +59,21 @@ class _LoopClients:
         self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._lanes: dict[asyncio.AbstractEventLoop, AsyncLane] = {}
+        self._ns = _ASYNC
+        if shared.watch is not None:
+            self._ns = SimpleNamespace(**{**vars(_ASYNC), "Sentinel": functools.partial(
+                AsyncSentinel, shared.watch)})
+            shared.watch.followers.append(self.follow)
+
+    def follow(self, primary: Address) -> None:
+        """Cut every loop's connections to another address than ``primary``
+        (called on the watch's thread: see :func:`~.failover.cut`)."""
+        with self._lock:
+            clients, lanes = list(self._clients.values()), list(self._lanes.values())
+        for client in clients:
+            cut_others(pool_connections(client.connection_pool), primary)
+        for lane in lanes:
+            lane.sever(primary)
 
     async def lane(self) -> AsyncLane | None:
         """This loop's lane (``None`` on a Cluster)."""
@@ -73,7 +90,7 @@ class _LoopClients:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = connect(self._shared.target, self._shared.timeout, _ASYNC)
+            client = connect(self._shared.target, self._shared.timeout, self._ns)
             closer = self._closer(loop, client)
             # Started, the generator is one the loop finalises at shutdown; the
             # strong reference here keeps it alive until then.
@@ -133,7 +150,7 @@ class AsyncRedisStore:
 
     async def _run(self, op: Op[T]) -> T:
         """Drive ``op``: send what it yields, give it the replies."""
-        self._shared.subscriber.start()
+        self._shared.start()
         reply: Any = None
         error: StoreUnavailable | None = None
         while True:
@@ -163,6 +180,8 @@ class AsyncRedisStore:
         with self._shared.health.translated(), retries(request.retry):
             client = await self._clients.get()
             if isinstance(request, Script):
+                if request.durable and self._shared.waits():
+                    return await self._replicated(client, request)
                 return await self._scripts[request.name](request.keys, request.argv, client=client)
             if len(request.commands) == 1:
                 return [await client.execute_command(*request.commands[0])]
@@ -170,6 +189,19 @@ class AsyncRedisStore:
             for command in request.commands:
                 pipe.execute_command(*command)
             return await pipe.execute()
+
+    async def _replicated(self, client: Any, request: Script) -> Any:
+        """``request`` and ``WAIT 1`` on one connection (:mod:`.failover`)."""
+        script, wait = self._scripts[request.name], self._shared.wait_ms
+        for _ in range(2):  # the second time after loading a script Redis lacked
+            pipe = client.pipeline(transaction=False)
+            pipe.execute_command("EVALSHA", script.sha, len(request.keys), *request.keys, *request.argv)
+            pipe.execute_command("WAIT", 1, wait)
+            replies = await pipe.execute(raise_on_error=False)
+            if not isinstance(replies[0], redis.exceptions.NoScriptError):
+                break
+            await client.script_load(script.script)
+        return confirmed(replies, wait, self._shared.waits())
 
     @property
     def subscribed(self) -> bool:
@@ -232,5 +264,5 @@ class AsyncRedisStore:
             await self._run(self._ops.write_due(everything=True))
         except StoreUnavailable:
             logger.warning("sessionguard: last uses of sessions not written back (store unavailable)")
-        self._shared.subscriber.stop()
+        self._shared.stop()
         await self._clients.close()

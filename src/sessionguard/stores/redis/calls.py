@@ -8,6 +8,8 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
+from .scripts import DURABLE
+
 T = TypeVar("T")
 
 Arg = str | bytes | int
@@ -31,6 +33,11 @@ class Script(NamedTuple):
     @property
     def argv(self) -> tuple[Arg, ...]:
         return self.context + self.args
+
+    @property
+    def durable(self) -> bool:
+        """Whether a replica must confirm it on Sentinel (:data:`.scripts.DURABLE`)."""
+        return self.name in DURABLE
 
 
 @dataclass(frozen=True, slots=True)

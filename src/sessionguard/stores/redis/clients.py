@@ -168,6 +168,8 @@ class Health:
 
     def __init__(self) -> None:
         self.down = False
+        #: told of every failure (a Sentinel store looks for a new primary then)
+        self.on_failure: Callable[[], None] | None = None
 
     @contextlib.contextmanager
     def translated(self) -> Iterator[None]:
@@ -180,7 +182,10 @@ class Health:
         self.answered()
 
     def failed(self, exc: BaseException) -> StoreUnavailable:
-        """The error to raise for ``exc``, logged once per outage."""
+        """The error to raise for ``exc``, logged once per outage (an error reply,
+        such as a ``NOPERM`` naming the refused command, every time)."""
+        if self.on_failure is not None:
+            self.on_failure()
         if not self.down or isinstance(exc, redis.ResponseError):
             logger.warning("sessionguard: session store unavailable: %s: %s", type(exc).__name__, exc)
         self.down = True

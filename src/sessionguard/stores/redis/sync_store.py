@@ -8,6 +8,7 @@ The store only drives the I/O-free operations of :mod:`.operations`;
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
@@ -25,6 +26,7 @@ from ...policy import Policy
 from ..protocol import Check, Created, NewSession, Page
 from .calls import Op, Request, Script
 from .clients import Health, Retry, connect, retries
+from .failover import Address, PrimaryWatch, SyncSentinel, confirmed, cut_others, pool_connections, wait_ms
 from .lane import Encoder, LaneUnavailable, SyncLane
 from .operations import Operations
 from .scripts import script_sources
@@ -41,7 +43,8 @@ _SYNC = SimpleNamespace(
 
 class Shared:
     """What a process's sync and async Redis store share: the target, the
-    operations (with the cached state), the health log and the subscriber."""
+    operations (with the cached state), the health log, the subscriber and,
+    on Sentinel, the watch of the primary (:mod:`.failover`)."""
 
     def __init__(self, target: Target, timeout: float, ops: Operations, spin: float) -> None:
         self.target = target
@@ -51,16 +54,48 @@ class Shared:
         self.health = Health()
         self.sources = script_sources()
         self.subscriber = Subscriber(self.sync_client, ops.keys, ops.cache)
+        #: on Sentinel: the primary, followed; writes in ``DURABLE`` wait up to this long for a replica
+        self.watch: PrimaryWatch | None = None
+        self.wait_ms = 0
+        if target.kind == "sentinel":
+            self.watch = PrimaryWatch(target, timeout)
+            self.wait_ms = wait_ms(timeout)
+            self.health.on_failure = self.watch.suspect
+            self.watch.followers.append(self._follow)
         self._client: Any = None
         self._lock = threading.Lock()
+
+    def waits(self) -> bool:
+        """Whether a write in ``DURABLE`` waits for a replica (:mod:`.failover`)."""
+        return self.watch is not None and self.watch.replicated
+
+    def start(self) -> None:
+        """Start the background threads (at a store's first use)."""
+        self.subscriber.start()
+        if self.watch is not None:
+            self.watch.start()
+
+    def stop(self) -> None:
+        self.subscriber.stop()
+        if self.watch is not None:
+            self.watch.stop()
 
     def sync_client(self) -> Any:
         """The sync client (created, not connected, on first call)."""
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = connect(self.target, self.timeout, _SYNC)
+                    ns = _SYNC
+                    if self.watch is not None:
+                        ns = SimpleNamespace(**{**vars(_SYNC), "Sentinel": functools.partial(
+                            SyncSentinel, self.watch)})
+                    self._client = connect(self.target, self.timeout, ns)
         return self._client
+
+    def _follow(self, primary: Address) -> None:
+        client = self._client
+        if client is not None:
+            cut_others(pool_connections(client.connection_pool), primary)
 
     def close_sync_client(self) -> None:
         with self._lock:
@@ -86,10 +121,12 @@ class RedisStore:
         self._encoder = Encoder({name: script.sha for name, script in self._scripts.items()})
         self._lane = None if shared.target.cluster else SyncLane(
             lambda: shared.sync_client().connection_pool, shared.spin)
+        if shared.watch is not None and self._lane is not None:
+            shared.watch.followers.append(self._lane.sever)
 
     def _run(self, op: Op[T]) -> T:
         """Drive ``op``: send what it yields, give it the replies."""
-        self._shared.subscriber.start()
+        self._shared.start()
         reply: Any = None
         error: StoreUnavailable | None = None
         while True:
@@ -118,6 +155,8 @@ class RedisStore:
         with self._shared.health.translated(), retries(request.retry):
             client = self._shared.sync_client()  # a Cluster client connects when built
             if isinstance(request, Script):
+                if request.durable and self._shared.waits():
+                    return self._replicated(client, request)
                 return self._scripts[request.name](request.keys, request.argv, client=client)
             if len(request.commands) == 1:
                 return [client.execute_command(*request.commands[0])]
@@ -125,6 +164,19 @@ class RedisStore:
             for command in request.commands:
                 pipe.execute_command(*command)
             return pipe.execute()
+
+    def _replicated(self, client: Any, request: Script) -> Any:
+        """``request`` and ``WAIT 1`` on one connection (:mod:`.failover`)."""
+        script, wait = self._scripts[request.name], self._shared.wait_ms
+        for _ in range(2):  # the second time after loading a script Redis lacked
+            pipe = client.pipeline(transaction=False)
+            pipe.execute_command("EVALSHA", script.sha, len(request.keys), *request.keys, *request.argv)
+            pipe.execute_command("WAIT", 1, wait)
+            replies = pipe.execute(raise_on_error=False)
+            if not isinstance(replies[0], redis.exceptions.NoScriptError):
+                break
+            client.script_load(script.script)
+        return confirmed(replies, wait, self._shared.waits())
 
     @property
     def subscribed(self) -> bool:
@@ -193,7 +245,7 @@ class RedisStore:
     def close(self) -> None:
         """Write back the uses still owed, stop the subscriber, release the connections."""
         self.write_due(everything=True)
-        self._shared.subscriber.stop()
+        self._shared.stop()
         if self._lane is not None:
             self._lane.close()
         self._shared.close_sync_client()

@@ -1,0 +1,158 @@
+"""Sentinel failovers under load, with real servers: one primary, one replica
+and three sentinels on loopback (:mod:`redis_sentinels`).
+
+A planned ``SENTINEL FAILOVER`` and a killed primary, each while clients log
+in, use and log out sessions through an ASGI and a WSGI app of one guard
+("process A"), and while another guard ("process B", its own connections and
+watch) revokes a session whose use A keeps probing:
+
+- no ``500``: every answer is ``200``, ``401`` or ``503``;
+- 0 false-success logouts: a logout that answered ``200`` stays ended;
+- 0 lost logins: a login that answered ``200`` is still valid;
+- the revocation is honoured by A within 1 s of the switch, and for good.
+
+Verified after the switch through a third guard that connects afresh.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import SECRET
+from fault_load import BASE_URL, Load, statuses_of, wired_app
+from redis_sentinels import SentinelGroup
+from sessionguard import Config, SessionGuard, StoreUnavailable
+
+pytestmark = pytest.mark.redis
+
+#: Data nodes: a replica's full sync starts at once (Redis waits 5 s by default).
+DATA_ARGS = ("--repl-diskless-sync-delay", "0")
+#: The longest a step may take here (a failover takes about 1 s, a demotion about 10 s).
+DEADLINE = 30.0
+
+
+class Probe:
+    """Uses ``token`` (passive) through ``app`` every few milliseconds, in a
+    thread, recording ``(monotonic time, status)``."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.seen: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        headers = {"Authorization": f"Bearer {token}", "X-Session-Passive": "1"}
+        self._client = httpx.Client(transport=httpx.WSGITransport(app=app, raise_app_exceptions=False),
+                                    base_url=BASE_URL, headers=headers)
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            status = self._client.get("/me").status_code
+            self.seen.append((time.monotonic(), status))
+
+    def stop(self) -> list[tuple[float, int]]:
+        self._stop.set()
+        self._thread.join(10)
+        self._client.close()
+        return self.seen
+
+
+def honoured_at(seen: list[tuple[float, int]]) -> float | None:
+    """When the probe saw ``401`` for good (only ``401`` or ``503`` after)."""
+    moment = None
+    for when, status in seen:
+        if status == 200:
+            moment = None
+        elif status == 401 and moment is None:
+            moment = when
+    return moment
+
+
+class Revoker:
+    """Process B revokes ``user``'s sessions from a thread, again after each
+    ``503`` (its first call may meet the old primary, or none) until one is
+    confirmed or :meth:`stop`; ``answers`` are its ``200`` and ``503``."""
+
+    def __init__(self, guard: SessionGuard, user: str) -> None:
+        self.started = time.monotonic()
+        self.answers: list[int] = []
+        self._guard, self._user = guard, user
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self) -> None:
+        deadline = self.started + DEADLINE
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                self._guard.store.end_user(self._user, "revoked")
+            except StoreUnavailable:
+                self.answers.append(503)
+                self._stop.wait(0.02)
+            else:
+                self.answers.append(200)
+                return
+
+    def stop(self) -> list[int]:
+        self._stop.set()
+        self._thread.join(DEADLINE)
+        return self.answers
+
+
+def _guard(url: str, prefix: str) -> SessionGuard:
+    return SessionGuard(Config(secret_key=SECRET, store_url=url, key_prefix=prefix))
+
+
+@pytest.mark.parametrize("fault", ["planned", "killed"])
+def test_a_failover_under_load_loses_nothing_and_undoes_nothing(
+        fault: str, sentinel_group: Callable[..., SentinelGroup]) -> None:
+    group = sentinel_group(*DATA_ARGS)
+    prefix = f"sgt-{secrets.token_hex(4)}"
+    a, b = _guard(group.url, prefix), _guard(group.url, prefix)
+    asgi_app, wsgi_app = wired_app("starlette", a), wired_app("flask-wsgi", a)
+    with httpx.Client(transport=httpx.WSGITransport(app=wsgi_app), base_url=BASE_URL) as client:
+        token = client.post("/login", json={"user": "victim"}).json()["token"]
+    loads = [Load(asgi_app, True, workers=4, user="asgi").start(),
+             Load(wsgi_app, False, workers=2, user="wsgi").start()]
+    probe = Probe(wsgi_app, token)
+    revoker: Revoker | None = None
+    try:
+        time.sleep(0.3)
+        old = group.primary()
+        with group.events("+switch-master", "+failover-state-wait-promotion") as events:
+            if fault == "planned":
+                group.failover()
+                # the replica is told to lead: from here two nodes may take writes
+                events.wait("+failover-state-wait-promotion", DEADLINE)
+            else:
+                old.kill()
+            revoker = Revoker(b, "victim")
+            switched, _ = events.wait("+switch-master", DEADLINE)
+        time.sleep(1.5)  # the load goes on after the switch
+    finally:
+        records = [load.stop() for load in loads]
+        seen = probe.stop()
+        revoked = [] if revoker is None else revoker.stop()
+    c = _guard(group.url, prefix)  # a process that starts after the switch
+    answers = [answer for record in records for answer in record.answers]
+    kept = [token for record in records for token in record.kept()]
+    ended = [token for record in records for token in record.ended()]
+    now = statuses_of(wired_app("flask-wsgi", c), False, kept + ended)
+    for guard in (a, b, c):
+        guard.store.close()
+    honoured = honoured_at(seen)
+    assert revoker is not None and honoured is not None, (revoked, seen[-5:])
+    lag = honoured - max(switched, revoker.started)
+    print(f"\n{fault}: {len(answers)} answers, {len(kept)} sessions kept, {len(ended)} logouts;"
+          f" revocation honoured by A {lag:+.3f} s after the switch; B: {revoked.count(503)} x 503"
+          f" then {revoked[-1:]}")
+    assert {answer.status for answer in answers} <= {200, 401, 503}
+    assert [t for t in ended if now[t] != 401] == [], "logouts answered 200 and undone"
+    assert [t for t in kept if now[t] != 200] == [], "logins answered 200 and lost"
+    assert lag <= 1.0
