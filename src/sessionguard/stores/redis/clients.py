@@ -19,6 +19,7 @@ import redis.retry
 from redis.backoff import ExponentialBackoff
 
 from ...errors import StoreUnavailable
+from .scripts import failed_command
 from .urls import Target
 
 logger = logging.getLogger("sessionguard")
@@ -186,7 +187,11 @@ class Health:
         such as a ``NOPERM`` naming the refused command, every time)."""
         if self.on_failure is not None:
             self.on_failure()
-        if not self.down or isinstance(exc, redis.ResponseError):
+        if isinstance(exc, redis.ResponseError):  # a refusal: each one, naming the command
+            command = failed_command(str(exc))
+            logger.warning("sessionguard: session store unavailable: %s: %s%s", type(exc).__name__, exc,
+                           "" if command is None else f" (the command: {command})")
+        elif not self.down:
             logger.warning("sessionguard: session store unavailable: %s: %s", type(exc).__name__, exc)
         self.down = True
         return StoreUnavailable(f"the session store did not answer ({type(exc).__name__})")

@@ -218,7 +218,8 @@ class SyncConnection(redis.sentinel.SentinelManagedConnection):
 class AsyncConnection(redis.asyncio.sentinel.SentinelManagedConnection):
     """The asyncio twin of :class:`SyncConnection`."""
 
-    async def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
+    async def connect_check_health(self, check_health: bool = True,
+                                   retry_socket_connect: bool = True) -> None:
         if not self.is_connected:
             self.host, self.port = await self.connection_pool.get_master_address()
         await super().connect_check_health(check_health, retry_socket_connect)
