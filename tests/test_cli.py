@@ -100,12 +100,14 @@ MAXMIND_TEST_DB = Path(__file__).resolve().parents[2] / "shared" / "data" / "Geo
 
 
 def test_check_validates_the_geoip_database(tmp_path: Path) -> None:
+    # a configuration error, as for any other variable (the guard opens the file at start-up)
     missing = run({**MEMORY, "SESSIONGUARD_GEOIP_DATABASE": str(tmp_path / "nope.mmdb")}, "check")
-    assert missing.returncode == 1
-    assert "SESSIONGUARD_GEOIP_DATABASE:" in missing.stderr and "cannot be read" in missing.stderr
+    assert missing.returncode == 2 and "invalid configuration:" in missing.stderr
+    assert "SESSIONGUARD_GEOIP_DATABASE=" in missing.stderr and "cannot be read" in missing.stderr
     junk = tmp_path / "junk.mmdb"
     junk.write_bytes(b"not a database")
-    assert run({**MEMORY, "SESSIONGUARD_GEOIP_DATABASE": str(junk)}, "check").returncode == 1
+    junked = run({**MEMORY, "SESSIONGUARD_GEOIP_DATABASE": str(junk)}, "check")
+    assert junked.returncode == 2 and "is not a MaxMind database" in junked.stderr
     if MAXMIND_TEST_DB.is_file():
         good = run({**MEMORY, "SESSIONGUARD_GEOIP_DATABASE": str(MAXMIND_TEST_DB)}, "check")
         assert good.returncode == 0 and "(GeoLite2-City)" in good.stdout
@@ -205,6 +207,32 @@ def test_demo_serves_the_example_app() -> None:
         out, err = process.communicate(timeout=10)
     assert f"sessionguard demo on http://127.0.0.1:{port}/" in out
     assert "Traceback" not in err
+    assert "anyone" not in err  # loopback: no warning
+
+
+def test_demo_on_a_public_address_warns_before_serving() -> None:
+    pytest.importorskip("uvicorn")
+    port = free_port()
+    process = subprocess.Popen(
+        command("demo", "--host", "0.0.0.0", "--port", str(port)), env=clean_environ({}),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"demo did not start: {process.communicate(timeout=5)}") from None
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    warning = "WARNING: the demo listens on 0.0.0.0"
+    assert warning in err and "anyone who can reach it can sign in as any user, administrator" in err
+    assert err.index(warning) < err.index("Uvicorn running on")
 
 
 # -- against Redis --------------------------------------------------------------------
@@ -284,6 +312,14 @@ def test_unreachable_store_exits_1(redis_env: dict[str, str], args: list[str]) -
     assert result.returncode == 1
     assert "the session store is unavailable (redis://:***@127.0.0.1:" in result.stderr
     assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_check_hides_secret_store_url_options() -> None:
+    url = f"rediss://ada%40corp:hunter1@127.0.0.1:{free_port()}/0?ssl_password=hunter2&ssl_cert_reqs=none"
+    result = run({"SESSIONGUARD_SECRET_KEY": SECRET, "SESSIONGUARD_STORE_URL": url}, "check")
+    assert result.returncode == 1
+    assert "(rediss://***:***@127.0.0.1:" in result.stderr and "ssl_password=***&" in result.stderr
+    assert "hunter" not in result.stdout + result.stderr and "ada" not in result.stdout + result.stderr
 
 
 @pytest.mark.redis

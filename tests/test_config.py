@@ -33,7 +33,7 @@ SPEC_VARIABLES = """
     PASSIVE_PATHS ALLOW_USER_TIMEOUTS COOKIE_NAME COOKIE_SECURE COOKIE_SAMESITE
     COOKIE_DOMAIN COOKIE_PATH ACCEPT_BEARER PLATFORM_HEADER ON_INVALID STORE_UNAVAILABLE
     ADMIN_PATH ADMIN_ROLES READONLY_ROLES ADMIN_TOKEN TRUSTED_PROXIES GEOIP_DATABASE
-    AUDIT_MAXLEN LOCAL_CACHE STORE_TIMEOUT STORE_SPIN
+    AUDIT_MAXLEN LOCAL_CACHE STORE_TIMEOUT STORE_SPIN ALLOWED_ORIGINS
 """.split()
 
 
@@ -542,6 +542,19 @@ def test_secrets_never_in_repr() -> None:
         pytest.param("rediss://h/0?password=pw&db=1", "rediss://h/0?password=***&db=1", id="query"),
         pytest.param("redis+sentinel://:pw@a:1,b:2/m", "redis+sentinel://:***@a:1,b:2/m", id="sentinel"),
         pytest.param("u:pw@h", "u:***@h", id="no-scheme"),
+        pytest.param("rediss://h/0?ssl_password=pw&ssl_cert_reqs=none",
+                     "rediss://h/0?ssl_password=***&ssl_cert_reqs=none", id="ssl-password"),
+        pytest.param("redis://h/0?db=1&Password=pw", "redis://h/0?db=1&Password=***", id="any-case"),
+        pytest.param("redis+sentinel://a:1/m?sentinel_password=pw&db=2",
+                     "redis+sentinel://a:1/m?sentinel_password=***&db=2", id="sentinel-password"),
+        pytest.param("redis://h?token=t&api_secret=s&ssl_keyfile=/k&x_auth=a&client_name=web",
+                     "redis://h?token=***&api_secret=***&ssl_keyfile=***&x_auth=***&client_name=web",
+                     id="token-secret-key-auth"),
+        pytest.param("rediss://h?ssl%5Fpass%77ord=pw", "rediss://h?ssl%5Fpass%77ord=***", id="encoded-name"),
+        pytest.param("redis://h?password", "redis://h?password", id="no-value"),
+        pytest.param("redis://:p%40w%3Ad@h/0", "redis://:***@h/0", id="encoded-password"),
+        pytest.param("redis://us%3Aer:pw@h", "redis://***:***@h", id="encoded-user"),
+        pytest.param("redis://h/0#password=pw", "redis://h/0#***", id="fragment"),
     ],
 )
 def test_redact_url(url: str, redacted: str) -> None:

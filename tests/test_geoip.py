@@ -1,23 +1,25 @@
-"""Login city from a GeoIP2 City database (``GEOIP_DATABASE``), resolved once
-at login from the client address (honouring ``TRUSTED_PROXIES``), on both
-shells. The tests build their own tiny database with ``mmdb-writer``; MaxMind's
-public test database is a cross-check when it is present."""
+"""Login city from a GeoIP2 City database (``GEOIP_DATABASE``, read with
+``maxminddb``, the ``geoip`` extra), resolved once at login from the client
+address (honouring ``TRUSTED_PROXIES``), on both shells; a database that
+cannot serve is a start-up error. The tests build their own tiny databases
+with ``mmdb-writer``; MaxMind's public test database is a cross-check."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import geoip2.database
 import httpx
+import maxminddb
 import pytest
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 from apps import flask_app, starlette_app
 from conftest import SECRET
-from sessionguard import Config, SessionGuard
+from sessionguard import Config, ConfigurationError, SessionGuard
 
 #: MaxMind's public test database (from the MaxMind-DB repository's ``test-data/``,
 #: MIT licensed: ``tests/data/GeoLite2-City-Test.LICENSE-MIT``).
@@ -37,20 +39,25 @@ def city_record(name: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def city_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A GeoLite2-City-shaped database holding :data:`NETWORKS`."""
+def write_database(path: Path, kind: str) -> str:
+    """A database of type ``kind`` (``GeoLite2-City``, ...) holding :data:`NETWORKS`."""
     writer = MMDBWriter(
-        ip_version=6, ipv4_compatible=True, database_type="GeoLite2-City", languages=["en"],
+        ip_version=6, ipv4_compatible=True, database_type=kind, languages=["en"],
         description="sessionguard test cities",
     )
     for network, name in NETWORKS.items():
         writer.insert_network(IPSet([network]), city_record(name))
-    path = tmp_path_factory.mktemp("geoip") / "cities.mmdb"
     writer.to_db_file(str(path))
-    with geoip2.database.Reader(str(path)) as reader:  # the file really is a City database
-        assert reader.city("198.51.100.7").city.name == "Testville"
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def city_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A GeoLite2-City-shaped database holding :data:`NETWORKS`."""
+    path = write_database(tmp_path_factory.mktemp("geoip") / "cities.mmdb", "GeoLite2-City")
+    with maxminddb.open_database(path) as reader:  # the file really is a City database
+        assert reader.metadata().database_type == "GeoLite2-City"
+    return path
 
 
 Login = Callable[..., dict[str, Any]]
@@ -151,6 +158,44 @@ def test_city_is_resolved_once_at_login(city_db: str, login_from: Login) -> None
     ],
 )
 def test_maxmind_test_database(login_from: Login, peer: str, city: str | None) -> None:
-    with geoip2.database.Reader(str(MAXMIND_TEST_DB)) as reader:  # what geoip2 itself says
-        assert reader.city("81.2.69.142").city.name == "London"
     assert login_from(make_guard(str(MAXMIND_TEST_DB)), peer)["city"] == city
+
+
+# -- a database that cannot serve stops start-up (it made every login a 500) ----------------------
+
+
+def test_a_missing_or_broken_database_is_a_start_up_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.mmdb"
+    junk.write_bytes(b"not a database" * 100)
+    country = write_database(tmp_path / "country.mmdb", "GeoLite2-Country")
+    cases = {
+        str(tmp_path / "missing.mmdb"): "cannot be read (No such file or directory)",
+        str(tmp_path): "is a directory",
+        str(junk): "is not a MaxMind database",
+        country: "is a GeoLite2-Country database, not a City database",
+    }
+    for path, tail in cases.items():
+        with pytest.raises(ConfigurationError) as raised:
+            SessionGuard.from_env({"SESSIONGUARD_SECRET_KEY": SECRET, "SESSIONGUARD_GEOIP_DATABASE": path})
+        [line] = raised.value.errors
+        assert line.startswith(f"SESSIONGUARD_GEOIP_DATABASE={path!r} {tail}"), line
+
+
+def test_without_the_geoip_extra_a_database_is_a_start_up_error(
+    city_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "maxminddb", None)  # as if not installed: import fails
+    with pytest.raises(ConfigurationError) as raised:
+        make_guard(city_db)
+    assert list(raised.value.errors) == [
+        "SESSIONGUARD_GEOIP_DATABASE is set, but the GeoIP reader is not installed"
+        " (pip install 'sessionguard-middleware[geoip]')"
+    ]
+    SessionGuard(Config(secret_key=SECRET)).close()  # without a database nothing is needed
+
+
+def test_close_releases_the_database(city_db: str) -> None:
+    guard = make_guard(city_db)
+    assert guard.geoip is not None and guard.geoip.kind == "GeoLite2-City"
+    guard.close()
+    assert guard.city("198.51.100.7") is None

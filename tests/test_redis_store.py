@@ -31,7 +31,7 @@ from starlette.testclient import TestClient
 from apps import flask_app, starlette_app
 from conftest import BASE_URL, SECRET, FakeClock
 from redis_servers import CountingProxy, RedisServer, free_ports, require_binaries
-from sessionguard import Config, SessionGuard, StoreUnavailable
+from sessionguard import Config, ConfigurationError, SessionGuard, StoreUnavailable
 from sessionguard.audit import Event
 from sessionguard.core import Outcome, Record
 from sessionguard.policy import Policy
@@ -285,6 +285,32 @@ def test_bad_store_urls_name_the_variable_not_the_password(url: str) -> None:
     with pytest.raises(ValueError, match="SESSIONGUARD_STORE_URL") as raised:
         parse_url(url)
     assert "secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("url", "unknown"), [
+    pytest.param("redis://h:1/0?colour=blue", "colour", id="unknown"),
+    pytest.param("redis://h:1/0?ssl_password=hunter2", "ssl_password", id="tls-option-without-tls"),
+    pytest.param("rediss://h:1/0?decode_responses=true", "decode_responses", id="set-by-the-store"),
+    pytest.param("redis+sentinel://h:1/main?db=1&ssl=true", "ssl", id="sentinel"),
+])
+def test_unknown_store_url_options_stop_start_up(url: str, unknown: str) -> None:
+    # redis-py would hand the option to the connection: a TypeError at the first request
+    with pytest.raises(ConfigurationError) as raised:
+        SessionGuard.from_env({"SESSIONGUARD_SECRET_KEY": SECRET, "SESSIONGUARD_STORE_URL": url})
+    [line] = raised.value.errors
+    assert line.startswith("SESSIONGUARD_STORE_URL=") and f"does not know: {unknown} (use " in line
+    assert "hunter2" not in line
+
+
+@pytest.mark.redis
+def test_known_store_url_options_reach_the_connection(redis_server: Any, key_prefix: str) -> None:
+    url = f"{redis_server.url}?client_name=sg-{key_prefix}&socket_keepalive=true&health_check_interval=5"
+    guard = SessionGuard(Config(secret_key=SECRET, store_url=url, key_prefix=key_prefix))
+    with app_client("wsgi", guard) as client:
+        assert client.post("/login", json={"user": "ada"}).status_code == 200
+    with redis_server.client() as admin:
+        assert f"sg-{key_prefix}" in {c["name"] for c in admin.client_list()}
+    guard.store.close()
 
 
 # -- races ---------------------------------------------------------------------------------------

@@ -222,3 +222,126 @@ def test_asgi_reads_the_session_cookie_from_any_of_several_cookie_headers(guard:
     assert seen[0] is not None and seen[0].user_id == "ada"
     run(whoami, {**asgi_scope(), "headers": [(b"cookie", b"theme=dark"), (b"cookie", b"x=1")]})
     assert seen[1] is None
+
+
+@pytest.mark.parametrize("shell", ["asgi", "wsgi"])
+def test_forwarded_for_is_read_from_every_header_line(shell: str, make_guard: Any) -> None:
+    # The client sends its own X-Forwarded-For line; the trusted proxy appends
+    # another with the address it saw. Reading only the first line would let
+    # the client choose its recorded address (and city).
+    guard: SessionGuard = make_guard(trusted_proxies="10.0.0.0/8")
+    lines = [b"198.51.100.66", b"203.0.113.7, 10.0.0.2"]  # spoofed; then client, inner proxy
+    if shell == "wsgi":
+        def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            environ["sessionguard"].login("ada")
+            start_response("200 OK", [])
+            return [b""]
+
+        # WSGI servers join repeated header lines with ", " (CGI), in order
+        environ = {**wsgi_environ(), "REMOTE_ADDR": "10.0.0.1",
+                   "HTTP_X_FORWARDED_FOR": b", ".join(lines).decode()}
+        run_wsgi(guard, wsgi_app, environ)
+    else:
+        async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await scope["sessionguard"].login("ada")
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b""}
+
+        async def send(message: dict[str, Any]) -> None:
+            pass
+
+        scope = {**asgi_scope(), "client": ("10.0.0.1", 5000)}
+        scope["headers"] = [*scope["headers"], *((b"x-forwarded-for", line) for line in lines)]
+        asyncio.run(guard.asgi(asgi_app)(scope, receive, send))
+    [session] = guard.store.user_sessions("ada")
+    assert session.ip == "203.0.113.7"
+
+
+# -- caches: Vary and Cache-Control on responses that depend on the session (SPEC 9.5) --------
+
+
+def signed_in(guard: SessionGuard) -> str:
+    """A fresh session's token (logged in through the WSGI shell)."""
+    tokens: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        tokens.append(environ["sessionguard"].login("ada").token)
+        start_response("200 OK", [])
+        return [b""]
+
+    run_wsgi(guard, app, wsgi_environ())
+    return tokens[0]
+
+
+def answer(shell: str, guard: SessionGuard, request: dict[str, str],
+           response: list[tuple[str, str]], login: bool = False) -> list[tuple[str, str]]:
+    """The headers of one response (names lower-cased) through ``shell``: the
+    app answers ``response``'s headers (after a login, with ``login``)."""
+    if shell == "wsgi":
+        def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            if login:
+                environ["sessionguard"].login("bob")
+            start_response("200 OK", list(response))
+            return [b""]
+
+        environ = {**wsgi_environ(), **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in request.items()}}
+        [(_, headers)] = run_wsgi(guard, wsgi_app, environ)
+        return [(name.lower(), value) for name, value in headers]
+
+    async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if login:
+            await scope["sessionguard"].login("bob")
+        encoded = [(k.lower().encode(), v.encode()) for k, v in response]  # ASGI: lower-case names
+        await send({"type": "http.response.start", "status": 200, "headers": encoded})
+        await send({"type": "http.response.body", "body": b""})
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = asgi_scope()
+    scope["headers"] = [*scope["headers"], *((k.lower().encode(), v.encode()) for k, v in request.items())]
+    asyncio.run(guard.asgi(asgi_app)(scope, receive, send))
+    return [(name.decode(), value.decode()) for name, value in sent[0]["headers"]]
+
+
+def cache_headers(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(name, value) for name, value in headers if name in ("vary", "cache-control")]
+
+
+@pytest.mark.parametrize("shell", ["asgi", "wsgi"])
+def test_responses_to_a_token_say_so_to_caches(shell: str, guard: SessionGuard) -> None:
+    token = signed_in(guard)
+    cookie, bearer = {"Cookie": f"sg_session={token}"}, {"Authorization": f"Bearer {token}"}
+    assert cache_headers(answer(shell, guard, cookie, [])) == [
+        ("cache-control", "private"), ("vary", "Cookie")]
+    assert cache_headers(answer(shell, guard, bearer, [])) == [
+        ("cache-control", "private"), ("vary", "Authorization")]
+    # the app's own Cache-Control stays; its Vary gets a line of ours unless it names ours (or *)
+    own = [("Cache-Control", "max-age=60"), ("Vary", "Accept-Encoding")]
+    assert cache_headers(answer(shell, guard, cookie, own)) == [
+        ("cache-control", "max-age=60"), ("vary", "Accept-Encoding"), ("vary", "Cookie")]
+    for vary in ("accept-encoding, cookie", "*"):
+        assert cache_headers(answer(shell, guard, cookie, [("Vary", vary)])) == [
+            ("vary", vary), ("cache-control", "private")]
+    # an ended or forged token: the cookie is cleared (no-store), and the answer still varies
+    forged = {"Cookie": f"sg_session={token[:-2]}xx"}
+    assert cache_headers(answer(shell, guard, forged, [("Cache-Control", "max-age=60")])) == [
+        ("cache-control", "no-store"), ("vary", "Cookie")]
+
+
+@pytest.mark.parametrize("shell", ["asgi", "wsgi"])
+def test_responses_without_a_token_are_left_to_the_app(shell: str, guard: SessionGuard) -> None:
+    assert cache_headers(answer(shell, guard, {}, [])) == []
+    assert cache_headers(answer(shell, guard, {"Cookie": "theme=dark", "Authorization": "Basic eDp5"},
+                                [("Vary", "Accept")])) == [("vary", "Accept")]
+    # a login without a token sets the cookie: no-store, as before
+    assert cache_headers(answer(shell, guard, {}, [("Cache-Control", "max-age=60")], login=True)) == [
+        ("cache-control", "no-store")]

@@ -16,6 +16,8 @@ from .core import Outcome
 from .decision import Refusal
 from .errors import StoreUnavailable
 from .incoming import client_ip
+from .origins import origin_allowed
+from .outgoing import ASGI, with_session
 from .stores.protocol import Check
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ class SessionGuardMiddleware:
         prefix = guard.config.admin_path if route_admin else None
         self.admin: ASGIApp | None = None if prefix is None else AdminASGI(guard, prefix=prefix)
         self._admin_prefix = prefix or ""
+        self._allowed_origins = frozenset(guard.config.allowed_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -81,7 +84,7 @@ class SessionGuardMiddleware:
         else:
             decided = await self._decide(scope, send, cookie, authorization, passive)
             if isinstance(decided, Refusal):
-                await _refuse(kind, decided, send)
+                await _refuse(kind, decided, send, scope)
                 return
             ctx = scope["sessionguard"] = decided
         if kind == "websocket":
@@ -96,15 +99,21 @@ class SessionGuardMiddleware:
             await app(scope, receive, ctx._send)
         except StoreUnavailable:
             # A login or logout inside the app could not reach the store.
-            if ctx._started:
+            if not ctx._started:
+                await _refuse(kind, guard.unavailable, send)
+            elif not _answered(ctx):
                 raise
-            await _refuse(kind, guard.unavailable, send)
+            # else the framework answered 500 and re-raised (so that servers log
+            # it); that 500 went out as the 503, and raising now would only make
+            # the server close a connection that is fine
 
     async def _decide(self, scope: Scope, send: Send, cookie: str | None, authorization: str | None,
                       passive: str | None) -> _ASGIContext | Refusal:
         """The context of a request that presents a token, or its refusal."""
         guard = self.guard
         presented = guard.presented(cookie, authorization)
+        if presented.source == "cookie" and scope["type"] == "websocket" and not self._same_site(scope):
+            return _CROSS_SITE  # before the check: another site's page does not even count as a use
         check = None
         if presented.session_id is not None:
             try:
@@ -121,8 +130,21 @@ class SessionGuardMiddleware:
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
             return verdict.refusal
-        return _ASGIContext._of(guard, scope, send, verdict.session, verdict.ended_reason,
-                                presented.source, verdict.set_cookie)
+        context = _ASGIContext if presented.source is None else _ASGITokenContext
+        return context._of(guard, scope, send, verdict.session, verdict.ended_reason,
+                           presented.source, verdict.set_cookie)
+
+    def _same_site(self, scope: Scope) -> bool:
+        """Whether a websocket handshake comes from the app's own pages (or an
+        ``ALLOWED_ORIGINS`` one): a browser sends the cookie with a handshake
+        that any other site opens (cross-site websocket hijacking)."""
+        origin = host = None
+        for name, value in scope["headers"]:
+            if name == b"origin":
+                origin = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
+        return origin_allowed(origin, host, self._allowed_origins)
 
 
 class _ASGIContext(AsyncSessionContext):
@@ -138,9 +160,7 @@ class _ASGIContext(AsyncSessionContext):
             self._raw = None  # started: see _Context._raw
             cookie = self.set_cookie
             if cookie is not None:
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != b"cache-control"]
-                headers.append((b"set-cookie", cookie.encode("latin-1")))
-                headers.append((b"cache-control", b"no-store"))
+                headers = with_session(message.get("headers", ()), ASGI, cookie.encode("latin-1"), None)
                 message = {**message, "headers": headers}
         respond: Send = self._respond
         return respond(message)
@@ -156,14 +176,81 @@ class _ASGIContext(AsyncSessionContext):
     def _ip(self) -> str:
         client = self._raw.get("client")
         peer = client[0] if client else None
-        return client_ip(peer, self._header("x-forwarded-for"), self._guard.config.trusted_proxies)
+        # every X-Forwarded-For line, joined in order as WSGI servers join them:
+        # a proxy may add its own line after the one the client sent
+        lines = [value for key, value in self._raw["headers"] if key == b"x-forwarded-for"]
+        forwarded = b", ".join(lines).decode("latin-1") if lines else None
+        return client_ip(peer, forwarded, self._guard.config.trusted_proxies)
+
+    def _store_failed(self) -> None:
+        if not isinstance(self._respond, _Unavailable):
+            self._respond = _Unavailable(self._respond, self._guard.unavailable)
 
 
-async def _refuse(kind: str, refusal: Refusal, send: Send) -> None:
+class _ASGITokenContext(_ASGIContext):
+    """The context of a request that presented a session token: its response
+    depends on who asked, and says so to caches (:mod:`.outgoing`). A class of
+    its own so that requests without a token pay nothing for it."""
+
+    __slots__ = ()
+
+    def _send(self, message: Message) -> Awaitable[None]:
+        if message["type"] == "http.response.start":
+            self._raw = None  # started: see _Context._raw
+            cookie = self.set_cookie
+            headers = with_session(message.get("headers", ()), ASGI,
+                                   None if cookie is None else cookie.encode("latin-1"), self._source)
+            message = {**message, "headers": headers}
+        respond: Send = self._respond
+        return respond(message)
+
+
+class _Unavailable:
+    """The server's ``send`` once a store call inside the app failed: the
+    framework's error handler (Starlette's ``ServerErrorMiddleware``, Django's)
+    catches the :class:`StoreUnavailable` before the shell can and answers
+    ``500``; that answer goes out as the store's ``503`` instead. Installed only
+    by the failure, so other requests pay nothing for it."""
+
+    __slots__ = ("send", "refusal", "answered")
+
+    def __init__(self, send: Send, refusal: Refusal) -> None:
+        self.send = send
+        self.refusal = refusal
+        #: whether the 503 went out in place of a 500
+        self.answered = False
+
+    async def __call__(self, message: Message) -> None:
+        if self.answered:
+            return  # the rest of the 500 being replaced
+        if message["type"] == "http.response.start" and message.get("status") == 500:
+            self.answered = True
+            await _refuse("http", self.refusal, self.send)
+            return
+        await self.send(message)
+
+
+def _answered(ctx: _ASGIContext) -> bool:
+    respond = ctx._respond
+    return isinstance(respond, _Unavailable) and respond.answered
+
+
+#: a websocket handshake from another site's page, with the session cookie
+_CROSS_SITE = Refusal(403, (("content-type", "application/json"), ("cache-control", "no-store")),
+                      b'{"error": {"code": "origin_refused", "message": "This origin may not open'
+                      b' a session websocket."}}')
+
+
+async def _refuse(kind: str, refusal: Refusal, send: Send, scope: Scope | None = None) -> None:
+    prefix = "http"
     if kind == "websocket":
-        await send({"type": "websocket.close", "code": _CLOSE_CODES.get(refusal.status, 1008)})
-        return
+        extensions = (scope or {}).get("extensions") or {}
+        if refusal.status != 403 or "websocket.http.response" not in extensions:
+            # a close before accept: the server answers the handshake 403
+            await send({"type": "websocket.close", "code": _CLOSE_CODES.get(refusal.status, 1008)})
+            return
+        prefix = "websocket.http"  # the server lets us answer the handshake (ASGI's denial response)
     headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in refusal.headers]
     headers.append((b"content-length", str(len(refusal.body)).encode()))
-    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
-    await send({"type": "http.response.body", "body": refusal.body})
+    await send({"type": f"{prefix}.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": f"{prefix}.response.body", "body": refusal.body})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import ipaddress
 import json
 import logging
 import os
@@ -99,21 +100,21 @@ def cmd_check(args: argparse.Namespace) -> int:
     if memory:
         # The store's own start-up warning would only repeat what we print below.
         logging.getLogger("sessionguard").setLevel(logging.ERROR)
-    guard = SessionGuard(config)
+    guard = SessionGuard(config)  # opens and checks GEOIP_DATABASE: a bad one is a ConfigurationError
+    geoip = None if guard.geoip is None else f"{guard.geoip.path} ({guard.geoip.kind})"
     try:
         policy = guard.store.policy()
         guard.store.list_sessions(user_id=None, platform=None, limit=1, cursor=None)
     finally:
-        guard.store.close()
-    geoip = _geoip_status(config)
+        guard.close()
     stored = policy != guard.default_policy
     if args.json:
         print(json.dumps({
-            "ok": geoip[0], "store": config.redacted_store_url, "key_prefix": config.key_prefix,
+            "ok": True, "store": config.redacted_store_url, "key_prefix": config.key_prefix,
             "policy": policy.to_json(), "policy_source": "stored" if stored else "environment",
-            "geoip_database": geoip[1],
+            "geoip_database": geoip,
         }, indent=2))
-        return 0 if geoip[0] else 1
+        return 0
     note = " (this process only: use Redis to share sessions)" if memory else " (reachable)"
     rows = [
         ("configuration", "valid"),
@@ -136,34 +137,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         ("cookie", f"{config.cookie_name} (Secure={str(config.cookie_secure).lower()},"
                    f" SameSite={config.cookie_samesite.capitalize()}, Path={config.cookie_path})"),
         ("admin path", config.admin_path or "off"),
-        ("geoip database", geoip[1] or "not configured"),
+        ("geoip database", geoip or "not configured"),
     ):
         print(f"{name:<20}{_clean(value, width=None)}")
     if not config.cookie_secure:
         print("\nwarning: SESSIONGUARD_COOKIE_SECURE=false sends the session cookie over plain HTTP;"
                " use it only for local development")
-    if not geoip[0]:
-        error(f"SESSIONGUARD_GEOIP_DATABASE: {geoip[1]}")
-        return 1
     return 0
-
-
-def _geoip_status(config: Config) -> tuple[bool, str | None]:
-    """Whether the GeoIP database opens as a City database, and a description."""
-    path = config.geoip_database
-    if path is None:
-        return True, None
-    import geoip2.database
-    import maxminddb
-
-    try:
-        with geoip2.database.Reader(path) as reader:
-            kind: str = reader.metadata().database_type
-    except (OSError, maxminddb.InvalidDatabaseError, ValueError) as exc:
-        return False, f"{path!r} cannot be read as a GeoIP2 database ({type(exc).__name__})"
-    if "City" not in kind:
-        return False, f"{path!r} is a {kind} database, not a City database"
-    return True, f"{path} ({kind})"
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
@@ -243,9 +223,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Run the demo app (:mod:`sessionguard.demo`) with uvicorn and the memory store."""
     try:
         import uvicorn
-    except ImportError:
-        raise UsageError("the demo needs uvicorn: pip install uvicorn websockets") from None
-    from .demo import create_app
+
+        from .demo import create_app  # a Starlette app
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("uvicorn", "starlette"):
+            raise
+        raise UsageError("the demo needs its extra: pip install 'sessionguard-middleware[demo]'") from None
 
     # The demo always keeps sessions in memory and serves plain HTTP, whatever
     # the environment says; policy variables (MAX_SESSIONS, ...) still apply.
@@ -257,6 +240,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     live = any(importlib.util.find_spec(name) is not None for name in ("websockets", "wsproto"))
     if not live:
         print("note: the live websocket panel is off (pip install websockets to try it)", file=sys.stderr)
+    if not _loopback(args.host):
+        print(
+            f"WARNING: the demo listens on {args.host}: anyone who can reach it can sign in as any user,"
+            " administrator included (it has no passwords, and its admin pages can sign everyone out)."
+            " Use --host 127.0.0.1 unless every machine on that network is yours.",
+            file=sys.stderr, flush=True,
+        )
     app = create_app(SessionGuard.from_env(environ), live=live)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"sessionguard demo on http://{host}:{args.port}/ (sessions kept in memory; Ctrl+C stops)",
@@ -264,6 +254,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # proxy_headers=False: sessionguard decides whom to believe (TRUSTED_PROXIES).
     uvicorn.run(app, host=args.host, port=args.port, proxy_headers=False, log_level="info")
     return 0
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name that may resolve to any address
 
 
 # -- argument parsing ------------------------------------------------------------

@@ -28,8 +28,8 @@ from .parsers import (
     Inherit,
     Inheritable,
     Network,
-    redact_url,
 )
+from .redaction import redact_url
 
 __all__ = [
     "INHERIT",
@@ -93,6 +93,7 @@ class Config:
     readonly_roles: tuple[str, ...] = ()
     admin_token: str | None = field(default=None, repr=False)
     trusted_proxies: tuple[Network, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
     geoip_database: str | None = None
     audit_maxlen: int = 100_000
     local_cache: float = 0.0

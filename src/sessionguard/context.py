@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import audit
 from .core import Record, cookie_max_age
-from .errors import SessionLimitReached
+from .errors import SessionLimitReached, StoreUnavailable
 from .platform import PLATFORMS, classify, clip, device_label
 from .session import Session
 from .stores.protocol import Created, NewSession
@@ -99,6 +99,12 @@ class _Context:
         """The client address, honouring trusted proxies."""
         raise NotImplementedError
 
+    def _store_failed(self) -> None:
+        """A store call the app made through this context failed: the shell
+        makes a ``500`` answer to this request (the framework's error handler
+        catching the :class:`StoreUnavailable`) the ``503`` instead."""
+        raise NotImplementedError
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} session={self.session!r} ended_reason={self.ended_reason!r}>"
 
@@ -181,19 +187,27 @@ class SessionContext(_Context):
         store = self._guard.store
         ending = self.session.id if self.session is not None else None
         try:
-            created = store.create(new, ending=ending)
-        except SessionLimitReached as error:
-            self._guard.record(self._rejected(error, self._guard.now_ms()))
+            try:
+                created = store.create(new, ending=ending)
+            except SessionLimitReached as error:
+                self._guard.record(self._rejected(error, self._guard.now_ms()))
+                raise
+            events = self._logged_in(created, token, store.policy())
+            self._guard.record(events)
+        except StoreUnavailable:
+            self._store_failed()
             raise
-        events = self._logged_in(created, token, store.policy())
-        self._guard.record(events)
         return self.session  # type: ignore[return-value]
 
     def logout(self) -> None:
         """End the current session (``signed_out``) and clear the cookie."""
         store = self._guard.store
-        ended = store.end(self.session.id, "signed_out") if self.session is not None else None
-        self._guard.record(self._logged_out(ended, self._guard.now_ms()))
+        try:
+            ended = store.end(self.session.id, "signed_out") if self.session is not None else None
+            self._guard.record(self._logged_out(ended, self._guard.now_ms()))
+        except StoreUnavailable:
+            self._store_failed()
+            raise
 
 
 class AsyncSessionContext(_Context):
@@ -218,16 +232,24 @@ class AsyncSessionContext(_Context):
         store = self._guard.async_store
         ending = self.session.id if self.session is not None else None
         try:
-            created = await store.create(new, ending=ending)
-        except SessionLimitReached as error:
-            await self._guard.arecord(self._rejected(error, self._guard.now_ms()))
+            try:
+                created = await store.create(new, ending=ending)
+            except SessionLimitReached as error:
+                await self._guard.arecord(self._rejected(error, self._guard.now_ms()))
+                raise
+            events = self._logged_in(created, token, await store.policy())
+            await self._guard.arecord(events)
+        except StoreUnavailable:
+            self._store_failed()
             raise
-        events = self._logged_in(created, token, await store.policy())
-        await self._guard.arecord(events)
         return self.session  # type: ignore[return-value]
 
     async def logout(self) -> None:
         """End the current session (``signed_out``) and clear the cookie."""
         store = self._guard.async_store
-        ended = await store.end(self.session.id, "signed_out") if self.session is not None else None
-        await self._guard.arecord(self._logged_out(ended, self._guard.now_ms()))
+        try:
+            ended = await store.end(self.session.id, "signed_out") if self.session is not None else None
+            await self._guard.arecord(self._logged_out(ended, self._guard.now_ms()))
+        except StoreUnavailable:
+            self._store_failed()
+            raise

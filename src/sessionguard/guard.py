@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import audit
 from .config import Config
 from .decision import Decider
+from .geoip import CityDatabase
 from .policy import Policy
 from .stores import open_stores
 from .stores.memory import wall_clock_ms
@@ -51,6 +52,8 @@ class SessionGuard:
         self.config = config
         self.tokens = Tokens(config.secret_key)
         self.default_policy = Policy.from_config(config)
+        # opened now: a missing or wrong file stops start-up, not every login
+        self._geoip = None if config.geoip_database is None else CityDatabase.open(config.geoip_database)
         millis: Callable[[], int] | None = None
         if clock is not None:
             millis = lambda: round(clock() * 1000)  # noqa: E731 - one expression, named for mypy
@@ -66,7 +69,6 @@ class SessionGuard:
         #: the session cookie's name (a request without it and without ``Authorization``
         #: carries no token: the shells let it through with no store call)
         self.cookie_name = config.cookie_name
-        self._geoip: Any = None
         decider = Decider(config, self.tokens, self.default_policy, self.now_ms)
         #: the per-request decisions (:mod:`.decision`), bound once: the shells call
         #: them on every request with a token
@@ -120,20 +122,13 @@ class SessionGuard:
         await self.async_store.close()
 
     def city(self, ip: str) -> str | None:
-        """The city of ``ip`` from the GeoIP2 database, when one is configured."""
-        path = self.config.geoip_database
-        if path is None or not ip:
-            return None
-        import geoip2.database
-        import geoip2.errors
+        """The city of ``ip`` from the GeoIP2 City database, when one is configured."""
+        return None if self._geoip is None or not ip else self._geoip.city(ip)
 
-        if self._geoip is None:
-            self._geoip = geoip2.database.Reader(path)
-        try:
-            name: str | None = self._geoip.city(ip).city.name
-        except (geoip2.errors.AddressNotFoundError, ValueError):
-            return None
-        return name
+    @property
+    def geoip(self) -> CityDatabase | None:
+        """The open GeoIP City database (``GEOIP_DATABASE``), or ``None``."""
+        return self._geoip
 
     def record(self, events: Sequence[audit.Event]) -> None:
         """Append ``events`` to the audit log (sync store) and publish them."""

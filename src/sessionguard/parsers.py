@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TypeAlias
 
 from .durations import duration, interval, interval_or_off, show
+from .origins import origin_of
 
 PLATFORMS = ("web", "mobile", "desktop")
 ENV_PREFIX = "SESSIONGUARD_"
@@ -42,23 +43,6 @@ class Inherit(enum.Enum):
 INHERIT = Inherit.INHERIT
 Inheritable: TypeAlias = int | None | Inherit
 Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password (userinfo or ``password=`` query) as ``***``.
-
-    Errs on the side of hiding: everything before the last ``@`` counts as
-    userinfo, so a password with an unescaped ``/`` or ``@`` is hidden too.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:  # no scheme: "user:password@host" must not leak either
-        scheme, rest = "", url
-    at = rest.rfind("@")
-    if at >= 0:
-        user, colon, _ = rest[:at].partition(":")
-        rest = (f"{user}:***" if colon else "***") + rest[at:]
-    rest = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", rest)
-    return f"{scheme}{sep}{rest}"
 
 
 def _local_cache(value: object) -> float:
@@ -236,6 +220,19 @@ def _geoip_database(value: object) -> str | None:
     return _text(value, _FILE_PATH, "is not a file path (use the path of an .mmdb file)")
 
 
+def _origins(value: object) -> tuple[str, ...]:
+    origins = []
+    for item in _list(value):
+        origin = origin_of(item)
+        if origin is None:
+            raise ValueError(
+                f"has {show(item)}, which is not an origin"
+                " (use comma-separated origins such as https://app.example.com or http://localhost:3000)"
+            )
+        origins.append(origin)
+    return tuple(origins)
+
+
 def _positive(value: object) -> int:
     if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
@@ -276,6 +273,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "readonly_roles": _list,
     "admin_token": _admin_token,
     "trusted_proxies": _networks,
+    "allowed_origins": _origins,
     "geoip_database": _geoip_database,
     "audit_maxlen": _positive,
     "local_cache": _local_cache,

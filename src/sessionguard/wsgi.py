@@ -14,6 +14,7 @@ from .core import Outcome
 from .decision import Refusal
 from .errors import StoreUnavailable
 from .incoming import client_ip
+from .outgoing import WSGI, with_session
 from .stores.protocol import Check
 
 if TYPE_CHECKING:
@@ -87,8 +88,9 @@ class WSGIMiddleware:
             try:
                 return target(environ, ctx._start_response)
             except StoreUnavailable:
-                # A login or logout inside the app could not reach the store.
-                if ctx._started:
+                # A login or logout inside the app could not reach the store
+                # (raised by the app, or by _Unavailable in place of its 500).
+                if ctx._started and not _answered(ctx):
                     raise
                 return _refuse(guard.unavailable, start_response)
 
@@ -114,8 +116,9 @@ class WSGIMiddleware:
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
             return verdict.refusal
-        return _WSGIContext._of(guard, environ, start_response, verdict.session,
-                                verdict.ended_reason, presented.source, verdict.set_cookie)
+        context = _WSGIContext if presented.source is None else _WSGITokenContext
+        return context._of(guard, environ, start_response, verdict.session, verdict.ended_reason,
+                           presented.source, verdict.set_cookie)
 
 
 class _WSGIContext(SessionContext):
@@ -127,9 +130,7 @@ class _WSGIContext(SessionContext):
     def _start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         cookie = self.set_cookie
         if cookie is not None:
-            headers = [h for h in headers if h[0].lower() != "cache-control"]
-            headers.append(("Set-Cookie", cookie))
-            headers.append(("Cache-Control", "no-store"))
+            headers = with_session(headers, WSGI, cookie, None)
         self._raw = None  # started: see _Context._raw
         respond = self._respond  # a slot read, then a call: no method lookup
         return respond(status, headers, exc_info)
@@ -142,6 +143,51 @@ class _WSGIContext(SessionContext):
         environ = self._raw
         return client_ip(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"),
                          self._guard.config.trusted_proxies)
+
+    def _store_failed(self) -> None:
+        if not isinstance(self._respond, _Unavailable):
+            self._respond = _Unavailable(self._respond)
+
+
+class _WSGITokenContext(_WSGIContext):
+    """The context of a request that presented a session token: its response
+    depends on who asked, and says so to caches (:mod:`.outgoing`). A class of
+    its own so that requests without a token pay nothing for it."""
+
+    __slots__ = ()
+
+    def _start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        headers = with_session(headers, WSGI, self.set_cookie, self._source)
+        self._raw = None  # started: see _Context._raw
+        respond = self._respond
+        return respond(status, headers, exc_info)
+
+
+class _Unavailable:
+    """The server's ``start_response`` once a store call inside the app failed:
+    the framework's error handler (Flask's ``handle_exception``, Django's)
+    catches the :class:`StoreUnavailable` before the shell can and answers
+    ``500``; starting that answer raises instead, before anything reaches the
+    server, and the shell answers the ``503``. Installed only by the failure,
+    so other requests pay nothing for it."""
+
+    __slots__ = ("start_response", "answered")
+
+    def __init__(self, start_response: StartResponse) -> None:
+        self.start_response = start_response
+        #: whether a 500 was refused (the shell answers the 503)
+        self.answered = False
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if status[:3] == "500":
+            self.answered = True
+            raise StoreUnavailable("a store call inside the app failed, and the app answered 500")
+        return self.start_response(status, headers, exc_info)
+
+
+def _answered(ctx: _WSGIContext) -> bool:
+    respond = ctx._respond
+    return isinstance(respond, _Unavailable) and respond.answered
 
 
 def _refuse(refusal: Refusal, start_response: StartResponse) -> list[bytes]:

@@ -28,8 +28,10 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpResponse
 
 from ..context import AsyncSessionContext, SessionContext
+from ..errors import StoreUnavailable
 
 __all__ = ["SessionGuardMiddleware", "session_context"]
 
@@ -77,3 +79,13 @@ class SessionGuardMiddleware:
         request.sessionguard = session_context(request)
         response: Awaitable[Any] = self.get_response(request)
         return await response
+
+    def process_exception(self, request: Any, exception: Exception) -> HttpResponse | None:
+        """A store call a view made itself (``guard.store``) failed: the
+        store's ``503`` rather than Django's ``500``. (Failures inside
+        ``login()`` / ``logout()`` become the ``503`` in the shell in any case.)"""
+        ctx = getattr(request, "sessionguard", None)
+        if not isinstance(exception, StoreUnavailable) or ctx is None:
+            return None
+        refusal = ctx._guard.unavailable
+        return HttpResponse(refusal.body, status=refusal.status, headers=dict(refusal.headers))

@@ -34,13 +34,17 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-from flask import Flask, abort, g, has_request_context, request
+from flask import Flask, Response, abort, g, has_request_context, request
 
 from ..context import SessionContext
+from ..errors import StoreUnavailable
 from ..guard import SessionGuard
 from ..session import Session
+
+if TYPE_CHECKING:
+    from ..decision import Refusal
 
 __all__ = [
     "SessionGuardFlask",
@@ -83,7 +87,15 @@ class SessionGuardFlask:
         app.extensions[EXTENSION] = guard
         app.before_request(_expose)
         app.context_processor(_template_context)
+        app.register_error_handler(StoreUnavailable, functools.partial(_unavailable, guard.unavailable))
         return guard
+
+
+def _unavailable(refusal: Refusal, error: StoreUnavailable) -> Response:
+    # A store call a view made itself (``guard.store``) failed: the store's 503,
+    # not Flask's 500. (Failures inside login()/logout() become the 503 in the
+    # shell whatever the wiring; this covers the app's own calls too.)
+    return Response(refusal.body, status=refusal.status, headers=list(refusal.headers))
 
 
 def _expose() -> None:

@@ -6,9 +6,11 @@ retries, and the translation of Redis errors into :class:`StoreUnavailable`.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -19,7 +21,6 @@ import redis.retry
 from redis.backoff import ExponentialBackoff
 
 from ...errors import StoreUnavailable
-from .scripts import failed_command
 from .urls import Target
 
 logger = logging.getLogger("sessionguard")
@@ -160,15 +161,23 @@ class AsyncRetry(redis.asyncio.retry.Retry):
 
 # -- errors ------------------------------------------------------------------------
 
+# where Redis says a script's command failed, and the command a Lua line calls
+_SCRIPT_LINE = re.compile(r"script: ([0-9a-f]{40}), on @user_script:(\d+)")
+_CALL = re.compile(r"redis\.p?call\(\s*['\"]([A-Za-z]+)")
+
 ERRORS = (redis.RedisError, OSError, redis.exceptions.RedisClusterException)
 
 
 class Health:
     """Logs when the store stops answering and when it is back (once each, not
-    once per request)."""
+    once per request), and every command Redis refuses (an error reply: a
+    missing ACL permission, ``NOREPLICAS``, ``OOM``), naming the command.
+    ``scripts``: the Lua sources by name, to name a command a script ran."""
 
-    def __init__(self) -> None:
+    def __init__(self, scripts: Mapping[str, str] | None = None) -> None:
         self.down = False
+        self._scripts = {hashlib.sha1(source.encode()).hexdigest(): (name, source.splitlines())
+                         for name, source in (scripts or {}).items()}
         #: told of every failure (a Sentinel store looks for a new primary then)
         self.on_failure: Callable[[], None] | None = None
 
@@ -183,18 +192,30 @@ class Health:
         self.answered()
 
     def failed(self, exc: BaseException) -> StoreUnavailable:
-        """The error to raise for ``exc``, logged once per outage (an error reply,
-        such as a ``NOPERM`` naming the refused command, every time)."""
+        """The error to raise for ``exc``, logged once per outage (each time
+        for a refused command: a request that meets one says which)."""
         if self.on_failure is not None:
             self.on_failure()
-        if isinstance(exc, redis.ResponseError):  # a refusal: each one, naming the command
-            command = failed_command(str(exc))
-            logger.warning("sessionguard: session store unavailable: %s: %s%s", type(exc).__name__, exc,
-                           "" if command is None else f" (the command: {command})")
+        if isinstance(exc, redis.ResponseError):
+            logger.warning("sessionguard: the session store refused a command: %s", self.refused(exc))
         elif not self.down:
             logger.warning("sessionguard: session store unavailable: %s: %s", type(exc).__name__, exc)
         self.down = True
         return StoreUnavailable(f"the session store did not answer ({type(exc).__name__})")
+
+    def refused(self, exc: redis.ResponseError) -> str:
+        """Redis's error reply, led by the command it refused when a script ran
+        it (Redis names the script's hash and line, not the command)."""
+        message = str(exc)
+        where = _SCRIPT_LINE.search(message)
+        script = self._scripts.get(where.group(1)) if where else None
+        if where is None or script is None:
+            return message
+        name, lines = script
+        number = int(where.group(2))
+        call = _CALL.search(lines[number - 1]) if 0 < number <= len(lines) else None
+        command = call.group(1).upper() if call else "a command"
+        return f"{command} in the {name} script: {message}"
 
     def answered(self) -> None:
         if self.down:

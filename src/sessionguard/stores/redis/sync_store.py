@@ -51,8 +51,8 @@ class Shared:
         self.timeout = timeout
         self.spin = spin  # STORE_SPIN: how long a lane polls for a reply (lane.Spin)
         self.ops = ops
-        self.health = Health()
         self.sources = script_sources()
+        self.health = Health(self.sources)
         self.subscriber = Subscriber(self.sync_client, ops.keys, ops.cache)
         #: on Sentinel: the primary, followed; writes in ``DURABLE`` wait up to this long for a replica
         self.watch: PrimaryWatch | None = None

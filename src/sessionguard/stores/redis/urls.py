@@ -28,18 +28,46 @@ class Target:
         return self.kind == "cluster"
 
 
+#: The query options a ``redis://`` URL may carry: redis-py's names, those whose
+#: value is text or a number (the store sets the rest itself: the protocol, the
+#: retries, bytes replies). redis-py hands any other name to the connection's
+#: constructor, a ``TypeError`` at the first request.
+OPTIONS = frozenset({
+    "db", "username", "password", "client_name", "lib_name", "lib_version", "max_connections",
+    "timeout", "socket_timeout", "socket_connect_timeout", "socket_keepalive", "socket_read_size",
+    "health_check_interval",
+})
+#: ... and a ``rediss://`` URL also these
+TLS_OPTIONS = frozenset({
+    "ssl_ca_certs", "ssl_ca_data", "ssl_ca_path", "ssl_cert_reqs", "ssl_certfile", "ssl_keyfile",
+    "ssl_password", "ssl_ciphers", "ssl_check_hostname", "ssl_min_version", "ssl_validate_ocsp",
+    "ssl_validate_ocsp_stapled", "ssl_ocsp_expected_cert",
+})
+#: ... and a ``redis+sentinel://`` or ``redis+cluster://`` URL only this
+CLUSTER_OPTIONS = frozenset({"db"})
+
+
 def parse_url(url: str) -> Target:
     """``redis://``, ``rediss://``, ``redis+sentinel://h:p[,h:p]/service[?db=N]``
-    or ``redis+cluster://h:p[,h:p]``. Raises :class:`ConfigurationError`."""
+    or ``redis+cluster://h:p[,h:p]``. Raises :class:`ConfigurationError`, also
+    for an option the store would not use (redis-py would fail at the first
+    request, or ignore it)."""
     scheme = url.partition("://")[0].lower()
+    parts = urlsplit(url)
+    known = {"redis": OPTIONS, "rediss": OPTIONS | TLS_OPTIONS}.get(scheme, CLUSTER_OPTIONS)
+    unknown = sorted(set(parse_qs(parts.query, keep_blank_values=True)) - known)
+    if unknown:
+        raise ConfigurationError([
+            f"SESSIONGUARD_STORE_URL={redact_url(url)!r} has an option the store does not know:"
+            f" {', '.join(unknown)} (use {', '.join(sorted(known))})"
+        ])
     if scheme in ("redis", "rediss"):
         try:  # redis-py would only notice at the first connection, inside a request
-            urlsplit(url).port  # noqa: B018 - raises ValueError on a bad port
+            parts.port  # noqa: B018 - raises ValueError on a bad port
             redis.connection.parse_url(url)  # type: ignore[no-untyped-call]
         except ValueError:
             raise _bad_url(url, "host[:port][/db] with valid options, as in redis://h:6379/0") from None
         return Target("redis", url=url)
-    parts = urlsplit(url)
     options: dict[str, Any] = {}
     userinfo, _, hostlist = parts.netloc.rpartition("@")
     if userinfo:
