@@ -16,7 +16,9 @@ Verified after the switch through a third guard that connects afresh.
 
 from __future__ import annotations
 
+import os
 import secrets
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -156,3 +158,32 @@ def test_a_failover_under_load_loses_nothing_and_undoes_nothing(
     assert [t for t in ended if now[t] != 401] == [], "logouts answered 200 and undone"
     assert [t for t in kept if now[t] != 200] == [], "logins answered 200 and lost"
     assert lag <= 1.0
+
+
+def test_a_write_no_replica_confirms_answers_503_and_checks_go_on(
+        sentinel_group: Callable[..., SentinelGroup]) -> None:
+    group = sentinel_group(*DATA_ARGS)
+    guard = _guard(group.url, f"sgt-{secrets.token_hex(4)}")
+    replica = next(node for node in group.nodes if node is not group.primary())
+    with httpx.Client(transport=httpx.WSGITransport(app=wired_app("flask-wsgi", guard)),
+                      base_url=BASE_URL) as client:
+        def send(method: str, path: str, token: str | None = None, **options: Any) -> httpx.Response:
+            client.cookies.clear()
+            headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+            return client.request(method, path, headers=headers, **options)
+
+        ada, cy = (send("POST", "/login", json={"user": u}).json()["token"] for u in ("ada", "cy"))
+        assert replica.pid is not None
+        os.kill(replica.pid, signal.SIGSTOP)  # still connected, but it acknowledges nothing
+        try:
+            during = [send("POST", "/login", json={"user": "bob"}), send("POST", "/logout", ada),
+                      send("GET", "/me", cy)]
+        finally:
+            os.kill(replica.pid, signal.SIGCONT)
+        after = [send("GET", "/me", ada), send("POST", "/logout", cy)]
+    guard.store.close()
+    # a login and a logout no replica confirmed: 503; a check meanwhile: answered
+    assert [r.status_code for r in during] == [503, 503, 200]
+    assert during[0].headers["retry-after"]
+    # the unconfirmed logout took effect on the primary all the same; writes are confirmed again
+    assert [r.status_code for r in after] == [401, 200]
