@@ -113,10 +113,12 @@ class PrimaryWatch:
         self._clients: list[redis.Redis] = []
 
     def start(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+        """Start the thread, once (as the state subscriber, it is not started
+        again in a forked child: docs/deployment.md)."""
+        if self._thread is not None:
             return
-        with self._lock:  # (again in a forked child, whose copy of the thread never runs)
-            if (self._thread is None or not self._thread.is_alive()) and not self._stop.is_set():
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(target=self._run, name="sessionguard-sentinel", daemon=True)
                 self._thread.start()
 

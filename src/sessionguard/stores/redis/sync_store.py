@@ -70,7 +70,8 @@ class Shared:
         return self.watch is not None and self.watch.replicated
 
     def start(self) -> None:
-        """Start the background threads (at a store's first use)."""
+        """Start the background threads (at a store's first use; every call
+        after the first returns at once)."""
         self.subscriber.start()
         if self.watch is not None:
             self.watch.start()
