@@ -82,8 +82,12 @@ def test_redis_killed_and_restarted_under_load(wiring: str,
     now = statuses_of(app, asgi, held + kept + ended)
     guard.store.close()
     late = [a for a in record.answers if a.status == 503 and a.began > answering + 1.0]
+    back = min((a.ended for a in record.answers if a.status == 200 and a.began > answering), default=None)
+    last = max((a.ended for a in record.answers if a.status == 503), default=answering)
     print(f"\n{wiring}: {len(record.answers)} answers, {len(record.of('login', 503))} logins and"
-          f" {len(record.of('logout', 503))} logouts answered 503; {len(kept)} kept, {len(ended)} ended")
+          f" {len(record.of('logout', 503))} logouts answered 503; {len(kept)} kept, {len(ended)} ended;"
+          f" after Redis answered: first 200 at {(back or answering) - answering:+.3f} s,"
+          f" last 503 at {last - answering:+.3f} s")
     assert record.of("login", 503), "no login met the outage"
     assert record.statuses() <= {200, 401, 503}
     assert late == [], "still 503 a second after Redis answered again"

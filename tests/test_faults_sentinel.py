@@ -28,7 +28,7 @@ import httpx
 import pytest
 
 from conftest import SECRET
-from fault_load import BASE_URL, Load, statuses_of, wired_app
+from fault_load import BASE_URL, Answer, Load, statuses_of, wired_app
 from redis_sentinels import SentinelGroup
 from sessionguard import Config, SessionGuard, StoreUnavailable
 
@@ -107,6 +107,12 @@ class Revoker:
         return self.answers
 
 
+def _window(answers: list[Answer], kinds: set[str], origin: float) -> str:
+    """When the ``503`` answers to ``kinds`` began and ended, from ``origin``."""
+    spans = [(a.began - origin, a.ended - origin) for a in answers if a.kind in kinds and a.status == 503]
+    return "none" if not spans else f"{min(b for b, _ in spans):+.2f}..{max(e for _, e in spans):+.2f} s"
+
+
 def _guard(url: str, prefix: str) -> SessionGuard:
     return SessionGuard(Config(secret_key=SECRET, store_url=url, key_prefix=prefix))
 
@@ -153,7 +159,8 @@ def test_a_failover_under_load_loses_nothing_and_undoes_nothing(
     lag = honoured - max(switched, revoker.started)
     print(f"\n{fault}: {len(answers)} answers, {len(kept)} sessions kept, {len(ended)} logouts;"
           f" revocation honoured by A {lag:+.3f} s after the switch; B: {revoked.count(503)} x 503"
-          f" then {revoked[-1:]}")
+          f" then {revoked[-1:]}; 503s relative to the switch: checks {_window(answers, {'me'}, switched)},"
+          f" logins and logouts {_window(answers, {'login', 'logout'}, switched)}")
     assert {answer.status for answer in answers} <= {200, 401, 503}
     assert [t for t in ended if now[t] != 401] == [], "logouts answered 200 and undone"
     assert [t for t in kept if now[t] != 200] == [], "logins answered 200 and lost"
