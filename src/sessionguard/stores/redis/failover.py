@@ -93,9 +93,9 @@ class PrimaryWatch:
     """The primary of a Sentinel service, kept current by a daemon thread
     (started at a store's first use, like the state subscriber).
 
-    :param followers: called on the watch's thread after every look at the
-        sentinels with the primary's address; each cuts the connections it
-        holds to any other address (:func:`cut`). They must not raise.
+    Its ``followers`` are called on that thread after every look at the
+    sentinels, with the primary's address; each cuts the connections it holds
+    to any other address (:func:`cut_others`), and must not raise.
     """
 
     def __init__(self, target: Target, timeout: float) -> None:
@@ -193,7 +193,7 @@ class PrimaryWatch:
             except ERRORS:
                 continue
             if state.get("is_master") and (best is None or state["config-epoch"] > best["config-epoch"]):
-                best = state
+                best = state  # (redis-py parses config-epoch, ip, port and num-slaves, always sent)
         if best is not None and best["config-epoch"] >= self._epoch:
             address = (str(best["ip"]), int(best["port"]))
             if address != self.address and self.address is not None:
