@@ -142,7 +142,7 @@ class Answer:
 
 
 @dataclass
-class Record:
+class Run:
     """Every answer of a run, in the order they ended (appended under a lock)."""
 
     answers: list[Answer] = field(default_factory=list)
@@ -160,8 +160,7 @@ class Record:
 
     def kept(self) -> list[str]:
         """Tokens whose login answered ``200`` and that were never sent to a
-        logout: each must still be valid (unless a use of it met a failover
-        or an outage, none of which may end it)."""
+        logout: each must still be valid (nothing else ends a session here)."""
         out = {a.token for a in self.answers if a.kind == "logout"}
         return [a.token for a in self.of("login", 200) if a.token and a.token not in out]
 
@@ -219,7 +218,7 @@ class Load:
     in :attr:`record`."""
 
     def __init__(self, app: Any, asgi: bool, *, workers: int = 4, user: str = "load", keep: int = 3) -> None:
-        self.record = Record()
+        self.record = Run()
         self._app, self._asgi, self._workers, self._user, self._keep = app, asgi, workers, user, keep
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -233,7 +232,7 @@ class Load:
             thread.start()
         return self
 
-    def stop(self, timeout: float = 10.0) -> Record:
+    def stop(self, timeout: float = 10.0) -> Run:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout)
