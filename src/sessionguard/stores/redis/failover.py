@@ -12,7 +12,7 @@ What is done here:
 
 - :class:`PrimaryWatch`, a daemon thread per process, knows the primary: it
   listens for ``+switch-master`` on one sentinel and asks every sentinel
-  (``SENTINEL MASTER``) at least every :data:`POLL_SECONDS`, at once after
+  (``SENTINEL MASTER``) every :data:`POLL_SECONDS`, at once after
   that message, and within :data:`RECHECK_SECONDS` after a store saw an error
   (``READONLY``, ``-MASTERDOWN``, ``NOREPLICAS``, a lost connection, a
   timeout). Sentinels may disagree for a moment after a failover; the answer
@@ -54,8 +54,9 @@ from .urls import Target
 
 logger = logging.getLogger("sessionguard")
 
-#: Ask the sentinels at least this often.
-POLL_SECONDS = 1.0
+#: Ask the sentinels at least this often (what bounds the lag when the
+#: ``+switch-master`` message is lost: a subscription that died silently).
+POLL_SECONDS = 0.5
 #: After a store's error, ask them again within this much (and not more often).
 RECHECK_SECONDS = 0.1
 #: The channel on which each sentinel announces a new primary.
