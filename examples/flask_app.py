@@ -39,7 +39,8 @@ def create_app(guard: SessionGuard | None = None) -> Flask:
             return login_page(ended_reason())
         events = guard.store.events(user_id=session.user_id, limit=20, cursor=None)
         html = home_page(
-            session, previous=previous_ending(events.items, session.id), admin_path=guard.config.admin_path
+            session, previous=previous_ending(events.items, session.id), admin_path=guard.config.admin_path,
+            self_service=guard.config.self_service,
         )
         return html, {"Cache-Control": "no-store"}
 

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from sessionguard import SessionGuard, SessionLimitReached
 
@@ -46,6 +46,21 @@ def starlette_app(guard: SessionGuard) -> Any:
         await request.scope["sessionguard"].logout()
         return JSONResponse({"ok": True})
 
+    async def end_others(request: Request) -> Response:
+        return JSONResponse({"ended": await request.scope["sessionguard"].end_others()})
+
+    async def rotate(request: Request) -> Response:
+        session = await request.scope["sessionguard"].rotate()
+        return JSONResponse(None if session is None else {"token": session.token,
+                                                          "session": session.to_json()})
+
+    async def recheck(request: Request) -> Response:
+        ctx = request.scope["sessionguard"]
+        if request.query_params.get("end") == "1" and ctx.session is not None:
+            await guard.aend_session(ctx.session.id)  # as if revoked while the request runs
+        await ctx.recheck(passive=request.query_params.get("passive") == "1")
+        return JSONResponse(_whoami(ctx))
+
     async def stream(request: Request) -> Response:
         async def chunks() -> Any:
             for i in range(3):
@@ -55,12 +70,21 @@ def starlette_app(guard: SessionGuard) -> Any:
 
     async def ws(websocket: WebSocket) -> None:
         await websocket.accept()
-        await websocket.send_json(_whoami(websocket.scope["sessionguard"]))
+        ctx = websocket.scope["sessionguard"]
+        await websocket.send_json(_whoami(ctx))
+        try:
+            while (await websocket.receive_text()) == "recheck":  # anything else closes
+                await ctx.recheck()
+                await websocket.send_json(_whoami(ctx))
+        except WebSocketDisconnect:
+            return
         await websocket.close()
 
     app = Starlette(routes=[
         Route("/whoami", whoami), Route("/poll/status", whoami), Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]), Route("/stream", stream), WebSocketRoute("/ws", ws),
+        Route("/end-others", end_others, methods=["POST"]), Route("/recheck", recheck),
+        Route("/rotate", rotate, methods=["POST"]),
     ])
     return guard.asgi(app)
 
@@ -86,6 +110,23 @@ def flask_app(guard: SessionGuard) -> Any:
     def logout() -> Any:
         flask_request.environ["sessionguard"].logout()
         return jsonify({"ok": True})
+
+    @app.post("/end-others")
+    def end_others() -> Any:
+        return jsonify({"ended": flask_request.environ["sessionguard"].end_others()})
+
+    @app.post("/rotate")
+    def rotate() -> Any:
+        session = flask_request.environ["sessionguard"].rotate()
+        return jsonify(None if session is None else {"token": session.token, "session": session.to_json()})
+
+    @app.get("/recheck")
+    def recheck() -> Any:
+        ctx = flask_request.environ["sessionguard"]
+        if flask_request.args.get("end") == "1" and ctx.session is not None:
+            guard.end_session(ctx.session.id)  # as if revoked while the request runs
+        ctx.recheck(passive=flask_request.args.get("passive") == "1")
+        return jsonify(_whoami(ctx))
 
     @app.get("/stream")
     def stream() -> Any:

@@ -90,12 +90,14 @@ ENDPOINTS = [
     pytest.param("DELETE", "/api/sessions/0000AAAAAAAAAAAAAAAAAAAAAA", "sessions:revoke", id="end"),
     pytest.param("POST", "/api/users/ada/signout", "sessions:revoke", id="signout-user"),
     pytest.param("POST", "/api/signout-all", "sessions:revoke", id="signout-all"),
+    pytest.param("PUT", "/api/users/ada/roles", "sessions:revoke+settings:update", id="set-roles"),
     pytest.param("GET", "/api/policy", "sessions:read", id="get-policy"),
     pytest.param("PUT", "/api/policy", "settings:update", id="put-policy"),
     pytest.param("GET", "/api/audit", "sessions:read", id="audit"),
     pytest.param("GET", "/api/me/sessions", "session", id="me-sessions"),
     pytest.param("DELETE", "/api/me/sessions/0000AAAAAAAAAAAAAAAAAAAAAA", "session", id="me-end"),
     pytest.param("POST", "/api/me/signout-others", "session", id="me-others"),
+    pytest.param("POST", "/api/me/signout-all", "session", id="me-all"),
     pytest.param("GET", "/api/me/settings", "session", id="me-settings"),
     pytest.param("PUT", "/api/me/settings", "session", id="me-put-settings"),
     pytest.param("GET", "/api/csrf", "session", id="csrf"),
@@ -510,7 +512,10 @@ def test_me_endpoints_need_a_session_of_ones_own(api: Api) -> None:
 def test_me_settings_refused_unless_allowed(api: Api) -> None:
     token = api.login("ada")["token"]
     settings_ = api.anon.get(f"{API}/me/settings", headers=bearer(token)).json()
-    assert settings_ == {"allowed": False, "idle_timeout": {"web": None, "mobile": None, "desktop": None}}
+    assert settings_ == {
+        "allowed": False, "idle_timeout": {"web": None, "mobile": None, "desktop": None},
+        "choices": ["never", "10m", "30m", "90m", "1h", "4h", "8h", "12h", "1d", "2d"],
+    }
     change = {"idle_timeout": {"web": "30m"}}
     response = api.anon.put(f"{API}/me/settings", json=change, headers=bearer(token))
     assert_error(response, 403, "user_timeouts_disabled")
@@ -522,7 +527,8 @@ def test_me_settings_when_allowed(make_harness: Callable[..., Harness]) -> None:
     url = f"{API}/me/settings"
     assert_error(api.client.put(url, json={"idle_timeout": {"web": "30m"}}), 403, "csrf_failed")
     response = api.client.put(url, json={"idle_timeout": {"web": "30m"}}, headers=api.csrf())
-    expected = {"allowed": True, "idle_timeout": {"web": "30m", "mobile": None, "desktop": None}}
+    expected = {"allowed": True, "idle_timeout": {"web": "30m", "mobile": None, "desktop": None},
+                "choices": ["never", "10m", "30m", "90m", "1h", "4h", "8h", "12h", "1d", "2d"]}
     assert response.status_code == 200 and response.json() == expected
     assert api.client.get(url).json() == expected
     event = api.events(user_id="ada")[0]
@@ -534,7 +540,8 @@ def test_me_settings_when_allowed(make_harness: Callable[..., Harness]) -> None:
     assert cleared.json()["idle_timeout"]["web"] is None
     for body, field in [
         ({"idle_timeout": {"web": "15x"}}, "idle_timeout.web"),
-        ({"idle_timeout": {"web": "never"}}, "idle_timeout.web"),
+        ({"idle_timeout": {"web": "15m"}}, "idle_timeout.web"),  # a duration, but not a choice
+        ({"idle_timeout": {"web": 0}}, "idle_timeout.web"),
         ({"idle_timeout": {"tv": "1h"}}, "idle_timeout.tv"),
         ({"idle_timeout": "1h"}, "idle_timeout"),
         ({"timeouts": {}}, "timeouts"),

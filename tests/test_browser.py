@@ -37,7 +37,7 @@ import pytest
 import uvicorn
 
 from apps import starlette_app
-from conftest import SECRET
+from conftest import SECRET, FakeClock
 from sessionguard import Config, SessionGuard
 
 if TYPE_CHECKING:
@@ -105,11 +105,12 @@ class Server:
     that loop once the server has stopped (its connections belong there).
     """
 
-    def __init__(self, app: Any, guard: SessionGuard) -> None:
+    def __init__(self, app: Any, guard: SessionGuard, *, date_header: bool = True) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", http="h11")
+        config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none", http="h11",
+                                date_header=date_header)
         self._server = uvicorn.Server(config)
         self._guard = guard
         self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)
@@ -244,10 +245,13 @@ def make_live(browser: Browser) -> Iterator[Callable[..., Live]]:
     """Start live servers; each is checked for script errors and stopped at teardown."""
     lives: list[Live] = []
 
-    def make(**settings: Any) -> Live:
+    def make(clock: FakeClock | None = None, **settings: Any) -> Live:
+        """A live server; with ``clock``, the guard runs on that fake clock (and
+        the server sends no ``Date`` header: it would tell the real time)."""
         settings = {"secret_key": SECRET, "cookie_secure": False, "store_url": "memory://", **settings}
-        guard = SessionGuard(Config(**settings))
-        live = Live(guard, Server(starlette_app(guard), guard), browser)
+        guard = SessionGuard(Config(**settings), clock=clock)
+        server = Server(starlette_app(guard), guard, date_header=clock is None)
+        live = Live(guard, server, browser)
         lives.append(live)
         return live
 
@@ -504,7 +508,7 @@ def test_readonly_admin_reads_but_cannot_change(make_live: Callable[..., Live]) 
     expect(page.get_by_role("button", name="Sign out everyone")).to_have_count(0)
 
 
-def test_user_sets_own_idle_timeouts_when_allowed(make_live: Callable[..., Live]) -> None:
+def test_user_picks_own_idle_timeouts_when_allowed(make_live: Callable[..., Live]) -> None:
     live = make_live(allow_user_timeouts=True)
     context = live.context()
     live.browser_login(context, "ada")
@@ -512,14 +516,33 @@ def test_user_sets_own_idle_timeouts_when_allowed(make_live: Callable[..., Live]
     web = page.get_by_label("Web", exact=True)
     expect(web).to_be_visible()
     expect(web).to_have_value("")
-    web.fill("ages")
-    page.get_by_role("button", name="Save timeouts").click()
-    expect(page.locator("#idle-web-error")).to_contain_text("duration")
-    expect(web).to_be_focused()
-    web.fill("20m")
+    options = web.locator("option")
+    expect(options).to_have_text(["Administrator's setting", "Never", "10 minutes", "30 minutes",
+                                  "90 minutes", "1 hour", "4 hours", "8 hours", "12 hours", "1 day",
+                                  "2 days"])
+    web.select_option(label="30 minutes")
+    page.get_by_label("Mobile", exact=True).select_option(label="Never")
     page.get_by_role("button", name="Save timeouts").click()
     expect(page.locator("#status")).to_have_text("Your idle timeouts were saved.")
-    assert live.api(page, "/me/settings")["idle_timeout"] == {"web": "20m", "mobile": None, "desktop": None}
+    chosen = live.api(page, "/me/settings")["idle_timeout"]
+    assert chosen == {"web": "30m", "mobile": "never", "desktop": None}
+    page.reload()
+    page.wait_for_selector("body[data-ready]")
+    expect(page.get_by_label("Mobile", exact=True)).to_have_value("never")
+
+
+def test_user_signs_out_everywhere(make_live: Callable[..., Live]) -> None:
+    live = make_live()
+    phone = live.login("ada", user_agent=UA["iphone"])
+    context = live.context()
+    live.browser_login(context, "ada")
+    page = live.open(context, "/me")
+    page.get_by_role("button", name="Sign out everywhere, here too").click()
+    expect(page.locator("#status")).to_have_text(
+        "Signed out of 2 sessions, this one included. Reload the page to sign in again.")
+    expect(page.get_by_role("button", name="Sign out all other sessions")).to_be_disabled()
+    assert phone.ended_reason() == "signed_out"
+    assert page.request.get(live.url + "/whoami").json() == {"session": None, "ended_reason": None}
 
 
 def test_own_timeouts_are_hidden_when_not_allowed(make_live: Callable[..., Live]) -> None:
@@ -598,6 +621,91 @@ def test_contrast_focus_and_skip_link(make_live: Callable[..., Live], scheme: st
     me.keyboard.press("Tab")
     assert me.evaluate("document.activeElement.tagName") == "BUTTON"
     assert me.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"  # visible focus
+
+
+# -- the expiry warning (expiry.js) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/me", "/"])
+def test_expiry_warning_keeps_the_session_or_says_why_it_ended(
+    make_live: Callable[..., Live], path: str
+) -> None:
+    """Both clocks are fake and moved together: the guard's (the server's
+    time) and the page's (Playwright's clock drives Date and the timers of
+    expiry.js). The idle timeout is 10 minutes, so the warning is due 8
+    minutes after the last use."""
+    clock = FakeClock()
+    live = make_live(clock=clock, idle_timeout="10m")
+    context = live.context()
+    context.clock.install(time=clock.now)
+    live.browser_login(context, "ada", name="Ada Lovelace", roles=("admin",))
+    page = live.open(context, path)
+    notice = page.locator(".sg-expiry")
+    stay = page.get_by_role("button", name="Stay signed in")
+
+    def wait(seconds: int) -> None:
+        clock.advance(seconds)
+        page.clock.run_for(seconds * 1000)
+
+    wait(7 * 60)
+    expect(notice).to_have_count(0)  # nothing due yet: not even built
+    wait(65)  # 1:55 left
+    expect(notice).to_be_visible()
+    expect(page.locator(".sg-expiry-message")).to_have_text(
+        "Your session is about to end because you have been inactive.")
+    expect(page.locator(".sg-expiry-countdown")).to_contain_text("Time left: 1:5")
+    assert page.evaluate(LOW_CONTRAST_JS) == []
+    if path == "/me":
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "expiry.png"
+        page.screenshot(path=str(shot))
+        if os.environ.get("SESSIONGUARD_DOCS_SCREENSHOTS") == "1":
+            (DOCS / "expiry.png").write_bytes(shot.read_bytes())
+
+    stay.click()  # an active request: the session is used now
+    expect(notice).to_be_hidden()
+    (session,) = live.guard.sessions("ada")
+    assert session.expires_at is not None
+    assert session.expires_at.timestamp() == clock.now + 10 * 60
+
+    wait(8 * 60 + 5)  # the warning again, 1:55 before the new expiry, and then nothing is done
+    expect(notice).to_be_visible()
+    wait(2 * 60)
+    expect(page.locator(".sg-expiry-message")).to_have_text(
+        "You were signed out because you were inactive for too long.")
+    expect(stay).to_be_hidden()
+    expect(page.locator(".sg-expiry-countdown")).to_have_text("Reload the page to sign in again.")
+    expect(page.locator("main button").first).to_be_disabled()
+    assert live.guard.sessions("ada") == []
+    ending = live.guard.store.events(user_id="ada", limit=1, cursor=None).items[0]
+    assert (ending.type, ending.actor) == ("idle_timeout", "system")
+
+
+def test_expiry_warning_follows_activity_elsewhere(make_live: Callable[..., Live]) -> None:
+    """A use of the session in another tab moves the expiry: the warning that
+    was due is not shown, and one that shows goes away."""
+    clock = FakeClock()
+    live = make_live(clock=clock, idle_timeout="10m")
+    context = live.context()
+    context.clock.install(time=clock.now)
+    live.browser_login(context, "ada")
+    page = live.open(context, "/me")
+    notice = page.locator(".sg-expiry")
+
+    def wait(seconds: int) -> None:
+        clock.advance(seconds)
+        page.clock.run_for(seconds * 1000)
+
+    wait(5 * 60)
+    assert context.request.get(live.url + "/whoami").ok  # another tab uses the session
+    wait(3 * 60 + 5)  # the first warning was due now: the script looks, and waits on
+    page.wait_for_timeout(300)
+    expect(notice).to_have_count(0)
+    wait(5 * 60)  # 1:55 before the expiry the other tab moved
+    expect(notice).to_be_visible()
+    assert context.request.get(live.url + "/whoami").ok
+    wait(15)  # the next look while warning sees the new expiry
+    expect(notice).to_be_hidden()
 
 
 # -- screenshots ------------------------------------------------------------------------

@@ -34,6 +34,7 @@ SPEC_VARIABLES = """
     COOKIE_DOMAIN COOKIE_PATH ACCEPT_BEARER PLATFORM_HEADER ON_INVALID STORE_UNAVAILABLE
     ADMIN_PATH ADMIN_ROLES READONLY_ROLES ADMIN_TOKEN TRUSTED_PROXIES GEOIP_DATABASE
     AUDIT_MAXLEN LOCAL_CACHE STORE_TIMEOUT STORE_SPIN ALLOWED_ORIGINS
+    ROLE_PERMISSIONS SELF_SERVICE USER_IDLE_TIMEOUT_CHOICES
 """.split()
 
 
@@ -210,6 +211,21 @@ GOOD = [
     pytest.param("readonly_roles", ("viewer",), ("viewer",), id="readonly-roles"),
     pytest.param("admin_token", "t" * 32, "t" * 32, id="admin-token"),
     pytest.param(
+        "role_permissions", "admin=sessions:read+sessions:revoke+settings:update; helpdesk = sessions:read+"
+        "sessions:revoke;policy=settings:update;",
+        (("admin", frozenset({"sessions:read", "sessions:revoke", "settings:update"})),
+         ("helpdesk", frozenset({"sessions:read", "sessions:revoke"})),
+         ("policy", frozenset({"settings:update"}))),
+        id="role-permissions",
+    ),
+    pytest.param("role_permissions", {"ops": ["sessions:read"]}, (("ops", frozenset({"sessions:read"})),),
+                 id="role-permissions-mapping"),
+    pytest.param("self_service", "off", False, id="self-service-off"),
+    pytest.param("self_service", "on", True, id="self-service-on"),
+    pytest.param("user_idle_timeout_choices", "never, 15m,1h,15m,900", (None, 900, 3600),
+                 id="idle-choices"),
+    pytest.param("user_idle_timeout_choices", ["2h", 60], (7200, 60), id="idle-choices-list"),
+    pytest.param(
         "trusted_proxies",
         "10.0.0.1, 192.168.0.0/16, ::1, 10.1.2.3/8",
         NETWORKS,
@@ -282,6 +298,9 @@ def test_defaults() -> None:
     assert (config.trusted_proxies, config.geoip_database) == ((), None)
     assert (config.audit_maxlen, config.local_cache, config.store_timeout) == (100_000, 0.0, 0.5)
     assert config.store_spin == 0.0002
+    assert (config.role_permissions, config.self_service) == (None, True)
+    hours = [3600 * n for n in (1, 4, 8, 12, 24, 48)]
+    assert config.user_idle_timeout_choices == (None, 600, 1800, 5400, *hours)  # never,10m,30m,90m,1h,...
 
 
 def test_field_names_are_the_spec_variables() -> None:
@@ -386,6 +405,19 @@ BAD = [
     pytest.param("admin_roles", ["admin", 5], "is not a list", id="roles-not-str"),
     pytest.param("readonly_roles", 5, "is not a list", id="readonly-int"),
     pytest.param("admin_token", "short", "is too short", id="admin-token-short"),
+    pytest.param("role_permissions", "admin=sessions:delete", "unknown permission 'sessions:delete'",
+                 id="role-unknown-permission"),
+    pytest.param("role_permissions", "admin", "which is not role=perm+perm", id="role-no-equals"),
+    pytest.param("role_permissions", "=sessions:read", "which is not role=perm+perm", id="role-no-name"),
+    pytest.param("role_permissions", "a=sessions:read;a=settings:update", "twice", id="role-twice"),
+    pytest.param("role_permissions", "a b=sessions:read", "not a role name", id="role-space"),
+    pytest.param("role_permissions", ";", "is empty", id="role-empty"),
+    pytest.param("role_permissions", 5, "is not a role-permission list", id="role-int"),
+    pytest.param("self_service", "maybe", "is not a boolean", id="self-service-word"),
+    pytest.param("user_idle_timeout_choices", "10m,soon", "'soon', which is not a duration",
+                 id="choice-word"),
+    pytest.param("user_idle_timeout_choices", "0", "which is not a duration", id="choice-zero"),
+    pytest.param("user_idle_timeout_choices", ", ,", "is empty", id="choices-empty"),
     pytest.param("trusted_proxies", "bogus", "'bogus', which is not an address", id="proxy-word"),
     pytest.param("trusted_proxies", "10.0.0.1,10.0.0.0/33", "'10.0.0.0/33'", id="proxy-prefix"),
     pytest.param("geoip_database", "", "is not a file path", id="geoip-empty"),

@@ -6,6 +6,7 @@ import pytest
 
 from sessionguard.core import (
     DAY,
+    NEVER_IDLE,
     SECOND,
     Epoch,
     Outcome,
@@ -74,6 +75,15 @@ def test_user_timeout_when_allowed() -> None:
     assert idle_limit(record(user_idle=60), allowed) == 60
     assert judge(record(user_idle=60), allowed, 60 * SECOND, Epoch()) is Outcome.IDLE_TIMEOUT
     assert idle_limit(record(user_idle=60, remember_me=True), allowed) == 14 * 86400
+
+
+def test_user_timeout_of_never() -> None:
+    allowed, never = policy(allow_user_timeouts=True), record(user_idle=NEVER_IDLE)
+    assert idle_limit(never, allowed) is None
+    assert judge(never, allowed, 29 * DAY, Epoch()) is Outcome.VALID  # never idles out ...
+    assert judge(never, allowed, 30 * DAY, Epoch()) is Outcome.ABSOLUTE_TIMEOUT  # ... but ends all the same
+    assert deadline(never, allowed) == 30 * DAY
+    assert idle_limit(never, policy()) == 3600  # not allowed: the admin's value
 
 
 def test_epoch_after_ends_sessions_created_up_to_now() -> None:

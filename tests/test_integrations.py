@@ -76,6 +76,15 @@ def test_starlette_login_page_and_logout(starlette_client: TestClient, guard: Se
     assert "Sign in" in starlette_client.get("/").text
 
 
+def test_demo_loads_the_expiry_warning(starlette_client: TestClient) -> None:
+    starlette_client.post("/login", data={"name": "ada"})
+    home = starlette_client.get("/").text
+    tag = '<script src="/_sessionguard/static/expiry.js" data-sign-in="/" defer></script>'
+    assert tag in home
+    script = starlette_client.get("/_sessionguard/static/expiry.js")
+    assert script.status_code == 200 and "Stay signed in" in script.text
+
+
 def test_starlette_shows_why_the_session_ended(starlette_client: TestClient, guard: SessionGuard) -> None:
     starlette_client.post("/login", data={"name": "ada"})
     revoke(guard, only_session_id(guard))

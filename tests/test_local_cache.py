@@ -162,6 +162,26 @@ def test_a_change_on_one_server_reaches_the_other_at_once(
     assert elapsed < PUSHED, elapsed
 
 
+def test_new_roles_reach_the_other_servers_cache_at_once(server: Server) -> None:
+    a, b = server(), server()
+    subscribed(a, b)
+    record = a.store.create(new(metadata={"name": "Ada", "roles": ["admin"]})).record
+
+    def metadata_on_b() -> Any:
+        seen = b.store.check(record.id, passive=True).record
+        assert seen is not None
+        return seen.metadata
+
+    assert metadata_on_b()["roles"] == ["admin"] and len(local(b)) == 1  # B caches it
+    assert [r.id for r in a.store.set_roles(record.user_id, ["viewer"])] == [record.id]
+    began = time.monotonic()
+    while metadata_on_b()["roles"] != ["viewer"]:
+        assert time.monotonic() - began < BOUND, "old roles past the bound"
+        time.sleep(0.001)
+    assert time.monotonic() - began < PUSHED
+    assert metadata_on_b() == {"name": "Ada", "roles": ["viewer"]}
+
+
 # -- when the invalidation channel fails ------------------------------------------------------
 
 

@@ -223,6 +223,7 @@ def test_head_of_a_page_has_no_body(harness: Harness) -> None:
     pytest.param("admin.js", "text/javascript; charset=utf-8", id="admin-js"),
     pytest.param("me.js", "text/javascript; charset=utf-8", id="me-js"),
     pytest.param("common.js", "text/javascript; charset=utf-8", id="common-js"),
+    pytest.param("expiry.js", "text/javascript; charset=utf-8", id="expiry-js"),  # for apps too
 ])
 def test_static_files_are_served_with_type_and_headers(
     harness: Harness, name: str, content_type: str
@@ -240,7 +241,7 @@ def test_static_url_of_the_page_is_immutable_and_revalidates(harness: Harness) -
     markup = Markup(harness.client.get(ADMIN + "/").text)
     urls = [str(s["src"]) for s in markup.find("script")]
     urls += [str(a["href"]) for a in markup.find("link", rel="stylesheet")]
-    assert len(urls) == 3
+    assert len(urls) == 4  # common.js, admin.js, expiry.js, style.css
     for url in urls:
         assert re.search(r"\?v=[0-9a-f]{20}$", url), url
         response = harness.client.get(url)

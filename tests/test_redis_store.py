@@ -210,6 +210,32 @@ def test_cluster_login_check_evict_and_signout_all(redis_cluster: Any, make_stor
         cluster.close()
 
 
+def test_cluster_set_roles_and_rotate(redis_cluster: Any, make_stores: Any) -> None:
+    prefix = f"sgt-{secrets.token_hex(4)}"
+    user = "ada{x}:é"
+    sync, async_ = make_stores(redis_cluster.url, prefix)
+    cluster = redis_cluster.client()
+    try:
+        web = sync.create(new(user, metadata={"name": "Ada", "roles": ["admin"]})).record
+        phone = sync.create(new(user, "mobile", metadata={"roles": ["admin"]})).record
+        updated = asyncio.run(async_.set_roles(user, ["viewer"]))
+        assert sorted(r.id for r in updated) == sorted([web.id, phone.id])
+        seen = sync.check(web.id, passive=True).record
+        assert seen is not None and seen.metadata == {"name": "Ada", "roles": ["viewer"]}
+        assert [r.metadata["roles"] for r in sync.user_sessions(user)] == [["viewer"], ["viewer"]]
+        new_id = new(user).id
+        moved = asyncio.run(async_.rotate(web.id, new_id))
+        assert moved.outcome is Outcome.VALID and moved.record is not None and moved.record.id == new_id
+        assert sync.check(web.id, passive=True).outcome is Outcome.INVALID
+        listed = sync.list_sessions(user_id=None, platform=None, limit=10, cursor=None).items
+        assert sorted(r.id for r in listed) == sorted([new_id, phone.id])  # the other slot followed
+    finally:
+        for node in cluster.get_primaries():
+            for key in cluster.scan_iter(match=f"{prefix}*", target_nodes=node):
+                cluster.unlink(key)
+        cluster.close()
+
+
 def test_cluster_through_a_guarded_app(redis_cluster: Any) -> None:
     prefix = f"sgt-{secrets.token_hex(4)}"
     guard = SessionGuard(Config(secret_key=SECRET, store_url=redis_cluster.url, key_prefix=prefix,

@@ -402,6 +402,54 @@ def test_end_user_by_platform_keeping_one(store: Any, clock: FakeClock) -> None:
         Outcome.REVOKED, Outcome.SIGNED_OUT, Outcome.SIGNED_OUT, Outcome.VALID]
 
 
+def test_set_roles_rewrites_the_roles_of_valid_sessions_only(store: Any, clock: FakeClock) -> None:
+    web = login(store, clock, metadata={"name": "Ada", "roles": ["admin"], "n": [1, {"x": None}]},
+                remember_me=True, ip="10.0.0.1", city="Paris", user_agent="UA \u00e9", device="Chrome")
+    phone = login(store, clock, platform="mobile")  # no metadata at all
+    ended, bob = login(store, clock), login(store, clock, "bob", metadata={"roles": ["admin"]})
+    store.end(ended.id, "revoked")
+    clock.advance(60)
+    used = round(clock() * 1000)
+    assert store.check(web.id, passive=False).outcome is Outcome.VALID  # a use, maybe unwritten
+    updated = store.set_roles("ada", ["viewer"])
+    assert sorted(r.id for r in updated) == sorted([web.id, phone.id])
+    after = store.check(web.id, passive=True).record
+    assert after.metadata == {"name": "Ada", "roles": ["viewer"], "n": [1, {"x": None}]}
+    assert after._replace(metadata=web.metadata, last_seen=web.last_seen) == web  # nothing else changes
+    assert after.last_seen == used  # the use is kept
+    assert store.check(phone.id, passive=True).record.metadata == {"roles": ["viewer"]}
+    assert outcome(store, ended) is Outcome.REVOKED  # stays ended
+    assert store.check(bob.id, passive=True).record.metadata == {"roles": ["admin"]}
+    clock.advance(14 * 86400 + 60)  # the remember-me period still runs from the last use
+    assert outcome(store, web) is Outcome.IDLE_TIMEOUT
+    assert store.set_roles("ada", []) == []
+
+
+def test_rotate_moves_a_valid_session_to_a_new_id(store: Any, clock: FakeClock) -> None:
+    record = login(store, clock, remember_me=True, metadata={"roles": ["admin"]}, ip="10.0.0.1")
+    other = login(store, clock, platform="mobile")
+    clock.advance(60)
+    used = round(clock() * 1000)
+    assert outcome(store, record) is Outcome.VALID  # a use, maybe unwritten
+    new_id = session_id(TOKENS.new_sid("ada"))
+    moved = store.rotate(record.id, new_id)
+    assert moved.outcome is Outcome.VALID and moved.record.id == new_id
+    assert moved.record == record._replace(id=new_id, last_seen=used)  # every field kept, the use too
+    assert outcome(store, record) is Outcome.INVALID  # the old token is unknown, not "ended"
+    assert store.check(new_id, passive=True).record == moved.record
+    assert store.rotate(record.id, new_id).record == moved.record  # a retry changes nothing
+    assert sorted(r.id for r in store.user_sessions("ada")) == sorted([new_id, other.id])
+    listed = store.list_sessions(user_id=None, platform=None, limit=10, cursor=None).items
+    assert sorted(r.id for r in listed) == sorted([new_id, other.id])
+    assert store.end(new_id, "revoked") == moved.record
+    assert store.rotate(new_id, session_id(TOKENS.new_sid("ada"))).outcome is Outcome.REVOKED
+    assert store.rotate(record.id, session_id(TOKENS.new_sid("ada"))).outcome is Outcome.INVALID
+    clock.advance(3601)
+    timed_out = store.rotate(other.id, session_id(TOKENS.new_sid("ada")))
+    assert (timed_out.outcome, timed_out.ended) == (Outcome.IDLE_TIMEOUT, other)  # noticed now: reported
+    assert outcome(store, other) is Outcome.IDLE_TIMEOUT
+
+
 def test_end_all_keeps_one_and_admits_new_logins(make_store: Any, clock: FakeClock) -> None:
     store = make_store()
     ada, bob, mine = login(store, clock), login(store, clock, "bob"), login(store, clock, "carol")

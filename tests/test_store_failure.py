@@ -47,7 +47,14 @@ def starlette_routes(stop: Stop) -> list[Route]:
         await request.scope["sessionguard"].logout()
         return JSONResponse({"ok": True})
 
-    return [Route("/login", login, methods=["POST"]), Route("/logout", logout, methods=["POST"])]
+    async def act(request: Request) -> Response:  # end_others(), recheck(), rotate()
+        if request.query_params.get("stop"):
+            stop()
+        await getattr(request.scope["sessionguard"], request.path_params["name"])()
+        return JSONResponse({"ok": True})
+
+    return [Route("/login", login, methods=["POST"]), Route("/logout", logout, methods=["POST"]),
+            Route("/ctx/{name}", act, methods=["POST"])]
 
 
 def fastapi_routes(app: FastAPI, stop: Stop) -> FastAPI:
@@ -78,6 +85,13 @@ def flask_routes(stop: Stop) -> Flask:
         if flask_request.args.get("stop"):
             stop()
         flask_request.environ["sessionguard"].logout()
+        return {"ok": True}
+
+    @app.post("/ctx/<name>")
+    def act(name: str) -> Any:  # end_others(), recheck(), rotate()
+        if flask_request.args.get("stop"):
+            stop()
+        getattr(flask_request.environ["sessionguard"], name)()
         return {"ok": True}
 
     return app
@@ -356,4 +370,22 @@ def test_django_asgi_login_meeting_a_stopped_redis_answers_503(
         assert asyncio.run(post()).json() == {"user": "ada"}
         private_redis.stop()
         assert_unavailable(asyncio.run(post()))
+    guard.store.close()
+
+
+# -- the request object's other store calls ------------------------------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("call", ["end_others", "recheck", "rotate"])
+@pytest.mark.parametrize(("wiring", "kind"), [WIRINGS[0], WIRINGS[4]])
+def test_the_contexts_other_store_calls_meeting_a_stopped_redis_answer_503(
+    wiring: Callable[[SessionGuard, Stop], Any], kind: str, call: str, private_redis: RedisServer
+) -> None:
+    guard = guard_on(private_redis)
+    with client(kind, wiring(guard, private_redis.stop)) as browser:
+        assert browser.post("/login").json() == {"user": "ada"}
+        assert browser.post(f"/ctx/{call}").json() == {"ok": True}
+        assert_unavailable(browser.post(f"/ctx/{call}?stop=1"))  # stopped inside the view
+        private_redis.start()
     guard.store.close()

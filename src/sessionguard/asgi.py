@@ -22,6 +22,7 @@ from .stores.protocol import Check
 
 if TYPE_CHECKING:
     from .guard import SessionGuard
+    from .session import Session
 
 logger = logging.getLogger("sessionguard")
 
@@ -149,8 +150,8 @@ class SessionGuardMiddleware:
 
 class _ASGIContext(AsyncSessionContext):
     """The context of one ASGI request; its ``_send`` is the one the app gets,
-    adding the pending ``Set-Cookie`` (and ``Cache-Control: no-store``) to the
-    response start."""
+    adding the pending ``Set-Cookie`` (and ``Cache-Control: no-store``) and
+    the session's ``Session-Expires`` to the response start."""
 
     __slots__ = ()
 
@@ -159,8 +160,9 @@ class _ASGIContext(AsyncSessionContext):
         if message["type"] == "http.response.start":
             self._raw = None  # started: see _Context._raw
             cookie = self.set_cookie
-            if cookie is not None:
-                headers = with_session(message.get("headers", ()), ASGI, cookie.encode("latin-1"), None)
+            if cookie is not None:  # a login in a request that presented no token
+                headers = with_session(message.get("headers", ()), ASGI, cookie.encode("latin-1"), None,
+                                       _expires(self.session))
                 message = {**message, "headers": headers}
         respond: Send = self._respond
         return respond(message)
@@ -199,10 +201,17 @@ class _ASGITokenContext(_ASGIContext):
             self._raw = None  # started: see _Context._raw
             cookie = self.set_cookie
             headers = with_session(message.get("headers", ()), ASGI,
-                                   None if cookie is None else cookie.encode("latin-1"), self._source)
+                                   None if cookie is None else cookie.encode("latin-1"), self._source,
+                                   _expires(self.session))
             message = {**message, "headers": headers}
         respond: Send = self._respond
         return respond(message)
+
+
+def _expires(session: Session | None) -> bytes | None:
+    """The ``Session-Expires`` value of ``session``, if it has one."""
+    text = None if session is None else session.expires_header()
+    return None if text is None else text.encode("ascii")
 
 
 class _Unavailable:

@@ -15,7 +15,7 @@ logger = logging.getLogger("sessionguard.audit")
 #: Event ``type`` values (SPEC §5).
 EVENT_TYPES = (
     "login", "logout", "idle_timeout", "absolute_timeout", "evicted", "rejected", "revoked",
-    "signout_all", "policy_changed", "settings_changed",
+    "signout_all", "policy_changed", "settings_changed", "roles_changed",
 )
 
 

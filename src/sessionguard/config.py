@@ -29,6 +29,7 @@ from .parsers import (
     Inheritable,
     Network,
 )
+from .permissions import RolePermissions
 from .redaction import redact_url
 
 __all__ = [
@@ -79,6 +80,10 @@ class Config:
     evict: str = "oldest_login"
     passive_paths: tuple[str, ...] = ()
     allow_user_timeouts: bool = False
+    #: the idle timeouts a user may pick (``None``: never), in the order offered
+    user_idle_timeout_choices: tuple[int | None, ...] = (
+        None, 600, 1800, 5400, 3600, 4 * 3600, 8 * 3600, 12 * 3600, 86400, 2 * 86400,
+    )
     cookie_name: str = "sg_session"
     cookie_secure: bool = True
     cookie_samesite: str = "lax"
@@ -91,6 +96,10 @@ class Config:
     admin_path: str | None = "/_sessionguard"
     admin_roles: tuple[str, ...] = ("admin",)
     readonly_roles: tuple[str, ...] = ()
+    #: ``ROLE_PERMISSIONS``: when set, the only source of admin permissions
+    role_permissions: RolePermissions | None = None
+    #: ``/me`` and ``/api/me/*`` are served
+    self_service: bool = True
     admin_token: str | None = field(default=None, repr=False)
     trusted_proxies: tuple[Network, ...] = ()
     allowed_origins: tuple[str, ...] = ()

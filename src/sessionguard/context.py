@@ -7,15 +7,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import audit
-from .core import Record, cookie_max_age
+from .core import Outcome, Record, cookie_max_age
 from .errors import SessionLimitReached, StoreUnavailable
+from .incoming import Presented
 from .platform import PLATFORMS, classify, clip, device_label
 from .session import Session
-from .stores.protocol import Created, NewSession
+from .stores.protocol import Check, Created, NewSession
 from .tokens import session_id
 
 if TYPE_CHECKING:
@@ -105,6 +107,16 @@ class _Context:
         catching the :class:`StoreUnavailable`) the ``503`` instead."""
         raise NotImplementedError
 
+    @contextlib.contextmanager
+    def _store_calls(self) -> Iterator[None]:
+        """Around the app's store calls through this context: a failure makes the
+        request's ``500`` a ``503`` (:meth:`_store_failed`) and propagates."""
+        try:
+            yield
+        except StoreUnavailable:
+            self._store_failed()
+            raise
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} session={self.session!r} ended_reason={self.ended_reason!r}>"
 
@@ -156,6 +168,39 @@ class _Context:
     def _rejected(self, error: SessionLimitReached, now: int) -> list[audit.Event]:
         return [audit.Event("rejected", now, f"user:{error.user_id}", error.user_id, None,
                             error.platform, "limit")]
+
+    def _others_ended(self, records: list[Record], now: int) -> list[audit.Event]:
+        return [audit.ended(r, "signed_out", f"user:{r.user_id}", now) for r in records]
+
+    def _rechecked(self, check: Check) -> tuple[audit.Event, ...]:
+        """Adopt a fresh check of the current session; the audit events to record."""
+        session = self.session
+        assert session is not None  # checked by the caller
+        verdict = self._guard.verdict(Presented(Outcome.VALID, session.id, self._source), check)
+        self.session, self.ended_reason = verdict.session, verdict.ended_reason
+        if verdict.session is None and verdict.set_cookie is not None and not self._started:
+            self.set_cookie = verdict.set_cookie  # a response yet to start clears the cookie
+        return verdict.events
+
+    def _rotating(self) -> tuple[str, str, str] | None:
+        """``(current id, new id, new token)`` for ``rotate()``; ``None`` without a session."""
+        if self._started:
+            raise RuntimeError("rotate() after the response started: its cookie can no longer be set")
+        if self.session is None:
+            return None
+        sid = self._guard.tokens.new_sid(self.session.user_id)
+        return self.session.id, session_id(sid), self._guard.tokens.sign(sid)
+
+    def _rotated(self, check: Check, token: str) -> tuple[audit.Event, ...]:
+        """Adopt the store's answer to a rotation; the audit events to record."""
+        record = check.record
+        if check.outcome is not Outcome.VALID or record is None:
+            return self._rechecked(check)  # it had ended: as a recheck would tell
+        policy = check.policy or self._guard.default_policy
+        self.session = Session.from_record(record, policy, token)
+        if self._source != "bearer":
+            self.set_cookie = self._guard.cookie(token, cookie_max_age(record, policy, record.last_seen))
+        return ()
 
     def _logged_out(self, ended: Record | None, now: int) -> list[audit.Event]:
         self.session = None
@@ -209,6 +254,48 @@ class SessionContext(_Context):
             self._store_failed()
             raise
 
+    def end_others(self) -> int:
+        """End every other session of the current user (``signed_out``), e.g.
+        after a password change; how many ended (0 without a session)."""
+        if self.session is None:
+            return 0
+        with self._store_calls():
+            records = self._guard.store.end_user(self.session.user_id, "signed_out", keep=self.session.id)
+            self._guard.record(self._others_ended(records, self._guard.now_ms()))
+        return len(records)
+
+    def recheck(self, *, passive: bool = False) -> Session | None:
+        """Judge the current session again against the store (a long response,
+        a stream): the :class:`Session`, or ``None`` once it has ended
+        (:attr:`ended_reason` says why). Counts as activity unless ``passive``.
+
+        :raises StoreUnavailable: when the store cannot be reached.
+        """
+        if self.session is None:
+            return None
+        with self._store_calls():
+            check = self._guard.store.check(self.session.id, passive=passive)
+            self._guard.record(self._rechecked(check))
+        return self.session
+
+    def rotate(self) -> Session | None:
+        """Give the current session a new token (after a privilege change; the
+        old token becomes ``invalid``), keeping its login time, platform,
+        remember-me and metadata, and send the new cookie. Returns the session,
+        whose ``.token`` is the new token (for bearer clients), or ``None``
+        without a session or once it has ended (:attr:`ended_reason`).
+
+        :raises RuntimeError: after the response started (the cookie could not follow).
+        """
+        planned = self._rotating()
+        if planned is None:
+            return None
+        current, new_id, token = planned
+        with self._store_calls():
+            check = self._guard.store.rotate(current, new_id)
+            self._guard.record(self._rotated(check, token))
+        return self.session
+
 
 class AsyncSessionContext(_Context):
     """The request's session, for ASGI apps (coroutines)."""
@@ -253,3 +340,33 @@ class AsyncSessionContext(_Context):
         except StoreUnavailable:
             self._store_failed()
             raise
+
+    async def end_others(self) -> int:
+        """As :meth:`SessionContext.end_others`: end the user's other sessions."""
+        if self.session is None:
+            return 0
+        with self._store_calls():
+            store = self._guard.async_store
+            records = await store.end_user(self.session.user_id, "signed_out", keep=self.session.id)
+            await self._guard.arecord(self._others_ended(records, self._guard.now_ms()))
+        return len(records)
+
+    async def recheck(self, *, passive: bool = False) -> Session | None:
+        """As :meth:`SessionContext.recheck`: judge the session again (websockets, streams)."""
+        if self.session is None:
+            return None
+        with self._store_calls():
+            check = await self._guard.async_store.check(self.session.id, passive=passive)
+            await self._guard.arecord(self._rechecked(check))
+        return self.session
+
+    async def rotate(self) -> Session | None:
+        """As :meth:`SessionContext.rotate`: a new token for the current session."""
+        planned = self._rotating()
+        if planned is None:
+            return None
+        current, new_id, token = planned
+        with self._store_calls():
+            check = await self._guard.async_store.rotate(current, new_id)
+            await self._guard.arecord(self._rotated(check, token))
+        return self.session

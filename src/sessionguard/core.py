@@ -53,6 +53,9 @@ TOUCH_MAX_MS = 10 * 60 * SECOND
 FLUSH_LEAD_MS = 30 * SECOND
 #: A persistent cookie never outlives 400 days (browsers cap it there anyway).
 MAX_COOKIE_AGE = 400 * 86_400
+#: A user's own idle timeout of "never" (0 seconds is no duration anyone can
+#: set, so it cannot be mistaken for one; ``None`` is "the admin's value").
+NEVER_IDLE = 0
 #: The metadata of a record built without any (shared, so read-only).
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
@@ -104,6 +107,7 @@ class Record(NamedTuple):
     device: str = ""
     metadata: Mapping[str, Any] = _NO_METADATA
     #: the user's own idle timeout (seconds) for this platform, if any
+    #: (:data:`NEVER_IDLE`: never)
     user_idle: int | None = None
 
 
@@ -127,7 +131,7 @@ def idle_limit(record: Record, policy: Policy) -> int | None:
     if record.remember_me:
         return policy.remember_me_period
     if policy.allow_user_timeouts and record.user_idle is not None:
-        return record.user_idle
+        return record.user_idle or None  # NEVER_IDLE: the user chose never
     return policy.platform(record.platform).idle_timeout
 
 

@@ -29,23 +29,12 @@ from starlette.websockets import WebSocket
 from . import audit
 from .asgi import SessionGuardMiddleware
 from .context import AsyncSessionContext
-from .core import Outcome
 from .errors import SessionLimitReached, StoreUnavailable
 from .guard import SessionGuard
-from .incoming import Presented
+from .reasons import REASONS as REASONS
+from .reasons import reason_text
 from .session import Session
 
-#: ``ended_reason`` in words, for the person whose session ended.
-REASONS: Mapping[str, str] = {
-    "idle_timeout": "You were signed out because you were inactive for too long.",
-    "absolute_timeout": "You were signed out because your session reached its maximum lifetime;"
-    " please sign in again.",
-    "evicted": "You were signed out because you signed in on another device.",
-    "revoked": "You were signed out by an administrator.",
-    "signed_out": "This session was signed out (from here or from another of your devices).",
-    "signout_all": "You were signed out because an administrator signed out everyone.",
-    "invalid": "Your session was not recognised; please sign in again.",
-}
 #: Audit event types that end a session.
 ENDINGS = frozenset({"logout", "idle_timeout", "absolute_timeout", "evicted", "revoked", "signout_all"})
 MAX_FORM = 8192  # bytes of a login form
@@ -77,13 +66,6 @@ _LIVE_SCRIPT = """
   };
 })();
 """
-
-
-def reason_text(reason: str | None) -> str | None:
-    """``ended_reason`` in words (``None`` when nothing ended)."""
-    if reason is None:
-        return None
-    return REASONS.get(reason, "Your session ended; please sign in again.")
 
 
 def _when(moment: datetime | None) -> str:
@@ -134,10 +116,13 @@ def home_page(
     previous: audit.Event | None = None,
     admin_path: str | None = None,
     websocket: bool = False,
+    self_service: bool = True,
 ) -> str:
     """The signed-in page: the current session, why the previous one ended,
-    sign-out, links to the self-service and admin pages, and (``websocket``)
-    a live connection that closes when the session ends."""
+    sign-out, links to the self-service (unless ``self_service`` is off) and
+    admin pages, the expiry warning of ``expiry.js`` (served by the admin
+    sub-app), and (``websocket``) a live connection that closes when the
+    session ends."""
     name = session.metadata.get("name")
     shown = name if isinstance(name, str) and name else session.user_id
     rows: Sequence[tuple[str, str]] = [
@@ -170,7 +155,11 @@ def home_page(
                      "</script>")
     links = []
     if admin_path is not None:
-        links.append(f'<a href="{escape(admin_path)}/me">Your sessions</a>')
+        # Two minutes before the idle expiry: a notice with "Stay signed in"; afterwards, why
+        # the session ended and a link to sign in again (docs/admin.md, "Expiry warning").
+        parts.append(f'<script src="{escape(admin_path)}/static/expiry.js" data-sign-in="/" defer></script>')
+        if self_service:
+            links.append(f'<a href="{escape(admin_path)}/me">Your sessions</a>')
         if "admin" in session.roles:
             links.append(f'<a href="{escape(admin_path)}/">Admin</a>')
     if links:
@@ -225,7 +214,8 @@ def create_app(guard: SessionGuard, *, live: bool = True) -> SessionGuardMiddlew
             return HTMLResponse(login_page(ctx.ended_reason))
         events = await guard.async_store.events(user_id=ctx.session.user_id, limit=20, cursor=None)
         previous = previous_ending(events.items, ctx.session.id)
-        html = home_page(ctx.session, previous=previous, admin_path=guard.config.admin_path, websocket=live)
+        html = home_page(ctx.session, previous=previous, admin_path=guard.config.admin_path, websocket=live,
+                         self_service=guard.config.self_service)
         return HTMLResponse(html, headers={"cache-control": "no-store"})
 
     async def login(request: Request) -> Response:
@@ -254,21 +244,18 @@ def create_app(guard: SessionGuard, *, live: bool = True) -> SessionGuardMiddlew
             return
         await websocket.accept()
         await websocket.send_json({"type": "hello", "user_id": session.user_id, "session_id": session.id})
-        presented = Presented(Outcome.VALID, session.id, "bearer")
         while True:
             message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 return
             try:
                 # Passive: a chatty socket must not keep an idle session alive.
-                check = await guard.async_store.check(session.id, passive=True)
+                session = await ctx.recheck(passive=True)
             except StoreUnavailable:
                 await websocket.close(code=1013, reason="store unavailable")
                 return
-            if check.outcome is not Outcome.VALID:
-                verdict = guard.verdict(presented, check)  # the audit event of a timeout seen now
-                await guard.arecord(verdict.events)
-                await websocket.close(code=1008, reason=check.outcome.value)
+            if session is None:
+                await websocket.close(code=1008, reason=ctx.ended_reason or "ended")
                 return
             text = message.get("text") or ""
             await websocket.send_json({"type": "echo", "text": text[:1000]})

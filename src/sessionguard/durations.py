@@ -73,6 +73,28 @@ def format_duration(seconds: int | None) -> str:
     return f"{seconds}s"
 
 
+def duration_choices(value: object) -> tuple[int | None, ...]:
+    """A non-empty list of durations (``None`` for ``never``), comma-separated
+    in the environment, in the order given and without repeats."""
+    items = value.split(",") if isinstance(value, str) else value
+    tail = "use comma-separated durations such as never,10m,30m,1h,8h"
+    if not isinstance(items, list | tuple):
+        raise ValueError(f"is not a list of durations ({tail})")
+    choices: list[int | None] = []
+    for item in items:
+        if isinstance(item, str) and not item.strip():
+            continue
+        try:
+            seconds = duration(item)
+        except ValueError:
+            raise ValueError(f"has {show(item)}, which is not a duration ({tail})") from None
+        if seconds not in choices:
+            choices.append(seconds)
+    if not choices:
+        raise ValueError(f"is empty ({tail})")
+    return tuple(choices)
+
+
 def interval(value: object, *, tail: str) -> float:
     """Finite non-negative seconds, fractions allowed, units ``ms s m h d``."""
     if isinstance(value, timedelta):

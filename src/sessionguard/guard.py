@@ -10,11 +10,13 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import audit
+from . import actions, audit
+from .admin.flow import adrive, drive
 from .config import Config
 from .decision import Decider
 from .geoip import CityDatabase
 from .policy import Policy
+from .session import Session
 from .stores import open_stores
 from .stores.memory import wall_clock_ms
 from .stores.protocol import AsyncStore, Store
@@ -120,6 +122,74 @@ class SessionGuard:
     async def aclose(self) -> None:
         """Release the async store's connections (call from lifespan shutdown)."""
         await self.async_store.close()
+
+    # -- the app-side API (SPEC §9.4): written once in .actions -----------------
+
+    def sessions(
+        self, user_id: str | None = None, platform: str | None = None, status: str = "active"
+    ) -> list[Session]:
+        """The active sessions, newest login first: every user's, or those of
+        ``user_id``; on every platform, or on ``platform``.
+
+        :raises ValueError: for a bad argument. ``status`` takes ``"active"``
+            only for now (``"ended"`` and ``"all"`` raise ``ValueError``).
+        :raises StoreUnavailable: when the store cannot be reached (as every
+            method below).
+        """
+        return drive(self, actions.sessions(user_id, platform, status))
+
+    async def asessions(
+        self, user_id: str | None = None, platform: str | None = None, status: str = "active"
+    ) -> list[Session]:
+        """:meth:`sessions` for ASGI apps."""
+        return await adrive(self, actions.sessions(user_id, platform, status))
+
+    def end_session(self, session_id: str) -> bool:
+        """End the session whose :attr:`Session.id` is ``session_id``
+        (``revoked``, actor ``app``); ``False`` when it was not active."""
+        return drive(self, actions.end_session(session_id, "revoked", actions.APP)) is not None
+
+    async def aend_session(self, session_id: str) -> bool:
+        """:meth:`end_session` for ASGI apps."""
+        return await adrive(self, actions.end_session(session_id, "revoked", actions.APP)) is not None
+
+    def end_user(self, user_id: str, platform: str | None = None, except_id: str | None = None) -> int:
+        """End every session of ``user_id`` (on ``platform``) except the one
+        whose id is ``except_id`` (``revoked``, actor ``app``); how many ended.
+        E.g. after a password change, ``except_id=ctx.session.id``."""
+        steps = actions.end_user(user_id, "revoked", actions.APP, platform=platform, keep=except_id)
+        return len(drive(self, steps))
+
+    async def aend_user(
+        self, user_id: str, platform: str | None = None, except_id: str | None = None
+    ) -> int:
+        """:meth:`end_user` for ASGI apps."""
+        steps = actions.end_user(user_id, "revoked", actions.APP, platform=platform, keep=except_id)
+        return len(await adrive(self, steps))
+
+    def end_all(self, except_id: str | None = None) -> None:
+        """End every session (``signout_all``, actor ``app``) except the one
+        whose id is ``except_id``, in constant time."""
+        drive(self, actions.end_all(actions.APP, keep=except_id))
+
+    async def aend_all(self, except_id: str | None = None) -> None:
+        """:meth:`end_all` for ASGI apps."""
+        await adrive(self, actions.end_all(actions.APP, keep=except_id))
+
+    def set_roles(self, user_id: str, roles: Sequence[str]) -> int:
+        """Replace ``metadata["roles"]`` of every active session of ``user_id``
+        (a ``roles_changed`` event, actor ``app``); how many sessions changed.
+        Their permissions follow at their next request; sessions created later
+        get the roles the app gives at login.
+
+        :raises ValueError: unless ``roles`` is a list of at most 32 names of
+            1 to 64 characters.
+        """
+        return len(drive(self, actions.set_roles(user_id, roles, actions.APP)))
+
+    async def aset_roles(self, user_id: str, roles: Sequence[str]) -> int:
+        """:meth:`set_roles` for ASGI apps."""
+        return len(await adrive(self, actions.set_roles(user_id, roles, actions.APP)))
 
     def city(self, ip: str) -> str | None:
         """The city of ``ip`` from the GeoIP2 City database, when one is configured."""

@@ -10,6 +10,10 @@ ASGI headers are ``bytes`` pairs, WSGI headers ``str`` pairs (a
   ``Cache-Control: private`` when the app set no ``Cache-Control``, so that no
   shared cache hands one user's page to another.
 
+- A response to a request with a valid session (presented, or created by a
+  login in the request) carries ``Session-Expires``: the session's
+  ``expires_at`` (none when it never expires), computed without a store call.
+
 A request without a token gets none of this, and the shells do not call here
 for it unless it logs in.
 """
@@ -24,7 +28,7 @@ class Spelling(Generic[AnyStr]):
     """The header names and values of one shell's type."""
 
     __slots__ = ("cache_control", "vary", "set_cookie", "no_store", "private", "comma", "star", "vary_by",
-                 "cache_control_name", "vary_name")
+                 "cache_control_name", "vary_name", "session_expires")
     cache_control: AnyStr
     vary: AnyStr
     set_cookie: AnyStr
@@ -37,19 +41,22 @@ class Spelling(Generic[AnyStr]):
     #: lower-case names, to compare with
     cache_control_name: AnyStr
     vary_name: AnyStr
+    session_expires: AnyStr
 
     def __init__(self, cache_control: AnyStr, vary: AnyStr, set_cookie: AnyStr, no_store: AnyStr,
-                 private: AnyStr, comma: AnyStr, star: AnyStr, cookie: AnyStr, authorization: AnyStr) -> None:
+                 private: AnyStr, comma: AnyStr, star: AnyStr, cookie: AnyStr, authorization: AnyStr,
+                 session_expires: AnyStr) -> None:
         self.cache_control, self.vary, self.set_cookie = cache_control, vary, set_cookie
         self.no_store, self.private, self.comma, self.star = no_store, private, comma, star
         self.vary_by = {"cookie": cookie, "bearer": authorization}
         self.cache_control_name, self.vary_name = cache_control.lower(), vary.lower()
+        self.session_expires = session_expires
 
 
 ASGI = Spelling(b"cache-control", b"vary", b"set-cookie", b"no-store", b"private", b",", b"*",
-                b"Cookie", b"Authorization")
+                b"Cookie", b"Authorization", b"session-expires")
 WSGI = Spelling("Cache-Control", "Vary", "Set-Cookie", "no-store", "private", ",", "*",
-                "Cookie", "Authorization")
+                "Cookie", "Authorization", "Session-Expires")
 
 
 def with_session(
@@ -57,10 +64,12 @@ def with_session(
     spelling: Spelling[AnyStr],
     cookie: AnyStr | None,
     source: str | None,
+    expires: AnyStr | None = None,
 ) -> list[tuple[AnyStr, AnyStr]]:
     """``headers`` (the app's, not changed) plus what the session adds: the
-    ``Set-Cookie`` value ``cookie`` if any, and the cache headers of a request
-    whose token came from ``source`` (``"cookie"``, ``"bearer"`` or ``None``)."""
+    ``Set-Cookie`` value ``cookie`` if any, the cache headers of a request
+    whose token came from ``source`` (``"cookie"``, ``"bearer"`` or ``None``),
+    and ``Session-Expires`` when ``expires`` is given."""
     cache_control, vary = spelling.cache_control_name, spelling.vary_name
     out: list[tuple[AnyStr, AnyStr]] = []
     cached = False  # the app set a Cache-Control
@@ -83,6 +92,8 @@ def with_session(
         wanted = spelling.vary_by[source]
         if not varied or not _names(varied, spelling, wanted.lower()):
             out.append((spelling.vary, wanted))
+    if expires is not None:
+        out.append((spelling.session_expires, expires))
     return out
 
 

@@ -14,8 +14,9 @@ import re
 from collections.abc import Callable
 from typing import TypeAlias
 
-from .durations import duration, interval, interval_or_off, show
+from .durations import duration, duration_choices, interval, interval_or_off, show
 from .origins import origin_of
+from .permissions import role_permissions
 
 PLATFORMS = ("web", "mobile", "desktop")
 ENV_PREFIX = "SESSIONGUARD_"
@@ -259,6 +260,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "evict": _choice("oldest_login", "least_recent"),
     "passive_paths": _paths,
     "allow_user_timeouts": _bool,
+    "user_idle_timeout_choices": duration_choices,
     "cookie_name": lambda v: _text(v, _TOKEN, "is not a cookie name (use letters, digits, - and _)"),
     "cookie_secure": _bool,
     "cookie_samesite": _choice("lax", "strict", "none"),
@@ -271,6 +273,8 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "admin_path": _admin_path,
     "admin_roles": _list,
     "readonly_roles": _list,
+    "role_permissions": role_permissions,
+    "self_service": _bool,
     "admin_token": _admin_token,
     "trusted_proxies": _networks,
     "allowed_origins": _origins,

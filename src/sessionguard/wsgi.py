@@ -19,6 +19,7 @@ from .stores.protocol import Check
 
 if TYPE_CHECKING:
     from .guard import SessionGuard
+    from .session import Session
 
 logger = logging.getLogger("sessionguard")
 
@@ -123,14 +124,15 @@ class WSGIMiddleware:
 
 class _WSGIContext(SessionContext):
     """The context of one WSGI request; its ``_start_response`` is the one the
-    app gets, adding the pending ``Set-Cookie`` (and ``Cache-Control: no-store``)."""
+    app gets, adding the pending ``Set-Cookie`` (and ``Cache-Control: no-store``)
+    and the session's ``Session-Expires``."""
 
     __slots__ = ()
 
     def _start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         cookie = self.set_cookie
-        if cookie is not None:
-            headers = with_session(headers, WSGI, cookie, None)
+        if cookie is not None:  # a login in a request that presented no token
+            headers = with_session(headers, WSGI, cookie, None, _expires(self.session))
         self._raw = None  # started: see _Context._raw
         respond = self._respond  # a slot read, then a call: no method lookup
         return respond(status, headers, exc_info)
@@ -157,10 +159,15 @@ class _WSGITokenContext(_WSGIContext):
     __slots__ = ()
 
     def _start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        headers = with_session(headers, WSGI, self.set_cookie, self._source)
+        headers = with_session(headers, WSGI, self.set_cookie, self._source, _expires(self.session))
         self._raw = None  # started: see _Context._raw
         respond = self._respond
         return respond(status, headers, exc_info)
+
+
+def _expires(session: Session | None) -> str | None:
+    """The ``Session-Expires`` value of ``session``, if it has one."""
+    return None if session is None else session.expires_header()
 
 
 class _Unavailable:

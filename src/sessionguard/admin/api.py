@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sessionguard.admin.flow as flow  # the module, not the package: see docs/internals.md
 
-from .. import audit
+from .. import actions, audit
 from ..policy import PolicyError
 from ..session import Session
 from ..tokens import is_session_id
@@ -58,11 +58,9 @@ def end_session(call: Call) -> Flow:
     session_id = call.params["id"]
     if not is_session_id(session_id):
         raise ApiError(404, "not_found", NO_SESSION)
-    record = yield from flow.end(session_id, "revoked")
+    record = yield from actions.end_session(session_id, "revoked", call.caller.actor)
     if record is None:
         raise ApiError(404, "not_found", NO_SESSION)
-    now = yield from flow.now()
-    yield from flow.record([audit.ended(record, "revoked", call.caller.actor, now)])
     return no_content()
 
 
@@ -74,11 +72,23 @@ def signout_user(call: Call) -> Flow:
     body = object_body(call.request, required=False)
     known_fields(body, ("platform",))
     platform = platform_value(body.get("platform"), "platform")
-    records = yield from flow.end_user(user_id, "revoked", platform=platform)
-    if records:
-        now = yield from flow.now()
-        yield from flow.record([audit.ended(r, "revoked", call.caller.actor, now) for r in records])
+    records = yield from actions.end_user(user_id, "revoked", call.caller.actor, platform=platform)
     return json_response({"ended": len(records)})
+
+
+def set_user_roles(call: Call) -> Flow:
+    """``PUT api/users/{user_id}/roles``: replace ``metadata["roles"]`` of every
+    active session of the user (``roles_changed``)."""
+    user_id = call.params["user_id"]
+    user_id_value(user_id, "user_id")
+    body = object_body(call.request, required=True)
+    known_fields(body, ("roles",))
+    try:
+        roles = actions.roles_value(body.get("roles"))
+    except ValueError as error:
+        raise invalid("roles", str(error).removeprefix("roles ")) from None
+    records = yield from actions.set_roles(user_id, roles, call.caller.actor)
+    return json_response({"updated": len(records)})
 
 
 def signout_all(call: Call) -> Flow:
@@ -93,12 +103,8 @@ def signout_all(call: Call) -> Flow:
         raise invalid("keep_mine", "must be true or false")
     mine = call.caller.session
     keep = mine.id if keep_mine and mine is not None else None
-    yield from flow.end_all(keep=keep)
-    now = yield from flow.now()
-    detail = None if keep is None else f"kept {keep}"
-    event = audit.Event("signout_all", now, call.caller.actor, reason="signout_all", detail=detail)
-    yield from flow.record([event])
-    return json_response({"ended": "all"})
+    yield from actions.end_all(call.caller.actor, keep=keep)
+    return json_response({"ended": "all"}, ends_caller=mine is not None and keep is None)
 
 
 def get_policy(call: Call) -> Flow:
@@ -145,6 +151,7 @@ ROUTES = (
     Route("GET", "/api/sessions", list_sessions, READ),
     Route("DELETE", "/api/sessions/{id}", end_session, REVOKE),
     Route("POST", "/api/users/{user_id:path}/signout", signout_user, REVOKE),
+    Route("PUT", "/api/users/{user_id:path}/roles", set_user_roles, f"{REVOKE}+{UPDATE}"),
     Route("POST", "/api/signout-all", signout_all, REVOKE),
     Route("GET", "/api/policy", get_policy, READ),
     Route("PUT", "/api/policy", put_policy, UPDATE),

@@ -74,8 +74,11 @@ class AdminASGI:
             method=scope["method"], path=path[len(prefix):] if path.startswith(prefix) else path,
             prefix=prefix, query=scope.get("query_string", b"").decode("utf-8", "replace"),
             headers=_headers(scope), body=body, session=ctx.session, source=ctx.source,
+            ended_reason=ctx.ended_reason,
         )
         response = await arun(self.guard, self.admin.handle(request))
+        if response.ends_caller:
+            ctx.session = ctx.set_cookie = None  # no Session-Expires, no re-sent cookie
         await _send(send, response, head=request.method == "HEAD")
 
     async def _behind_guard(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -2,7 +2,8 @@
 the sub-app hands out (CSRF tokens, listing cursors) without storing them.
 
 Callers are either a session (permissions from ``metadata["roles"]`` through
-``ADMIN_ROLES`` / ``READONLY_ROLES``) or the static ``ADMIN_TOKEN`` (every
+``ROLE_PERMISSIONS``, or ``ADMIN_ROLES`` / ``READONLY_ROLES``, see
+:mod:`sessionguard.permissions`) or the static ``ADMIN_TOKEN`` (every
 permission). Cookie-authenticated writes must carry ``X-CSRF-Token``: an
 HMAC of the session id under a key derived from the guard's secret keys.
 Bearer-authenticated calls cannot be forged cross-site and need none.
@@ -20,16 +21,18 @@ from typing import TYPE_CHECKING
 from itsdangerous import BadData, Signer
 
 from ..incoming import bearer
+from ..permissions import ALL_PERMISSIONS as ALL_PERMISSIONS
+from ..permissions import READ as READ
+from ..permissions import REVOKE as REVOKE
+from ..permissions import UPDATE as UPDATE
+from ..permissions import granted
+from ..reasons import reason_text
 from ..session import Session
 from .http import AdminRequest, ApiError, invalid
 
 if TYPE_CHECKING:
     from ..config import Config
 
-READ = "sessions:read"
-REVOKE = "sessions:revoke"
-UPDATE = "settings:update"
-ALL_PERMISSIONS = frozenset({READ, REVOKE, UPDATE})
 #: Route requirement: any valid session (the self-service endpoints).
 ANY_SESSION = "session"
 #: Route requirement: none (``/openapi.json``).
@@ -59,12 +62,8 @@ ANONYMOUS = Caller("anonymous", frozenset(), None, "none")
 
 def permissions(session: Session, config: Config) -> frozenset[str]:
     """The admin permissions the roles of ``session`` grant."""
-    roles = set(session.roles)
-    if roles.intersection(config.admin_roles):
-        return ALL_PERMISSIONS
-    if roles.intersection(config.readonly_roles):
-        return frozenset({READ})
-    return frozenset()
+    return granted(session.roles, role_permissions=config.role_permissions,
+                   admin_roles=config.admin_roles, readonly_roles=config.readonly_roles)
 
 
 class Signing:
@@ -144,8 +143,8 @@ def authenticate(request: AdminRequest, config: Config, is_admin_token: Callable
 
 
 def authorize(caller: Caller, requirement: str, request: AdminRequest, signing: Signing) -> None:
-    """Check that ``caller`` meets ``requirement`` (a permission,
-    :data:`ANY_SESSION` or :data:`PUBLIC`) and, for a cookie-authenticated
+    """Check that ``caller`` meets ``requirement`` (a permission, several
+    joined by ``+``, :data:`ANY_SESSION` or :data:`PUBLIC`) and, for a cookie-authenticated
     write, carries the CSRF token.
 
     :raises ApiError: ``401`` without credentials, ``403`` otherwise.
@@ -153,16 +152,20 @@ def authorize(caller: Caller, requirement: str, request: AdminRequest, signing: 
     if requirement == PUBLIC:
         return
     if caller is ANONYMOUS:
+        # A session that has just ended says why (the pages and expiry.js show it).
+        reason = request.ended_reason
+        message = reason_text(reason) or "Sign in, or send Authorization: Bearer <admin token>."
         raise ApiError(
-            401, "unauthenticated", "Sign in, or send Authorization: Bearer <admin token>.",
+            401, "unauthenticated", message, reason=reason,
             headers=(("www-authenticate", 'Bearer realm="sessionguard"'),),
         )
     if requirement == ANY_SESSION:
         if caller.session is None:
             raise ApiError(403, "session_required", "This endpoint acts on the caller's own session; "
                            "the admin token has none.")
-    elif requirement not in caller.permissions:
-        raise ApiError(403, "forbidden", f"This needs the {requirement} permission.")
+    elif not caller.permissions.issuperset(requirement.split("+")):
+        needed = requirement.replace("+", " and ") + (" permissions" if "+" in requirement else " permission")
+        raise ApiError(403, "forbidden", f"This needs the {needed}.")
     if caller.source == "cookie" and request.method in UNSAFE_METHODS:
         token = request.headers.get(CSRF_HEADER)
         session = caller.session

@@ -55,10 +55,12 @@ T = TypeVar("T")
 Step = Generator[Effect, Any, T]
 
 
-def run(guard: SessionGuard, flow: Flow) -> Response:
-    """Drive ``flow`` with the sync store."""
+def drive(guard: SessionGuard, steps: Step[T]) -> T:
+    """Run ``steps`` with the sync store: their value, or their exception
+    (:class:`StoreUnavailable` included). An audit event that cannot be
+    recorded is logged, not raised: the action itself happened."""
     try:
-        effect = next(flow)
+        effect = next(steps)
         while True:
             if isinstance(effect, Audit):
                 try:
@@ -68,22 +70,18 @@ def run(guard: SessionGuard, flow: Flow) -> Response:
                 result = None
             else:
                 result = effect.call(guard.store)
-            effect = flow.send(result)
+            effect = steps.send(result)
     except StopIteration as done:
-        response: Response = done.value
-        return response
-    except ApiError as error:
-        return error.response
-    except StoreUnavailable:
-        return unavailable(guard)
+        value: T = done.value
+        return value
     finally:
-        flow.close()  # a flow left waiting on a failed store step ends here, not at GC
+        steps.close()  # steps left waiting on a failed store call end here, not at GC
 
 
-async def arun(guard: SessionGuard, flow: Flow) -> Response:
-    """Drive ``flow`` with the async store (the same steps as :func:`run`)."""
+async def adrive(guard: SessionGuard, steps: Step[T]) -> T:
+    """Run ``steps`` with the async store (the same steps as :func:`drive`)."""
     try:
-        effect = next(flow)
+        effect = next(steps)
         while True:
             if isinstance(effect, Audit):
                 try:
@@ -93,21 +91,37 @@ async def arun(guard: SessionGuard, flow: Flow) -> Response:
                 result = None
             else:
                 result = await effect.call(guard.async_store)
-            effect = flow.send(result)
+            effect = steps.send(result)
     except StopIteration as done:
-        response: Response = done.value
-        return response
+        value: T = done.value
+        return value
+    finally:
+        steps.close()
+
+
+def run(guard: SessionGuard, flow: Flow) -> Response:
+    """Drive ``flow`` with the sync store; errors become their answers."""
+    try:
+        return drive(guard, flow)
     except ApiError as error:
         return error.response
     except StoreUnavailable:
         return unavailable(guard)
-    finally:
-        flow.close()  # a flow left waiting on a failed store step ends here, not at GC
+
+
+async def arun(guard: SessionGuard, flow: Flow) -> Response:
+    """Drive ``flow`` with the async store (the same steps as :func:`run`)."""
+    try:
+        return await adrive(guard, flow)
+    except ApiError as error:
+        return error.response
+    except StoreUnavailable:
+        return unavailable(guard)
 
 
 def _unrecorded() -> None:
     # The action itself happened: answering 503 would make the caller retry it.
-    logger.warning("sessionguard: admin audit event not recorded (store unavailable)")
+    logger.warning("sessionguard: audit event not recorded (store unavailable)")
 
 
 def unavailable(guard: SessionGuard) -> Response:
@@ -180,6 +194,12 @@ def user_timeouts(user_id: str) -> Step[dict[str, int | None]]:
 def set_user_timeouts(user_id: str, timeouts: Mapping[str, int | None]) -> Step[None]:
     """Replace a user's own idle timeouts."""
     yield StoreCall(lambda store: store.set_user_timeouts(user_id, dict(timeouts)))
+
+
+def set_roles(user_id: str, roles: Sequence[str]) -> Step[list[Record]]:
+    """Replace ``metadata["roles"]`` of a user's valid sessions; the records updated."""
+    records: list[Record] = yield StoreCall(lambda store: store.set_roles(user_id, list(roles)))
+    return records
 
 
 def events(*, user_id: str | None, limit: int, cursor: str | None) -> Step[Page]:

@@ -41,6 +41,7 @@ class AdminRequest:
     :param body: the body, at most :data:`MAX_BODY` bytes.
     :param session: the caller's valid session, if any.
     :param source: how that session's token came: ``"cookie"`` or ``"bearer"``.
+    :param ended_reason: why the session the request presented has ended, if it has.
     """
 
     method: str
@@ -51,15 +52,21 @@ class AdminRequest:
     body: bytes = b""
     session: Session | None = None
     source: str | None = None
+    ended_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """An answer: status, headers (lower-case names) and body."""
+    """An answer: status, headers (lower-case names) and body.
+
+    ``ends_caller``: the answer ends the caller's own session, so the shells
+    drop the session from the request's context: no ``Session-Expires`` nor
+    re-sent cookie follows (a cookie to clear is in ``headers``)."""
 
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes = b""
+    ends_caller: bool = False
 
 
 class ApiError(Exception):
@@ -69,6 +76,8 @@ class ApiError(Exception):
     :param code: a stable machine-readable code such as ``"not_found"``.
     :param message: for humans; never carries a secret.
     :param field: the offending field (query parameter or dotted body path).
+    :param reason: with ``401``, why the session the request presented has
+        ended (an ``ended_reason``), when it has.
     """
 
     def __init__(
@@ -78,6 +87,7 @@ class ApiError(Exception):
         message: str,
         *,
         field: str | None = None,
+        reason: str | None = None,
         headers: tuple[tuple[str, str], ...] = (),
     ) -> None:
         super().__init__(message)
@@ -85,6 +95,7 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.field = field
+        self.reason = reason
         self.headers = headers
 
     @property
@@ -93,6 +104,8 @@ class ApiError(Exception):
         error: dict[str, str] = {"code": self.code, "message": self.message}
         if self.field is not None:
             error["field"] = self.field
+        if self.reason is not None:
+            error["reason"] = self.reason
         return json_response({"error": error}, self.status, self.headers)
 
 
@@ -112,12 +125,13 @@ def invalid(field: str, problem: str) -> ApiError:
 
 
 def json_response(
-    data: object, status: int = 200, headers: tuple[tuple[str, str], ...] = ()
+    data: object, status: int = 200, headers: tuple[tuple[str, str], ...] = (), *,
+    ends_caller: bool = False,
 ) -> Response:
     """``data`` as a JSON answer. ASCII-only output: a stray surrogate in a
     stored string can never make encoding fail."""
     body = json.dumps(data, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-    return Response(status, (JSON_TYPE, *BASE_HEADERS, *headers), body)
+    return Response(status, (JSON_TYPE, *BASE_HEADERS, *headers), body, ends_caller)
 
 
 def no_content(headers: tuple[tuple[str, str], ...] = ()) -> Response:

@@ -6,18 +6,20 @@ their own idle timeouts. Sign-outs here are the user's own: ``signed_out``.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import sessionguard.admin.flow as flow  # the module, not the package: see docs/internals.md
 
 from .. import audit
 from ..config import PLATFORMS, format_duration, parse_duration
+from ..core import NEVER_IDLE
 from ..policy import Policy
 from ..session import Session
 from ..tokens import is_session_id
 from .auth import ANY_SESSION, Caller
 from .flow import Flow
-from .http import ApiError, invalid, json_response, known_fields, no_content, object_body
+from .http import ApiError, Response, invalid, json_response, known_fields, no_content, object_body
 from .routing import Call, Route
 
 
@@ -53,9 +55,16 @@ def end_my_session(call: Call) -> Flow:
         raise ApiError(404, "not_found", "You have no active session with this id.")
     now = yield from flow.now()
     yield from flow.record([audit.ended(record, "signed_out", call.caller.actor, now)])
-    if record.id == mine.id and call.caller.source == "cookie":
-        return no_content((("set-cookie", call.admin.clear_cookie),))
+    if record.id == mine.id:
+        return _ended_mine(call, no_content())
     return no_content()
+
+
+def _ended_mine(call: Call, answer: Response) -> Response:
+    """``answer`` to a request that ended the caller's own session: it clears the
+    cookie (of a cookie-authenticated caller) and ends the request's session."""
+    clear = (("set-cookie", call.admin.clear_cookie),) if call.caller.source == "cookie" else ()
+    return replace(answer, headers=(*answer.headers, *clear), ends_caller=True)
 
 
 def signout_others(call: Call) -> Flow:
@@ -68,9 +77,28 @@ def signout_others(call: Call) -> Flow:
     return json_response({"ended": len(records)})
 
 
-def _settings(allowed: bool, timeouts: Mapping[str, int | None]) -> dict[str, Any]:
-    idle = {p: None if timeouts.get(p) is None else format_duration(timeouts[p]) for p in PLATFORMS}
-    return {"allowed": allowed, "idle_timeout": idle}
+def signout_all_mine(call: Call) -> Flow:
+    """``POST api/me/signout-all``: end every session of the caller, the
+    current one included (``signed_out``); the cookie is cleared."""
+    mine = _own(call.caller)
+    records = yield from flow.end_user(mine.user_id, "signed_out")
+    if records:
+        now = yield from flow.now()
+        yield from flow.record([audit.ended(r, "signed_out", call.caller.actor, now) for r in records])
+    return _ended_mine(call, json_response({"ended": len(records)}))
+
+
+def _shown(seconds: int | None) -> str | None:
+    """A user's own idle timeout as the API gives it (``None``: the admin's value)."""
+    if seconds is None:
+        return None
+    return "never" if seconds == NEVER_IDLE else format_duration(seconds)
+
+
+def _settings(call: Call, allowed: bool, timeouts: Mapping[str, int | None]) -> dict[str, Any]:
+    idle = {p: _shown(timeouts.get(p)) for p in PLATFORMS}
+    choices = [format_duration(c) for c in call.admin.config.user_idle_timeout_choices]
+    return {"allowed": allowed, "idle_timeout": idle, "choices": choices}
 
 
 def _allowed(call: Call, policy: Policy) -> bool:
@@ -84,7 +112,7 @@ def get_settings(call: Call) -> Flow:
     mine = _own(call.caller)
     policy = yield from flow.policy()
     timeouts = yield from flow.user_timeouts(mine.user_id)
-    return json_response(_settings(_allowed(call, policy), timeouts))
+    return json_response(_settings(call, _allowed(call, policy), timeouts))
 
 
 def put_settings(call: Call) -> Flow:
@@ -102,11 +130,12 @@ def put_settings(call: Call) -> Flow:
     if not isinstance(changes, dict):
         raise invalid("idle_timeout", "must be an object keyed by web, mobile, desktop")
     known_fields(changes, PLATFORMS, "idle_timeout.")
-    parsed = {p: _timeout(f"idle_timeout.{p}", value) for p, value in changes.items()}
+    choices = call.admin.config.user_idle_timeout_choices
+    parsed = {p: _timeout(f"idle_timeout.{p}", value, choices) for p, value in changes.items()}
     timeouts = yield from flow.user_timeouts(mine.user_id)
     updated = {p: timeouts.get(p) for p in PLATFORMS} | parsed
     yield from flow.set_user_timeouts(mine.user_id, updated)
-    shown = _settings(True, updated)
+    shown = _settings(call, True, updated)
     now = yield from flow.now()
     event = audit.Event("settings_changed", now, call.caller.actor, mine.user_id,
                         detail=audit.compact_json(shown["idle_timeout"]))
@@ -114,21 +143,24 @@ def put_settings(call: Call) -> Flow:
     return json_response(shown)
 
 
-def _timeout(field: str, value: object) -> int | None:
+def _timeout(field: str, value: object, choices: tuple[int | None, ...]) -> int | None:
+    """A user's choice as stored: seconds, :data:`NEVER_IDLE`, or ``None`` (the
+    admin's value); only ``USER_IDLE_TIMEOUT_CHOICES`` are accepted."""
     if value is None:
         return None
     if type(value) is int:
         value = str(value)
-    problem = "must be a duration such as 30m, 2h or 1d, or null for the admin's value"
+    offered = ", ".join(format_duration(c) for c in choices)
+    problem = f"must be one of {offered}, or null for the administrator's value"
     if not isinstance(value, str) or len(value) > 32:
         raise invalid(field, problem)
     try:
         seconds = parse_duration(value)
     except ValueError:
         raise invalid(field, problem) from None
-    if seconds is None:  # "never" cannot be stored: None means "the admin's value"
+    if seconds not in choices:
         raise invalid(field, problem)
-    return seconds
+    return NEVER_IDLE if seconds is None else seconds
 
 
 def csrf(call: Call) -> Flow:
@@ -142,6 +174,7 @@ ROUTES = (
     Route("GET", "/api/me/sessions", my_sessions, ANY_SESSION),
     Route("DELETE", "/api/me/sessions/{id}", end_my_session, ANY_SESSION),
     Route("POST", "/api/me/signout-others", signout_others, ANY_SESSION),
+    Route("POST", "/api/me/signout-all", signout_all_mine, ANY_SESSION),
     Route("GET", "/api/me/settings", get_settings, ANY_SESSION),
     Route("PUT", "/api/me/settings", put_settings, ANY_SESSION),
     Route("GET", "/api/csrf", csrf, ANY_SESSION),

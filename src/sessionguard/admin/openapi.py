@@ -13,11 +13,12 @@ from typing import Any
 
 from ..audit import EVENT_TYPES
 from ..config import PLATFORMS
+from ..core import ENDED_REASONS
 from .api import CONFIRM_PHRASE, DEFAULT_LIMIT, MAX_LIMIT
 from .auth import PUBLIC
 from .flow import Flow
 from .http import BASE_HEADERS, JSON_TYPE, MAX_BODY, Response
-from .routing import Call, Route
+from .routing import Call, Route, is_self_service
 
 Schema = dict[str, Any]
 _MAX_DOCUMENTS = 8  # distinct mount prefixes cached
@@ -87,13 +88,22 @@ SCHEMAS: dict[str, Schema] = {
     "Settings": _obj({
         "allowed": {"type": "boolean"},
         "idle_timeout": _obj({p: _nullable(DURATION) for p in PLATFORMS}),
+        "choices": {"type": "array", "items": DURATION,
+                    "description": "the values a user may pick (USER_IDLE_TIMEOUT_CHOICES)"},
     }),
     "SettingsUpdate": _obj({
         "allowed": {"type": "boolean", "description": "read-only; ignored"},
-        "idle_timeout": _obj({p: {"type": ["string", "integer", "null"]} for p in PLATFORMS}, ()),
+        "idle_timeout": _obj({p: {
+            "type": ["string", "integer", "null"],
+            "description": "one of the choices (any spelling of the same duration), or null for the "
+                           "administrator's value",
+        } for p in PLATFORMS}, ()),
     }, ()),
     "Ended": _obj({"ended": {"type": "integer", "minimum": 0}}),
     "EndedAll": _obj({"ended": {"const": "all"}}),
+    "Updated": _obj({"updated": {"type": "integer", "minimum": 0}}),
+    "Roles": _obj({"roles": {"type": "array", "maxItems": 32,
+                             "items": {"type": "string", "minLength": 1, "maxLength": 64}}}),
     "UserSignout": _obj({"platform": PLATFORM}, ()),
     "SignoutAll": _obj({"confirm": {"type": "string", "const": CONFIRM_PHRASE},
                         "keep_mine": {"type": "boolean", "default": False}}, ("confirm",)),
@@ -101,6 +111,8 @@ SCHEMAS: dict[str, Schema] = {
     "Error": _obj({"error": _obj({
         "code": {"type": "string"}, "message": {"type": "string"},
         "field": {"type": "string", "description": "the offending field (422)"},
+        "reason": {"type": "string", "enum": sorted(ENDED_REASONS),
+                   "description": "401: why the session the request presented has ended"},
     }, ("code", "message"))}),
 }
 ERRORS = {
@@ -140,10 +152,17 @@ LIMIT = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MA
 CURSOR = _param("cursor", "query", {"type": "string"}, text="next_cursor of the previous page")
 SID = _param("id", "path", {"type": "string", "minLength": 1}, required=True)
 READS, WRITES = "400 401 403 422 503", "400 401 403 413 422 503"
+INFO = (
+    "Every response to a request with a valid session carries `Session-Expires` (ISO 8601 UTC: the "
+    "session's expires_at; absent when it never expires). A request with `X-Session-Passive: 1` is "
+    "checked without counting as activity. With SELF_SERVICE=off, /me and /api/me/* answer 404 and "
+    "are not described here."
+)
 
 
-def build(prefix: str, cookie_name: str) -> dict[str, Any]:
-    """The document for the sub-app mounted at ``prefix``."""
+def build(prefix: str, cookie_name: str, *, self_service: bool = True) -> dict[str, Any]:
+    """The document for the sub-app mounted at ``prefix`` (without ``/me`` and
+    ``/api/me/...`` when ``self_service`` is off)."""
     user = _param("user_id", "path", {"type": "string", "minLength": 1, "maxLength": 256}, required=True)
     ops: dict[str, Schema] = {
         "/api/sessions": {"get": _operation(
@@ -154,6 +173,10 @@ def build(prefix: str, cookie_name: str) -> dict[str, Any]:
         "/api/users/{user_id}/signout": {"post": _operation(
             "Sign out a user, optionally on one platform (revoked)", "Ended", "400 401 403 404 413 422 503",
             params=(user, CSRF), body="UserSignout")},
+        "/api/users/{user_id}/roles": {"put": _operation(
+            "Replace the roles (metadata.roles) of a user's active sessions; permissions follow at "
+            "their next request (needs sessions:revoke and settings:update)", "Updated",
+            "400 401 403 404 413 422 503", params=(user, CSRF), body="Roles", body_required=True)},
         "/api/signout-all": {"post": _operation(
             "Sign out everyone (signout_all), optionally keeping the caller's session", "EndedAll",
             WRITES, params=(CSRF,), body="SignoutAll", body_required=True)},
@@ -169,6 +192,9 @@ def build(prefix: str, cookie_name: str) -> dict[str, Any]:
             params=(SID, CSRF), code="204")},
         "/api/me/signout-others": {"post": _operation(
             "Sign out the caller's other sessions (signed_out)", "Ended", "401 403 503", params=(CSRF,))},
+        "/api/me/signout-all": {"post": _operation(
+            "Sign out every session of the caller, this one included (signed_out; the cookie is "
+            "cleared)", "Ended", "401 403 503", params=(CSRF,))},
         "/api/me/settings": {
             "get": _operation("The caller's own idle timeouts", "Settings", "401 403 503"),
             "put": _operation("Set the caller's own idle timeouts (403 unless allowed)", "Settings",
@@ -184,8 +210,10 @@ def build(prefix: str, cookie_name: str) -> dict[str, Any]:
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "sessionguard admin API", "version": "1"},
-        "paths": {prefix + path: item for path, item in ops.items()},
+        "info": {"title": "sessionguard admin API", "version": "1", "description": INFO},
+        "paths": {
+            prefix + path: item for path, item in ops.items() if self_service or not is_self_service(path)
+        },
         "components": {
             "schemas": SCHEMAS,
             "responses": {
@@ -219,7 +247,9 @@ def document(call: Call) -> Flow:
     cache, prefix = call.admin.documents, call.request.prefix
     body = cache.get(prefix)
     if body is None:
-        body = json.dumps(build(prefix, call.admin.config.cookie_name), ensure_ascii=True).encode()
+        config = call.admin.config
+        document = build(prefix, config.cookie_name, self_service=config.self_service)
+        body = json.dumps(document, ensure_ascii=True).encode()
         if len(cache) < _MAX_DOCUMENTS:
             cache[prefix] = body
     yield from ()  # a flow without store steps

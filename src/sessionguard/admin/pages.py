@@ -32,7 +32,7 @@ from ..session import Session
 from .api import CONFIRM_PHRASE
 from .auth import ANONYMOUS, PUBLIC, READ, REVOKE, UPDATE, Caller
 from .flow import Flow
-from .http import AdminRequest, ApiError, Response
+from .http import ApiError, Response
 from .routing import Call, Route
 
 CSP = (
@@ -133,9 +133,9 @@ def environment() -> jinja2.Environment:
     )
 
 
-def render(name: str, request: AdminRequest, viewer: Viewer | None, **context: Any) -> bytes:
+def render(name: str, call: Call, viewer: Viewer | None, **context: Any) -> bytes:
     """Render template ``name`` for ``viewer`` with the context every page uses."""
-    prefix = request.prefix
+    prefix = call.request.prefix
     files = assets()
 
     def asset(file: str) -> str:
@@ -144,6 +144,7 @@ def render(name: str, request: AdminRequest, viewer: Viewer | None, **context: A
     template = environment().get_template(name)
     html = template.render(
         admin_path=prefix, api=f"{prefix}/api", asset=asset, viewer=viewer,
+        self_service=call.admin.config.self_service,
         platforms=[{"name": p, "title": PLATFORM_TITLES[p]} for p in PLATFORMS], **context,
     )
     return html.encode("utf-8")
@@ -170,12 +171,11 @@ def viewer_of(caller: Caller) -> Viewer | None:
 def refusal(call: Call, viewer: Viewer | None, needs: str) -> Response | None:
     """The HTML answer for a caller who may not see a page needing ``needs``
     (a permission, or ``"session"``); ``None`` when they may."""
-    request = call.request
     if viewer is None:
         redirect = call.admin.config.on_invalid_redirect
         if redirect is not None:
             return Response(303, (("location", redirect), ("cache-control", "no-store"), *SECURITY_HEADERS))
-        body = render("error.html", request, None, page="error", title="Sign in required",
+        body = render("error.html", call, None, page="error", title="Sign in required",
                       message="Sign in to the application first, then open this page again.")
         return html_response(401, body, ("www-authenticate", 'Bearer realm="sessionguard"'))
     if needs == "session":
@@ -186,7 +186,7 @@ def refusal(call: Call, viewer: Viewer | None, needs: str) -> Response | None:
         message = f"Your account may not see this page: it needs the {needs} permission."
     if allowed:
         return None
-    body = render("error.html", request, viewer, page="error", title="Not allowed", message=message)
+    body = render("error.html", call, viewer, page="error", title="Not allowed", message=message)
     return html_response(403, body)
 
 
@@ -197,7 +197,7 @@ def admin_page(call: Call) -> Flow:
     denied = refusal(call, viewer, READ)
     if denied is not None:
         return denied
-    body = render("admin.html", call.request, viewer, page="admin", columns=COLUMNS,
+    body = render("admin.html", call, viewer, page="admin", columns=COLUMNS,
                   policy_fields=POLICY_FIELDS, phrase=CONFIRM_PHRASE)
     return html_response(200, body)
 
@@ -209,7 +209,7 @@ def me_page(call: Call) -> Flow:
     denied = refusal(call, viewer, "session")
     if denied is not None:
         return denied
-    return html_response(200, render("me.html", call.request, viewer, page="me"))
+    return html_response(200, render("me.html", call, viewer, page="me"))
 
 
 def static_file(call: Call) -> Flow:

@@ -21,6 +21,12 @@ if TYPE_CHECKING:
 _PARAM = re.compile(r"\{(\w+)(:path)?\}")
 
 
+def is_self_service(pattern: str) -> bool:
+    """Whether a path below the admin prefix is self-service (``/me``,
+    ``/api/me/...``), which ``SELF_SERVICE=off`` removes."""
+    return pattern == "/me" or pattern.startswith("/api/me/")
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """What a handler gets: the request, its caller, the path parameters and
@@ -39,7 +45,8 @@ Handler = Callable[[Call], Flow]
 @dataclass(frozen=True, slots=True)
 class Route:
     """``method`` on ``pattern`` runs ``handler`` for callers meeting
-    ``requirement`` (a permission, ``"session"`` or ``"public"``).
+    ``requirement`` (a permission, several joined by ``+``, ``"session"``
+    or ``"public"``).
 
     ``pattern`` is a path below the admin prefix; ``{name}`` matches one
     path segment, ``{name:path}`` the rest of the path (user ids may hold
@@ -75,7 +82,8 @@ class Admin:
         #: the ``Set-Cookie`` value that clears the session cookie
         self.clear_cookie = guard.clear_cookie
         self.signing = Signing(guard.config.secret_key)
-        self.routes = tuple(routes)
+        serves_me = guard.config.self_service
+        self.routes = tuple(r for r in routes if serves_me or not is_self_service(r.pattern))
         #: per-prefix cache of rendered documents (``/openapi.json``)
         self.documents: dict[str, bytes] = {}
 

@@ -62,9 +62,11 @@ class AdminWSGI:
         request = AdminRequest(
             method=method, path=path, prefix=prefix,
             query=wsgi_text(environ.get("QUERY_STRING", "")), headers=_headers(environ),
-            body=body, session=ctx.session, source=ctx.source,
+            body=body, session=ctx.session, source=ctx.source, ended_reason=ctx.ended_reason,
         )
         response = run(self.guard, self.admin.handle(request))
+        if response.ends_caller:
+            ctx.session = ctx.set_cookie = None  # no Session-Expires, no re-sent cookie
         return _send(start_response, response, head=method == "HEAD")
 
     def _behind_guard(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

@@ -32,7 +32,7 @@ from ..errors import SessionLimitReached
 from ..policy import Policy
 from ..tokens import TAG_LENGTH
 from .cursors import cursor_after, cursor_of, newest_first
-from .protocol import Check, Created, NewSession, Page
+from .protocol import Check, Created, NewSession, Page, with_roles
 from .write_behind import Unwritten
 
 
@@ -102,7 +102,10 @@ class MemoryStore:
             if passive:
                 if owed:
                     self._put(record, policy, now)
-                return Check(outcome, _own(record), policy=policy)
+                # this process's own unwritten use is part of the view (its expires_at)
+                pending = self._unwritten.seen(session_id)
+                view = touched(record, pending) if pending is not None else record
+                return Check(outcome, _own(view), policy=policy)
             fresh = touched(record, now)
             if not owed and not touch_due(record, policy, now, passive=False):
                 self._unwritten.note(session_id, now, flush_by(record, policy, now))
@@ -211,6 +214,38 @@ class MemoryStore:
             for record in self._user_records(user_id, now):
                 own = timeouts.get(record.platform)
                 self._put(record._replace(user_idle=own), policy, now)
+
+    def rotate(self, session_id: str, new_id: str) -> Check:
+        with self._lock:
+            now = self._clock()
+            moved = self._records.get(new_id)
+            if moved is not None:  # as the Redis script: a repeated call changes nothing
+                return Check(Outcome.VALID, _own(moved), policy=self.policy())
+            record = self._live(session_id, now)
+            if record is None:
+                return Check(Outcome(self._tombstone(session_id, now) or "invalid"))
+            seen = self._unwritten.seen(session_id)
+            if seen is not None and record.last_seen < seen <= now:
+                record = touched(record, seen)
+            policy = self.policy()
+            outcome = judge(record, policy, now, self._epoch)
+            if outcome is not Outcome.VALID:
+                return Check(outcome, ended=self._end(record, outcome.value, now))
+            self._forget(record)  # no tombstone: the old token is unknown from now on
+            self._unwritten.written(session_id, record.last_seen)
+            moved = record._replace(id=new_id)
+            self._put(moved, policy, now)
+            self._by_user.setdefault(moved.user_id, set()).add(new_id)
+            return Check(Outcome.VALID, _own(moved), policy=policy)
+
+    def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
+        with self._lock:
+            now, policy, updated = self._clock(), self.policy(), []
+            for record in self._user_records(user_id, now):
+                changed = record._replace(metadata=_json_copy(with_roles(record.metadata, roles)))
+                self._put(changed, policy, now)
+                updated.append(_own(changed))
+            return updated
 
     # -- audit ---------------------------------------------------------------
 

@@ -57,6 +57,12 @@ class AsyncMemoryStore:
     async def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
         self.sync.set_user_timeouts(user_id, timeouts)
 
+    async def rotate(self, session_id: str, new_id: str) -> Check:
+        return self.sync.rotate(session_id, new_id)
+
+    async def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
+        return self.sync.set_roles(user_id, roles)
+
     async def append_events(self, events: Sequence[Event]) -> None:
         self.sync.append_events(events)
 

@@ -65,6 +65,11 @@ class Page:
     next_cursor: str | None
 
 
+def with_roles(metadata: Mapping[str, Any], roles: Sequence[str]) -> dict[str, Any]:
+    """``metadata`` with ``roles`` as its ``"roles"`` (what ``set_roles`` stores)."""
+    return {**metadata, "roles": list(roles)}
+
+
 class Store(Protocol):
     """A synchronous session store (used by the WSGI shell and the CLI)."""
 
@@ -110,6 +115,16 @@ class Store(Protocol):
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
         """Replace the user's own idle timeouts and apply them to their sessions."""
 
+    def rotate(self, session_id: str, new_id: str) -> Check:
+        """Give a valid session the id ``new_id`` (of the same user's slot), every
+        other field kept; the old id becomes unknown. ``Check(VALID, record)``
+        with the moved record, else the outcome saying why the session ended
+        (``ended`` set when a timeout was noticed now)."""
+
+    def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
+        """Replace ``metadata["roles"]`` of every valid session of ``user_id``
+        (:func:`with_roles`); the records updated."""
+
     def append_events(self, events: Sequence[Event]) -> None:
         """Add ``events`` to the audit log."""
 
@@ -141,6 +156,8 @@ class AsyncStore(Protocol):
     ) -> Page: ...
     async def user_timeouts(self, user_id: str) -> dict[str, int | None]: ...
     async def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None: ...
+    async def rotate(self, session_id: str, new_id: str) -> Check: ...
+    async def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]: ...
     async def append_events(self, events: Sequence[Event]) -> None: ...
     async def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page: ...
     async def close(self) -> None: ...

@@ -62,6 +62,12 @@ class Unwritten:
             self._uses[session_id] = (seen, by)
             self._push(by, session_id)
 
+    def seen(self, session_id: str) -> int | None:
+        """The latest unwritten use of ``session_id`` (kept), else ``None``: a
+        passive check's view includes this process's own uses."""
+        held = self._uses.get(session_id)  # no lock: one dict read
+        return None if held is None else held[0]
+
     def overdue(self, session_id: str, now: int) -> int | None:
         """The use of ``session_id`` whose moment has come (handed out), else ``None``."""
         held = self._uses.get(session_id)  # no lock: the common answer is "none"

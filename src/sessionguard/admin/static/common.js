@@ -76,7 +76,10 @@
       throw new ApiError(0, {error: {code: "network", message: "The server could not be reached."}});
     }
     if (response.type === "opaqueredirect" || response.status === 401) {
-      sessionEnded();
+      let error = {};
+      try { error = (await response.json()).error || {}; } catch (exc) { error = {}; }
+      // error.reason: why the session ended, error.message says it in words
+      sessionEnded(typeof error.reason === "string" ? error.message : null);
       throw new ApiError(401, {error: {code: "unauthenticated", message: "Your session has ended."}});
     }
     if (response.status === 204) return null;
@@ -97,12 +100,18 @@
     }
   }
 
-  function sessionEnded() {
+  /** The session is over: controls off, and why (``message``) in the status
+   *  region, unless ``quiet`` (expiry.js shows it in its own notice). */
+  function sessionEnded(message, quiet) {
     if (ended) return;
     ended = true;
     document.querySelectorAll("main button, main input, main select").forEach(function (el) { el.disabled = true; });
-    announce("Your session has ended. Reload the page to sign in again.", "error");
+    if (!quiet) announce((message ? message + " " : "Your session has ended. ") + "Reload the page to sign in again.", "error");
   }
+
+  document.addEventListener("sessionguard:expiry", function (event) {
+    if (event.detail && event.detail.state === "ended") sessionEnded(event.detail.message, true);
+  });
 
   // -- formatting -----------------------------------------------------------
 
@@ -204,6 +213,7 @@
     API: API, ApiError: ApiError, h: h, api: api, announce: announce, time: time,
     displayName: displayName, roles: roles, platformName: platformName,
     clearErrors: clearErrors, showError: showError, permissions: permissions, guarded: guarded,
+    sessionEnded: sessionEnded,
     sessionId: document.body.dataset.sessionId || null,
   };
 })();

@@ -93,6 +93,16 @@
     }, function () { othersButton.disabled = false; });
   });
 
+  const allButton = document.getElementById("signout-all");
+  allButton.addEventListener("click", function () {
+    allButton.disabled = true;
+    guarded(async function () {
+      const data = await sg.api("POST", "/me/signout-all", {});
+      const n = data && typeof data.ended === "number" ? data.ended : 0;
+      sg.sessionEnded("Signed out of " + n + (n === 1 ? " session" : " sessions") + ", this one included.");
+    }, function () { allButton.disabled = false; });
+  });
+
   document.getElementById("my-refresh").addEventListener("click", function () {
     guarded(async function () { await load(); sg.announce("Sessions refreshed."); });
   });
@@ -102,11 +112,27 @@
   const timeouts = document.getElementById("timeouts");
   const form = document.getElementById("timeouts-form");
 
+  const UNITS = {s: "second", m: "minute", h: "hour", d: "day"};
+
+  /** "90m" -> "90 minutes", "never" -> "Never". */
+  function label(value) {
+    if (value === "never") return "Never";
+    const m = /^(\d+)([smhd])$/.exec(value);
+    if (!m) return value;
+    return m[1] + " " + UNITS[m[2]] + (m[1] === "1" ? "" : "s");
+  }
+
   function fillSettings(data) {
     timeouts.hidden = !data.allowed;
+    const choices = Array.isArray(data.choices) ? data.choices : [];
     for (const [platform, value] of Object.entries(data.idle_timeout || {})) {
-      const input = form.elements.namedItem("idle_timeout." + platform);
-      if (input) input.value = value === null ? "" : String(value);
+      const select = form.elements.namedItem("idle_timeout." + platform);
+      if (!select) continue;
+      const offered = value === null || choices.indexOf(value) >= 0 ? choices : choices.concat([value]);
+      const options = [h("option", {value: ""}, ["Administrator's setting"])].concat(
+        offered.map(function (c) { return h("option", {value: c}, [label(c)]); }));
+      select.replaceChildren.apply(select, options);
+      select.value = value === null ? "" : String(value);
     }
   }
 
@@ -120,8 +146,7 @@
     const idle = {};
     Array.from(form.elements).forEach(function (el) {
       if (el.name && el.name.indexOf("idle_timeout.") === 0) {
-        const value = el.value.trim();
-        idle[el.name.slice("idle_timeout.".length)] = value === "" ? null : value;
+        idle[el.name.slice("idle_timeout.".length)] = el.value === "" ? null : el.value;
       }
     });
     guarded(async function () {

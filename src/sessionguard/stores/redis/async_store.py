@@ -251,6 +251,12 @@ class AsyncRedisStore:
     async def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
         await self._run(self._ops.set_user_timeouts(user_id, timeouts))
 
+    async def rotate(self, session_id: str, new_id: str) -> Check:
+        return await self._run(self._ops.rotate(session_id, new_id))
+
+    async def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
+        return await self._run(self._ops.set_roles(user_id, roles))
+
     async def append_events(self, events: Sequence[Event]) -> None:
         await self._run(self._ops.append_events(events))
 

@@ -21,7 +21,7 @@ from ...errors import SessionLimitReached, StoreUnavailable
 from ...policy import Policy
 from ...tokens import is_session_id
 from ..cursors import cursor_after, cursor_of, newest_first
-from ..protocol import Check, Created, NewSession, Page
+from ..protocol import Check, Created, NewSession, Page, with_roles
 from ..write_behind import Unwritten
 from .calls import Arg, Commands, Op, Script, one
 from .keys import Keys, encode_user
@@ -197,8 +197,8 @@ class Operations:
         if written is not None:
             self.unwritten.written(session_id, written)
         refresh = False
-        if passive:
-            seen = written or 0
+        if passive:  # as stored, or as an owed use wrote it, or as this process used it
+            seen = max(written or 0, self.unwritten.seen(session_id) or 0)
         elif written == now:  # touched
             seen, refresh = now, cookie_refresh_due(stored, now)
         else:
@@ -345,6 +345,57 @@ class Operations:
         keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
         updated = yield from self._session_script("set_user_timeouts", tag, keys, *given)
         self._forget([i.decode("ascii") for i in updated])
+
+    def rotate(self, session_id: str, new_id: str) -> Op[Check]:
+        """Move a valid session to ``new_id`` (``rotate.lua``), with this process's
+        unwritten use of it; on a Cluster the listing index follows separately."""
+        tag = session_id[:4]
+        if not is_session_id(session_id) or not is_session_id(new_id) or new_id[:4] != tag:
+            raise ValueError("the new id must be a session id of the same user's slot (Tokens.new_sid)")
+        state = yield from self.state()
+        seen = self.unwritten.seen(session_id)
+        keys = (self.keys.session(session_id), self.keys.session(new_id))
+        reply = yield from self._session_script(
+            "rotate", tag, keys, session_id, new_id, "" if seen is None else str(seen), state=state)
+        self._forget((session_id,))
+        if reply[0] == 0:
+            reason = reply[1].decode("ascii") if reply[1] else "invalid"
+            return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
+        if reply[0] == 2:
+            return Check(Outcome(reply[1].decode("ascii")), ended=decode_record(session_id, reply[2]))
+        record = decode_record(new_id, reply[1])
+        self.unwritten.written(session_id, record.last_seen)
+        if self.cluster:
+            yield from self._relist_in_cluster(session_id, record)
+        return Check(Outcome.VALID, record, policy=state.policy or self.cache.default)
+
+    def _relist_in_cluster(self, old_id: str, record: Record) -> Op[None]:
+        """The listing index of a Cluster (another slot) follows a rotation."""
+        commands: tuple[tuple[Arg, ...], ...] = (
+            ("ZREM", self.keys.idx, idx_member(record.created, old_id)),
+            ("ZADD", self.keys.idx, 0, idx_member(record.created, record.id)),
+        )
+        try:
+            yield Commands(commands)
+        except StoreUnavailable:
+            logger.warning("sessionguard: session %s rotated but not relisted for admins", record.id)
+
+    def set_roles(self, user_id: str, roles: Sequence[str]) -> Op[list[Record]]:
+        """Replace ``metadata["roles"]`` of the user's valid sessions: read them
+        (``list_user.lua``), then give each still valid its new tail (``set_tails.lua``)."""
+        records = yield from self.user_sessions(user_id)
+        if not records:
+            return []
+        changed = [r._replace(metadata=with_roles(r.metadata, roles)) for r in records]
+        pairs: list[Arg] = []
+        for r in changed:
+            pairs += [r.id, record_tail(NewSession(r.id, r.user_id, r.platform, r.remember_me, r.ip, r.city,
+                                                   r.user_agent, r.device, r.metadata))]
+        keys = tuple(self.keys.session(r.id) for r in changed)
+        reply = yield from self._session_script("set_tails", self.slot_tag(user_id), keys, *pairs)
+        updated = {i.decode("ascii") for i in reply}
+        self._forget(list(updated))
+        return [r for r in changed if r.id in updated]
 
     # -- audit ---------------------------------------------------------------------
 

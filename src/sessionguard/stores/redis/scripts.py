@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from importlib import resources
 
-SESSION_SCRIPTS = ("check", "create", "end", "end_user", "list_user", "set_user_timeouts", "touch")
+SESSION_SCRIPTS = (
+    "check", "create", "end", "end_user", "list_user", "rotate", "set_tails", "set_user_timeouts",
+    "touch",
+)
 #: The scripts whose change the caller is told about (a login, a sign-out, a
-#: revocation, a sign-out of everyone, a policy or timeout change): on Sentinel
-#: they wait for a replica (:mod:`.failover`). A check's touch, a listing's
-#: pruning and a write-back of uses do not: losing one ends a session early at most.
-DURABLE = frozenset({"create", "end", "end_user", "set_user_timeouts", "state"})
+#: revocation, a new token, new roles, a sign-out of everyone, a policy or timeout
+#: change): on Sentinel they wait for a replica (:mod:`.failover`). A check's touch,
+#: a listing's pruning and a write-back of uses do not: losing one ends a session
+#: early at most.
+DURABLE = frozenset({"create", "end", "end_user", "rotate", "set_tails", "set_user_timeouts", "state"})
 
 
 def script_sources() -> dict[str, str]:

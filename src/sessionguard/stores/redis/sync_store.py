@@ -227,6 +227,12 @@ class RedisStore:
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
         self._run(self._ops.set_user_timeouts(user_id, timeouts))
 
+    def rotate(self, session_id: str, new_id: str) -> Check:
+        return self._run(self._ops.rotate(session_id, new_id))
+
+    def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
+        return self._run(self._ops.set_roles(user_id, roles))
+
     def append_events(self, events: Sequence[Event]) -> None:
         self._run(self._ops.append_events(events))
 

@@ -53,7 +53,10 @@ def parse_url(url: str) -> Target:
     for an option the store would not use (redis-py would fail at the first
     request, or ignore it)."""
     scheme = url.partition("://")[0].lower()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise _bad_url(url, "host[:port][/db], as in redis://h:6379/0") from None
     known = {"redis": OPTIONS, "rediss": OPTIONS | TLS_OPTIONS}.get(scheme, CLUSTER_OPTIONS)
     unknown = sorted(set(parse_qs(parts.query, keep_blank_values=True)) - known)
     if unknown:

@@ -1,6 +1,6 @@
 -- rules.lua: the prelude every session script starts with (sessionguard.stores.clients
--- prepends it when it loads check.lua, create.lua, end.lua, end_user.lua, list_user.lua and
--- set_user_timeouts.lua). It mirrors sessionguard/core.py rule for rule:
+-- prepends it when it loads check.lua, create.lua, end.lua, end_user.lua, list_user.lua,
+-- rotate.lua, set_tails.lua and set_user_timeouts.lua). It mirrors sessionguard/core.py rule for rule:
 --   idle_limit() = core.idle_limit, deadline() = core.deadline, judge() = core.judge,
 --   touch_interval() = core.touch_interval, retention() = core.retention,
 --   TOMBSTONE_MS = core.TOMBSTONE_MS, TOUCH_MIN_MS / TOUCH_MAX_MS = core's.
@@ -147,7 +147,7 @@ end
 -- core.idle_limit
 local function idle_limit(rec)
   if rec.r then return REMEMBER end
-  if ALLOW_USER and rec.ui then return rec.ui end
+  if ALLOW_USER and rec.ui then return rec.ui > 0 and rec.ui or nil end  -- 0: core.NEVER_IDLE
   return idle_of(rec.p)
 end
 
