@@ -35,8 +35,6 @@ from sessionguard.stores.redis import failover
 
 pytestmark = pytest.mark.redis
 
-#: Data nodes: a replica's full sync starts at once (Redis waits 5 s by default).
-DATA_ARGS = ("--repl-diskless-sync-delay", "0")
 #: The longest a step may take here (a failover takes about 1 s, a demotion about 10 s).
 DEADLINE = 30.0
 
@@ -123,7 +121,7 @@ def test_a_failover_under_load_loses_nothing_and_undoes_nothing(
         fault: str, sentinel_group: Callable[..., SentinelGroup], monkeypatch: pytest.MonkeyPatch) -> None:
     if fault == "planned-unheard":  # the processes miss +switch-master: they only ask the sentinels
         monkeypatch.setattr(failover, "SWITCH", "+nothing-here")
-    group = sentinel_group(*DATA_ARGS)
+    group = sentinel_group()
     prefix = f"sgt-{secrets.token_hex(4)}"
     a, b = _guard(group.url, prefix), _guard(group.url, prefix)
     asgi_app, wsgi_app = wired_app("starlette", a), wired_app("flask-wsgi", a)
@@ -172,7 +170,7 @@ def test_a_failover_under_load_loses_nothing_and_undoes_nothing(
 
 def test_a_write_no_replica_confirms_answers_503_and_checks_go_on(
         sentinel_group: Callable[..., SentinelGroup]) -> None:
-    group = sentinel_group(*DATA_ARGS)
+    group = sentinel_group()
     guard = _guard(group.url, f"sgt-{secrets.token_hex(4)}")
     replica = next(node for node in group.nodes if node is not group.primary())
     with httpx.Client(transport=httpx.WSGITransport(app=wired_app("flask-wsgi", guard)),
