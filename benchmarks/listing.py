@@ -59,14 +59,20 @@ class Loader:
     def __init__(self, guard: SessionGuard, client: Any) -> None:
         self.guard, self.client = guard, client
         self.ops = guard.store._ops  # type: ignore[attr-defined]  # the store's I/O-free operations
-        self.sha = client.script_load(script_sources()["create"])
+        self.sources = script_sources()
+        self.sha = client.script_load(self.sources["create"])
 
     def _script(self, new: NewSession) -> Any:
         """Drive the create operation up to its script (answering a state re-read)."""
         op = self.ops.create(new, None)
         request = op.send(None)
-        while not hasattr(request, "name"):
-            request = op.send([self.client.execute_command(*c) for c in request.commands])
+        while getattr(request, "name", None) != "create":
+            if hasattr(request, "name"):  # the state script
+                source = self.sources[request.name]
+                reply = self.client.eval(source, len(request.keys), *request.keys, *request.argv)
+            else:
+                reply = [self.client.execute_command(*c) for c in request.commands]
+            request = op.send(reply)
         op.close()
         return request
 
@@ -78,7 +84,7 @@ class Loader:
             for i in range(first, min(count, first + BATCH)):
                 user = f"user{i // 2:07d}"
                 new = NewSession(
-                    id=session_id(self.guard.tokens.new_sid(user)), user_id=user,
+                    id=session_id(self.guard.tokens.new_sid(self.guard.store.slot_tag(user))), user_id=user,
                     platform=("web", "mobile")[i % 2], ip=f"10.0.{i >> 8 & 255}.{i & 255}",
                     user_agent=USER_AGENT, device="Edge 131 on Linux",
                     metadata={"name": f"User {i // 2}", "roles": ["staff"]},

@@ -82,7 +82,7 @@ def scale(count: int = 1_000_000) -> tuple[Table, list[Target]]:
             user = "user0000123"
             records = g.store.user_sessions(user)
             web = next(r for r in records if r.platform == "web")
-            tag = g.tokens.slot_tag(user)
+            tag = g.store.slot_tag(user)
             record_bytes = _memory(client, keys.session(web.id))
             index_bytes = _memory(client, keys.user_index(tag, user))
             listing_bytes = _memory(client, keys.idx) / max(1, int(client.zcard(keys.idx)))
@@ -109,7 +109,8 @@ def scale(count: int = 1_000_000) -> tuple[Table, list[Target]]:
 
             # -- logins ------------------------------------------------------------------
             def login(user: str) -> Any:
-                new = NewSession(id=session_id(g.tokens.new_sid(user)), user_id=user, platform="web",
+                new = NewSession(id=session_id(g.tokens.new_sid(g.store.slot_tag(user))), user_id=user,
+                                 platform="web",
                                  ip="10.9.9.9", user_agent=USER_AGENT, device=device_label(USER_AGENT),
                                  metadata={"name": user, "roles": ["staff"]})
                 return g.store.create(new)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -21,12 +22,18 @@ import sessionguard.admin
 from conftest import BASE_URL, Harness
 from sessionguard import StoreUnavailable
 from sessionguard.admin.auth import Signing
+from sessionguard.audit import iso
 
 ADMIN_TOKEN = "admin-" + "t" * 40
 ADMIN = "/_sessionguard"
 API = f"{ADMIN}/api"
 TOKEN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 DAY = 86400
+
+
+def ms_of(moment: str) -> int:
+    """Epoch milliseconds of an ISO 8601 UTC time as the API writes it."""
+    return round(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -481,6 +488,28 @@ def test_me_sessions_and_ending_one(api: Api) -> None:
     assert (event["type"], event["reason"], event["actor"]) == ("logout", "signed_out", "user:ada")
 
 
+def test_listings_show_this_process_own_recent_use(api: Api) -> None:
+    # SPEC 9.2, issue 16 item 14: a request 1.5 s after login waits for its touch moment (the
+    # touch interval is 20 minutes here), yet every listing this process serves shows it
+    laptop = api.login("ada")
+    phone = api.login("ada", platform="mobile")
+    api.h.clock.advance(1.5)
+    assert api.ended_reason(laptop["token"]) is None  # the use
+    api.h.clock.advance(0.5)
+    created = laptop["session"]["created_at"]
+    used = iso(ms_of(created) + 1500)
+
+    def last_seen(sessions: list[dict[str, Any]]) -> tuple[str, str]:
+        [shown] = [s for s in sessions if s["id"] == laptop["session"]["id"]]
+        return shown["last_seen_at"], shown["expires_at"]
+
+    expected = (used, iso(ms_of(created) + 1500 + 3600_000))
+    answers = [api.anon.get(f"{API}/sessions", headers=TOKEN),
+               api.anon.get(f"{API}/sessions", params={"user_id": "ada"}, headers=TOKEN),
+               api.anon.get(f"{API}/me/sessions", headers=bearer(phone["token"]))]
+    assert [last_seen(a.json()["sessions"]) for a in answers] == [expected] * 3
+
+
 def test_me_ending_the_current_session_clears_the_cookie(api: Api) -> None:
     mine = api.browser_login("ada", roles=[])
     response = api.client.delete(f"{API}/me/sessions/{mine['session']['id']}", headers=api.csrf())
@@ -549,6 +578,34 @@ def test_me_settings_when_allowed(make_harness: Callable[..., Harness]) -> None:
     ]:
         response = api.anon.put(url, json=body, headers=bearer(token))
         assert assert_error(response, 422)["field"] == field, body
+
+
+def test_one_user_cannot_push_other_users_events_out(make_harness: Callable[..., Harness]) -> None:
+    # Issue 16 item 8: PUT /api/me/settings flooded a 50-event log, pushing out another user's
+    # 'revoked'. (160: enough for Redis's approximate MAXLEN trimming to drop whole nodes.)
+    api = Api(make_harness(admin_token=ADMIN_TOKEN, allow_user_timeouts=True, audit_maxlen=50))
+    bob = api.login("bob")
+    assert api.anon.delete(f"{API}/sessions/{bob['session']['id']}", headers=TOKEN).status_code == 204
+    ada = bearer(api.login("ada")["token"])
+    for n in range(160):
+        change = api.anon.put(f"{API}/me/settings", json={"idle_timeout": {"web": ("10m", "30m")[n % 2]}},
+                              headers=ada)
+        assert change.status_code == 200
+    assert api.anon.get(f"{API}/me/settings", headers=ada).json()["idle_timeout"]["web"] == "30m"
+    events = api.events(limit=200)
+    assert [e["type"] for e in events if e["user_id"] == "bob"] == ["revoked", "login"]
+    assert [e["type"] for e in events if e["user_id"] == "ada"] == ["settings_changed", "login"]
+
+
+def test_self_service_over_sixty_events_an_hour_is_done_and_counted(api: Api) -> None:
+    for _ in range(70):
+        phone = api.login("ada", platform="mobile")
+    assert api.anon.post(f"{API}/me/signout-others", headers=bearer(phone["token"])).json() == {"ended": 69}
+    events = api.events(user_id="ada", limit=200)
+    assert [e["type"] for e in events].count("logout") == 60
+    [report] = [e for e in events if e["type"] == "rate_limited"]
+    assert (report["actor"], json.loads(report["detail"])["not_recorded"]) == ("user:ada", 9)
+    assert events[0] == report
 
 
 # -- explicit mounting -----------------------------------------------------------

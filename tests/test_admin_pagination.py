@@ -41,7 +41,8 @@ class World:
 
     def create(self, user: str, platform: str) -> str:
         guard = self.h.guard
-        new = NewSession(id=session_id(guard.tokens.new_sid(user)), user_id=user, platform=platform)
+        new = NewSession(id=session_id(guard.tokens.new_sid(guard.store.slot_tag(user))), user_id=user,
+                         platform=platform)
         guard.store.create(new)
         self.sessions[new.id] = (user, platform)
         return new.id

@@ -4,6 +4,7 @@ through Starlette, WSGI through Flask) and every store (memory, Redis)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import random
 from typing import Any
 
@@ -370,8 +371,8 @@ def test_signout_user(harness: Harness) -> None:
 
 
 def test_forged_and_unknown_tokens_are_invalid(harness: Harness) -> None:
-    forged = Tokens(["f" * 40]).sign(Tokens(["f" * 40]).new_sid("ada"))
-    unknown = Tokens([SECRET]).sign(Tokens([SECRET]).new_sid("ada"))
+    forged = Tokens(["f" * 40]).sign(Tokens(["f" * 40]).new_sid("abcd"))
+    unknown = Tokens([SECRET]).sign(Tokens([SECRET]).new_sid("abcd"))
     for token in (forged, unknown):
         response = harness.new_client().get("/whoami", headers={"Cookie": f"sg_session={token}"})
         assert response.json() == {"session": None, "ended_reason": "invalid"}
@@ -406,6 +407,31 @@ def test_key_rotation(make_harness: Any, store_kind: str) -> None:
     assert fresh_client_whoami(retired, new_token)["ended_reason"] == "revoked"
 
 
+def test_a_token_does_not_tell_who_its_user_is(make_harness: Any, store_settings: dict[str, Any],
+                                               store_kind: str) -> None:
+    # Issue 16 item 6: a token's (and a public id's) first four characters were an unkeyed
+    # hash of the user id, which told a user apart from a list of candidates.
+    users = [f"user{n}@example.com" for n in range(40)]
+    ours = make_harness()
+    # another deployment: its own Redis prefix, or its own memory store
+    elsewhere = {} if store_kind == "memory" else {"key_prefix": store_settings["key_prefix"] + "b"}
+    theirs = make_harness(**elsewhere)
+
+    def tags(harness: Harness) -> list[str]:
+        tokens = [harness.login(user)["token"] for user in users]  # each login ends the one before
+        assert tokens[-1][:4] == fresh_client_whoami(harness, tokens[-1])["session"]["id"][:4]
+        return [t[:4] for t in tokens]
+
+    mine = tags(ours)
+    unkeyed = [hashlib.sha256(b"sessionguard.slot\x00" + u.encode()).hexdigest()[:4] for u in users]
+    assert sum(a == b for a, b in zip(mine, unkeyed, strict=True)) <= 2  # chance: 40 / 65,536
+    assert sum(a == b for a, b in zip(mine, tags(theirs), strict=True)) <= 2
+    # one deployment files a user under one tag, in every process and across SECRET_KEY rotation
+    share = ours.guard if store_kind == "memory" else None
+    rotated = make_harness(secret_key=f"{OLD_SECRET},{SECRET}", share_store=share)
+    assert [rotated.login(user)["token"][:4] for user in users[:5]] == mine[:5]
+
+
 # -- ON_INVALID ----------------------------------------------------------------
 
 
@@ -434,7 +460,7 @@ def test_on_invalid_redirect(make_harness: Any) -> None:
 
 def garbage_tokens(valid: str) -> list[bytes]:
     rng = random.Random(20261123)
-    wrong_key = Tokens(["w" * 40]).sign(Tokens(["w" * 40]).new_sid("ada"))
+    wrong_key = Tokens(["w" * 40]).sign(Tokens(["w" * 40]).new_sid("abcd"))
     values: list[bytes] = []
     for i in range(len(valid)):
         values.append(valid[:i].encode())  # truncated

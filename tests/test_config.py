@@ -33,7 +33,7 @@ SPEC_VARIABLES = """
     PASSIVE_PATHS ALLOW_USER_TIMEOUTS COOKIE_NAME COOKIE_SECURE COOKIE_SAMESITE
     COOKIE_DOMAIN COOKIE_PATH ACCEPT_BEARER PLATFORM_HEADER ON_INVALID STORE_UNAVAILABLE
     ADMIN_PATH ADMIN_ROLES READONLY_ROLES ADMIN_TOKEN TRUSTED_PROXIES GEOIP_DATABASE
-    AUDIT_MAXLEN LOCAL_CACHE STORE_TIMEOUT STORE_SPIN ALLOWED_ORIGINS
+    AUDIT_MAXLEN AUDIT_RETENTION LOCAL_CACHE STORE_TIMEOUT STORE_SPIN ALLOWED_ORIGINS
     ROLE_PERMISSIONS SELF_SERVICE USER_IDLE_TIMEOUT_CHOICES
 """.split()
 
@@ -235,6 +235,8 @@ GOOD = [
     pytest.param("geoip_database", "/var/lib/GeoLite2-City.mmdb", "/var/lib/GeoLite2-City.mmdb", id="geoip"),
     pytest.param("geoip_database", "does/not/exist.mmdb", "does/not/exist.mmdb", id="geoip-not-opened"),
     pytest.param("audit_maxlen", "500", 500, id="audit-maxlen"),
+    pytest.param("audit_retention", "30d", 30 * 86400, id="audit-retention"),
+    pytest.param("audit_retention", "never", None, id="audit-retention-never"),
     pytest.param("local_cache", "250ms", 0.25, id="local-cache-ms"),
     pytest.param("local_cache", "2s", 2.0, id="local-cache-s"),
     pytest.param("local_cache", "1m", 60.0, id="local-cache-m"),
@@ -297,6 +299,7 @@ def test_defaults() -> None:
     )
     assert (config.trusted_proxies, config.geoip_database) == ((), None)
     assert (config.audit_maxlen, config.local_cache, config.store_timeout) == (100_000, 0.0, 0.5)
+    assert config.audit_retention == 90 * 86400
     assert config.store_spin == 0.0002
     assert (config.role_permissions, config.self_service) == (None, True)
     hours = [3600 * n for n in (1, 4, 8, 12, 24, 48)]
@@ -425,6 +428,8 @@ BAD = [
     pytest.param("audit_maxlen", "0", "is not a positive integer", id="audit-zero"),
     pytest.param("audit_maxlen", "many", "is not a positive integer", id="audit-word"),
     pytest.param("audit_maxlen", -5, "is not a positive integer", id="audit-negative"),
+    pytest.param("audit_retention", "0", "is not a positive duration", id="retention-zero"),
+    pytest.param("audit_retention", "3 weeks", "is not a duration", id="retention-words"),
     pytest.param("local_cache", "never", "is not a cache duration", id="cache-never"),
     pytest.param("local_cache", "fast", "is not a cache duration", id="cache-word"),
     pytest.param("local_cache", -1, "is not a cache duration", id="cache-negative"),

@@ -59,7 +59,7 @@ def test_client_ip(peer: str | None, xff: str, expected: str) -> None:
 
 def test_a_presented_token_is_never_in_its_repr() -> None:
     tokens = Tokens(["k" * 32])
-    token = tokens.sign(tokens.new_sid("ada"))
+    token = tokens.sign(tokens.new_sid("abcd"))
     presented = present(tokens, cookie_name="sg", cookie=f"sg={token}", authorization=None,
                         is_admin_token=lambda _: False)
     assert presented.outcome is Outcome.VALID and presented.token == token

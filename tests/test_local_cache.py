@@ -20,7 +20,7 @@ from sessionguard import Config, SessionGuard
 from sessionguard.core import Outcome, Record
 from sessionguard.stores.protocol import Check
 from sessionguard.stores.redis.local_cache import LocalCache
-from test_redis_store import app_client, new, request_commands, wait_until
+from test_redis_store import app_client, new, request_commands, unknown_id, wait_until
 
 BOUND = 0.3
 #: a change reaches the other server through pub/sub well within the bound
@@ -48,7 +48,7 @@ def server(redis_url: str, key_prefix: str, clock: FakeClock) -> Iterator[Server
 
 def subscribed(*guards: SessionGuard) -> None:
     for guard in guards:
-        guard.store.check(new().id, passive=True)  # starts the subscriber, loads the script
+        guard.store.check(unknown_id(), passive=True)  # starts the subscriber, loads the script
     for guard in guards:
         wait_until(lambda g=guard: g.store.subscribed)  # type: ignore[attr-defined, misc]
 
@@ -99,7 +99,7 @@ def test_hits_cost_no_round_trip_until_the_bound(shell: str, private_redis: Redi
 def test_hits_do_not_touch_and_the_next_miss_does(server: Server, clock: FakeClock) -> None:
     guard = server()
     subscribed(guard)
-    record = guard.store.create(new()).record
+    record = guard.store.create(new(guard.store)).record
     assert outcome(guard, record) is Outcome.VALID  # cached
     clock.advance(5)
     assert guard.store.check(record.id, passive=False).record.last_seen == record.created
@@ -110,7 +110,7 @@ def test_hits_do_not_touch_and_the_next_miss_does(server: Server, clock: FakeClo
 def test_a_timeout_inside_the_window_still_ends_the_session(server: Server, clock: FakeClock) -> None:
     guard = server(idle_timeout="1h")
     subscribed(guard)
-    record = guard.store.create(new()).record
+    record = guard.store.create(new(guard.store)).record
     assert outcome(guard, record) is Outcome.VALID
     clock.advance(3600)
     check = guard.store.check(record.id, passive=True)  # judged locally, confirmed by Redis
@@ -119,7 +119,7 @@ def test_a_timeout_inside_the_window_still_ends_the_session(server: Server, cloc
 
 def test_memory_store_ignores_the_setting(clock: FakeClock) -> None:
     guard = SessionGuard(Config(secret_key=SECRET, local_cache=BOUND), clock=clock)
-    record = guard.store.create(new()).record
+    record = guard.store.create(new(guard.store)).record
     assert outcome(guard, record) is Outcome.VALID
     guard.store.end(record.id, "revoked")
     assert outcome(guard, record) is Outcome.REVOKED
@@ -138,7 +138,7 @@ CHANGES = [
                  id="sign-out-user"),
     pytest.param({}, lambda a, r: a.store.end_all(), Outcome.SIGNOUT_ALL, id="sign-out-everyone"),
     pytest.param({}, _set_policy, Outcome.ABSOLUTE_TIMEOUT, id="policy"),
-    pytest.param({"max_sessions": 1}, lambda a, r: a.store.create(new(r.user_id)), Outcome.EVICTED,
+    pytest.param({"max_sessions": 1}, lambda a, r: a.store.create(new(a.store, r.user_id)), Outcome.EVICTED,
                  id="eviction"),
     pytest.param({"allow_user_timeouts": True},
                  lambda a, r: a.store.set_user_timeouts(r.user_id, {"web": 60}), Outcome.IDLE_TIMEOUT,
@@ -152,7 +152,7 @@ def test_a_change_on_one_server_reaches_the_other_at_once(
         change: Callable[[SessionGuard, Record], Any], reason: Outcome) -> None:
     a, b = server(**settings), server(**settings)
     subscribed(a, b)
-    record = a.store.create(new()).record
+    record = a.store.create(new(a.store)).record
     assert outcome(b, record) is Outcome.VALID  # B caches it
     clock.advance(61)  # still valid on B by the old rules
     assert outcome(b, record) is Outcome.VALID and len(local(b)) == 1
@@ -165,7 +165,7 @@ def test_a_change_on_one_server_reaches_the_other_at_once(
 def test_new_roles_reach_the_other_servers_cache_at_once(server: Server) -> None:
     a, b = server(), server()
     subscribed(a, b)
-    record = a.store.create(new(metadata={"name": "Ada", "roles": ["admin"]})).record
+    record = a.store.create(new(a.store, metadata={"name": "Ada", "roles": ["admin"]})).record
 
     def metadata_on_b() -> Any:
         seen = b.store.check(record.id, passive=True).record
@@ -191,7 +191,7 @@ def test_a_revocation_is_refused_within_the_bound_when_pubsub_is_cut(
     proxy = counting_proxy(private_redis.host, private_redis.port)
     a, b = server(private_redis.url), server(proxy.url)
     subscribed(a, b)
-    record = a.store.create(new()).record
+    record = a.store.create(new(a.store)).record
     assert outcome(b, record) is Outcome.VALID
     if cut == "client-kill":
         private_redis.command("CLIENT", "KILL", "TYPE", "pubsub")
@@ -205,7 +205,7 @@ def test_a_revocation_is_refused_within_the_bound_when_pubsub_is_cut(
 def test_a_lost_message_is_bounded_by_the_setting(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = server(), server()
     subscribed(a, b)
-    record = a.store.create(new()).record
+    record = a.store.create(new(a.store)).record
     monkeypatch.setattr(b.store._ops.cache, "announced", lambda payload: None)  # type: ignore[attr-defined]
     fetched = time.monotonic()
     assert outcome(b, record) is Outcome.VALID
@@ -220,7 +220,7 @@ def test_a_lost_subscription_empties_the_cache(private_redis: RedisServer, count
     proxy = counting_proxy(private_redis.host, private_redis.port)
     guard = server(proxy.url)
     subscribed(guard)
-    record = guard.store.create(new()).record
+    record = guard.store.create(new(guard.store)).record
     assert outcome(guard, record) is Outcome.VALID and len(local(guard)) == 1
     guard.store._shared.subscriber.stop()  # type: ignore[attr-defined]
     assert len(local(guard)) == 0

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -50,7 +51,7 @@ from sessionguard.stores.redis.records import (
     unpack_id,
 )
 from sessionguard.stores.redis.urls import parse_url
-from sessionguard.tokens import Tokens, session_id
+from sessionguard.tokens import SlotTags, Tokens, session_id
 
 TOKENS = Tokens([SECRET])
 UA = ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -72,7 +73,7 @@ def make_stores() -> Iterator[Callable[..., Stores]]:
     def make(url: str, prefix: str = "sg", *, clock: Callable[[], int] | None = None,
              **config: Any) -> Stores:
         cfg = Config(secret_key=SECRET, store_url=url, key_prefix=prefix, **config)
-        stores = open_redis_stores(cfg, Policy.from_config(cfg), slot_tag=TOKENS.slot_tag, clock=clock)
+        stores = open_redis_stores(cfg, Policy.from_config(cfg), clock=clock)
         made.append(stores[0])
         return stores
 
@@ -87,8 +88,19 @@ def _no_resync(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(redis_state, "RESYNC_SECONDS", 3600.0)
 
 
-def new(user: str = "ada", platform: str = "web", **fields: Any) -> NewSession:
-    return NewSession(id=session_id(TOKENS.new_sid(user)), user_id=user, platform=platform, **fields)
+def new(store: Any, user: str = "ada", platform: str = "web", **fields: Any) -> NewSession:
+    """A login of ``user`` for ``store`` (its ids carry the store's slot tag of the user)."""
+    sid = TOKENS.new_sid(store.slot_tag(user))
+    return NewSession(id=session_id(sid), user_id=user, platform=platform, **fields)
+
+
+def unknown_id() -> str:
+    """A well-formed id of a session no store knows."""
+    return session_id(TOKENS.new_sid(secrets.token_hex(2)))
+
+
+#: slot tags of a deployment of its own, for the tests of the key layout and codecs
+FIXED = SimpleNamespace(slot_tag=SlotTags(b"t" * 32))
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
@@ -123,7 +135,7 @@ def test_a_check_is_one_round_trip(private_redis: RedisServer, counting_proxy: A
                                    make_stores: Any) -> None:
     proxy = counting_proxy(private_redis.host, private_redis.port)
     sync, _ = make_stores(proxy.url)
-    record = sync.create(new()).record
+    record = sync.create(new(sync)).record
     sync.check(record.id, passive=True)  # the first use of a script loads it (NOSCRIPT)
     wait_until(lambda: sync.subscribed)
     proxy.reset()
@@ -136,7 +148,7 @@ def test_unknown_sessions_cost_one_read_and_write_nothing(private_redis: RedisSe
                                                           make_stores: Any) -> None:
     proxy = counting_proxy(private_redis.host, private_redis.port)
     sync, _ = make_stores(proxy.url)
-    sync.check(new().id, passive=False)
+    sync.check(unknown_id(), passive=False)
     wait_until(lambda: sync.subscribed)
 
     def dirty() -> int:
@@ -146,7 +158,7 @@ def test_unknown_sessions_cost_one_read_and_write_nothing(private_redis: RedisSe
     before, keys = dirty(), private_redis.client().dbsize()
     proxy.reset()
     for _ in range(5):
-        assert sync.check(new().id, passive=False).outcome is Outcome.INVALID
+        assert sync.check(unknown_id(), passive=False).outcome is Outcome.INVALID
     assert request_commands(proxy) == ["EVALSHA"] * 5
     assert (dirty(), private_redis.client().dbsize()) == (before, keys)
 
@@ -173,6 +185,26 @@ def test_requests_through_a_guarded_app(shell: str, private_redis: RedisServer, 
 # -- Redis Cluster and Sentinel --------------------------------------------------------------
 
 
+def test_the_audit_allowance_is_in_the_streams_slot(redis_cluster: Any, make_stores: Any) -> None:
+    # audit.lua changes the user's allowance and the stream in one step: on a Cluster too
+    prefix = f"sgt-{secrets.token_hex(4)}"
+    keys = Keys(prefix)
+    assert {key_slot(k.encode()) for k in (keys.audit, keys.allowance("ada{x}"), keys.allowance("bob"))} \
+        == {key_slot(keys.audit.encode())}
+    sync, _ = make_stores(redis_cluster.url, prefix)
+    cluster = redis_cluster.client()
+    try:
+        ended = [Event("logout", 1, "user:ada{x}", "ada{x}", f"s{i}") for i in range(61)]
+        sync.append_self_service("ada{x}", ended)
+        kinds = [e.type for e in sync.events(user_id="ada{x}", limit=100, cursor=None).items]
+        assert kinds == ["rate_limited"] + ["logout"] * 60
+    finally:
+        for node in cluster.get_primaries():
+            for key in cluster.scan_iter(match=f"{prefix}*", target_nodes=node):
+                cluster.unlink(key)
+        cluster.close()
+
+
 def test_cluster_login_check_evict_and_signout_all(redis_cluster: Any, make_stores: Any) -> None:
     prefix = f"sgt-{secrets.token_hex(4)}"
     user = "ada{x}:é"
@@ -181,7 +213,7 @@ def test_cluster_login_check_evict_and_signout_all(redis_cluster: Any, make_stor
     try:
         records = []
         for who in (user, user, user, "bob"):
-            records.append(sync.create(new(who)).record)
+            records.append(sync.create(new(sync, who)).record)
             time.sleep(0.002)  # distinct login times: the listing order is known
         first, second, third, bob = records
         assert [sync.check(r.id, passive=False).outcome for r in (first, second, third, bob)] == [
@@ -216,14 +248,14 @@ def test_cluster_set_roles_and_rotate(redis_cluster: Any, make_stores: Any) -> N
     sync, async_ = make_stores(redis_cluster.url, prefix)
     cluster = redis_cluster.client()
     try:
-        web = sync.create(new(user, metadata={"name": "Ada", "roles": ["admin"]})).record
-        phone = sync.create(new(user, "mobile", metadata={"roles": ["admin"]})).record
+        web = sync.create(new(sync, user, metadata={"name": "Ada", "roles": ["admin"]})).record
+        phone = sync.create(new(sync, user, "mobile", metadata={"roles": ["admin"]})).record
         updated = asyncio.run(async_.set_roles(user, ["viewer"]))
         assert sorted(r.id for r in updated) == sorted([web.id, phone.id])
         seen = sync.check(web.id, passive=True).record
         assert seen is not None and seen.metadata == {"name": "Ada", "roles": ["viewer"]}
         assert [r.metadata["roles"] for r in sync.user_sessions(user)] == [["viewer"], ["viewer"]]
-        new_id = new(user).id
+        new_id = new(sync, user).id
         moved = asyncio.run(async_.rotate(web.id, new_id))
         assert moved.outcome is Outcome.VALID and moved.record is not None and moved.record.id == new_id
         assert sync.check(web.id, passive=True).outcome is Outcome.INVALID
@@ -284,7 +316,7 @@ def _sentinel_ready(probe: redis.Redis) -> bool:
 def test_sentinel_url_reaches_the_primary(sentinel: str, private_redis: RedisServer,
                                          make_stores: Any) -> None:
     sync, async_ = make_stores(sentinel)
-    record = sync.create(new()).record
+    record = sync.create(new(sync)).record
     assert asyncio.run(async_.check(record.id, passive=True)).record == record
     assert sync.check(record.id, passive=True).record == record
     wait_until(lambda: sync.subscribed)
@@ -345,8 +377,8 @@ def test_known_store_url_options_reach_the_connection(redis_server: Any, key_pre
 class Probe:
     """Counts the user's live sessions atomically, over and over, in a thread."""
 
-    def __init__(self, url: str, prefix: str, user: str) -> None:
-        self._index = Keys(prefix).user_index(TOKENS.slot_tag(user), user)
+    def __init__(self, url: str, prefix: str, user: str, tag: str) -> None:
+        self._index = Keys(prefix).user_index(tag, user)
         self._client = redis.Redis.from_url(url)
         self._stop = threading.Event()
         self.most = 0
@@ -375,9 +407,9 @@ def test_racing_logins_from_threads_never_exceed_the_limit(redis_url: str, key_p
                                                            make_stores: Any) -> None:
     # a generous timeout: this is about atomicity, on a machine that may be busy
     processes = [make_stores(redis_url, key_prefix, max_sessions=3, store_timeout=5)[0] for _ in range(4)]
-    probe = Probe(redis_url, key_prefix, "ada")
+    probe = Probe(redis_url, key_prefix, "ada", processes[0].slot_tag("ada"))
     with ThreadPoolExecutor(max_workers=40) as pool:
-        created = list(pool.map(lambda i: processes[i % 4].create(new()).record, range(200)))
+        created = list(pool.map(lambda i: processes[i % 4].create(new(processes[i % 4])).record, range(200)))
     assert probe.stop() <= 3
     outcomes = [processes[0].check(r.id, passive=True).outcome for r in created]
     assert outcomes.count(Outcome.VALID) == 3 and outcomes.count(Outcome.EVICTED) == 197
@@ -386,8 +418,10 @@ def test_racing_logins_from_threads_never_exceed_the_limit(redis_url: str, key_p
 async def test_racing_logins_from_asyncio_never_exceed_the_limit(redis_url: str, key_prefix: str,
                                                                  make_stores: Any) -> None:
     processes = [make_stores(redis_url, key_prefix, max_sessions=3, store_timeout=5)[1] for _ in range(2)]
-    probe = Probe(redis_url, key_prefix, "ada")
-    created = await asyncio.gather(*(processes[i % 2].create(new()) for i in range(200)))
+    tag = await processes[0].slot_tag("ada")
+    probe = Probe(redis_url, key_prefix, "ada", tag)
+    fresh = SimpleNamespace(slot_tag=lambda user: tag)
+    created = await asyncio.gather(*(processes[i % 2].create(new(fresh)) for i in range(200)))
     assert await asyncio.to_thread(probe.stop) <= 3
     outcomes = [(await processes[0].check(c.record.id, passive=True)).outcome for c in created]
     assert outcomes.count(Outcome.VALID) == 3 and outcomes.count(Outcome.EVICTED) == 197
@@ -408,7 +442,7 @@ def test_stopped_redis_gives_503_then_recovers(shell: str, private_redis: RedisS
             assert response.status_code == 503 and response.headers["retry-after"]
             assert str(private_redis.port) not in response.text and "127.0.0.1" not in response.text
         with pytest.raises(StoreUnavailable) as raised:
-            guard.store.check(new().id, passive=False)
+            guard.store.check(unknown_id(), passive=False)
         assert isinstance(raised.value.__cause__, redis.RedisError | OSError)
         assert str(private_redis.port) not in str(raised.value)
         private_redis.start()  # same port, empty: the old session is gone
@@ -422,9 +456,9 @@ def test_stopped_redis_gives_503_then_recovers(shell: str, private_redis: RedisS
 def test_unreachable_redis_is_unavailable_not_an_error(scheme: str, make_stores: Any) -> None:
     sync, async_ = make_stores(f"{scheme}://127.0.0.1:{free_ports(1)[0]}")
     with pytest.raises(StoreUnavailable):
-        sync.check(new().id, passive=False)
+        sync.check(unknown_id(), passive=False)
     with pytest.raises(StoreUnavailable):
-        asyncio.run(async_.check(new().id, passive=False))
+        asyncio.run(async_.check(unknown_id(), passive=False))
 
 
 @pytest.mark.parametrize("shell", ["asgi", "wsgi"])
@@ -444,7 +478,7 @@ def test_paused_redis_gives_503_within_the_timeout(shell: str, private_redis: Re
 
 async def test_a_cancelled_check_leaves_no_reply_behind(private_redis: RedisServer, make_stores: Any) -> None:
     sync, async_ = make_stores(private_redis.url)
-    valid, revoked = sync.create(new()).record, sync.create(new("bob")).record
+    valid, revoked = sync.create(new(sync)).record, sync.create(new(sync, "bob")).record
     sync.end(revoked.id, "revoked")
     assert (await async_.check(valid.id, passive=True)).outcome is Outcome.VALID
     private_redis.pause(300)
@@ -463,9 +497,9 @@ async def test_a_cancelled_check_leaves_no_reply_behind(private_redis: RedisServ
 async def test_polling_and_sleeping_lanes_give_every_request_its_own_answer(
         spin: str, private_redis: RedisServer, make_stores: Any) -> None:
     sync, async_ = make_stores(private_redis.url, store_spin=spin)
-    valid, revoked = sync.create(new()).record, sync.create(new("bob")).record
+    valid, revoked = sync.create(new(sync)).record, sync.create(new(sync, "bob")).record
     sync.end(revoked.id, "revoked")
-    unknown = new("cy").id
+    unknown = unknown_id()
     expected = {valid.id: Outcome.VALID, revoked.id: Outcome.REVOKED, unknown: Outcome.INVALID}
     for sid, outcome in expected.items():  # one at a time: a request alone on its connection polls
         assert sync.check(sid, passive=True).outcome is outcome
@@ -482,7 +516,7 @@ async def test_polling_and_sleeping_lanes_give_every_request_its_own_answer(
 async def test_a_polling_lane_still_times_out_and_recovers(private_redis: RedisServer,
                                                           make_stores: Any) -> None:
     sync, async_ = make_stores(private_redis.url, store_spin="1ms", store_timeout=0.3)
-    record = sync.create(new()).record
+    record = sync.create(new(sync)).record
     assert (await async_.check(record.id, passive=True)).outcome is Outcome.VALID
     private_redis.pause(500)
     started = time.monotonic()
@@ -533,7 +567,7 @@ async def test_tls_redis_checks_on_both_stores(private_redis_factory: Any, make_
                                    "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
                                    "--tls-auth-clients", "no")
     sync, async_ = make_stores(f"rediss://{server.host}:{tls_port}/0?ssl_ca_certs={cert}")
-    valid, revoked = sync.create(new()).record, sync.create(new("bob")).record
+    valid, revoked = sync.create(new(sync)).record, sync.create(new(sync, "bob")).record
     sync.end(revoked.id, "revoked")
     expected = {valid.id: Outcome.VALID, revoked.id: Outcome.REVOKED}
     ids = [valid.id, revoked.id] * 20
@@ -557,7 +591,7 @@ class _NoReaderLoop(asyncio.SelectorEventLoop):
 
 def test_a_loop_without_add_reader_keeps_the_transport(private_redis: RedisServer, make_stores: Any) -> None:
     sync, async_ = make_stores(private_redis.url)
-    valid = sync.create(new()).record
+    valid = sync.create(new(sync)).record
 
     async def checks() -> tuple[list[Outcome], str]:
         outcomes = [(await async_.check(valid.id, passive=True)).outcome for _ in range(3)]
@@ -581,13 +615,13 @@ def test_a_login_retried_after_a_late_reply_takes_one_slot(private_redis: RedisS
                                                           make_stores: Any) -> None:
     proxy = counting_proxy(private_redis.host, private_redis.port)
     sync, _ = make_stores(proxy.url, store_timeout=0.5, max_sessions=1, on_limit="reject")
-    sync.create(new("bob"))  # loads the script (NOSCRIPT)
+    sync.create(new(sync, "bob"))  # loads the script (NOSCRIPT)
     wait_until(lambda: sync.subscribed)
     proxy.reset()
     sleeper = threading.Thread(target=private_redis.command, args=("DEBUG", "SLEEP", "0.3"))
     sleeper.start()
     time.sleep(0.05)
-    created = sync.create(new())  # the first reply comes after the 0.2 s read timeout
+    created = sync.create(new(sync))  # the first reply comes after the 0.2 s read timeout
     sleeper.join()
     assert request_commands(proxy).count("EVALSHA") == 2
     assert sync.user_sessions("ada") == [created.record]
@@ -611,7 +645,7 @@ def test_skewed_app_servers_agree_on_redis_time(redis_url: str, key_prefix: str,
         finally:
             monkeypatch.undo()
 
-    record = on_server(0, lambda: guards[0].store.create(new())).record
+    record = on_server(0, lambda: guards[0].store.create(new(guards[0].store))).record
     assert abs(record.created / 1000 - real()) < 5
     time.sleep(1.2)
     assert on_server(1, lambda: guards[1].store.check(record.id, passive=True)).outcome is Outcome.VALID
@@ -635,7 +669,7 @@ def test_in_flight_requests_cannot_resurrect_a_session(redis_url: str, key_prefi
     sync, _ = make_stores(redis_url, key_prefix, clock=clock, idle_timeout=None)
     raw = redis.Redis.from_url(redis_url)
     for _ in range(20):
-        record = sync.create(new()).record
+        record = sync.create(new(sync)).record
         go = threading.Barrier(51)
 
         def request(record: Record = record, go: threading.Barrier = go) -> Outcome:
@@ -664,8 +698,8 @@ USER_IDS = st.one_of(st.text(min_size=1, max_size=40),
 @given(user_id=USER_IDS)
 def test_every_key_of_a_user_shares_one_slot(user_id: str) -> None:
     keys = Keys("sg:a")
-    tag = TOKENS.slot_tag(user_id)
-    ids = [session_id(TOKENS.new_sid(user_id)) for _ in range(3)]
+    tag = FIXED.slot_tag(user_id)
+    ids = [new(FIXED, user_id).id for _ in range(3)]
     names = [keys.user_index(tag, user_id), keys.settings(tag, user_id)]
     names += [name for i in ids for name in (keys.session(i), keys.tombstone(i))]
     assert all(name.startswith(f"sg:a:{{{tag}}}:") for name in names)
@@ -679,7 +713,7 @@ ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=30)  # lone su
        metadata=st.dictionaries(ANY_TEXT, ANY_TEXT | st.integers() | st.lists(ANY_TEXT), max_size=3))
 def test_the_record_codec_round_trips(user_id: str, ip: str, city: str | None, agent: str,
                                       metadata: dict[str, Any]) -> None:
-    fresh = new(user_id, "mobile", ip=ip, city=city, user_agent=agent, device="d", metadata=metadata)
+    fresh = new(FIXED, user_id, "mobile", ip=ip, city=city, user_agent=agent, device="d", metadata=metadata)
     # the header as rules.lua writes it (times in base 36), then the tail as the store sends it
     header = f"{base36(1_800_000_000_000)}|{base36(1_800_000_001_000)}|r900|m|{encode_user(user_id)}|"
     value = header.encode() + record_tail(fresh)
@@ -698,7 +732,7 @@ def base36(n: int) -> str:
             return digits
 
 
-IDS = st.builds(lambda user: session_id(TOKENS.new_sid(user)), st.text(max_size=5))
+IDS = st.builds(lambda user: new(FIXED, user).id, st.text(max_size=5))
 TIMES = st.integers(min_value=0, max_value=2**47)
 
 
@@ -721,7 +755,7 @@ def test_packed_ids_round_trip(sid: str) -> None:
 def test_lua_writes_the_layout_python_reads(redis_url: str, key_prefix: str, make_stores: Any) -> None:
     sync, _ = make_stores(redis_url, key_prefix)
     user = "ada.lovelace@example.com"
-    record = sync.create(new(user, "desktop", remember_me=True, metadata={"a": [1]})).record
+    record = sync.create(new(sync, user, "desktop", remember_me=True, metadata={"a": [1]})).record
     raw, keys = redis.Redis.from_url(redis_url), Keys(key_prefix)
     assert raw.zrange(keys.user_index(record.id[:4], user), 0, -1) == [pack_id(record.id[4:])]
     assert raw.zscore(keys.idx, idx_member(record.created, record.id)) == 0
@@ -736,21 +770,22 @@ def test_lua_writes_the_layout_python_reads(redis_url: str, key_prefix: str, mak
 @given(user_id=USER_IDS)
 def test_the_cluster_agrees_on_the_slot(redis_cluster: Any, user_id: str) -> None:
     keys = Keys("sg")
-    tag = TOKENS.slot_tag(user_id)
+    tag = FIXED.slot_tag(user_id)
     node = redis_cluster.nodes[0]
-    for name in (keys.user_index(tag, user_id), keys.session(session_id(TOKENS.new_sid(user_id)))):
+    for name in (keys.user_index(tag, user_id), keys.session(new(FIXED, user_id).id)):
         assert node.command("CLUSTER", "KEYSLOT", name) == key_slot(name.encode())
 
 
 def test_every_key_expires_but_the_shared_ones(redis_url: str, key_prefix: str, make_stores: Any) -> None:
     sync, _ = make_stores(redis_url, key_prefix, max_sessions=1, allow_user_timeouts=True)
     sync.set_user_timeouts("ada", {"web": 600})
-    first = sync.create(new()).record
-    sync.create(new())
-    sync.create(new("bob"))
+    first = sync.create(new(sync)).record
+    sync.create(new(sync))
+    sync.create(new(sync, "bob"))
     sync.end_user("bob", "revoked")
     sync.end_all()
     sync.set_policy(sync.policy())
+    sync.append_self_service("ada", [Event("settings_changed", 1, "user:ada", "ada")])
     sync.append_events([Event("login", 1, "system", "ada")])
     sync.check(first.id, passive=False)
     raw = redis.Redis.from_url(redis_url)
@@ -766,7 +801,7 @@ def test_memory_per_session_is_small(private_redis: RedisServer, make_stores: An
     # a typical session: its record, its user's index (the user's only session) and its entry
     # in the listing index (measured among enough entries to take its large encoding)
     sync, _ = make_stores(private_redis.url)
-    records = [sync.create(new(f"user{i:04d}.lovelace@example.com", ip="203.0.113.7", user_agent=UA,
+    records = [sync.create(new(sync, f"user{i:04d}.lovelace@example.com", ip="203.0.113.7", user_agent=UA,
                                 device="Chrome 131 on macOS",
                                 metadata={"name": "Ada Lovelace", "roles": ["admin"]})).record
                for i in range(1000)]
@@ -785,7 +820,7 @@ def test_signout_all_reaches_other_processes_at_once(redis_url: str, key_prefix:
                                                      make_stores: Any) -> None:
     one, _ = make_stores(redis_url, key_prefix)
     two, _ = make_stores(redis_url, key_prefix)
-    record = one.create(new()).record
+    record = one.create(new(one)).record
     assert two.check(record.id, passive=True).outcome is Outcome.VALID
     wait_until(lambda: two.subscribed)
     one.end_all()
@@ -805,7 +840,7 @@ def test_another_process_sees_exact_idle_expiry(redis_url: str, key_prefix: str,
 
     a, _ = make_stores(redis_url, key_prefix, clock=millis, idle_timeout=1800)  # interval 10 min
     b, _ = make_stores(redis_url, key_prefix, clock=millis, idle_timeout=1800)
-    record = a.create(new()).record
+    record = a.create(new(a)).record
     wait_until(lambda: a.subscribed)
     clock.advance(120)
     assert a.check(record.id, passive=False).outcome is Outcome.VALID  # a use, kept unwritten
@@ -827,7 +862,7 @@ def test_a_steady_user_costs_one_write_per_touch_interval(private_redis: RedisSe
         return round(clock() * 1000)
 
     store, _ = make_stores(private_redis.url, clock=millis, idle_timeout=1800)
-    record = store.create(new()).record
+    record = store.create(new(store)).record
     client = private_redis.client()
     client.config_resetstat()
     for _ in range(600):
@@ -867,7 +902,7 @@ def test_maxmemory_policy_warning(policy: str, warned: bool, private_redis_facto
     caplog.set_level(logging.INFO, logger="sessionguard")
     server = private_redis_factory("--maxmemory-policy", policy)
     sync, _ = make_stores(server.url)
-    sync.check(new().id, passive=False)
+    sync.check(unknown_id(), passive=False)
     wait_until(lambda: sync.subscribed)
     warnings = [r for r in caplog.records if "maxmemory-policy" in r.getMessage()]
     assert bool(warnings) is warned

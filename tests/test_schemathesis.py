@@ -25,7 +25,7 @@ def admin_app() -> Any:
     """A guarded host app with a few sessions (memory store, user timeouts allowed)."""
     guard = SessionGuard(Config(secret_key=SECRET, admin_token=ADMIN_TOKEN, allow_user_timeouts=True))
     for user, platform in [("ada", "web"), ("ada", "mobile"), ("grace", "desktop")]:
-        sid = guard.tokens.new_sid(user)
+        sid = guard.tokens.new_sid(guard.store.slot_tag(user))
         guard.store.create(NewSession(id=session_id(sid), user_id=user, platform=platform,
                                       metadata={"roles": ["admin"]}))
     return guard.asgi(Starlette())  # a host app with no routes: the admin sub-app answers

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -17,13 +19,14 @@ import pytest
 
 from conftest import SECRET, FakeClock
 from sessionguard import Config, SessionLimitReached
-from sessionguard.audit import Event
+from sessionguard.audit import Event, iso
 from sessionguard.core import DAY, Outcome, Record
 from sessionguard.policy import Policy
 from sessionguard.stores.memory import MemoryStore
 from sessionguard.stores.memory_async import AsyncMemoryStore
 from sessionguard.stores.protocol import NewSession
 from sessionguard.stores.redis import open_redis_stores
+from sessionguard.stores.redis.records import decode_record
 from sessionguard.tokens import Tokens, session_id
 
 TOKENS = Tokens([SECRET])
@@ -70,11 +73,12 @@ def make_store(kind: str, clock: FakeClock, request: pytest.FixtureRequest) -> I
         cfg = Config(**settings, **config)
         policy = Policy.from_config(cfg)
         if kind.startswith("memory"):
-            shared = memory.get("store") or MemoryStore(policy, clock=millis, audit_maxlen=cfg.audit_maxlen)
+            shared = memory.get("store") or MemoryStore(policy, clock=millis, audit_maxlen=cfg.audit_maxlen,
+                                                        audit_retention=cfg.audit_retention)
             memory["store"] = shared
             store: Blocking = Blocking(AsyncMemoryStore(shared) if loop else shared, loop)
         else:
-            sync, async_ = open_redis_stores(cfg, policy, slot_tag=TOKENS.slot_tag, clock=millis)
+            sync, async_ = open_redis_stores(cfg, policy, clock=millis)
             store = Blocking(async_ if kind == "redis-async" else sync, loop)
             made.append(Blocking(sync, None))
         made.append(store)
@@ -93,14 +97,15 @@ def store(make_store: Callable[..., Any]) -> Any:
     return make_store(max_sessions=3)
 
 
-def new(user: str = "ada", platform: str = "web", **fields: Any) -> NewSession:
-    sid = TOKENS.new_sid(user)
+def new(store: Any, user: str = "ada", platform: str = "web", **fields: Any) -> NewSession:
+    """A login of ``user`` for ``store`` (its ids carry the store's slot tag of the user)."""
+    sid = TOKENS.new_sid(store.slot_tag(user))
     return NewSession(id=session_id(sid), user_id=user, platform=platform, **fields)
 
 
 def login(store: Any, clock: FakeClock, user: str = "ada", platform: str = "web", **fields: Any) -> Record:
     """A login, then one millisecond (logins stay strictly ordered)."""
-    record: Record = store.create(new(user, platform, **fields)).record
+    record: Record = store.create(new(store, user, platform, **fields)).record
     clock.advance(0.001)
     return record
 
@@ -117,7 +122,7 @@ def test_record_round_trips(store: Any, clock: FakeClock) -> None:
     fields = dict(remember_me=True, ip="2001:db8::1", city="Zürich", user_agent="Mozilla/5.0 " * 10,
                   device="Firefox 133 on Linux", metadata={"name": "Ada", "roles": ["admin"], "n": 1.5})
     user = "ada{x}:é|\u2603 \U0001f600"
-    created = store.create(new(user, "desktop", **fields)).record
+    created = store.create(new(store, user, "desktop", **fields)).record
     assert (created.user_id, created.platform, created.last_seen) == (user, "desktop", created.created)
     assert {k: getattr(created, k) for k in fields} == fields
     check = store.check(created.id, passive=False)
@@ -126,7 +131,7 @@ def test_record_round_trips(store: Any, clock: FakeClock) -> None:
 
 
 @pytest.mark.parametrize("presented", [
-    pytest.param(lambda: session_id(TOKENS.new_sid("nobody")), id="unknown-id"),
+    pytest.param(lambda: session_id(TOKENS.new_sid("0123")), id="unknown-id"),
     pytest.param(lambda: "not-a-session-id", id="malformed"),
     pytest.param(lambda: "abcd}{" + "x" * 20, id="braces"),
 ])
@@ -139,9 +144,18 @@ MINUTE = 60
 
 
 def stored_last_seen(store: Any, record: Record) -> int:
-    """Last-seen as a listing reads it."""
-    [listed] = [r for r in store.user_sessions(record.user_id) if r.id == record.id]
-    return listed.last_seen
+    """Last-seen as written in the store when a listing is served (which writes the
+    uses that are due first). The listing itself shows more: the uses its process
+    holds, not written yet; so the store's record is read here instead."""
+    store.user_sessions(record.user_id)
+    inner = store.store
+    if isinstance(inner, AsyncMemoryStore):
+        inner = inner.sync
+    if isinstance(inner, MemoryStore):
+        stored: Record = inner._records[record.id]
+        return stored.last_seen
+    value = inner._shared.sync_client().get(inner._ops.keys.session(record.id))
+    return decode_record(record.id, value).last_seen
 
 
 def test_last_seen_is_written_once_per_touch_interval(store: Any, clock: FakeClock) -> None:
@@ -307,7 +321,7 @@ def test_oldest_login_is_evicted(store: Any, clock: FakeClock) -> None:
     first, second, third = (login(store, clock) for _ in range(3))
     clock.advance(10)
     assert outcome(store, first) is Outcome.VALID  # recently used, still the oldest login
-    created = store.create(new())
+    created = store.create(new(store))
     assert [(r.id, r.last_seen) for r in created.evicted] == [(first.id, first.created + 10_003)]
     assert [outcome(store, r) for r in (first, second, third)] == [
         Outcome.EVICTED, Outcome.VALID, Outcome.VALID]
@@ -318,7 +332,7 @@ def test_least_recent_session_is_evicted(make_store: Any, clock: FakeClock) -> N
     first, second = login(store, clock), login(store, clock)
     clock.advance(10)
     outcome(store, first)
-    assert [r.id for r in store.create(new()).evicted] == [second.id]
+    assert [r.id for r in store.create(new(store)).evicted] == [second.id]
     assert outcome(store, second) is Outcome.EVICTED
 
 
@@ -326,14 +340,14 @@ def test_a_lowered_limit_evicts_down_to_it(make_store: Any, clock: FakeClock) ->
     store = make_store(max_sessions=5)
     records = [login(store, clock) for _ in range(4)]
     store.set_policy(store.policy().updated({"platforms": {"web": {"max_sessions": 2}}}))
-    assert [r.id for r in store.create(new()).evicted] == [r.id for r in records[:3]]
+    assert [r.id for r in store.create(new(store)).evicted] == [r.id for r in records[:3]]
 
 
 def test_reject_refuses_and_changes_nothing(make_store: Any, clock: FakeClock) -> None:
     store = make_store(max_sessions=2, on_limit="reject")
     records = [login(store, clock) for _ in range(2)]
     with pytest.raises(SessionLimitReached) as raised:
-        store.create(new())
+        store.create(new(store))
     assert (raised.value.limit, raised.value.platform, raised.value.user_id) == (2, "web", "ada")
     assert store.user_sessions("ada") == records[::-1]
 
@@ -342,7 +356,7 @@ def test_limits_count_per_user_and_platform(make_store: Any, clock: FakeClock) -
     store = make_store(max_sessions=1)
     web, mobile = login(store, clock), login(store, clock, platform="mobile")
     other = login(store, clock, "bob")
-    assert store.create(new(platform="desktop")).evicted == ()
+    assert store.create(new(store, platform="desktop")).evicted == ()
     assert [outcome(store, r) for r in (web, mobile, other)] == [Outcome.VALID] * 3
 
 
@@ -352,13 +366,13 @@ def test_ended_sessions_do_not_count(make_store: Any, clock: FakeClock) -> None:
     clock.advance(3000)
     fresh = login(store, clock)
     clock.advance(1000)  # the first idled out unseen; the second is still valid
-    assert store.create(new()).evicted == ()
+    assert store.create(new(store)).evicted == ()
     assert outcome(store, fresh) is Outcome.VALID
 
 
 def test_login_ends_the_presented_session(store: Any, clock: FakeClock) -> None:
     old = login(store, clock)
-    created = store.create(new(), ending=old.id)
+    created = store.create(new(store), ending=old.id)
     assert created.replaced == old
     assert outcome(store, old) is Outcome.SIGNED_OUT
     assert outcome(store, created.record) is Outcome.VALID
@@ -369,7 +383,7 @@ def test_a_login_with_metadata_that_is_not_json_changes_nothing(make_store: Any,
     store = make_store(max_sessions=1)
     old = login(store, clock)
     with pytest.raises(TypeError):
-        store.create(new(metadata={"when": object()}), ending=old.id)
+        store.create(new(store, metadata={"when": object()}), ending=old.id)
     assert outcome(store, old) is Outcome.VALID  # neither ended as replaced nor evicted
     assert [r.id for r in store.user_sessions("ada")] == [old.id]
 
@@ -431,7 +445,7 @@ def test_rotate_moves_a_valid_session_to_a_new_id(store: Any, clock: FakeClock) 
     clock.advance(60)
     used = round(clock() * 1000)
     assert outcome(store, record) is Outcome.VALID  # a use, maybe unwritten
-    new_id = session_id(TOKENS.new_sid("ada"))
+    new_id = new(store).id
     moved = store.rotate(record.id, new_id)
     assert moved.outcome is Outcome.VALID and moved.record.id == new_id
     assert moved.record == record._replace(id=new_id, last_seen=used)  # every field kept, the use too
@@ -442,10 +456,10 @@ def test_rotate_moves_a_valid_session_to_a_new_id(store: Any, clock: FakeClock) 
     listed = store.list_sessions(user_id=None, platform=None, limit=10, cursor=None).items
     assert sorted(r.id for r in listed) == sorted([new_id, other.id])
     assert store.end(new_id, "revoked") == moved.record
-    assert store.rotate(new_id, session_id(TOKENS.new_sid("ada"))).outcome is Outcome.REVOKED
-    assert store.rotate(record.id, session_id(TOKENS.new_sid("ada"))).outcome is Outcome.INVALID
+    assert store.rotate(new_id, new(store).id).outcome is Outcome.REVOKED
+    assert store.rotate(record.id, new(store).id).outcome is Outcome.INVALID
     clock.advance(3601)
-    timed_out = store.rotate(other.id, session_id(TOKENS.new_sid("ada")))
+    timed_out = store.rotate(other.id, new(store).id)
     assert (timed_out.outcome, timed_out.ended) == (Outcome.IDLE_TIMEOUT, other)  # noticed now: reported
     assert outcome(store, other) is Outcome.IDLE_TIMEOUT
 
@@ -497,7 +511,7 @@ def test_list_sessions_pages_newest_first(make_store: Any, clock: FakeClock) -> 
 
 def test_listing_breaks_login_time_ties_by_id(make_store: Any, clock: FakeClock) -> None:
     store = make_store()
-    records = [store.create(new(user)).record for user in ("ada", "bob", "carol", "dan")]
+    records = [store.create(new(store, user)).record for user in ("ada", "bob", "carol", "dan")]
     expected = sorted(records, key=lambda r: r.id)
     first = store.list_sessions(user_id=None, platform=None, limit=2, cursor=None)
     second = store.list_sessions(user_id=None, platform=None, limit=2, cursor=first.next_cursor)
@@ -564,3 +578,66 @@ def test_events_newest_first_by_page_and_user(store: Any) -> None:
     assert ada.items == [events[5], events[3]]
     assert store.events(user_id="ada", limit=2, cursor=ada.next_cursor).items == [events[1]]
     assert store.events(user_id=None, limit=2, cursor="bogus").items == events[:4:-1]
+
+
+# -- audit: what one user's self-service actions may add (SPEC 9.3, issue 16 item 8) -----------
+
+
+def own(clock: FakeClock, kind: str, user: str = "ada", n: int = 1, detail: str | None = None) -> list[Event]:
+    """The events of one self-service action of ``user``, now."""
+    now = round(clock() * 1000)
+    return [Event(kind, now, f"user:{user}", user, None if kind == "settings_changed" else f"s{i}",
+                  detail=detail) for i in range(n)]
+
+
+def test_settings_changes_are_coalesced_to_one_event_a_minute(make_store: Callable[..., Any],
+                                                             clock: FakeClock) -> None:
+    processes = [make_store(), make_store()]  # on Redis: two processes sharing the counts
+    for i in range(50):
+        processes[i % 2].append_self_service("ada", own(clock, "settings_changed", detail=str(i)))
+        clock.advance(1)
+    clock.advance(10)  # a minute after the one recorded
+    processes[0].append_self_service("ada", own(clock, "settings_changed", detail="later"))
+    shown = processes[1].events(user_id="ada", limit=100, cursor=None).items
+    assert [(e.type, e.detail) for e in shown] == [("settings_changed", "later"), ("settings_changed", "0")]
+
+
+def test_self_service_beyond_sixty_events_an_hour_is_counted_not_recorded(
+        make_store: Callable[..., Any], clock: FakeClock) -> None:
+    processes = [make_store(), make_store()]
+    revoked = Event("revoked", round(clock() * 1000), "admin-token", "bob", "s-bob", "web", "revoked")
+    processes[0].append_events([revoked])
+    start = round(clock() * 1000)
+    processes[0].append_self_service("ada", own(clock, "logout", n=50))  # signing out 50 others
+    for i in range(15):
+        clock.advance(10)
+        processes[i % 2].append_self_service("ada", own(clock, "logout"))
+
+    def ada() -> list[Event]:
+        return list(processes[1].events(user_id="ada", limit=200, cursor=None).items)
+
+    def reports() -> list[dict[str, Any]]:
+        return [json.loads(e.detail or "") for e in ada() if e.type == "rate_limited"]
+
+    assert [e.type for e in ada()].count("logout") == 60
+    assert reports() == [{"not_recorded": 5, "limit": 60, "since": iso(start)}]
+    processes[0].append_self_service("ada", own(clock, "logout", n=3))
+    assert reports() == [{"not_recorded": 8, "limit": 60, "since": iso(start)}]  # still one, newest
+    assert ada()[0].type == "rate_limited" and ada()[0].actor == "user:ada"
+    assert processes[1].events(user_id="bob", limit=10, cursor=None).items == [revoked]
+    clock.advance(3600)  # a new window: recorded again, the last window's report stays
+    processes[1].append_self_service("ada", own(clock, "logout"))
+    assert [e.type for e in ada()][:2] == ["logout", "rate_limited"]
+    assert len(reports()) == 1
+
+
+def test_events_are_kept_for_the_retention_only(make_store: Callable[..., Any], clock: FakeClock) -> None:
+    store = make_store(audit_retention="1s")
+    old = Event("login", round(clock() * 1000), "user:ada", "ada", "s1", "web")
+    store.append_events([old])
+    assert store.events(user_id=None, limit=10, cursor=None).items == [old]
+    clock.advance(2)
+    time.sleep(1.1)  # Redis dates stream entries by its own clock
+    new = Event("login", round(clock() * 1000), "user:bob", "bob", "s2", "web")
+    store.append_events([new])
+    assert store.events(user_id=None, limit=10, cursor=None).items == [new]

@@ -178,6 +178,21 @@ def test_login_and_logout_meeting_a_stopped_redis_answer_503(
     guard.store.close()
 
 
+@pytest.mark.redis
+@pytest.mark.parametrize(("wiring", "kind"), WIRINGS)
+def test_a_process_first_login_meeting_a_stopped_redis_answers_503(
+    wiring: Callable[[SessionGuard, Stop], Any], kind: str, private_redis: RedisServer
+) -> None:
+    # the process has never read the shared state: the login's slot tag needs it (issue 16 item 6)
+    guard = guard_on(private_redis)
+    private_redis.stop()
+    with client(kind, wiring(guard, private_redis.stop)) as browser:
+        assert_unavailable(browser.post("/login"))
+        private_redis.start()
+        assert browser.post("/login").json() == {"user": "ada"}
+    guard.store.close()
+
+
 # -- Django ------------------------------------------------------------------------------------
 
 
@@ -319,7 +334,9 @@ def test_a_refused_command_is_a_503_with_one_log_line_naming_it(
         caplog.clear()
         assert_unavailable(browser.post("/login"))
         [line] = [r.getMessage() for r in caplog.records if r.name == "sessionguard"]
-        assert "refused" in line and "TIME" in line and "create" in line, line
+        # a process's first login reads the shared state first (its tag key), which a
+        # fresh Redis makes with the server's TIME
+        assert "refused" in line and "TIME in the state script" in line, line
         assert "app-password" not in line
     guard.store.close()
 

@@ -6,18 +6,22 @@ import base64
 import hashlib
 import hmac
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sessionguard.tokens import Tokens, is_session_id, session_id
+from sessionguard.tokens import SlotTags, Tokens, is_session_id, session_id
 
 KEY, OLD = "k" * 32, "o" * 32
 
 
+TAGS = SlotTags(b"t" * 32)
+
+
 def test_round_trip_and_shape() -> None:
     tokens = Tokens([KEY])
-    sid = tokens.new_sid("ada")
-    assert sid[:4] == tokens.slot_tag("ada") and len(sid) == 26
+    sid = tokens.new_sid(TAGS("ada"))
+    assert sid[:4] == TAGS("ada") and len(sid) == 26
     token = tokens.sign(sid)
     assert tokens.verify(token) == sid
     assert is_session_id(session_id(sid)) and session_id(sid) != sid
@@ -26,7 +30,7 @@ def test_round_trip_and_shape() -> None:
 
 def test_signature_is_hmac_sha256_of_the_sid() -> None:
     tokens = Tokens([KEY])
-    sid = tokens.new_sid("ada")
+    sid = tokens.new_sid(TAGS("ada"))
     signature = tokens.sign(sid).rpartition(".")[2]
     derived = hmac.new(KEY.encode(), b"sessionguard.session", hashlib.sha256).digest()
     expected = hmac.new(derived, sid.encode(), hashlib.sha256).digest()
@@ -35,30 +39,45 @@ def test_signature_is_hmac_sha256_of_the_sid() -> None:
 
 def test_sids_are_unique_and_random() -> None:
     tokens = Tokens([KEY])
-    sids = {tokens.new_sid("ada") for _ in range(5000)}
+    sids = {tokens.new_sid(TAGS("ada")) for _ in range(5000)}
     assert len(sids) == 5000
 
 
 def test_rotation_first_key_signs_all_verify() -> None:
     old, rotated = Tokens([OLD]), Tokens([KEY, OLD])
-    legacy = old.sign(old.new_sid("ada"))
+    legacy = old.sign(old.new_sid(TAGS("ada")))
     assert rotated.verify(legacy) is not None
-    fresh = rotated.sign(rotated.new_sid("ada"))
+    fresh = rotated.sign(rotated.new_sid(TAGS("ada")))
     assert old.verify(fresh) is None and Tokens([KEY]).verify(fresh) is not None
 
 
-def test_slot_tag_depends_on_the_user_alone_not_on_any_key() -> None:
-    # adding a key in front, then retiring the old one, moves no user
-    tag = Tokens([OLD]).slot_tag("ada")
-    assert Tokens([KEY, OLD]).slot_tag("ada") == Tokens([KEY]).slot_tag("ada") == tag
-    assert Tokens([KEY]).new_sid("ada")[:4] == tag
-    tags = {Tokens([KEY]).slot_tag(f"user{n}") for n in range(2000)}
-    assert len(tags) > 1900  # spread over the 65,536 tags (a birthday bound would give ~1,970)
+def test_slot_tags_are_keyed_by_the_tag_key_alone() -> None:
+    users = [f"user{n}" for n in range(2000)]
+    ours, theirs = [TAGS(u) for u in users], [SlotTags(b"u" * 32)(u) for u in users]
+    # another deployment (another tag key) files users elsewhere: the tags are a keyed hash
+    assert sum(a == b for a, b in zip(ours, theirs, strict=True)) < 10  # ~0.03 expected by chance
+    # nor can the unkeyed hash of the user id an attacker computes name anyone
+    unkeyed = [hashlib.sha256(b"sessionguard.slot\x00" + u.encode()).hexdigest()[:4] for u in users]
+    assert sum(a == b for a, b in zip(ours, unkeyed, strict=True)) < 10
+    assert len(set(ours)) > 1900  # spread over the 65,536 tags (a birthday bound would give ~1,970)
+    # the signing keys play no part: rotating them moves no user
+    assert Tokens([KEY, OLD]).new_sid(TAGS("ada"))[:4] == Tokens([OLD]).new_sid(TAGS("ada"))[:4]
+
+
+@pytest.mark.parametrize("tag", ["", "abc", "ABCD", "abcde", "wxyz"])
+def test_a_sid_needs_a_slot_tag(tag: str) -> None:
+    with pytest.raises(ValueError, match="slot tag"):
+        Tokens.new_sid(tag)
+
+
+def test_a_tag_key_is_long_enough() -> None:
+    with pytest.raises(ValueError, match="16 bytes"):
+        SlotTags(b"k" * 15)
 
 
 def test_padded_and_non_canonical_signatures_are_refused() -> None:
     tokens = Tokens([KEY])
-    token = tokens.sign(tokens.new_sid("ada"))
+    token = tokens.sign(tokens.new_sid(TAGS("ada")))
     assert tokens.verify(token + "=") is None
     assert tokens.verify(token + "==") is None
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -78,7 +97,7 @@ def test_verify_never_raises(text: str) -> None:
 
 def test_session_of_remembers_only_verified_tokens() -> None:
     tokens = Tokens([KEY])
-    sid = tokens.new_sid("ada")
+    sid = tokens.new_sid(TAGS("ada"))
     token = tokens.sign(sid)
     assert tokens.session_of(token) == session_id(sid)
     assert tokens.session_of(token) == session_id(sid)  # from the cache
@@ -91,5 +110,5 @@ def test_session_of_remembers_only_verified_tokens() -> None:
 def test_session_of_stays_bounded() -> None:
     tokens = Tokens([KEY])
     for _ in range(Tokens.KNOWN_MAX + 10):
-        assert tokens.session_of(tokens.sign(tokens.new_sid("ada")))
+        assert tokens.session_of(tokens.sign(tokens.new_sid(TAGS("ada"))))
     assert len(tokens._known) <= Tokens.KNOWN_MAX

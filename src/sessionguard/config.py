@@ -105,6 +105,7 @@ class Config:
     allowed_origins: tuple[str, ...] = ()
     geoip_database: str | None = None
     audit_maxlen: int = 100_000
+    audit_retention: int | None = 90 * 86400
     local_cache: float = 0.0
     store_timeout: float = 0.5
     store_spin: float = 0.0002

@@ -18,7 +18,7 @@ from .incoming import Presented
 from .platform import PLATFORMS, classify, clip, device_label
 from .session import Session
 from .stores.protocol import Check, Created, NewSession
-from .tokens import session_id
+from .tokens import TAG_LENGTH, session_id
 
 if TYPE_CHECKING:
     from .guard import SessionGuard
@@ -120,17 +120,23 @@ class _Context:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} session={self.session!r} ended_reason={self.ended_reason!r}>"
 
-    def _plan(
-        self,
-        user_id: str,
-        remember_me: bool,
-        metadata: Mapping[str, Any] | None,
-        platform: str | None,
-    ) -> tuple[NewSession, str]:
+    def _may_log_in(self, user_id: str) -> None:
+        """Refuse a login that cannot be carried out, before any store call."""
         if self._started:
             raise RuntimeError("login() after the response started: its cookie can no longer be set")
         if not isinstance(user_id, str) or not user_id or len(user_id) > MAX_USER_ID:
             raise ValueError(f"user_id must be a non-empty string of at most {MAX_USER_ID} characters")
+
+    def _plan(
+        self,
+        user_id: str,
+        tag: str,
+        remember_me: bool,
+        metadata: Mapping[str, Any] | None,
+        platform: str | None,
+    ) -> tuple[NewSession, str]:
+        """The session to create for ``user_id``, whose slot tag is ``tag`` (the
+        store's), and its token."""
         metadata = dict(metadata or {})
         if len(audit.compact_json(metadata).encode()) > MAX_METADATA:  # bytes, as stored
             raise ValueError(f"metadata must serialise to at most {MAX_METADATA} bytes of JSON")
@@ -144,7 +150,7 @@ class _Context:
         elif platform not in PLATFORMS:
             raise ValueError("platform must be 'web', 'mobile' or 'desktop'")
         ip = self._ip()
-        sid = self._guard.tokens.new_sid(user_id)
+        sid = self._guard.tokens.new_sid(tag)
         new = NewSession(
             id=session_id(sid), user_id=user_id, platform=platform, remember_me=bool(remember_me),
             ip=ip, city=self._guard.city(ip), user_agent=ua, device=device_label(ua),
@@ -188,7 +194,8 @@ class _Context:
             raise RuntimeError("rotate() after the response started: its cookie can no longer be set")
         if self.session is None:
             return None
-        sid = self._guard.tokens.new_sid(self.session.user_id)
+        # the same user, so the same slot tag: the current id's
+        sid = self._guard.tokens.new_sid(self.session.id[:TAG_LENGTH])
         return self.session.id, session_id(sid), self._guard.tokens.sign(sid)
 
     def _rotated(self, check: Check, token: str) -> tuple[audit.Event, ...]:
@@ -228,10 +235,11 @@ class SessionContext(_Context):
 
         :raises SessionLimitReached: the policy refuses logins over the limit.
         """
-        new, token = self._plan(user_id, remember_me, metadata, platform)
+        self._may_log_in(user_id)
         store = self._guard.store
         ending = self.session.id if self.session is not None else None
         try:
+            new, token = self._plan(user_id, store.slot_tag(user_id), remember_me, metadata, platform)
             try:
                 created = store.create(new, ending=ending)
             except SessionLimitReached as error:
@@ -315,10 +323,11 @@ class AsyncSessionContext(_Context):
 
         :raises SessionLimitReached: the policy refuses logins over the limit.
         """
-        new, token = self._plan(user_id, remember_me, metadata, platform)
+        self._may_log_in(user_id)
         store = self._guard.async_store
         ending = self.session.id if self.session is not None else None
         try:
+            new, token = self._plan(user_id, await store.slot_tag(user_id), remember_me, metadata, platform)
             try:
                 created = await store.create(new, ending=ending)
             except SessionLimitReached as error:

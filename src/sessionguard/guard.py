@@ -61,9 +61,7 @@ class SessionGuard:
             millis = lambda: round(clock() * 1000)  # noqa: E731 - one expression, named for mypy
         self._millis: Callable[[], int] = millis or wall_clock_ms
         if store is None or async_store is None:
-            store, async_store = open_stores(
-                config, self.default_policy, slot_tag=self.tokens.slot_tag, clock=millis
-            )
+            store, async_store = open_stores(config, self.default_policy, clock=millis)
         self.store: Store = store
         self.async_store: AsyncStore = async_store
         self.on_event = on_event
@@ -200,16 +198,25 @@ class SessionGuard:
         """The open GeoIP City database (``GEOIP_DATABASE``), or ``None``."""
         return self._geoip
 
-    def record(self, events: Sequence[audit.Event]) -> None:
-        """Append ``events`` to the audit log (sync store) and publish them."""
+    def record(self, events: Sequence[audit.Event], *, self_service: str | None = None) -> None:
+        """Append ``events`` to the audit log (sync store) and publish them (every one:
+        the ``sessionguard.audit`` logger and ``on_event`` are not the shared log).
+        ``self_service``: the events of one self-service action of this user, which
+        enter the log as far as the user's allowance goes (:func:`audit.admit`)."""
         if events:
-            self.store.append_events(events)
+            if self_service is None:
+                self.store.append_events(events)
+            else:
+                self.store.append_self_service(self_service, events)
             self._publish(events)
 
-    async def arecord(self, events: Sequence[audit.Event]) -> None:
-        """Append ``events`` to the audit log (async store) and publish them."""
+    async def arecord(self, events: Sequence[audit.Event], *, self_service: str | None = None) -> None:
+        """:meth:`record` on the async store."""
         if events:
-            await self.async_store.append_events(events)
+            if self_service is None:
+                await self.async_store.append_events(events)
+            else:
+                await self.async_store.append_self_service(self_service, events)
             self._publish(events)
 
     def _publish(self, events: Sequence[audit.Event]) -> None:

@@ -280,6 +280,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "allowed_origins": _origins,
     "geoip_database": _geoip_database,
     "audit_maxlen": _positive,
+    "audit_retention": duration,
     "local_cache": _local_cache,
     "store_timeout": _store_timeout,
     "store_spin": _store_spin,

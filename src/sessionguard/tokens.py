@@ -1,15 +1,19 @@
 """Session tokens: ``sid`` plus an HMAC-SHA-256 signature, nothing else.
 
 A sid is ``<slot tag><22 random url-safe characters>``: 128 random bits from
-:mod:`secrets`, prefixed by a 4-hex-digit hash of the user id. The tag lets
+:mod:`secrets`, prefixed by the 4-hex-digit slot tag of its user. The tag lets
 the Redis store put every key of one user in one Cluster hash slot, and the
-store find a user's sessions from the user id. It is a hash of the user id
-alone, keyed by nothing: were it keyed with a signing key, retiring that key
-would move users to other tags while the sessions they signed in with during
-the rotation live on, out of reach of their user's index (not counted by the
-limit, not listed, not ended by a sign-out of the user). The price: a public
-id (and a token) shows 16 bits of a hash of its user id, which tells two
-candidate users apart but names no one.
+store find a user's sessions from the user id.
+
+The tag is an HMAC of the user id under the deployment's *tag key*
+(:class:`SlotTags`), a random secret the store creates at its first use and
+keeps for good (the Redis store in its shared state, the memory store in the
+process): a token or a public id shows 16 bits of a keyed hash, which nobody
+without that key can match against a list of candidate users. It is not a
+signing key: keyed with ``SECRET_KEY``, retiring a key would move users to
+other tags while the sessions they signed in with live on, out of reach of
+their user's index (not counted by the limit, not listed, not ended by a
+sign-out of the user).
 
 The public session ``id`` shown in listings is ``<tag><hash of the sid>``: it
 addresses the same record but cannot be turned back into a token, and it is
@@ -32,6 +36,7 @@ SALT = "sessionguard.session"
 TAG_LENGTH = 4
 #: Longest token text accepted before any decoding is attempted.
 MAX_TOKEN_LENGTH = 256
+_TAG = re.compile(r"[0-9a-f]{4}")
 _SID = re.compile(r"[0-9a-f]{4}[A-Za-z0-9_-]{22}")
 _ID = _SID
 #: The only accepted token form: sid, dot, unpadded base64 of a SHA-256 MAC.
@@ -47,7 +52,7 @@ class Tokens:
 
     :param secret_keys: signing keys, newest first. The first key signs; every
         key verifies, so keys can be rotated by putting a new one in front.
-        The slot tag depends on no key (:func:`slot_tag`).
+        The slot tag depends on none of them (the store's :class:`SlotTags`).
     """
 
     __slots__ = ("_signer", "_macs", "_known")
@@ -76,13 +81,12 @@ class Tokens:
         self._known: dict[str, str] = {}
 
     @staticmethod
-    def slot_tag(user_id: str) -> str:
-        """The 4-hex-digit slot tag of ``user_id`` (:func:`slot_tag`)."""
-        return slot_tag(user_id)
-
-    def new_sid(self, user_id: str) -> str:
-        """A fresh sid for a session of ``user_id``."""
-        return self.slot_tag(user_id) + secrets.token_urlsafe(16)
+    def new_sid(tag: str) -> str:
+        """A fresh sid for a session of the user whose slot tag is ``tag``
+        (the store's ``slot_tag(user_id)``)."""
+        if not _TAG.fullmatch(tag):
+            raise ValueError("a slot tag is 4 lower-case hex digits")
+        return tag + secrets.token_urlsafe(16)
 
     def sign(self, sid: str) -> str:
         """The token (cookie value or bearer token) for ``sid``."""
@@ -120,11 +124,26 @@ class Tokens:
         return None
 
 
-def slot_tag(user_id: str) -> str:
-    """The 4-hex-digit slot tag of ``user_id``: SHA-256 of the user id, after a
-    label of its own, so no key and no setting ever moves a user's tag."""
-    digest = hashlib.sha256(b"sessionguard.slot\x00" + user_id.encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()[:TAG_LENGTH]
+class SlotTags:
+    """The slot tags of one deployment: ``tags(user_id)`` is the first
+    :data:`TAG_LENGTH` hex digits of HMAC-SHA-256(tag key, label + user id).
+
+    :param key: the deployment's tag key (at least 16 bytes), which must never
+        change while sessions live: a user's sessions are filed under their tag.
+    """
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("a tag key has at least 16 bytes")
+        # keyed once; each tag copies the keyed state (as Tokens does for its MACs)
+        self._mac = hmac.new(key, b"sessionguard.slot\x00", hashlib.sha256)
+
+    def __call__(self, user_id: str) -> str:
+        mac = self._mac.copy()
+        mac.update(user_id.encode("utf-8", "surrogatepass"))
+        return mac.hexdigest()[:TAG_LENGTH]
 
 
 def session_id(sid: str) -> str:

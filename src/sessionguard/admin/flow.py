@@ -42,9 +42,12 @@ class StoreCall:
 
 @dataclass(frozen=True, slots=True)
 class Audit:
-    """Record ``events`` (store, ``sessionguard.audit`` logger, ``on_event``)."""
+    """Record ``events`` (store, ``sessionguard.audit`` logger, ``on_event``);
+    ``self_service``: they are one self-service action of this user (capped, see
+    :func:`sessionguard.audit.admit`)."""
 
     events: tuple[Event, ...]
+    self_service: str | None = None
 
 
 Effect = StoreCall | Audit
@@ -64,7 +67,7 @@ def drive(guard: SessionGuard, steps: Step[T]) -> T:
         while True:
             if isinstance(effect, Audit):
                 try:
-                    guard.record(effect.events)
+                    guard.record(effect.events, self_service=effect.self_service)
                 except StoreUnavailable:
                     _unrecorded()
                 result = None
@@ -85,7 +88,7 @@ async def adrive(guard: SessionGuard, steps: Step[T]) -> T:
         while True:
             if isinstance(effect, Audit):
                 try:
-                    await guard.arecord(effect.events)
+                    await guard.arecord(effect.events, self_service=effect.self_service)
                 except StoreUnavailable:
                     _unrecorded()
                 result = None
@@ -212,3 +215,10 @@ def record(events: Sequence[Event]) -> Step[None]:
     """Record audit events."""
     if events:
         yield Audit(tuple(events))
+
+
+def record_self_service(user_id: str, events: Sequence[Event]) -> Step[None]:
+    """Record the audit events of one self-service action of ``user_id``: at most one
+    ``settings_changed`` a minute and 60 events an hour enter the log (SPEC 9.3)."""
+    if events:
+        yield Audit(tuple(events), user_id)

@@ -1,6 +1,8 @@
 """The self-service endpoints (SPEC §5, ``api/me/...``) and ``api/csrf``:
 any signed-in user sees and ends their own sessions and, when allowed, sets
 their own idle timeouts. Sign-outs here are the user's own: ``signed_out``.
+Their audit events go through the user's allowance (``flow.record_self_service``),
+so that no user can push other users' events out of the log.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def end_my_session(call: Call) -> Flow:
     if record is None:
         raise ApiError(404, "not_found", "You have no active session with this id.")
     now = yield from flow.now()
-    yield from flow.record([audit.ended(record, "signed_out", call.caller.actor, now)])
+    ended = audit.ended(record, "signed_out", call.caller.actor, now)
+    yield from flow.record_self_service(mine.user_id, [ended])
     if record.id == mine.id:
         return _ended_mine(call, no_content())
     return no_content()
@@ -73,7 +76,8 @@ def signout_others(call: Call) -> Flow:
     records = yield from flow.end_user(mine.user_id, "signed_out", keep=mine.id)
     if records:
         now = yield from flow.now()
-        yield from flow.record([audit.ended(r, "signed_out", call.caller.actor, now) for r in records])
+        ended = [audit.ended(r, "signed_out", call.caller.actor, now) for r in records]
+        yield from flow.record_self_service(mine.user_id, ended)
     return json_response({"ended": len(records)})
 
 
@@ -84,7 +88,8 @@ def signout_all_mine(call: Call) -> Flow:
     records = yield from flow.end_user(mine.user_id, "signed_out")
     if records:
         now = yield from flow.now()
-        yield from flow.record([audit.ended(r, "signed_out", call.caller.actor, now) for r in records])
+        ended = [audit.ended(r, "signed_out", call.caller.actor, now) for r in records]
+        yield from flow.record_self_service(mine.user_id, ended)
     return _ended_mine(call, json_response({"ended": len(records)}))
 
 
@@ -139,7 +144,7 @@ def put_settings(call: Call) -> Flow:
     now = yield from flow.now()
     event = audit.Event("settings_changed", now, call.caller.actor, mine.user_id,
                         detail=audit.compact_json(shown["idle_timeout"]))
-    yield from flow.record([event])
+    yield from flow.record_self_service(mine.user_id, [event])
     return json_response(shown)
 
 

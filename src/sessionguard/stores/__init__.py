@@ -21,22 +21,21 @@ def open_stores(
     config: Config,
     policy: Policy,
     *,
-    slot_tag: Callable[[str], str],
     clock: Callable[[], int] | None = None,
 ) -> tuple[Store, AsyncStore]:
     """The sync and async stores ``config.store_url`` names. Nothing connects
-    here: Redis clients connect on first use. ``slot_tag`` maps a user id to
-    the tag its session ids start with (see :mod:`sessionguard.tokens`)."""
+    here: Redis clients connect on first use."""
     if config.store_url.startswith("memory:"):
         logger.warning(
             "sessionguard: STORE_URL=memory:// keeps sessions in this process only; "
             "use redis:// when the app runs in several workers or servers"
         )
-        memory = MemoryStore(policy, clock=clock, audit_maxlen=config.audit_maxlen)
+        memory = MemoryStore(policy, clock=clock, audit_maxlen=config.audit_maxlen,
+                             audit_retention=config.audit_retention)
         return memory, AsyncMemoryStore(memory)
     from .redis import open_redis_stores
 
-    return open_redis_stores(config, policy, slot_tag=slot_tag, clock=clock)
+    return open_redis_stores(config, policy, clock=clock)
 
 
 __all__ = ["AsyncMemoryStore", "AsyncStore", "MemoryStore", "Store", "open_stores"]

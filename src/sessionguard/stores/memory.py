@@ -6,9 +6,9 @@ Redis scripts mirror them.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -30,8 +30,9 @@ from ..core import (
 )
 from ..errors import SessionLimitReached
 from ..policy import Policy
-from ..tokens import TAG_LENGTH
+from ..tokens import TAG_LENGTH, SlotTags
 from .cursors import cursor_after, cursor_of, newest_first
+from .memory_audit import AuditLog
 from .protocol import Check, Created, NewSession, Page, with_roles
 from .write_behind import Unwritten
 
@@ -47,11 +48,14 @@ class MemoryStore:
 
     :param policy: the default policy (from the environment).
     :param clock: epoch milliseconds; tests inject a fake one.
-    :param audit_maxlen: events kept in the audit ring buffer.
+    :param audit_maxlen: events kept in the audit log at most.
+    :param audit_retention: seconds an event is kept at least (unless ``audit_maxlen``
+        is reached first), and at most; ``None``: until ``audit_maxlen`` pushes it out.
     """
 
     def __init__(
-        self, policy: Policy, *, clock: Callable[[], int] | None = None, audit_maxlen: int = 100_000
+        self, policy: Policy, *, clock: Callable[[], int] | None = None, audit_maxlen: int = 100_000,
+        audit_retention: int | None = 90 * 86400,
     ) -> None:
         self._default = policy
         self._policy: Policy | None = None
@@ -64,9 +68,10 @@ class MemoryStore:
         self._unwritten = Unwritten()
         self._user_idle: dict[str, dict[str, int | None]] = {}
         self._epoch = Epoch()
-        self._events: deque[tuple[int, Event]] = deque(maxlen=audit_maxlen)
-        self._event_seq = 0
+        self._audit = AuditLog(audit_maxlen, audit_retention, self._clock)
         self._ops = 0
+        # this store's own tag key: a process-local store is its own deployment
+        self._tags = SlotTags(secrets.token_bytes(32))
 
     # -- policy and time -------------------------------------------------
 
@@ -82,6 +87,9 @@ class MemoryStore:
         stored = self._default.updated(policy.to_json())
         with self._lock:
             self._policy = stored
+
+    def slot_tag(self, user_id: str) -> str:
+        return self._tags(user_id)
 
     # -- the request path --------------------------------------------------
 
@@ -175,7 +183,7 @@ class MemoryStore:
         with self._lock:
             now = self._clock()
             self._write_due(now)
-            records = [_own(r) for r in self._user_records(user_id, now)]
+            records = self._unwritten.shown([_own(r) for r in self._user_records(user_id, now)])
         return sorted(records, key=newest_first)
 
     def list_sessions(
@@ -197,7 +205,7 @@ class MemoryStore:
         if cursor is not None:
             after = cursor_after(cursor)
             valid = [r for r in valid if newest_first(r) > after]
-        page = [_own(r) for r in valid[:limit]]
+        page = self._unwritten.shown([_own(r) for r in valid[:limit]])
         more = len(valid) > limit
         return Page(page, cursor_of(page[-1]) if more and page else None)
 
@@ -250,27 +258,13 @@ class MemoryStore:
     # -- audit ---------------------------------------------------------------
 
     def append_events(self, events: Sequence[Event]) -> None:
-        with self._lock:
-            for event in events:
-                self._event_seq += 1
-                self._events.append((self._event_seq, event))
+        self._audit.append(events)
+
+    def append_self_service(self, user_id: str, events: Sequence[Event]) -> None:
+        self._audit.append_self_service(user_id, events)
 
     def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
-        with self._lock:
-            entries = list(self._events)
-        before = int(cursor) if cursor and cursor.isdigit() else None
-        picked: list[tuple[int, Event]] = []
-        for seq, event in reversed(entries):
-            if before is not None and seq >= before:
-                continue
-            if user_id is not None and event.user_id != user_id:
-                continue
-            picked.append((seq, event))
-            if len(picked) > limit:
-                break
-        more = len(picked) > limit
-        page = picked[:limit]
-        return Page([e for _, e in page], str(page[-1][0]) if more and page else None)
+        return self._audit.page(user_id, limit, cursor)
 
     def close(self) -> None:
         """Write back the uses still owed."""

@@ -26,6 +26,9 @@ class AsyncMemoryStore:
     async def set_policy(self, policy: Policy) -> None:
         self.sync.set_policy(policy)
 
+    async def slot_tag(self, user_id: str) -> str:
+        return self.sync.slot_tag(user_id)
+
     async def check(self, session_id: str, *, passive: bool) -> Check:
         return self.sync.check(session_id, passive=passive)
 
@@ -65,6 +68,9 @@ class AsyncMemoryStore:
 
     async def append_events(self, events: Sequence[Event]) -> None:
         self.sync.append_events(events)
+
+    async def append_self_service(self, user_id: str, events: Sequence[Event]) -> None:
+        self.sync.append_self_service(user_id, events)
 
     async def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
         return self.sync.events(user_id=user_id, limit=limit, cursor=cursor)

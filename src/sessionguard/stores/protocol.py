@@ -82,6 +82,12 @@ class Store(Protocol):
     def set_policy(self, policy: Policy) -> None:
         """Store ``policy`` for every app server sharing this store."""
 
+    def slot_tag(self, user_id: str) -> str:
+        """The slot tag every session id of ``user_id`` starts with: keyed by the
+        store's tag key (:class:`~sessionguard.tokens.SlotTags`), so it cannot
+        be computed from the user id alone, and the same in every process
+        sharing the store, whatever ``SECRET_KEY`` says."""
+
     def check(self, session_id: str, *, passive: bool) -> Check:
         """Validate the session and touch it unless ``passive``."""
 
@@ -128,6 +134,11 @@ class Store(Protocol):
     def append_events(self, events: Sequence[Event]) -> None:
         """Add ``events`` to the audit log."""
 
+    def append_self_service(self, user_id: str, events: Sequence[Event]) -> None:
+        """Add the events of one self-service action of ``user_id`` to the audit
+        log, as far as the user's allowance goes (:func:`~sessionguard.audit.admit`),
+        atomically with the counts kept in the store for every process."""
+
     def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
         """Audit events, newest first."""
 
@@ -141,6 +152,7 @@ class AsyncStore(Protocol):
     async def now(self) -> int: ...
     async def policy(self) -> Policy: ...
     async def set_policy(self, policy: Policy) -> None: ...
+    async def slot_tag(self, user_id: str) -> str: ...
     async def check(self, session_id: str, *, passive: bool) -> Check: ...
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created: ...
     async def end(
@@ -159,5 +171,6 @@ class AsyncStore(Protocol):
     async def rotate(self, session_id: str, new_id: str) -> Check: ...
     async def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]: ...
     async def append_events(self, events: Sequence[Event]) -> None: ...
+    async def append_self_service(self, user_id: str, events: Sequence[Event]) -> None: ...
     async def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page: ...
     async def close(self) -> None: ...

@@ -6,9 +6,10 @@ here, with the moment it must be written by (:func:`~sessionguard.core.flush_by`
 The store writes it then, or earlier: with the next check of that session
 once the moment has passed, before a listing reads last-seen, before a login
 of the same user (whose least-recent session may be evicted), and when the
-store closes. Uses seen by *other* processes reach a listing or an eviction
-only when they are written: last-seen there lags by one touch interval at most.
-Times are on the store's clock (epoch milliseconds).
+store closes. A listing shows this process's own uses at once
+(:meth:`Unwritten.shown`); uses seen by *other* processes reach a listing or an
+eviction only when they are written: last-seen there lags by one touch
+interval at most. Times are on the store's clock (epoch milliseconds).
 
 A busy process holds tens of thousands of uses, and request threads note
 theirs under the same lock the writer takes, so nothing here walks them all:
@@ -22,6 +23,7 @@ from __future__ import annotations
 import heapq
 import threading
 
+from ..core import Record, touched
 from ..tokens import TAG_LENGTH
 
 #: Uses kept at most; beyond, the longest-held one is made due at once.
@@ -61,6 +63,18 @@ class Unwritten:
                 self._by_tag.setdefault(session_id[:TAG_LENGTH], set()).add(session_id)
             self._uses[session_id] = (seen, by)
             self._push(by, session_id)
+
+    def shown(self, records: list[Record]) -> list[Record]:
+        """``records`` with the uses held here: a listing shows this process's
+        own requests up to the moment of the listing, without writing them."""
+        uses = self._uses
+        if not uses:
+            return records
+        shown = []
+        for record in records:
+            held = uses.get(record.id)  # no lock: one dict read (a use written meanwhile is stored)
+            shown.append(record if held is None else touched(record, held[0]))
+        return shown
 
     def seen(self, session_id: str) -> int | None:
         """The latest unwritten use of ``session_id`` (kept), else ``None``: a

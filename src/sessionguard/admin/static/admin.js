@@ -14,7 +14,7 @@
     login: "Signed in", logout: "Signed out", idle_timeout: "Idle timeout",
     absolute_timeout: "Lifetime reached", evicted: "Evicted (session limit)", rejected: "Login refused",
     revoked: "Revoked", signout_all: "Everyone signed out", policy_changed: "Policy changed",
-    settings_changed: "User timeouts changed",
+    settings_changed: "User timeouts changed", rate_limited: "Events not recorded (self-service limit)",
   };
 
   // -- sessions ---------------------------------------------------------------

@@ -41,14 +41,12 @@ def open_redis_stores(
     config: Config,
     policy: Policy,
     *,
-    slot_tag: Callable[[str], str],
     clock: Callable[[], int] | None = None,
 ) -> tuple[RedisStore, AsyncRedisStore]:
     """The sync and async stores on the Redis ``config.store_url`` names. Nothing
     connects here.
 
     :param policy: the configured policy (a stored override replaces it).
-    :param slot_tag: the user's hash tag (:meth:`~sessionguard.tokens.Tokens.slot_tag`).
     :param clock: epoch milliseconds for tests; by default the Redis server's ``TIME``.
 
     With ``config.local_cache`` above zero, both stores share one
@@ -62,10 +60,12 @@ def open_redis_stores(
     if config.local_cache > 0:
         local = LocalCache(config.local_cache, lambda: state.trusted)
     ops = Operations(
-        Keys(config.key_prefix), state, slot_tag=slot_tag, clock=clock,
-        cluster=target.cluster, audit_maxlen=config.audit_maxlen, local=local,
+        Keys(config.key_prefix), state, clock=clock,
+        cluster=target.cluster, audit_maxlen=config.audit_maxlen, audit_retention=config.audit_retention,
+        local=local,
     )
     shared = Shared(target, config.store_timeout, ops, config.store_spin)
     store = RedisStore(shared)
     shared.subscriber.tick = store.write_due
+    shared.subscriber.reread = store.reread_state
     return store, AsyncRedisStore(shared)

@@ -219,6 +219,9 @@ class AsyncRedisStore:
     async def set_policy(self, policy: Policy) -> None:
         await self._run(self._ops.set_policy(policy))
 
+    async def slot_tag(self, user_id: str) -> str:
+        return await self._run(self._ops.slot_tag(user_id))
+
     async def check(self, session_id: str, *, passive: bool) -> Check:
         hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
         return hit if hit is not None else await self._run(self._ops.check(session_id, passive))
@@ -259,6 +262,9 @@ class AsyncRedisStore:
 
     async def append_events(self, events: Sequence[Event]) -> None:
         await self._run(self._ops.append_events(events))
+
+    async def append_self_service(self, user_id: str, events: Sequence[Event]) -> None:
+        await self._run(self._ops.append_self_service(user_id, events))
 
     async def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
         return await self._run(self._ops.events(user_id, limit, cursor))

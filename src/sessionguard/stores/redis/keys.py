@@ -14,10 +14,13 @@ without those four characters):
   ``P:{tag}:t:<user>`` the user's own idle timeouts (hash platform ->
   seconds), kept 400 days after the last login or change; ``<user>`` is
   :func:`encode_user` of the user id;
-- ``P:state`` (hash: policy override, sign-out epoch, revision), ``P:idx``
+- ``P:state`` (hash: policy override, sign-out epoch, revision, tag key), ``P:idx``
   (every session, newest login first, for the admin listing: 26-byte members,
   see :func:`idx_member`), ``P:audit`` (stream) and the pub/sub channel
-  ``P:bus``: the only keys without a TTL.
+  ``P:bus``: the only keys without a TTL;
+- ``P:{P:audit}:q:<user>`` how much the user's self-service actions added to the
+  audit log lately (``lua/audit.lua``): in the stream's slot, not the user's, so
+  that it changes in one step with the stream; expires when it limits nothing.
 
 Every byte here is paid once per session: the layout keeps a typical session
 (record, its share of the user's index, its listing entry) under 600 bytes of
@@ -78,3 +81,7 @@ class Keys:
 
     def settings(self, tag: str, user_id: str) -> str:
         return f"{self.base(tag)}t:{encode_user(user_id)}"
+
+    def allowance(self, user_id: str) -> str:
+        # the hash tag is the audit stream's whole name: a key without braces hashes whole
+        return f"{self.prefix}:{{{self.audit}}}:q:{encode_user(user_id)}"

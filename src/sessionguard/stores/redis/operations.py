@@ -10,6 +10,7 @@ thrown back into the generator as :class:`StoreUnavailable`.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from ...tokens import is_session_id
 from ..cursors import cursor_after, cursor_of, newest_first
 from ..protocol import Check, Created, NewSession, Page, with_roles
 from ..write_behind import Unwritten
+from .audit_log import AuditLog
 from .calls import Arg, Commands, Op, Script, one
 from .keys import Keys, encode_user
 from .listing import event_page, session_page, start_of
@@ -40,15 +42,14 @@ class Operations:
     another slot, so scripts cannot maintain it and a login adds it separately.
     ``local``: the process's cache of valid checks (``LOCAL_CACHE``), if on."""
 
-    def __init__(self, keys: Keys, cache: StateCache, *, slot_tag: Callable[[str], str],
-                 clock: Callable[[], int] | None, cluster: bool, audit_maxlen: int,
+    def __init__(self, keys: Keys, cache: StateCache, *, clock: Callable[[], int] | None, cluster: bool,
+                 audit_maxlen: int, audit_retention: int | None = None,
                  local: LocalCache | None = None) -> None:
         self.keys = keys
         self.cache = cache
-        self.slot_tag = slot_tag
         self.clock = clock
         self.cluster = cluster
-        self.audit_maxlen = audit_maxlen
+        self.audit = AuditLog(keys, audit_maxlen, audit_retention)
         self.local = local
         cache.local = local
         self._contexts: tuple[State, tuple[Arg, ...]] | None = None
@@ -62,12 +63,31 @@ class Operations:
     def state(self) -> Op[State]:
         """The cached state, re-read first when the cache says so."""
         if self.cache.claim_poll():
-            yield from self._reread_state()
+            yield from self.reread_state()
         return self.cache.state
 
-    def _reread_state(self) -> Op[None]:
-        reply = yield from one("HGETALL", self.keys.state)
+    def reread_state(self) -> Op[None]:
+        """Read the state into the cache (``state.lua``: a lost one is made anew,
+        signing everyone out, rather than read as "never signed out")."""
+        reply = yield self._state_script("read")
         self.cache.apply(self.cache.read(reply))
+
+    def _state_script(self, change: str, arg: str = "") -> Script:
+        now = "" if self.clock is None else str(self.clock())
+        # a tag key for a state that has none: random, only ever stored once (state.lua)
+        fresh = secrets.token_hex(32)
+        return Script("state", (self.keys.state,), (self.keys.bus, change, now, fresh, arg))
+
+    def slot_tag(self, user_id: str) -> Op[str]:
+        """The slot tag of ``user_id`` under the deployment's tag key, which comes
+        with the state (read once per process, and then kept by the subscriber)."""
+        state = yield from self.state()
+        if state.tags is None:  # never read yet in a way that gave a key
+            yield from self.reread_state()
+            state = self.cache.state
+        if state.tags is None:
+            raise StoreUnavailable("the store gave no readable tag key")
+        return state.tags(user_id)
 
     def now(self) -> Op[int]:
         """The injected clock, else the Redis server's ``TIME`` (ms)."""
@@ -90,14 +110,13 @@ class Operations:
     def set_policy(self, policy: Policy) -> Op[None]:
         """Store the JSON fields of ``policy`` for every process (``state.lua``) and
         apply them here at once (environment-only settings are not stored)."""
-        reply = yield Script("state", (self.keys.state,), (self.keys.bus, "policy", policy_to_json(policy)))
+        reply = yield self._state_script("policy", policy_to_json(policy))
         self._forget_all()
         self.cache.apply(self.cache.read(reply))
 
     def end_all(self, keep: str | None) -> Op[None]:
         """Move the epoch (``state.lua``): every session ends but ``keep``."""
-        now = "" if self.clock is None else str(self.clock())
-        reply = yield Script("state", (self.keys.state,), (self.keys.bus, "epoch", now, keep or ""))
+        reply = yield self._state_script("epoch", keep or "")
         self._forget_all()
         self.cache.apply(self.cache.read(reply))
 
@@ -178,7 +197,7 @@ class Operations:
         owed = self.unwritten.overdue(session_id, self.estimated_now())
         # state() and _session_script() inline: two generators fewer on every check
         if self.cache.claim_poll():
-            yield from self._reread_state()
+            yield from self.reread_state()
         state = self.cache.state
         policy = state.policy or self.cache.default
         reply = yield self._script("check", session_id[:4], keys,
@@ -236,9 +255,11 @@ class Operations:
 
     def create(self, new: NewSession, ending: str | None) -> Op[Created]:
         """A login (``create.lua``), after ending the presented session ``ending``."""
-        tag = self.slot_tag(new.user_id)
-        if new.id[:4] != tag or not is_session_id(new.id):
-            raise ValueError("a session id must start with its user's slot tag (Tokens.new_sid)")
+        if not is_session_id(new.id):
+            raise ValueError("not a session id (tokens.session_id of a Tokens.new_sid)")
+        tag = yield from self.slot_tag(new.user_id)
+        if new.id[:4] != tag:  # made with another tag key: filed there, it would escape its user's index
+            raise StoreUnavailable("the session id does not carry its user's slot tag; try again")
         tail = record_tail(new)  # first: metadata that is not JSON changes nothing
         replaced = None if ending is None else (yield from self.end(ending, "signed_out", None))
         yield from self.write_due(tag=tag)  # the user's last-seen decides a least-recent eviction
@@ -281,7 +302,7 @@ class Operations:
             return None
         owner = ""
         if user_id is not None:
-            if self.slot_tag(user_id) != session_id[:4]:
+            if (yield from self.slot_tag(user_id)) != session_id[:4]:
                 return None
             owner = encode_user(user_id)
         keys = (self.keys.session(session_id), self.keys.tombstone(session_id))
@@ -291,7 +312,7 @@ class Operations:
 
     def end_user(self, user_id: str, reason: str, platform: str | None, keep: str | None) -> Op[list[Record]]:
         """End a user's sessions (``end_user.lua``)."""
-        tag = self.slot_tag(user_id)
+        tag = yield from self.slot_tag(user_id)
         reply = yield from self._session_script(
             "end_user", tag, (self.keys.user_index(tag, user_id),), reason, platform or "", keep or "")
         ended = decode_pairs(reply)
@@ -302,11 +323,11 @@ class Operations:
 
     def user_sessions(self, user_id: str, prune: bool = True) -> Op[list[Record]]:
         """A user's valid sessions, newest login first (``list_user.lua``)."""
-        tag = self.slot_tag(user_id)
+        tag = yield from self.slot_tag(user_id)
         yield from self.write_due()
         reply = yield from self._session_script(
             "list_user", tag, (self.keys.user_index(tag, user_id),), "1" if prune else "0")
-        return sorted(decode_pairs(reply[1:]), key=newest_first)
+        return sorted(self.unwritten.shown(decode_pairs(reply[1:])), key=newest_first)
 
     def list_sessions(self, user_id: str | None, platform: str | None, limit: int,
                       cursor: str | None) -> Op[Page]:
@@ -327,20 +348,22 @@ class Operations:
         yield from self.write_due()
         state = yield from self.state()
         now = yield from self.now()
-        return (yield from session_page(
+        found = yield from session_page(
             self.keys, start, policy=state.policy or self.cache.default, epoch=state.epoch, now=now,
-            platform=platform, limit=limit))
+            platform=platform, limit=limit)
+        return Page(self.unwritten.shown(list(found.items)), found.next_cursor)
 
     # -- per-user settings -------------------------------------------------------
 
     def user_timeouts(self, user_id: str) -> Op[dict[str, int | None]]:
         """The user's own idle timeouts by platform."""
-        reply = yield from one("HGETALL", self.keys.settings(self.slot_tag(user_id), user_id))
+        tag = yield from self.slot_tag(user_id)
+        reply = yield from one("HGETALL", self.keys.settings(tag, user_id))
         return {k.decode("ascii"): int(v) if v else None for k, v in reply.items()}
 
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> Op[None]:
         """Replace the user's own timeouts, applied to their sessions (``set_user_timeouts.lua``)."""
-        tag = self.slot_tag(user_id)
+        tag = yield from self.slot_tag(user_id)
         given = ["x" if p not in timeouts else _opt(timeouts[p]) for p in PLATFORMS]
         keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
         updated = yield from self._session_script("set_user_timeouts", tag, keys, *given)
@@ -392,7 +415,8 @@ class Operations:
             pairs += [r.id, record_tail(NewSession(r.id, r.user_id, r.platform, r.remember_me, r.ip, r.city,
                                                    r.user_agent, r.device, r.metadata))]
         keys = tuple(self.keys.session(r.id) for r in changed)
-        reply = yield from self._session_script("set_tails", self.slot_tag(user_id), keys, *pairs)
+        tag = yield from self.slot_tag(user_id)
+        reply = yield from self._session_script("set_tails", tag, keys, *pairs)
         updated = {i.decode("ascii") for i in reply}
         self._forget(list(updated))
         return [r for r in changed if r.id in updated]
@@ -400,16 +424,13 @@ class Operations:
     # -- audit ---------------------------------------------------------------------
 
     def append_events(self, events: Sequence[Event]) -> Op[None]:
-        """XADD each event, trimming the stream to about ``audit_maxlen``. Not
-        retried: a repeated XADD would log an event twice."""
-        if events:
-            head: tuple[Arg, ...] = ("XADD", self.keys.audit, "MAXLEN", "~", self.audit_maxlen, "*")
-            yield Commands(tuple((*head, *_flat(e.to_fields())) for e in events), retry=False)
+        """Append to the audit log (:class:`~.audit_log.AuditLog`)."""
+        return (yield from self.audit.append(events, self._offset))
+
+    def append_self_service(self, user_id: str, events: Sequence[Event]) -> Op[None]:
+        """Append one self-service action's events, as far as the user's allowance goes."""
+        return (yield from self.audit.append_self_service(user_id, events, self._offset))
 
     def events(self, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
         """Audit events, newest first."""
         return (yield from event_page(self.keys, user_id, limit, cursor))
-
-def _flat(fields: dict[str, str]) -> list[bytes]:
-    # surrogatepass: a user id is any Python string, and must not fail the XADD
-    return [item.encode("utf-8", "surrogatepass") for pair in fields.items() for item in pair]

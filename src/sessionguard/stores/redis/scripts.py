@@ -8,6 +8,8 @@ SESSION_SCRIPTS = (
     "check", "create", "end", "end_user", "list_user", "rotate", "set_tails", "set_user_timeouts",
     "touch",
 )
+#: scripts without the prelude: the shared state, and the audit log's self-service allowance
+STANDALONE_SCRIPTS = ("state", "audit")
 #: The scripts whose change the caller is told about (a login, a sign-out, a
 #: revocation, a new token, new roles, a sign-out of everyone, a policy or timeout
 #: change): on Sentinel they wait for a replica (:mod:`.failover`). A check's touch,
@@ -22,5 +24,6 @@ def script_sources() -> dict[str, str]:
     rules = (folder / "rules.lua").read_text(encoding="utf-8")
     sources = {name: rules + (folder / f"{name}.lua").read_text(encoding="utf-8")
                for name in SESSION_SCRIPTS}
-    sources["state"] = (folder / "state.lua").read_text(encoding="utf-8")
+    for name in STANDALONE_SCRIPTS:
+        sources[name] = (folder / f"{name}.lua").read_text(encoding="utf-8")
     return sources

@@ -1,5 +1,8 @@
-"""The state every process caches: the stored policy override and the epoch of
-the last sign-out of everyone, kept current through Redis pub/sub.
+"""The state every process caches: the stored policy override, the epoch of the
+last sign-out of everyone and the deployment's tag key (its slot tags), kept
+current through Redis pub/sub. It is always read through ``state.lua``, which
+makes a state found without its epoch or tag key anew, signing everyone out
+(fail closed: a lost key never brings a session back).
 
 Staleness bound: while the subscription is up, a change reaches every process
 as soon as Redis delivers the message (milliseconds), and the store that made
@@ -30,6 +33,7 @@ from typing import Any
 
 from ...core import Epoch
 from ...policy import Policy
+from ...tokens import SlotTags
 from .clients import ERRORS
 from .keys import Keys
 from .local_cache import LocalCache
@@ -68,12 +72,15 @@ def policy_from_json(text: str, default: Policy) -> Policy | None:
 @dataclass(frozen=True, slots=True)
 class State:
     """What every process caches: the stored policy (``None``: the configured
-    one) and the epoch, with the revision and generation that order them."""
+    one), the epoch and the deployment's slot tags, with the revision and
+    generation that order them. ``tags`` is ``None`` until the state is read
+    (``state.lua`` always gives it a tag key)."""
 
     rev: int = -1
     gen: str = ""
     epoch: Epoch = field(default_factory=Epoch)
     policy: Policy | None = None
+    tags: SlotTags | None = None
 
     @classmethod
     def from_fields(cls, fields: dict[str, str], default: Policy) -> State:
@@ -82,15 +89,23 @@ class State:
             rev=int(fields.get("rev") or 0), gen=fields.get("gen", ""),
             epoch=Epoch(int(fields.get("at") or 0), fields.get("keep") or None),
             policy=policy_from_json(policy, default) if policy else None,
+            tags=_tags(fields.get("tag_key", "")),
         )
 
     @classmethod
     def from_reply(cls, reply: Any, default: Policy) -> State:
-        """From ``HGETALL`` (a dict of bytes) or a published JSON payload; the
-        stored policy fields are applied to ``default``."""
-        if isinstance(reply, dict):
-            return cls.from_fields({k.decode(): v.decode("utf-8") for k, v in reply.items()}, default)
+        """From ``state.lua``'s reply (the JSON it also publishes); the stored
+        policy fields are applied to ``default``."""
         return cls.from_fields(json.loads(reply), default)
+
+
+def _tags(key: str) -> SlotTags | None:
+    """The slot tags of the tag key ``key`` (hex); ``None`` for none or a malformed
+    one (the next read through ``state.lua`` then makes the state anew)."""
+    try:
+        return SlotTags(bytes.fromhex(key))
+    except ValueError:
+        return None
 
 
 class StateCache:
@@ -196,6 +211,9 @@ class Subscriber:
         #: called about every :data:`TICK_SECONDS` while subscribed (the store writes
         #: back the uses that are owed, see :mod:`..write_behind`); must not raise
         self.tick: Callable[[], object] | None = None
+        #: re-reads the state into the cache (through ``state.lua``, which makes a lost
+        #: state anew); the store sets it; raises a Redis error when it fails
+        self.reread: Callable[[], object] | None = None
 
     def start(self) -> None:
         if self._thread is not None:
@@ -243,7 +261,8 @@ class Subscriber:
                     ticked = now
                 kind = None if message is None else message["type"]
                 if kind == "subscribe" or (kind is not None and now - synced >= RESYNC_SECONDS):
-                    self._cache.apply(self._cache.read(client.hgetall(self._keys.state)))
+                    if self.reread is not None:
+                        self.reread()
                     if kind == "subscribe":  # (re)subscribed: messages sent before may be lost
                         self._cache.heard(subscribed=True)
                     synced = now

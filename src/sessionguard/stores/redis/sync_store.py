@@ -8,6 +8,7 @@ The store only drives the I/O-free operations of :mod:`.operations`;
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from collections.abc import Mapping, Sequence
@@ -195,6 +196,20 @@ class RedisStore:
     def set_policy(self, policy: Policy) -> None:
         self._run(self._ops.set_policy(policy))
 
+    def slot_tag(self, user_id: str) -> str:
+        return self._run(self._ops.slot_tag(user_id))
+
+    def reread_state(self) -> None:
+        """Read the shared state into the process's cache: the subscriber's re-read.
+        A failure is the subscriber's to retry (it raises the Redis error), not a
+        request's to log."""
+        op = self._ops.reread_state()
+        request = next(op)
+        assert isinstance(request, Script)  # one state.lua call
+        reply = self._scripts[request.name](request.keys, request.argv, client=self._shared.sync_client())
+        with contextlib.suppress(StopIteration):
+            op.send(reply)
+
     def check(self, session_id: str, *, passive: bool) -> Check:
         hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
         return hit if hit is not None else self._run(self._ops.check(session_id, passive))
@@ -235,6 +250,9 @@ class RedisStore:
 
     def append_events(self, events: Sequence[Event]) -> None:
         self._run(self._ops.append_events(events))
+
+    def append_self_service(self, user_id: str, events: Sequence[Event]) -> None:
+        self._run(self._ops.append_self_service(user_id, events))
 
     def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page:
         return self._run(self._ops.events(user_id, limit, cursor))

@@ -1,39 +1,62 @@
--- state.lua: change the state every app server caches, and announce it. Two changes:
+-- state.lua: read or change the state every app server caches, and announce a change.
+--   'read'   the state as it is (state.StateCache reads it so);
 --   'epoch'  sign out everyone in constant time (MemoryStore.end_all), mirroring
 --            core.epoch_after: every session created up to now ends unless it is the kept one;
 --   'policy' store the policy override (MemoryStore.set_policy) that core.judge and
 --            core.admission then apply.
--- The revision is bumped and the whole new state published on the bus in the same step, so
--- every process's cached copy follows at once and never goes back to an older revision.
+-- Fail closed: a state without its epoch or its tag key (new, lost to an eviction, a failover or
+-- a clean-up, or written by a version without a tag key) tells neither which sessions were signed
+-- out nor under which slot tags the users' sessions are filed. It is made anew with the epoch at
+-- now, so every session existing then ends ('signout_all'), and with a tag key if it had none
+-- (the script is atomic: every process racing here ends up with the one key written first).
+-- A change (or a state made anew) bumps the revision and publishes the whole new state on the
+-- bus in the same step, so every process's cached copy follows at once and never goes back to
+-- an older revision.
 --
--- KEYS[1] the state hash '<prefix>:state' (fields policy, at, keep, rev, gen)
--- ARGV[1] channel '<prefix>:bus', ARGV[2] 'epoch' or 'policy',
---      ARGV[3] for 'epoch': now (ms; '' = the server's TIME); for 'policy': the policy JSON
---      ARGV[4] for 'epoch': the id to keep ('' = none)
--- returns the new state as a JSON object of strings (as published)
+-- KEYS[1] the state hash '<prefix>:state' (fields policy, at, keep, rev, gen, tag_key)
+-- ARGV[1] channel '<prefix>:bus', ARGV[2] 'read', 'epoch' or 'policy',
+--      ARGV[3] now (ms; '' = the server's TIME), ARGV[4] a fresh random tag key (hex), used only
+--      if the state has none, ARGV[5] for 'epoch': the id to keep ('' = none); for 'policy': the
+--      policy JSON
+-- returns the state as a JSON object of strings (as published)
+local function now()
+  if ARGV[3] ~= '' then return tonumber(ARGV[3]) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- a tag key is at least 16 bytes in hex (tokens.SlotTags)
+local function readable(key)
+  return key and #key >= 32 and #key % 2 == 0 and string.match(key, '^%x+$') ~= nil
+end
+
+local changed = false
+local key = redis.call('HGET', KEYS[1], 'tag_key')
+if redis.call('HEXISTS', KEYS[1], 'at') == 0 or not readable(key) then
+  if not readable(key) then redis.call('HSET', KEYS[1], 'tag_key', ARGV[4]) end
+  redis.call('HSET', KEYS[1], 'at', string.format('%.0f', now()), 'keep', '')
+  changed = true
+end
 if ARGV[2] == 'epoch' then
-  local now
-  if ARGV[3] ~= '' then
-    now = tonumber(ARGV[3])
-  else
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
-  redis.call('HSET', KEYS[1], 'at', string.format('%.0f', now + 1), 'keep', ARGV[4])
+  redis.call('HSET', KEYS[1], 'at', string.format('%.0f', now() + 1), 'keep', ARGV[5])
+  changed = true
 elseif ARGV[2] == 'policy' then
-  redis.call('HSET', KEYS[1], 'policy', ARGV[3])
-else
+  redis.call('HSET', KEYS[1], 'policy', ARGV[5])
+  changed = true
+elseif ARGV[2] ~= 'read' then
   error('sessionguard: unknown state change')
 end
-if redis.call('HEXISTS', KEYS[1], 'gen') == 0 then
-  -- the generation tells a state created anew (after data loss) from an older revision
-  local t = redis.call('TIME')
-  redis.call('HSET', KEYS[1], 'gen', t[1] .. '.' .. t[2])
+if changed then
+  if redis.call('HEXISTS', KEYS[1], 'gen') == 0 then
+    -- the generation tells a state created anew (after data loss) from an older revision
+    local t = redis.call('TIME')
+    redis.call('HSET', KEYS[1], 'gen', t[1] .. '.' .. t[2])
+  end
+  redis.call('HINCRBY', KEYS[1], 'rev', 1)
 end
-redis.call('HINCRBY', KEYS[1], 'rev', 1)
 local flat = redis.call('HGETALL', KEYS[1])
 local state = {}
 for i = 1, #flat, 2 do state[flat[i]] = flat[i + 1] end
 local payload = cjson.encode(state)
-redis.call('PUBLISH', ARGV[1], payload)
+if changed then redis.call('PUBLISH', ARGV[1], payload) end
 return payload
