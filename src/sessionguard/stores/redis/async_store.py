@@ -180,7 +180,7 @@ class AsyncRedisStore:
         with self._shared.health.translated(), retries(request.retry):
             client = await self._clients.get()
             if isinstance(request, Script):
-                if request.durable and self._shared.waits():
+                if self._shared.watch is not None and request.durable and self._shared.waits():
                     return await self._replicated(client, request)
                 return await self._scripts[request.name](request.keys, request.argv, client=client)
             if len(request.commands) == 1:

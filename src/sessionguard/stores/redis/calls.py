@@ -36,8 +36,9 @@ class Script(NamedTuple):
 
     @property
     def durable(self) -> bool:
-        """Whether a replica must confirm it on Sentinel (:data:`.scripts.DURABLE`)."""
-        return self.name in DURABLE
+        """Whether a replica must confirm it on Sentinel: the scripts of
+        :data:`.scripts.DURABLE`, and a change of the state (not its reading)."""
+        return self.name in DURABLE or (self.name == "state" and self.args[1] != "read")
 
 
 @dataclass(frozen=True, slots=True)

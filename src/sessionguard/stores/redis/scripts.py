@@ -15,7 +15,8 @@ STANDALONE_SCRIPTS = ("state", "audit")
 #: change): on Sentinel they wait for a replica (:mod:`.failover`). A check's touch,
 #: a listing's pruning and a write-back of uses do not: losing one ends a session
 #: early at most.
-DURABLE = frozenset({"create", "end", "end_user", "rotate", "set_tails", "set_user_timeouts", "state"})
+#: (The state script too, when it changes the state: ``Script.durable``.)
+DURABLE = frozenset({"create", "end", "end_user", "rotate", "set_tails", "set_user_timeouts"})
 
 
 def script_sources() -> dict[str, str]:

@@ -157,7 +157,7 @@ class RedisStore:
         with self._shared.health.translated(), retries(request.retry):
             client = self._shared.sync_client()  # a Cluster client connects when built
             if isinstance(request, Script):
-                if request.durable and self._shared.waits():
+                if self._shared.watch is not None and request.durable and self._shared.waits():
                     return self._replicated(client, request)
                 return self._scripts[request.name](request.keys, request.argv, client=client)
             if len(request.commands) == 1:
