@@ -139,11 +139,12 @@ def test_a_hung_redis_gets_every_request_its_503_in_time(
 
 def _stores(url: str) -> tuple[RedisStore, AsyncRedisStore]:
     config = Config(secret_key=SECRET, store_url=url)
-    return open_redis_stores(config, Policy.from_config(config), slot_tag=TOKENS.slot_tag)
+    return open_redis_stores(config, Policy.from_config(config))
 
 
-def _new(user: str = "ada") -> NewSession:
-    return NewSession(id=session_id(TOKENS.new_sid(user)), user_id=user, platform="web")
+def _new(store: RedisStore, user: str = "ada") -> NewSession:
+    """A login of ``user`` (its id carries the store's slot tag of the user)."""
+    return NewSession(id=session_id(TOKENS.new_sid(store.slot_tag(user))), user_id=user, platform="web")
 
 
 @pytest.mark.parametrize("refusal", ["NOREPLICAS", "READONLY", "MASTERDOWN"])
@@ -152,7 +153,7 @@ def test_a_node_that_refuses_is_unavailable_never_a_success(
         caplog: pytest.LogCaptureFixture) -> None:
     primary = private_redis_factory("--repl-diskless-sync-delay", "0")  # a replica syncs at once
     before = _stores(primary.url)[0]
-    record = before.create(_new()).record  # a session written while all was well
+    record = before.create(_new(before)).record  # a session written while all was well
     before.close()
     if refusal == "NOREPLICAS":  # a primary that must not write without a replica
         node = primary
@@ -165,8 +166,8 @@ def test_a_node_that_refuses_is_unavailable_never_a_success(
             primary.stop()
     sync, async_ = _stores(node.url)
     try:
-        for call in (lambda: sync.create(_new()), lambda: sync.end(record.id, "signed_out"),
-                     lambda: asyncio.run(async_.create(_new()))):
+        for call in (lambda: sync.create(_new(before)), lambda: sync.end(record.id, "signed_out"),
+                     lambda: asyncio.run(async_.create(_new(before)))):
             with pytest.raises(StoreUnavailable):
                 call()
         if refusal == "MASTERDOWN":  # no read either
