@@ -87,9 +87,16 @@ def test_user_timeout_of_never() -> None:
 
 
 def test_epoch_after_ends_sessions_created_up_to_now() -> None:
-    epoch = epoch_after(100, None)
+    epoch = epoch_after(100, None, Epoch())
     assert judge(record(created=100, last_seen=100), policy(), 100, epoch) is Outcome.SIGNOUT_ALL
     assert judge(record(created=101, last_seen=101), policy(), 101, epoch) is Outcome.VALID
+
+
+def test_epoch_after_keeps_no_session_the_last_epoch_ended() -> None:
+    first = epoch_after(100, record(id="a", created=50), Epoch())
+    assert epoch_after(200, record(id="b", created=50), first) == Epoch(201, None)
+    assert epoch_after(200, record(id="a", created=50), first) == Epoch(201, "a")
+    assert epoch_after(200, record(id="c", created=150), first) == Epoch(201, "c")
 
 
 @pytest.mark.parametrize(

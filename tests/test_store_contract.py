@@ -477,6 +477,76 @@ def test_end_all_keeps_one_and_admits_new_logins(make_store: Any, clock: FakeClo
     assert store.check(ada.id, passive=False).ended is None
 
 
+def test_a_shorter_idle_timeout_counts_the_uses_not_written_back_yet(
+    make_store: Any, clock: FakeClock
+) -> None:
+    # found while writing tests/test_model.py: a use inside the touch interval is written back by a
+    # moment reckoned under the old idle timeout; judged by the new one without it, a
+    # session used 2 minutes ago ended with a 5-minute idle timeout
+    store = make_store(idle_timeout="1h")
+    ada = login(store, clock)
+    clock.advance(4 * 60)
+    assert outcome(store, ada) is Outcome.VALID  # a use not written back (touch: 10 minutes)
+    store.set_policy(store.policy().updated({"platforms": {"web": {"idle_timeout": "5m"}}}))
+    clock.advance(2 * 60)
+    assert [r.id for r in store.list_sessions(user_id=None, platform=None, limit=5, cursor=None).items] == [
+        ada.id]
+    assert outcome(store, ada, passive=True) is Outcome.VALID
+    clock.advance(3 * 60)  # 5 minutes after the use
+    assert outcome(store, ada, passive=True) is Outcome.IDLE_TIMEOUT
+
+
+def test_a_shorter_idle_timeout_set_elsewhere_counts_the_uses_held_here(
+    make_store: Any, clock: FakeClock
+) -> None:
+    store, other_process = make_store(idle_timeout="1h"), make_store(idle_timeout="1h")
+    ada = login(store, clock)
+    clock.advance(4 * 60)
+    assert outcome(store, ada) is Outcome.VALID
+    shorter = other_process.policy().updated({"platforms": {"web": {"idle_timeout": "5m"}}})
+    other_process.set_policy(shorter)
+    deadline = time.monotonic() + 2
+    while store.policy() != shorter:  # Redis: until this process has heard of it (pub/sub)
+        assert time.monotonic() < deadline, "the policy change did not reach the other store"
+        time.sleep(0.01)
+    clock.advance(2 * 60)
+    assert outcome(store, ada, passive=True) is Outcome.VALID
+
+
+def test_a_shorter_own_idle_timeout_counts_the_uses_not_written_back_yet(
+    make_store: Any, clock: FakeClock
+) -> None:
+    store = make_store(idle_timeout="1h", allow_user_timeouts=True)
+    ada = login(store, clock)
+    clock.advance(4 * 60)
+    assert outcome(store, ada) is Outcome.VALID
+    store.set_user_timeouts("ada", {"web": 5 * 60})
+    clock.advance(2 * 60)
+    assert outcome(store, ada, passive=True) is Outcome.VALID
+    clock.advance(3 * 60)
+    assert outcome(store, ada, passive=True) is Outcome.IDLE_TIMEOUT
+
+
+def test_end_all_never_keeps_a_session_the_last_one_ended(make_store: Any, clock: FakeClock) -> None:
+    # found by tests/test_model.py: the new epoch replaced the one that remembered the
+    # ending, so keeping a session nobody had presented since brought it back
+    store = make_store()
+    ada, bob = login(store, clock), login(store, clock, "bob")
+    store.end_all(keep=bob.id)
+    clock.advance(0.001)
+    store.end_all(keep=ada.id)
+    assert [outcome(store, r) for r in (ada, bob)] == [Outcome.SIGNOUT_ALL, Outcome.SIGNOUT_ALL]
+
+
+def test_end_all_may_keep_again_the_session_the_last_one_kept(make_store: Any, clock: FakeClock) -> None:
+    store = make_store()
+    ada, bob = login(store, clock), login(store, clock, "bob")
+    store.end_all(keep=ada.id)
+    clock.advance(0.001)
+    store.end_all(keep=ada.id)
+    assert [outcome(store, r) for r in (ada, bob)] == [Outcome.VALID, Outcome.SIGNOUT_ALL]
+
+
 # -- listings ------------------------------------------------------------------------------
 
 

@@ -9,6 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sessionguard import Config
+from sessionguard.policy import Policy
+from sessionguard.stores.redis.state import StateCache
 from sessionguard.stores.write_behind import Unwritten
 from sessionguard.tokens import TAG_LENGTH
 
@@ -58,6 +61,11 @@ class Model:
         if held is not None and held[0] <= last_seen:
             del self.uses[session_id]
 
+    def owe(self, session_ids: list[str] | None) -> None:
+        for session_id in list(self.uses) if session_ids is None else session_ids:
+            if session_id in self.uses:
+                self.uses[session_id] = (self.uses[session_id][0], 0)
+
 
 ids, times = st.sampled_from(IDS), st.integers(0, 50)
 calls = st.one_of(
@@ -67,6 +75,7 @@ calls = st.one_of(
     st.tuples(st.just("take"), st.sampled_from(["aaaa", "bbbb", "cccc"])),
     st.tuples(st.just("written"), ids, times),
     st.tuples(st.just("all")),
+    st.tuples(st.just("owe"), st.one_of(st.none(), st.lists(ids, max_size=3))),
 )
 
 
@@ -82,6 +91,27 @@ def test_every_sequence_of_calls_hands_out_what_the_model_does(script: list[tupl
     for name, *args in script:
         assert answer(getattr(table, name)(*args)) == answer(getattr(model, name)(*args)), (name, args)
         assert len(table) == len(model.uses)
+
+
+def test_owed_uses_are_due_at_once_and_keep_their_moment_of_use() -> None:
+    table = Unwritten()
+    table.note("aaaa1", 10, 500)
+    table.note("aaaa2", 11, 500)
+    table.note("bbbb1", 12, 500)
+    table.owe(["aaaa1", "cccc9"])
+    assert table.overdue("aaaa1", 20) == 10 and table.overdue("aaaa2", 20) is None
+    table.owe()
+    assert sorted(table.due(20)) == [("aaaa2", 11), ("bbbb1", 12)]
+
+
+def test_the_state_channel_owes_the_uses_of_the_sessions_it_names() -> None:
+    # a user's own timeout changed by another process (set_user_timeouts.lua announces the ids)
+    cache = StateCache(Policy.from_config(Config(secret_key="k" * 32)))
+    cache.unwritten = table = Unwritten()
+    table.note("aaaa1", 10, 500)
+    table.note("aaaa2", 11, 500)
+    cache.announced(b'{"drop": ["aaaa1"]}')
+    assert table.due(20) == [("aaaa1", 10)]
 
 
 def test_a_use_written_and_seen_again_is_due_at_its_new_moment_not_the_old() -> None:

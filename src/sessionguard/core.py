@@ -120,10 +120,14 @@ class Epoch:
     keep: str | None = None
 
 
-def epoch_after(now: int, keep: str | None) -> Epoch:
+def epoch_after(now: int, keep: Record | None, last: Epoch) -> Epoch:
     """The epoch a sign-out of everyone at ``now`` sets: every session created
-    up to and including ``now`` ends."""
-    return Epoch(now + 1, keep)
+    up to and including ``now`` ends, except ``keep``, unless the ``last``
+    sign-out ended that one already (an ended session never comes back: the
+    new epoch replaces the old one, which alone remembered that ending)."""
+    if keep is not None and keep.created < last.at and keep.id != last.keep:
+        keep = None
+    return Epoch(now + 1, None if keep is None else keep.id)
 
 
 def idle_limit(record: Record, policy: Policy) -> int | None:

@@ -86,6 +86,8 @@ class MemoryStore:
         # configured policy, so EVICT and ALLOW_USER_TIMEOUTS stay the environment's.
         stored = self._default.updated(policy.to_json())
         with self._lock:
+            if stored != self.policy():
+                self._unwritten.owe()
             self._policy = stored
 
     def slot_tag(self, user_id: str) -> str:
@@ -175,7 +177,9 @@ class MemoryStore:
 
     def end_all(self, *, keep: str | None = None) -> None:
         with self._lock:
-            self._epoch = epoch_after(self._clock(), keep)
+            now = self._clock()
+            kept = None if keep is None else self._live(keep, now)
+            self._epoch = epoch_after(now, kept, self._epoch)
 
     # -- listings ------------------------------------------------------------
 
@@ -217,6 +221,7 @@ class MemoryStore:
 
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
         with self._lock:
+            self._unwritten.owe(self._by_user.get(user_id, ()))
             self._user_idle[user_id] = dict(timeouts)
             now, policy = self._clock(), self.policy()
             for record in self._user_records(user_id, now):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+from collections.abc import Iterable
 
 from ..core import Record, touched
 from ..tokens import TAG_LENGTH
@@ -125,6 +126,18 @@ class Unwritten:
         with self._lock:
             uses, self._uses, self._moments, self._by_tag = self._uses, {}, [], {}
         return [(i, seen) for i, (seen, _) in uses.items()]
+
+    def owe(self, session_ids: Iterable[str] | None = None) -> None:
+        """Make the uses of ``session_ids`` (``None``: every use) due now: the idle
+        limit their moments were reckoned by has changed (a policy change, a user's
+        own timeout), and a shorter one could let a session's stored last-seen
+        look idle before its use here is written back."""
+        with self._lock:
+            uses = self._uses
+            ids = list(uses) if session_ids is None else [i for i in session_ids if i in uses]
+            for session_id in ids:
+                uses[session_id] = (uses[session_id][0], 0)
+                self._push(0, session_id)
 
     def written(self, session_id: str, last_seen: int) -> None:
         """Last-seen of ``session_id`` was written as ``last_seen``: a use it covers

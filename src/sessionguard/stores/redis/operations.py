@@ -54,7 +54,7 @@ class Operations:
         cache.local = local
         self._contexts: tuple[State, tuple[Arg, ...]] | None = None
         #: uses seen here, not written back yet (core.touch_due, core.flush_by)
-        self.unwritten = Unwritten()
+        self.unwritten = cache.unwritten = Unwritten()
         #: the store's clock minus the local wall clock (ms), from the last check
         self._offset = 0
 
@@ -72,11 +72,11 @@ class Operations:
         reply = yield self._state_script("read")
         self.cache.apply(self.cache.read(reply))
 
-    def _state_script(self, change: str, arg: str = "") -> Script:
+    def _state_script(self, change: str, *args: str) -> Script:
         now = "" if self.clock is None else str(self.clock())
         # a tag key for a state that has none: random, only ever stored once (state.lua)
         fresh = secrets.token_hex(32)
-        return Script("state", (self.keys.state,), (self.keys.bus, change, now, fresh, arg))
+        return Script("state", (self.keys.state,), (self.keys.bus, change, now, fresh, *args))
 
     def slot_tag(self, user_id: str) -> Op[str]:
         """The slot tag of ``user_id`` under the deployment's tag key, which comes
@@ -115,8 +115,15 @@ class Operations:
         self.cache.apply(self.cache.read(reply))
 
     def end_all(self, keep: str | None) -> Op[None]:
-        """Move the epoch (``state.lua``): every session ends but ``keep``."""
-        reply = yield self._state_script("epoch", keep or "")
+        """Move the epoch (``state.lua``): every session ends but ``keep``, if it
+        still exists (its login time tells the script whether the last sign-out of
+        everyone ended it, ``core.epoch_after``)."""
+        created = ""
+        if keep is not None and is_session_id(keep):
+            value = yield from one("GET", self.keys.session(keep))
+            created = "" if value is None else str(decode_record(keep, value).created)
+        kept = keep if keep is not None and created else ""  # gone: ended (or never was)
+        reply = yield self._state_script("epoch", kept, created)
         self._forget_all()
         self.cache.apply(self.cache.read(reply))
 
@@ -367,7 +374,9 @@ class Operations:
         given = ["x" if p not in timeouts else _opt(timeouts[p]) for p in PLATFORMS]
         keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
         updated = yield from self._session_script("set_user_timeouts", tag, keys, *given)
-        self._forget([i.decode("ascii") for i in updated])
+        ids = [i.decode("ascii") for i in updated]
+        self._forget(ids)
+        self.unwritten.owe(ids)  # (other processes: when the script's announcement comes)
 
     def rotate(self, session_id: str, new_id: str) -> Op[Check]:
         """Move a valid session to ``new_id`` (``rotate.lua``), with this process's

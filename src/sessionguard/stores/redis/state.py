@@ -34,6 +34,7 @@ from typing import Any
 from ...core import Epoch
 from ...policy import Policy
 from ...tokens import SlotTags
+from ..write_behind import Unwritten
 from .clients import ERRORS
 from .keys import Keys
 from .local_cache import LocalCache
@@ -123,6 +124,9 @@ class StateCache:
         self.state = State()
         #: the process's cache of valid checks (``LOCAL_CACHE``), if on
         self.local: LocalCache | None = None
+        #: the uses this process has not written back yet: owed at once when the
+        #: policy changes or a session's idle limit may have (:meth:`.Unwritten.owe`)
+        self.unwritten: Unwritten | None = None
         self._lock = threading.Lock()
         self._loaded = False
         self._polled = float("-inf")
@@ -146,6 +150,8 @@ class StateCache:
             self._loaded = True
         if taken and self.local is not None:
             self.local.clear()
+        if taken and self.unwritten is not None and state.policy != current.policy:
+            self.unwritten.owe()
 
     def announced(self, payload: bytes | str) -> None:
         """A message on the bus: a new state, or ``{"drop": [ids]}`` (sessions
@@ -157,8 +163,12 @@ class StateCache:
             drop = data.get("drop")
             if drop is None:
                 self.apply(State.from_fields(data, self.default))
-            elif self.local is not None:
-                self.local.drop(str(i) for i in drop)
+                return
+            ids = [str(i) for i in drop]
+            if self.local is not None:
+                self.local.drop(ids)
+            if self.unwritten is not None:  # changed (a user's own timeouts) or ended
+                self.unwritten.owe(ids)
         except (ValueError, TypeError, AttributeError):
             logger.warning("sessionguard: ignored an unreadable message on the state channel")
 

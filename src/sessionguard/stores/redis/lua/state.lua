@@ -1,7 +1,8 @@
 -- state.lua: read or change the state every app server caches, and announce a change.
 --   'read'   the state as it is (state.StateCache reads it so);
 --   'epoch'  sign out everyone in constant time (MemoryStore.end_all), mirroring
---            core.epoch_after: every session created up to now ends unless it is the kept one;
+--            core.epoch_after: every session created up to now ends unless it is the kept one
+--            (and the last sign-out of everyone did not end that one already);
 --   'policy' store the policy override (MemoryStore.set_policy) that core.judge and
 --            core.admission then apply.
 -- Fail closed: a state without its epoch or its tag key (new, lost to an eviction, a failover or
@@ -17,7 +18,7 @@
 -- ARGV[1] channel '<prefix>:bus', ARGV[2] 'read', 'epoch' or 'policy',
 --      ARGV[3] now (ms; '' = the server's TIME), ARGV[4] a fresh random tag key (hex), used only
 --      if the state has none, ARGV[5] for 'epoch': the id to keep ('' = none); for 'policy': the
---      policy JSON
+--      policy JSON; ARGV[6] for 'epoch': the kept session's login time (ms)
 -- returns the state as a JSON object of strings (as published)
 local function now()
   if ARGV[3] ~= '' then return tonumber(ARGV[3]) end
@@ -38,7 +39,13 @@ if redis.call('HEXISTS', KEYS[1], 'at') == 0 or not readable(key) then
   changed = true
 end
 if ARGV[2] == 'epoch' then
-  redis.call('HSET', KEYS[1], 'at', string.format('%.0f', now() + 1), 'keep', ARGV[5])
+  local keep = ARGV[5]
+  if keep ~= '' then
+    -- core.epoch_after: a session the last sign-out of everyone ended stays ended
+    local last = redis.call('HMGET', KEYS[1], 'at', 'keep')
+    if tonumber(ARGV[6]) < tonumber(last[1] or '0') and last[2] ~= keep then keep = '' end
+  end
+  redis.call('HSET', KEYS[1], 'at', string.format('%.0f', now() + 1), 'keep', keep)
   changed = true
 elseif ARGV[2] == 'policy' then
   redis.call('HSET', KEYS[1], 'policy', ARGV[5])
