@@ -21,9 +21,9 @@ What is done here:
   after every look it cuts each open connection to another address (pools,
   lanes, the subscription; sync and async): a request on one is retried by its
   store on a connection to the primary, within ``STORE_TIMEOUT``.
-- A write the caller is told about (a login, a sign-out, a revocation, a
-  sign-out of everyone, a policy or timeout change: :data:`.scripts.DURABLE`)
-  is sent with ``WAIT 1`` on the same connection, in the same round trip. When
+- A write the caller is told about (a login, a sign-out, a revocation, a new
+  token, new roles, a sign-out of everyone, a policy or timeout change:
+  ``Script.durable``) is sent with ``WAIT 1`` on the same connection, in the same round trip. When
   no replica confirms it within :func:`wait_ms`, the store reports itself
   unavailable (``503``): the change may be on a primary that is no longer
   one (the old primary of a failover has no replica left) or on one whose loss
@@ -147,8 +147,8 @@ class PrimaryWatch:
                                      protocol=2, retry=Retry(NoBackoff(), 0)) for host, port in self._hosts]
         listener: Any = None
         turn, looked = 0, time.monotonic()
-        self._look()
         try:
+            self._look()
             while not self._stop.is_set():
                 if listener is None:
                     listener = self._listen(self._clients[turn % len(self._clients)])
