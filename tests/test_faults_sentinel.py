@@ -171,7 +171,7 @@ def test_a_failover_under_load_loses_nothing_and_undoes_nothing(
 
 
 def test_a_write_no_replica_confirms_answers_503_and_checks_go_on(
-        sentinel_group: Callable[..., SentinelGroup]) -> None:
+        sentinel_group: Callable[..., SentinelGroup], caplog: pytest.LogCaptureFixture) -> None:
     group = sentinel_group()
     prefix = f"sgt-{secrets.token_hex(4)}"
     guard = _guard(group.url, prefix)
@@ -199,11 +199,15 @@ def test_a_write_no_replica_confirms_answers_503_and_checks_go_on(
             os.kill(replica.pid, signal.SIGCONT)
         after = [send("GET", "/me", ada), send("POST", "/logout", cy)]
     guard.store.close()
+    lines = [r.getMessage() for r in caplog.records if r.name == "sessionguard"]
     # a login and a logout no replica confirmed: 503; checks meanwhile: answered
     assert [r.status_code for r in during] == [503, 503, 200, 200]
     assert during[0].headers["retry-after"]
     # the unconfirmed logout took effect on the primary all the same; writes are confirmed again
     assert [r.status_code for r in after] == [401, 200]
+    # logged once (not once per write, though checks succeeded in between), and its end
+    assert [line.split(":")[1] for line in lines if "replica" in line] == [
+        " no Redis replica confirmed a write within 100 ms", " a Redis replica confirms writes again"]
 
 
 def test_which_writes_wait_for_a_replica() -> None:

@@ -33,7 +33,7 @@ from ...policy import Policy
 from ..protocol import Check, Created, NewSession, Page
 from .calls import Op, Request, Script
 from .clients import ATTEMPT_SHARE, AsyncRetry, connect, logger, retries
-from .failover import Address, AsyncSentinel, confirmed, cut_others, pool_connections
+from .failover import Address, AsyncSentinel, PrimaryWatch, confirmed, cut_others, pool_connections
 from .lane import Encoder, LaneUnavailable
 from .lane_async import AsyncLane
 
@@ -180,8 +180,9 @@ class AsyncRedisStore:
         with self._shared.health.translated(), retries(request.retry):
             client = await self._clients.get()
             if isinstance(request, Script):
-                if self._shared.watch is not None and request.durable and self._shared.waits():
-                    return await self._replicated(client, request)
+                watch = self._shared.watch
+                if watch is not None and request.durable and watch.replicated:
+                    return await self._replicated(client, request, watch)
                 return await self._scripts[request.name](request.keys, request.argv, client=client)
             if len(request.commands) == 1:
                 return [await client.execute_command(*request.commands[0])]
@@ -190,7 +191,7 @@ class AsyncRedisStore:
                 pipe.execute_command(*command)
             return await pipe.execute()
 
-    async def _replicated(self, client: Any, request: Script) -> Any:
+    async def _replicated(self, client: Any, request: Script, watch: PrimaryWatch) -> Any:
         """``request`` and ``WAIT 1`` on one connection (:mod:`.failover`)."""
         script, wait = self._scripts[request.name], self._shared.wait_ms
         for _ in range(2):  # the second time after loading a script Redis lacked
@@ -201,7 +202,7 @@ class AsyncRedisStore:
             if not isinstance(replies[0], redis.exceptions.NoScriptError):
                 break
             await client.script_load(script.script)
-        return confirmed(replies, wait, self._shared.waits())
+        return confirmed(replies, wait, watch)
 
     @property
     def subscribed(self) -> bool:

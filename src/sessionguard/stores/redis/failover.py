@@ -49,6 +49,7 @@ import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ...errors import StoreUnavailable
 from .clients import ATTEMPT_SHARE, ERRORS
 from .urls import Target
 
@@ -65,10 +66,6 @@ SWITCH = "+switch-master"
 Address = tuple[str, int]
 
 
-class NotReplicated(redis.RedisError):
-    """No replica confirmed a write in time (see the module's docstring)."""
-
-
 def wait_ms(timeout: float) -> int:
     """How long ``WAIT`` waits for a replica: half an attempt's share of
     ``STORE_TIMEOUT`` (the script and the wait share one read), at least 1 ms
@@ -76,17 +73,18 @@ def wait_ms(timeout: float) -> int:
     return max(1, int(timeout * ATTEMPT_SHARE * 500))
 
 
-def confirmed(replies: list[Any], waited_ms: int, required: bool) -> Any:
-    """The script's reply from the replies to ``[EVALSHA, WAIT]``; raises the
-    script's error, or :class:`NotReplicated` when no replica has the write
-    and one is ``required`` (the sentinels know of one: asked after the wait,
-    since the first answer may come during it)."""
+def confirmed(replies: list[Any], waited_ms: int, watch: PrimaryWatch) -> Any:
+    """The script's reply from the replies to ``[EVALSHA, WAIT]``. Raises the
+    script's error, or :class:`StoreUnavailable` when no replica has the write
+    while the sentinels know of one (asked after the wait, since their first
+    answer may come during it)."""
     reply, replicas = replies
     for error in (reply, replicas):
         if isinstance(error, Exception):
             raise error
-    if int(replicas) < 1 and required:
-        raise NotReplicated(f"no replica confirmed the write within {waited_ms} ms")
+    if int(replicas) < 1 and watch.replicated:
+        raise watch.unconfirmed(waited_ms)
+    watch.confirmed()
     return reply
 
 
@@ -106,6 +104,7 @@ class PrimaryWatch:
         self.address: Address | None = None
         self._epoch = -1
         self._replicas: int | None = None  # the primary's, as Sentinel knows them
+        self._unconfirmed = False  # writes are going unconfirmed (logged once, until one is)
         self.followers: list[Callable[[Address], None]] = []
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -140,6 +139,22 @@ class PrimaryWatch:
     def suspect(self) -> None:
         """A store met an error: the primary may have moved, look again soon."""
         self._wake.set()
+
+    def unconfirmed(self, waited_ms: int) -> StoreUnavailable:
+        """No replica confirmed a write: the error to raise, logged once until
+        one is confirmed again (a check succeeding meanwhile does not end it)."""
+        self.suspect()
+        if not self._unconfirmed:
+            self._unconfirmed = True
+            logger.warning("sessionguard: no Redis replica confirmed a write within %d ms: logins and "
+                           "sign-outs answer 503 until one does (Sentinel, docs/deployment.md)", waited_ms)
+        return StoreUnavailable("no replica confirmed the write")
+
+    def confirmed(self) -> None:
+        """A write was confirmed."""
+        if self._unconfirmed:
+            self._unconfirmed = False
+            logger.warning("sessionguard: a Redis replica confirms writes again")
 
     def _run(self) -> None:
         attempt = self._timeout * ATTEMPT_SHARE

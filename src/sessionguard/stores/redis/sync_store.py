@@ -66,10 +66,6 @@ class Shared:
         self._client: Any = None
         self._lock = threading.Lock()
 
-    def waits(self) -> bool:
-        """Whether a write in ``DURABLE`` waits for a replica (:mod:`.failover`)."""
-        return self.watch is not None and self.watch.replicated
-
     def start(self) -> None:
         """Start the background threads (at a store's first use; every call
         after the first returns at once)."""
@@ -157,8 +153,9 @@ class RedisStore:
         with self._shared.health.translated(), retries(request.retry):
             client = self._shared.sync_client()  # a Cluster client connects when built
             if isinstance(request, Script):
-                if self._shared.watch is not None and request.durable and self._shared.waits():
-                    return self._replicated(client, request)
+                watch = self._shared.watch
+                if watch is not None and request.durable and watch.replicated:
+                    return self._replicated(client, request, watch)
                 return self._scripts[request.name](request.keys, request.argv, client=client)
             if len(request.commands) == 1:
                 return [client.execute_command(*request.commands[0])]
@@ -167,7 +164,7 @@ class RedisStore:
                 pipe.execute_command(*command)
             return pipe.execute()
 
-    def _replicated(self, client: Any, request: Script) -> Any:
+    def _replicated(self, client: Any, request: Script, watch: PrimaryWatch) -> Any:
         """``request`` and ``WAIT 1`` on one connection (:mod:`.failover`)."""
         script, wait = self._scripts[request.name], self._shared.wait_ms
         for _ in range(2):  # the second time after loading a script Redis lacked
@@ -178,7 +175,7 @@ class RedisStore:
             if not isinstance(replies[0], redis.exceptions.NoScriptError):
                 break
             client.script_load(script.script)
-        return confirmed(replies, wait, self._shared.waits())
+        return confirmed(replies, wait, watch)
 
     @property
     def subscribed(self) -> bool:
