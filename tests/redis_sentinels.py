@@ -61,10 +61,19 @@ class SentinelServer(RedisServer):
         return [self.binary, str(conf), "--sentinel", "--port", str(self.port), "--bind", self.host,
                 "--dir", str(self.dir), "--logfile", str(self.dir / "log")]
 
-    def sentinel(self, *args: str | int, timeout: float = 1.0) -> Any:
-        """``SENTINEL args...`` through redis-py (its replies parsed)."""
-        with redis.Redis(self.host, self.port, socket_timeout=timeout, decode_responses=True) as client:
-            return client.execute_command("SENTINEL", *args)
+    def client(self, **kwargs: Any) -> redis.Redis:
+        """A redis-py client of this sentinel, decoding replies (the caller closes it)."""
+        return redis.Redis(self.host, self.port, socket_timeout=1.0, decode_responses=True, **kwargs)
+
+    def master(self) -> dict[str, Any]:
+        """``SENTINEL MASTER``: the primary as this sentinel knows it."""
+        with self.client() as client:
+            return dict(client.sentinel_master(SERVICE))
+
+    def replicas(self) -> list[dict[str, Any]]:
+        """``SENTINEL REPLICAS``: the replicas as this sentinel knows them."""
+        with self.client() as client:
+            return list(client.sentinel_slaves(SERVICE))
 
 
 class Events:
@@ -153,8 +162,8 @@ class SentinelGroup:
                     or state.get("num-slaves") != str(self.replica_count)
                     or state.get("num-other-sentinels") != str(self.sentinel_count - 1)):
                 return False
-            replicas = sentinel.sentinel("REPLICAS", SERVICE)
-            if any(r["flags"] != "slave" or r["master-link-status"] != "ok" for r in replicas):
+            if any(not r["is_slave"] or r["is_sdown"] or r["master-link-status"] != "ok"
+                   for r in sentinel.replicas()):
                 return False
         return self.linked(primary)
 
@@ -171,7 +180,7 @@ class SentinelGroup:
     @staticmethod
     def _state(sentinel: SentinelServer) -> dict[str, str]:
         try:
-            reply = sentinel.sentinel("MASTER", SERVICE)
+            reply = sentinel.master()
         except (OSError, redis.RedisError):
             return {}
         return {str(k): str(v) for k, v in reply.items()}
@@ -194,7 +203,8 @@ class SentinelGroup:
 
     def failover(self) -> None:
         """A planned failover (``SENTINEL FAILOVER``): a replica becomes primary."""
-        self.sentinels[0].sentinel("FAILOVER", SERVICE)
+        with self.sentinels[0].client() as client:
+            client.execute_command("SENTINEL", "FAILOVER", SERVICE)
 
     def stop(self) -> None:
         for server in [*self.sentinels, *self.nodes]:
