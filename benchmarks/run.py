@@ -30,6 +30,8 @@ Sections (each module's docstring says exactly what it measures):
 - **HTTP** (``http_load.py``, ``--http``): uvicorn and gunicorn under ``wrk``.
 - **scale** (``scale.py``, ``--scale``): memory per session, admin listing
   pages, sign-out of everyone and a login at the limit with 1,000,000 sessions.
+- **cost** (``redis_cost.py``, ``--all`` or ``--only cost``): the Redis server
+  time of each store operation at 1, 100 and 1,000 sessions per user.
 
 The sessionguard variants run on both ``memory://`` and a Redis store; while
 ``sessionguard.stores.redis`` is not importable, the Redis variants are skipped
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http", action="store_true", help="also run uvicorn/gunicorn under wrk")
     parser.add_argument("--scale", action="store_true", help="also run the 1,000,000-session scale test")
     parser.add_argument("--all", action="store_true", help="every section")
-    parser.add_argument("--only", choices=["inprocess", "instructions", "idle", "profile", "http", "scale"],
+    parser.add_argument("--only", choices=["inprocess", "instructions", "idle", "profile", "http", "scale",
+                                           "cost"],
                         action="append",
                         help="run only these sections (repeatable)")
     parser.add_argument("--sessions", type=int, default=1_000_000, help="sessions for --scale")
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         sections.add("http")
     if not args.only and (args.scale or args.all):
         sections.add("scale")
+    if not args.only and args.all:
+        sections.add("cost")
     settings = QUICK if args.quick else Settings()
     if args.rounds or args.requests:
         settings = dataclasses.replace(settings, rounds=args.rounds or settings.rounds,
@@ -108,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             "profile": lambda: _profile(server, sg_redis, args.quick),
             "http": lambda: _http(server, sg_redis, args.quick),
             "scale": lambda: _scale(args.sessions, sg_redis),
+            "cost": lambda: _cost(args.quick, sg_redis),
         }
         for name, run in runs.items():
             if name not in sections:
@@ -215,6 +221,15 @@ def _scale(sessions: int, sg_redis: bool) -> Section:
     print("scale …", file=sys.stderr, flush=True)
     table, found = scale(sessions)  # on a fresh private server of its own
     return [table.markdown()], found
+
+
+def _cost(quick: bool, sg_redis: bool) -> Section:
+    if not sg_redis:
+        raise RuntimeError("the cost section needs the sessionguard Redis store")
+    from redis_cost import redis_cost
+
+    print("redis cost …", file=sys.stderr, flush=True)
+    return [redis_cost(quick).markdown()], []  # on a fresh private server of its own
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from sessionguard.config import (
     redact_url,
 )
 from sessionguard.errors import ConfigurationError
+from sessionguard.policy import Policy
 
 KEY = "k" * 32
 OLD_KEY = "o" * 40
@@ -29,7 +30,7 @@ SPEC_VARIABLES = """
     SECRET_KEY STORE_URL KEY_PREFIX IDLE_TIMEOUT ABSOLUTE_TIMEOUT REMEMBER_ME_PERIOD
     MAX_SESSIONS WEB_IDLE_TIMEOUT MOBILE_IDLE_TIMEOUT DESKTOP_IDLE_TIMEOUT
     WEB_ABSOLUTE_TIMEOUT MOBILE_ABSOLUTE_TIMEOUT DESKTOP_ABSOLUTE_TIMEOUT
-    WEB_MAX_SESSIONS MOBILE_MAX_SESSIONS DESKTOP_MAX_SESSIONS ON_LIMIT EVICT
+    WEB_MAX_SESSIONS MOBILE_MAX_SESSIONS DESKTOP_MAX_SESSIONS SESSION_CEILING ON_LIMIT EVICT
     PASSIVE_PATHS ALLOW_USER_TIMEOUTS COOKIE_NAME COOKIE_SECURE COOKIE_SAMESITE
     COOKIE_DOMAIN COOKIE_PATH ACCEPT_BEARER PLATFORM_HEADER ON_INVALID STORE_UNAVAILABLE
     ADMIN_PATH ADMIN_ROLES READONLY_ROLES ADMIN_TOKEN TRUSTED_PROXIES GEOIP_DATABASE
@@ -783,3 +784,18 @@ def test_any_text_is_accepted_or_reported(text: str) -> None:
         Config.from_env(environ)
     except ConfigurationError as exc:
         assert all(line.startswith("SESSIONGUARD_") for line in exc.errors)
+
+
+@pytest.mark.parametrize("value", ["0", "100001", "many", "-3", "1.5"])
+def test_session_ceiling_is_bounded(value: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Config.from_env(env(session_ceiling=value))
+    assert list(caught.value.errors) == [
+        f"SESSIONGUARD_SESSION_CEILING={value!r} is not a session ceiling (use an integer from 1 to "
+        "100000, such as 1000)"]
+
+
+def test_session_ceiling_defaults_to_a_thousand_and_reaches_the_policy() -> None:
+    assert Config.from_env(env()).session_ceiling == 1000
+    config = Config.from_env(env(session_ceiling="25"))
+    assert (config.session_ceiling, Policy.from_config(config).session_ceiling) == (25, 25)

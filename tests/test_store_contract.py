@@ -370,6 +370,70 @@ def test_ended_sessions_do_not_count(make_store: Any, clock: FakeClock) -> None:
     assert outcome(store, fresh) is Outcome.VALID
 
 
+def test_the_session_ceiling_evicts_the_oldest_login_of_all(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(session_ceiling=3)  # no limit per platform
+    records = [login(store, clock, platform=p) for p in ("web", "mobile", "desktop")]
+    created = store.create(new(store, platform="mobile"))
+    assert [r.id for r in created.evicted] == [records[0].id]
+    assert [outcome(store, r) for r in records] == [Outcome.EVICTED, Outcome.VALID, Outcome.VALID]
+    assert len(store.user_sessions("ada")) == 3 and store.user_sessions("bob") == []
+
+
+def test_the_session_ceiling_evicts_the_least_recent(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(session_ceiling=2, evict="least_recent")
+    first, second = login(store, clock), login(store, clock, platform="desktop")
+    clock.advance(10)
+    outcome(store, first)
+    assert [r.id for r in store.create(new(store)).evicted] == [second.id]
+
+
+def test_the_ceiling_evicts_even_when_limits_reject(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(session_ceiling=2, max_sessions=5, on_limit="reject")
+    first, _ = login(store, clock), login(store, clock)
+    assert [r.id for r in store.create(new(store)).evicted] == [first.id]
+
+
+def test_the_ceiling_counts_after_the_platform_limit(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(session_ceiling=3, max_sessions=2)
+    web1, mobile1, web2 = login(store, clock), login(store, clock, platform="mobile"), login(store, clock)
+    # the platform's limit evicts web1; then 2 sessions remain, under the ceiling of 3
+    assert [r.id for r in store.create(new(store)).evicted] == [web1.id]
+    clock.advance(0.001)
+    # mobile has room (1 of 2), but the user holds 3: the ceiling evicts the oldest of all
+    assert [r.id for r in store.create(new(store, platform="mobile")).evicted] == [mobile1.id]
+    assert outcome(store, web2) is Outcome.VALID
+
+
+def test_the_ceiling_holds_beyond_one_page_of_sessions(make_store: Any, clock: FakeClock) -> None:
+    # more sessions than a Redis function reads in one call (scripts.PAGE): the store reads
+    # them in pages and names the sessions to evict
+    store = make_store(session_ceiling=30, idle_timeout="1h")
+    stale = [login(store, clock) for _ in range(10)]
+    clock.advance(1800)
+    fresh = [login(store, clock, platform=("web", "mobile")[i % 2]) for i in range(20)]
+    clock.advance(1800)  # the first ten idled out unseen: they do not count
+    assert store.create(new(store)).evicted == ()
+    for _ in range(9):
+        login(store, clock)
+    created = store.create(new(store, platform="desktop"))  # the 31st valid session
+    assert [r.id for r in created.evicted] == [fresh[0].id]
+    assert [outcome(store, r) for r in (stale[0], fresh[0], fresh[1])] == [
+        Outcome.IDLE_TIMEOUT, Outcome.EVICTED, Outcome.VALID]
+    assert len(store.user_sessions("ada")) == 30
+
+
+@pytest.mark.parametrize("on_limit", ["evict_oldest", "reject"])
+def test_a_platform_limit_beyond_one_page(make_store: Any, clock: FakeClock, on_limit: str) -> None:
+    store = make_store(max_sessions=27, on_limit=on_limit)
+    records = [login(store, clock) for _ in range(27)]
+    if on_limit == "reject":
+        with pytest.raises(SessionLimitReached):
+            store.create(new(store))
+        assert store.user_sessions("ada") == records[::-1]
+    else:
+        assert [r.id for r in store.create(new(store)).evicted] == [records[0].id]
+
+
 def test_login_ends_the_presented_session(store: Any, clock: FakeClock) -> None:
     old = login(store, clock)
     created = store.create(new(store), ending=old.id)

@@ -76,6 +76,7 @@ class Config:
     desktop_idle_timeout: Inheritable = INHERIT
     desktop_absolute_timeout: Inheritable = INHERIT
     desktop_max_sessions: Inheritable = INHERIT
+    session_ceiling: int = 1000
     on_limit: str = "evict_oldest"
     evict: str = "oldest_login"
     passive_paths: tuple[str, ...] = ()

@@ -19,7 +19,11 @@ Rules (SPEC §4), each written once:
   expiry stays exact to the second while a steadily used session costs one
   write per interval, not one per request;
 - **admission**: a login over the platform's limit either evicts the sessions
-  first in the ``EVICT`` order or is refused; nothing else changes;
+  first in the ``EVICT`` order or is refused; nothing else changes. Whatever
+  the limits say, a user never holds more than ``SESSION_CEILING`` sessions: a
+  login beyond it evicts, in the same order, among all the user's sessions.
+  The user's sessions are judged (and the ended ones pruned) only when the
+  sessions held reach a limit (:func:`admission_needs_count`);
 - **retention**: a record is kept for a day past its deadline, and an ended
   session leaves a tombstone for a day, so a late request learns *why* it
   ended.
@@ -242,16 +246,42 @@ class Admission:
     refused: bool = False
 
 
-def admission(alive: Sequence[Record], policy: Policy, platform: str) -> Admission:
-    """Plan a new login of a user who holds the valid sessions ``alive`` on
-    ``platform`` (already pruned of ended ones)."""
+def admission_needs_count(held: Sequence[Record], policy: Policy, platform: str) -> bool:
+    """Whether a login on ``platform`` must judge the user's sessions: only when
+    the sessions the store holds for the user (``held``: ended ones it has not
+    noticed yet included) reach the platform's limit or ``SESSION_CEILING``.
+    Below both, a login judges, prunes and reads no other session, so its cost
+    does not grow with the user's sessions (the Redis store's counts are those
+    of the user's index)."""
     limit = policy.platform(platform).max_sessions
-    if limit is None or len(alive) < limit:
-        return Admission()
-    if policy.on_limit == "reject":
-        return Admission(refused=True)
+    if limit is not None and sum(r.platform == platform for r in held) >= limit:
+        return True
+    return len(held) >= policy.session_ceiling
+
+
+def admission(alive: Sequence[Record], policy: Policy, platform: str) -> Admission:
+    """Plan a new login on ``platform`` of a user who holds the valid sessions
+    ``alive`` (on every platform, already pruned of ended ones): first the
+    platform's limit (refuse, or evict on that platform), then the ceiling
+    (always evict, among all the user's remaining sessions)."""
+    same = [r for r in alive if r.platform == platform]
+    limit = policy.platform(platform).max_sessions
+    evict: list[Record] = []
+    if limit is not None and len(same) >= limit:
+        if policy.on_limit == "reject":
+            return Admission(refused=True)
+        evict = eviction_order(same, policy)[: len(same) - limit + 1]
+    gone = {r.id for r in evict}
+    rest = [r for r in alive if r.id not in gone]
+    over = len(rest) + 1 - policy.session_ceiling
+    if over > 0:
+        evict += eviction_order(rest, policy)[:over]
+    return Admission(evict=tuple(r.id for r in evict))
+
+
+def eviction_order(records: Sequence[Record], policy: Policy) -> list[Record]:
+    """``records``, the first to evict first (``EVICT``): the oldest login, or the
+    least recently used; ties by login time, then id."""
     if policy.evict == "least_recent":
-        order = sorted(alive, key=lambda r: (r.last_seen, r.created, r.id))
-    else:
-        order = sorted(alive, key=lambda r: (r.created, r.id))
-    return Admission(evict=tuple(r.id for r in order[: len(alive) - limit + 1]))
+        return sorted(records, key=lambda r: (r.last_seen, r.created, r.id))
+    return sorted(records, key=lambda r: (r.created, r.id))

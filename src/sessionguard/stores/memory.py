@@ -20,6 +20,7 @@ from ..core import (
     Outcome,
     Record,
     admission,
+    admission_needs_count,
     cookie_refresh_due,
     epoch_after,
     flush_by,
@@ -138,8 +139,10 @@ class MemoryStore:
                 self._write(self._unwritten.take(tag), now)
             self._sweep(now)
             policy = self.policy()
-            alive = [r for r in self._user_records(new.user_id, now) if r.platform == new.platform]
-            plan: Admission = admission(alive, policy, new.platform)
+            held = [r for i in list(self._by_user.get(new.user_id, ())) if (r := self._live(i, now))]
+            plan = Admission()
+            if admission_needs_count(held, policy, new.platform):
+                plan = admission(self._user_records(new.user_id, now), policy, new.platform)
             if plan.refused:
                 limit = policy.platform(new.platform).max_sessions or 0
                 raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=limit)

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.sentinel
-from redis.commands.core import AsyncScript
 
 from ...audit import Event
 from ...core import Record
@@ -143,9 +142,7 @@ class AsyncRedisStore:
     def __init__(self, shared: Shared) -> None:
         self._shared = shared
         self._ops = shared.ops
-        self._scripts = {name: AsyncScript(None, source.encode())  # type: ignore[arg-type]
-                         for name, source in shared.sources.items()}
-        self._encoder = Encoder({name: script.sha for name, script in self._scripts.items()})
+        self._encoder = Encoder(shared.caller.library.names)
         self._clients = _LoopClients(shared)
 
     async def _run(self, op: Op[T]) -> T:
@@ -170,11 +167,11 @@ class AsyncRedisStore:
             try:
                 lane = await self._clients.lane()
                 if lane is not None:
-                    reply = await lane.call(self._encoder.evalsha(request))
+                    reply = await lane.call(self._encoder.fcall(request))
                     self._shared.health.answered()
                     return reply
             except LaneUnavailable:
-                pass  # the ordinary path below retries, loads the script, reports errors
+                pass  # the ordinary path below retries, loads the library, reports errors
             except redis.TimeoutError as exc:
                 raise self._shared.health.failed(exc) from exc
         with self._shared.health.translated(), retries(request.retry):
@@ -183,7 +180,7 @@ class AsyncRedisStore:
                 watch = self._shared.watch
                 if watch is not None and request.durable and watch.replicated:
                     return await self._replicated(client, request, watch)
-                return await self._scripts[request.name](request.keys, request.argv, client=client)
+                return await self._shared.caller.acall(client, request)
             if len(request.commands) == 1:
                 return [await client.execute_command(*request.commands[0])]
             pipe = client.pipeline(transaction=False)
@@ -193,16 +190,8 @@ class AsyncRedisStore:
 
     async def _replicated(self, client: Any, request: Script, watch: PrimaryWatch) -> Any:
         """``request`` and ``WAIT 1`` on one connection (:mod:`.failover`)."""
-        script, wait = self._scripts[request.name], self._shared.wait_ms
-        for _ in range(2):  # the second time after loading a script Redis lacked
-            pipe = client.pipeline(transaction=False)
-            pipe.execute_command("EVALSHA", script.sha, len(request.keys), *request.keys, *request.argv)
-            pipe.execute_command("WAIT", 1, wait)
-            replies = await pipe.execute(raise_on_error=False)
-            if not isinstance(replies[0], redis.exceptions.NoScriptError):
-                break
-            await client.script_load(script.script)
-        return confirmed(replies, wait, watch)
+        wait = self._shared.wait_ms
+        return confirmed(await self._shared.caller.acall_waiting(client, request, wait), wait, watch)
 
     @property
     def subscribed(self) -> bool:
@@ -228,7 +217,7 @@ class AsyncRedisStore:
         return hit if hit is not None else await self._run(self._ops.check(session_id, passive))
 
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created:
-        return await self._run(self._ops.create(new, ending))
+        return await self._run(self._ops.users.create(new, ending))
 
     async def end(self, session_id: str, reason: str, *, user_id: str | None = None) -> Record | None:
         return await self._run(self._ops.end(session_id, reason, user_id))
@@ -236,13 +225,13 @@ class AsyncRedisStore:
     async def end_user(
         self, user_id: str, reason: str, *, platform: str | None = None, keep: str | None = None
     ) -> list[Record]:
-        return await self._run(self._ops.end_user(user_id, reason, platform, keep))
+        return await self._run(self._ops.users.end_user(user_id, reason, platform, keep))
 
     async def end_all(self, *, keep: str | None = None) -> None:
         await self._run(self._ops.end_all(keep))
 
     async def user_sessions(self, user_id: str) -> list[Record]:
-        return await self._run(self._ops.user_sessions(user_id))
+        return await self._run(self._ops.users.user_sessions(user_id))
 
     async def list_sessions(
         self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
@@ -250,16 +239,16 @@ class AsyncRedisStore:
         return await self._run(self._ops.list_sessions(user_id, platform, limit, cursor))
 
     async def user_timeouts(self, user_id: str) -> dict[str, int | None]:
-        return await self._run(self._ops.user_timeouts(user_id))
+        return await self._run(self._ops.users.user_timeouts(user_id))
 
     async def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
-        await self._run(self._ops.set_user_timeouts(user_id, timeouts))
+        await self._run(self._ops.users.set_user_timeouts(user_id, timeouts))
 
     async def rotate(self, session_id: str, new_id: str) -> Check:
-        return await self._run(self._ops.rotate(session_id, new_id))
+        return await self._run(self._ops.users.rotate(session_id, new_id))
 
     async def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
-        return await self._run(self._ops.set_roles(user_id, roles))
+        return await self._run(self._ops.users.set_roles(user_id, roles))
 
     async def append_events(self, events: Sequence[Event]) -> None:
         await self._run(self._ops.append_events(events))

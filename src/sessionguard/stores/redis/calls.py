@@ -8,36 +8,36 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from .scripts import DURABLE
-
 T = TypeVar("T")
 
 Arg = str | bytes | int
 
+#: The library functions whose change the caller is told about (a login, a
+#: sign-out, a revocation, a new token, new roles, a timeout change; and
+#: ``state`` when it signs everyone out or sets the policy): on Sentinel they wait
+#: for a replica (:mod:`.failover`). A check's touch, a listing's pruning and a
+#: write-back of uses do not: losing one ends a session early at most.
+DURABLE = frozenset({"create", "end", "end_user", "rotate", "set_tails", "set_user_timeouts"})
+
 
 class Script(NamedTuple):
-    """Run the Lua script ``name`` (EVALSHA; loaded again on NOSCRIPT) with
-    ``ARGV = context + args``. ``context`` is the part shared by every call
-    while the state is the same (the same tuple object: :mod:`.lane`
-    encodes it once). ``hot``: the request path's check, which the stores send
-    on their lean lane (:mod:`.lane`) when they can. A named tuple (one is
-    built on every check, see :class:`~sessionguard.core.Record`)."""
+    """Call the library function ``name`` (``FCALL``; the library is loaded
+    again when Redis does not know it) with ``keys`` and ``args``, built by
+    :meth:`.scripts.Function.call` from the function's contract. ``hot``: the
+    request path's check, which the stores send on their lean lane
+    (:mod:`.lane`) when they can. A named tuple (one is built on every check,
+    see :class:`~sessionguard.core.Record`)."""
 
     name: str
     keys: tuple[str, ...]
     args: tuple[Arg, ...]
-    retry: bool = True  # every script is idempotent (see clients.Budget)
-    context: tuple[Arg, ...] = ()
+    retry: bool = True  # idempotent and cheap: sent again after a lost reply (see clients.Budget)
     hot: bool = False
 
     @property
-    def argv(self) -> tuple[Arg, ...]:
-        return self.context + self.args
-
-    @property
     def durable(self) -> bool:
-        """Whether a replica must confirm it on Sentinel: the scripts of
-        :data:`.scripts.DURABLE`, and a change of the state (not its reading)."""
+        """Whether a replica must confirm it on Sentinel (:data:`DURABLE`, and
+        the state function when it changes the state, not when it reads it)."""
         return self.name in DURABLE or (self.name == "state" and self.args[1] != "read")
 
 

@@ -16,6 +16,7 @@ import hiredis
 import redis
 
 from .failover import cut
+from .functions import function_missing
 from .lane import LaneUnavailable, Spin, new_connection
 
 __all__ = ["AsyncLane"]
@@ -259,7 +260,7 @@ class AsyncLane:
                 expiry.cancel()
         reply = future.result()
         if isinstance(reply, hiredis.ReplyError):
-            if not str(reply).startswith("NOSCRIPT"):
+            if not function_missing(str(reply)):  # the ordinary path loads the library
                 pipeline.close()  # READONLY: a demoted master; anything else: start afresh
             raise LaneUnavailable(str(reply).partition(" ")[0])
         return reply
