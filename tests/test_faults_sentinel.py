@@ -33,7 +33,7 @@ from redis_sentinels import SentinelGroup
 from sessionguard import Config, SessionGuard, StoreUnavailable
 from sessionguard.policy import Policy
 from sessionguard.stores.redis import failover, open_redis_stores
-from sessionguard.stores.redis.scripts import DURABLE
+from sessionguard.stores.redis.calls import DURABLE
 
 pytestmark = pytest.mark.redis
 
@@ -213,7 +213,7 @@ def test_a_write_no_replica_confirms_answers_503_and_checks_go_on(
 def test_which_writes_wait_for_a_replica() -> None:
     config = Config(secret_key=SECRET, store_url="redis+sentinel://127.0.0.1:1/main")
     ops = open_redis_stores(config, Policy.from_config(config))[0]._ops
-    state = {change: ops._state_script(change).durable for change in ("read", "epoch", "policy")}
+    state = {change: ops._state_call(change).durable for change in ("read", "epoch", "policy")}
     assert state == {"read": False, "epoch": True, "policy": True}
     # what a request's check writes (a touch, an ending) never waits: losing it ends a session early at most
     assert {"create", "end", "end_user"} <= DURABLE and not DURABLE & {"check", "touch"}
