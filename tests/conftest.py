@@ -16,7 +16,7 @@ from apps import flask_app, starlette_app
 from sessionguard import Config, SessionGuard
 from sessionguard.stores.redis import server_clock
 
-pytest_plugins = ["redis_servers"]
+pytest_plugins = ["redis_servers", "redis_sentinels"]
 
 SECRET = "s" * 40
 OLD_SECRET = "o" * 40

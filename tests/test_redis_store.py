@@ -319,8 +319,12 @@ def test_sentinel_url_reaches_the_primary(sentinel: str, private_redis: RedisSer
     sync, async_ = make_stores(sentinel)
     record = sync.create(new(sync)).record
     assert asyncio.run(async_.check(record.id, passive=True)).record == record
+    assert sync.check(record.id, passive=True).record == record
     wait_until(lambda: sync.subscribed)
     assert private_redis.client().exists(Keys("sg").session(record.id)) == 1
+    # the sync lane's connection asked Sentinel too (a first send alone would have
+    # connected it to redis-py's default address, localhost:6379)
+    assert [(c.host, c.port) for c in sync._lane._idle] == [(private_redis.host, private_redis.port)]
 
 
 @pytest.mark.parametrize(("url", "kind", "hosts", "options"), [

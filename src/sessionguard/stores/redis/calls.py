@@ -16,6 +16,13 @@ T = TypeVar("T")
 
 Arg = str | bytes | int
 
+#: The library functions whose change the caller is told about (a login, a
+#: sign-out, a revocation, a new token, new roles, a timeout change; and
+#: ``state`` when it signs everyone out or sets the policy): on Sentinel they wait
+#: for a replica (:mod:`.failover`). A check's touch, a listing's pruning and a
+#: write-back of uses do not: losing one ends a session early at most.
+DURABLE = frozenset({"create", "end", "end_user", "rotate", "set_tails", "set_user_timeouts"})
+
 
 class Rerun(enum.Enum):
     """Whether a call whose reply was lost or late may be sent again, within
@@ -55,6 +62,12 @@ class Script(NamedTuple):
     args: tuple[Arg, ...]
     rerun: Rerun
     hot: bool = False
+
+    @property
+    def durable(self) -> bool:
+        """Whether a replica must confirm it on Sentinel (:data:`DURABLE`, and
+        the state function when it changes the state, not when it reads it)."""
+        return self.name in DURABLE or (self.name == "state" and self.args[1] != "read")
 
 
 class Read(NamedTuple):
