@@ -1,6 +1,7 @@
-"""What an operation asks a Redis store to send: a :class:`Script` or a few
-plain :class:`Commands`. Operations (:mod:`.operations`) are generators of
-these; the stores (:mod:`.sync_store`, :mod:`.async_store`) send them."""
+"""What an operation asks a Redis store to send: a :class:`Script`, a few
+plain :class:`Commands`, or the request path's :class:`Read`. Operations
+(:mod:`.operations`) are generators of these; the stores (:mod:`.sync_store`,
+:mod:`.async_store`) send them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,15 @@ import redis
 T = TypeVar("T")
 
 Arg = str | bytes | int
+
+#: The library functions whose change the caller is told about (a login, a
+#: sign-out, a revocation, a new token, new roles, a timeout change, a device
+#: binding and a DBSC challenge answered, which must stay single-use; and
+#: ``state`` when it signs everyone out or sets the policy): on Sentinel they wait
+#: for a replica (:mod:`.failover`). A check's touch, a listing's pruning and a
+#: write-back of uses do not: losing one ends a session early at most.
+DURABLE = frozenset({"create", "end", "end_user", "rotate", "set_tails", "set_user_timeouts",
+                     "bind", "redeem"})
 
 
 class Rerun(enum.Enum):
@@ -55,6 +65,22 @@ class Script(NamedTuple):
     rerun: Rerun
     hot: bool = False
 
+    @property
+    def durable(self) -> bool:
+        """Whether a replica must confirm it on Sentinel (:data:`DURABLE`, and
+        the state function when it changes the state, not when it reads it)."""
+        return self.name in DURABLE or (self.name == "state" and self.args[1] != "read")
+
+
+class Read(NamedTuple):
+    """The request path's read: ``MGET`` of ``keys`` (a record and its tombstone,
+    one slot), which the stores send on their lean lane (:mod:`.lane`) when they
+    can. A read: always safe to send again within the call's deadline."""
+
+    keys: tuple[str, ...]
+    rerun: Rerun = Rerun.ALWAYS
+    hot: bool = True
+
 
 @dataclass(frozen=True, slots=True)
 class Commands:
@@ -64,7 +90,7 @@ class Commands:
     rerun: Rerun
 
 
-Request = Script | Commands
+Request = Script | Read | Commands
 #: An operation (see :mod:`.operations`): yields requests, gets replies, returns its answer.
 Op = Generator[Request, Any, T]
 

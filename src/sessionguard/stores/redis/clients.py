@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -195,6 +195,8 @@ class Health:
         self.down = False
         self._lines = [] if library is None else library.source.splitlines()
         self._names = {} if library is None else {full: name for name, full in library.names.items()}
+        #: told of every failure (a Sentinel store looks for a new primary then)
+        self.on_failure: Callable[[], None] | None = None
 
     @contextlib.contextmanager
     def translated(self) -> Iterator[None]:
@@ -209,6 +211,8 @@ class Health:
     def failed(self, exc: BaseException) -> StoreUnavailable:
         """The error to raise for ``exc``, logged once per outage (each time
         for a refused command: a request that meets one says which)."""
+        if self.on_failure is not None:
+            self.on_failure()
         if isinstance(exc, redis.ResponseError):
             logger.warning("sessionguard: the session store refused a command: %s", self.refused(exc))
         elif not self.down:

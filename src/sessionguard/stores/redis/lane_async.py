@@ -15,6 +15,7 @@ from typing import Any
 import hiredis
 import redis
 
+from .failover import cut
 from .functions import function_missing
 from .internals import detach_streams, others_ready
 from .lane import LaneUnavailable, Spin, new_connection
@@ -31,6 +32,11 @@ class _Pipeline(abc.ABC):
         self.reader = hiredis.Reader()
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.open = True
+        self.address: tuple[str, int] | None = None  # the server's, as redis-py connected to it
+
+    @abc.abstractmethod
+    def socket(self) -> Any:
+        """The connection's socket (for :func:`~.failover.cut`, from any thread)."""
 
     @abc.abstractmethod
     def send(self, command: bytes) -> None:
@@ -69,6 +75,9 @@ class _SocketPipeline(_Pipeline):
         self.sock = sock
         sock.setblocking(False)
         loop.add_reader(sock.fileno(), self.readable)
+
+    def socket(self) -> Any:
+        return self.sock
 
     def send(self, command: bytes) -> None:
         """Write ``command`` whole, or close the connection (Redis is not reading)."""
@@ -122,6 +131,9 @@ class _TransportPipeline(_Pipeline, asyncio.Protocol):
         # the writer stays referenced: collected, it would close the transport
         self.writer = writer
         self.transport = writer.transport
+
+    def socket(self) -> Any:
+        return self.transport.get_extra_info("socket")
 
     def send(self, command: bytes) -> None:
         self.transport.write(command)
@@ -196,6 +208,7 @@ class AsyncLane:
                 await connection.disconnect()
                 raise LaneUnavailable("this redis-py keeps its streams elsewhere")
             pipeline = _take_over(writer, loop)
+            pipeline.address = (connection.host, connection.port)
             self._pipeline = pipeline
             opening.set_result(pipeline)
             # the transport given up closes its socket in a callback of the loop's next
@@ -246,6 +259,14 @@ class AsyncLane:
                 pipeline.close()  # READONLY: a demoted master; anything else: start afresh
             raise LaneUnavailable(str(reply).partition(" ")[0])
         return reply
+
+    def sever(self, primary: tuple[str, int]) -> None:
+        """Cut the connection if it is to another address than ``primary``
+        (Sentinel; from any thread): its loop then closes the pipeline and the
+        requests on it go to the store's ordinary path (:mod:`.failover`)."""
+        pipeline = self._pipeline
+        if pipeline is not None and pipeline.address != primary:
+            cut(pipeline.socket())
 
     def close(self) -> None:
         if self._pipeline is not None:

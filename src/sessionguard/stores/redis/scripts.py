@@ -66,7 +66,7 @@ class Function:
     connection, the paged per-user functions never (a page run twice would lose
     what it ended from its answer). ``trim``: trailing empty arguments are left out (each costs
     Redis about 0.15 us; the function reads a missing one as ``''``). ``hot``:
-    the request path's check, which the stores send on their lean lane."""
+    the request path's check (its rare path), which the stores send on their lean lane."""
 
     name: str
     mirrors: str
@@ -107,8 +107,9 @@ _TIMEOUTS = " ".join(f"timeout_{p}" for p in PLATFORMS)
 _PAGE = "context now tag after count"
 
 FUNCTIONS: dict[str, Function] = {f.name: f for f in (
-    # the request path: one key, and but for a test clock, a use to report or a device-bound
-    # session's cookie (a token with its issue time), one argument
+    # a request's rare path (a record its process judged ended): one key, and but for a test
+    # clock, a use to report or a device-bound session's cookie (a token with its issue
+    # time), one argument
     _function("check", "MemoryStore.check: core.judge, core.refuses_token, core.touch_due, core.retention",
               "record", "context use token now", trim=True, hot=True),
     _function("touch", "MemoryStore._write: core.judge, core.retention", "records...", "context now uses..."),

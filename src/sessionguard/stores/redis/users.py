@@ -109,8 +109,11 @@ class UserOperations:
             logger.warning("sessionguard: session %s created but not listed for admins", record.id)
 
     def end_user(self, user_id: str, reason: str, platform: str | None, keep: str | None) -> Op[list[Record]]:
-        """End a user's sessions (``end_user``, a page of the user's index a call)."""
+        """End a user's sessions (``end_user``, a page of the user's index a call),
+        this process's uses of them written first (an ended one is told from a
+        used one by its last-seen)."""
         tag = yield from self.ops.slot_tag(user_id)
+        yield from self.ops.write_due(tag=tag)
         ended: list[Record] = []
         pages = self._pages(FUNCTIONS["end_user"], tag, (self.keys.user_index(tag, user_id),),
                             reason=reason, platform=platform or "", keep=keep or "")
@@ -205,8 +208,11 @@ class UserOperations:
         return {k.decode("ascii"): int(v) if v else None for k, v in reply.items()}
 
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> Op[None]:
-        """Replace the user's own timeouts, applied to their sessions (``set_user_timeouts``)."""
+        """Replace the user's own timeouts, applied to their sessions (``set_user_timeouts``),
+        this process's uses of them written first: the function judges them by the
+        new timeouts, which the moments of those uses were not reckoned by."""
         tag = yield from self.ops.slot_tag(user_id)
+        yield from self.ops.write_due(tag=tag)
         given = {f"timeout_{p}": "x" if p not in timeouts else _opt(timeouts[p]) for p in PLATFORMS}
         keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
         for updated in (yield from self._pages(FUNCTIONS["set_user_timeouts"], tag, keys, **given)):
