@@ -19,7 +19,7 @@ logger = logging.getLogger("sessionguard.audit")
 #: Event ``type`` values (SPEC §5).
 EVENT_TYPES = (
     "login", "logout", "idle_timeout", "absolute_timeout", "evicted", "rejected", "revoked",
-    "signout_all", "policy_changed", "settings_changed", "roles_changed", "rate_limited",
+    "signout_all", "policy_changed", "settings_changed", "roles_changed", "rate_limited", "anomaly",
 )
 
 #: Events one user's self-service actions (``/api/me/...`` writes) add to the log per window.

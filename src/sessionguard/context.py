@@ -21,6 +21,7 @@ from .stores.protocol import Check, Created, NewSession
 from .tokens import TAG_LENGTH, session_id
 
 if TYPE_CHECKING:
+    from .anomaly import Anomaly
     from .guard import SessionGuard
     from .policy import Policy
 
@@ -53,6 +54,11 @@ class _Context:
     _raw: Any
     _respond: Any  # the server's send / start_response
     _source: str | None
+    #: under ``ON_ANOMALY=flag``, the :class:`~.anomaly.Anomaly` of a request whose
+    #: client changed since login (ask for re-authentication: a new ``login``
+    #: records the current client); ``None`` otherwise. A class attribute here:
+    #: only a flagged request's context (a subclass of the shell's) has it as a slot.
+    anomaly: Anomaly | None = None
 
     # Built by ``_of``, not ``__init__``: CPython runs an ``__init__`` through
     # the type's C slot, a new interpreter frame stack on every request; a

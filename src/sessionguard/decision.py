@@ -19,6 +19,8 @@ from typing import NamedTuple
 from werkzeug.http import dump_cookie
 
 from . import audit
+from .anomaly import SYSTEM, Anomaly, Watch
+from .anomaly import event as anomaly_event
 from .config import Config
 from .core import Outcome, Record, cookie_max_age, deadline
 from .incoming import Presented, present
@@ -69,6 +71,8 @@ class Decider:
             ("retry-after", "1"),
         )
         self._refusals = _refusals(config, self.clear_cookie, self.unavailable)
+        #: judges requests against their session's login client (``ON_ANOMALY``)
+        self.watch = Watch(config.trusted_proxies)
 
     def admin_serves(self, path: str) -> bool:
         """Whether the middleware routes ``path`` to the admin sub-app."""
@@ -115,6 +119,28 @@ class Decider:
         clear = self.clear_cookie if presented.source == "cookie" else None
         refusal = self._refusals.get("invalid")
         return Verdict(ended_reason=outcome.value, set_cookie=clear, events=events, refusal=refusal)
+
+    def anomalous(self, verdict: Verdict, record: Record, anomaly: Anomaly) -> Verdict:
+        """``verdict`` with the audit event of ``anomaly`` on the session
+        ``record``, the first time this process sees that change (``ON_ANOMALY``
+        ``log`` and ``flag``: the session goes on)."""
+        if not self.watch.first(anomaly):
+            return verdict
+        return verdict._replace(events=(*verdict.events, anomaly_event(anomaly, record, self.now_ms())))
+
+    def revoked(self, presented: Presented, record: Record, anomaly: Anomaly,
+                ended: Record | None) -> Verdict:
+        """The verdict once ``ON_ANOMALY=revoke`` has ended the session of ``anomaly``
+        (``ended``: its record, ``None`` when something else ended it first): as a
+        request presenting a revoked session, with the anomaly's event and the
+        ending's (actor ``system``)."""
+        at = self.now_ms()
+        events = [anomaly_event(anomaly, record, at)]
+        if ended is not None:
+            events.append(audit.ended(ended, "revoked", SYSTEM, at))
+        clear = self.clear_cookie if presented.source == "cookie" else None
+        return Verdict(ended_reason="revoked", set_cookie=clear, events=tuple(events),
+                       refusal=self._refusals.get("invalid"))
 
     def _refreshed_cookie(self, presented: Presented, record: Record, policy: Policy) -> str | None:
         if presented.token is None:

@@ -81,6 +81,8 @@ class SessionGuard:
         self.admin_serves = decider.admin_serves
         self.clear_cookie = decider.clear_cookie
         self.unavailable = decider.unavailable
+        #: the hijack signals' judge (``ON_ANOMALY``, :mod:`.anomaly`)
+        self.watch = decider.watch
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> SessionGuard:
