@@ -34,7 +34,7 @@ SPEC_VARIABLES = """
     COOKIE_DOMAIN COOKIE_PATH ACCEPT_BEARER PLATFORM_HEADER ON_INVALID STORE_UNAVAILABLE
     ADMIN_PATH ADMIN_ROLES READONLY_ROLES ADMIN_TOKEN TRUSTED_PROXIES GEOIP_DATABASE
     AUDIT_MAXLEN AUDIT_RETENTION LOCAL_CACHE STORE_TIMEOUT STORE_SPIN ALLOWED_ORIGINS
-    ROLE_PERMISSIONS SELF_SERVICE USER_IDLE_TIMEOUT_CHOICES
+    ROLE_PERMISSIONS SELF_SERVICE USER_IDLE_TIMEOUT_CHOICES METRICS ON_ANOMALY
 """.split()
 
 
@@ -302,6 +302,7 @@ def test_defaults() -> None:
     assert config.audit_retention == 90 * 86400
     assert config.store_spin == 0.0002
     assert (config.role_permissions, config.self_service) == (None, True)
+    assert (config.metrics, config.on_anomaly) == (False, "log")
     hours = [3600 * n for n in (1, 4, 8, 12, 24, 48)]
     assert config.user_idle_timeout_choices == (None, 600, 1800, 5400, *hours)  # never,10m,30m,90m,1h,...
 

@@ -119,7 +119,7 @@ class SessionGuardMiddleware:
         check = None
         if presented.session_id is not None:
             try:
-                check = await guard.async_store.check(
+                check = await guard.astore_check(
                     presented.session_id, passive=guard.is_passive(scope["path"], passive)
                 )
             except StoreUnavailable:
@@ -137,6 +137,7 @@ class SessionGuardMiddleware:
             try:
                 await guard.arecord(verdict.events)
             except StoreUnavailable:
+                guard.store_failed()
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
             return verdict.refusal
@@ -160,6 +161,7 @@ class SessionGuardMiddleware:
         try:
             ended = await guard.async_store.end(record.id, "revoked")
         except StoreUnavailable:
+            guard.store_failed(record.platform)
             return guard.verdict(presented, Check(Outcome.STORE_UNAVAILABLE)), None
         return guard.decider.revoked(presented, record, anomaly, ended), None
 
@@ -208,6 +210,7 @@ class _ASGIContext(AsyncSessionContext):
         return client_ip(peer, forwarded, self._guard.config.trusted_proxies)
 
     def _store_failed(self) -> None:
+        self._guard.store_failed(None if self.session is None else self.session.platform)
         if not isinstance(self._respond, _Unavailable):
             self._respond = _Unavailable(self._respond, self._guard.unavailable)
 

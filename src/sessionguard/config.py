@@ -109,6 +109,8 @@ class Config:
     local_cache: float = 0.0
     store_timeout: float = 0.5
     store_spin: float = 0.0002
+    #: ``METRICS``: Prometheus metrics (the ``metrics`` extra, :mod:`.metrics`)
+    metrics: bool = False
     #: ``ON_ANOMALY``: what a session's sudden change of client does: ``log``, ``flag``, ``revoke``
     on_anomaly: str = "log"
 

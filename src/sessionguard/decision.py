@@ -24,6 +24,7 @@ from .anomaly import event as anomaly_event
 from .config import Config
 from .core import Outcome, Record, cookie_max_age, deadline
 from .incoming import Presented, present
+from .metrics import Metrics
 from .policy import Policy
 from .session import Session
 from .stores.protocol import Check
@@ -57,11 +58,12 @@ class Decider:
     read but ``now_ms`` for the date of a timeout's audit event)."""
 
     def __init__(self, config: Config, tokens: Tokens, default_policy: Policy,
-                 now_ms: Callable[[], int]) -> None:
+                 now_ms: Callable[[], int], metrics: Metrics | None = None) -> None:
         self.config = config
         self.tokens = tokens
         self.default_policy = default_policy
         self.now_ms = now_ms
+        self.metrics = metrics
         self._admin_slash = f"{config.admin_path}/"
         #: the ``Set-Cookie`` value that clears the session cookie
         self.clear_cookie = self.cookie("", 0)
@@ -116,6 +118,10 @@ class Decider:
             at = self.now_ms()
             ends = deadline(ended, check.policy or self.default_policy)
             events = (audit.ended(ended, outcome.value, "system", at if ends is None else min(at, ends)),)
+        elif check is not None and check.ended is not None and self.metrics is not None:
+            # a session of a sign-out of everyone, whose one event covers them all: the
+            # metric counts each ending as it is noticed
+            self.metrics.noticed_ending(check.ended.platform, outcome.value)
         clear = self.clear_cookie if presented.source == "cookie" else None
         refusal = self._refusals.get("invalid")
         return Verdict(ended_reason=outcome.value, set_cookie=clear, events=events, refusal=refusal)

@@ -284,6 +284,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "local_cache": _local_cache,
     "store_timeout": _store_timeout,
     "store_spin": _store_spin,
+    "metrics": _bool,
     "on_anomaly": _choice("log", "flag", "revoke"),
 }
 SECRETS = ("secret_key", "admin_token")

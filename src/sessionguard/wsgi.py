@@ -107,7 +107,7 @@ class WSGIMiddleware:
         if presented.session_id is not None:
             passive = guard.is_passive(environ.get("PATH_INFO", ""), environ.get("HTTP_X_SESSION_PASSIVE"))
             try:
-                check = guard.store.check(presented.session_id, passive=passive)
+                check = guard.store_check(presented.session_id, passive=passive)
             except StoreUnavailable:
                 check = Check(Outcome.STORE_UNAVAILABLE)
         verdict = guard.verdict(presented, check)
@@ -123,6 +123,7 @@ class WSGIMiddleware:
             try:
                 guard.record(verdict.events)
             except StoreUnavailable:
+                guard.store_failed()
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
             return verdict.refusal
@@ -146,6 +147,7 @@ class WSGIMiddleware:
         try:
             ended = guard.store.end(record.id, "revoked")
         except StoreUnavailable:
+            guard.store_failed(record.platform)
             return guard.verdict(presented, Check(Outcome.STORE_UNAVAILABLE)), None
         return guard.decider.revoked(presented, record, anomaly, ended), None
 
@@ -173,6 +175,7 @@ class _WSGIContext(SessionContext):
         return client_ip(*_peer(self._raw), self._guard.config.trusted_proxies)
 
     def _store_failed(self) -> None:
+        self._guard.store_failed(None if self.session is None else self.session.platform)
         if not isinstance(self._respond, _Unavailable):
             self._respond = _Unavailable(self._respond)
 

@@ -156,13 +156,14 @@ INFO = (
     "Every response to a request with a valid session carries `Session-Expires` (ISO 8601 UTC: the "
     "session's expires_at; absent when it never expires). A request with `X-Session-Passive: 1` is "
     "checked without counting as activity. With SELF_SERVICE=off, /me and /api/me/* answer 404 and "
-    "are not described here."
+    "are not described here; with METRICS=off, so does /metrics."
 )
 
 
-def build(prefix: str, cookie_name: str, *, self_service: bool = True) -> dict[str, Any]:
+def build(prefix: str, cookie_name: str, *, self_service: bool = True,
+          metrics: bool = False) -> dict[str, Any]:
     """The document for the sub-app mounted at ``prefix`` (without ``/me`` and
-    ``/api/me/...`` when ``self_service`` is off)."""
+    ``/api/me/...`` when ``self_service`` is off, with ``/metrics`` when ``metrics``)."""
     user = _param("user_id", "path", {"type": "string", "minLength": 1, "maxLength": 256}, required=True)
     ops: dict[str, Schema] = {
         "/api/sessions": {"get": _operation(
@@ -201,6 +202,12 @@ def build(prefix: str, cookie_name: str, *, self_service: bool = True) -> dict[s
                               WRITES, params=(CSRF,), body="SettingsUpdate", body_required=True)},
         "/api/csrf": {"get": _operation("The CSRF token of the caller's session", "CsrfToken",
                                         "401 403 503")},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics in the text exposition format (METRICS=on)",
+            "description": "Permission: sessions:read (or ADMIN_TOKEN).", "parameters": [],
+            "responses": {"200": {"description": "The metrics", "content": {
+                "text/plain": {"schema": {"type": "string"}}}},
+                **{status: {"$ref": f"#/components/responses/E{status}"} for status in ("401", "403")}}}},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {
             "200": {"description": "OK", **_json({"type": "object"})}}}},
         "/": {"get": _page("HTML admin page: sessions, policy, audit log, sign out everyone",
@@ -212,7 +219,8 @@ def build(prefix: str, cookie_name: str, *, self_service: bool = True) -> dict[s
         "openapi": "3.1.0",
         "info": {"title": "sessionguard admin API", "version": "1", "description": INFO},
         "paths": {
-            prefix + path: item for path, item in ops.items() if self_service or not is_self_service(path)
+            prefix + path: item for path, item in ops.items()
+            if (self_service or not is_self_service(path)) and (metrics or path != "/metrics")
         },
         "components": {
             "schemas": SCHEMAS,
@@ -248,7 +256,8 @@ def document(call: Call) -> Flow:
     body = cache.get(prefix)
     if body is None:
         config = call.admin.config
-        document = build(prefix, config.cookie_name, self_service=config.self_service)
+        document = build(prefix, config.cookie_name, self_service=config.self_service,
+                         metrics=config.metrics)
         body = json.dumps(document, ensure_ascii=True).encode()
         if len(cache) < _MAX_DOCUMENTS:
             cache[prefix] = body

@@ -29,8 +29,9 @@ from ...audit import Event
 from ...core import Record
 from ...errors import StoreUnavailable
 from ...policy import Policy
-from ..protocol import Check, Created, NewSession, Page
+from ..protocol import ActiveCounts, Check, Created, NewSession, Page
 from .calls import Op, Request, Script
+from .census import read_counts
 from .clients import ATTEMPT_SHARE, AsyncRetry, connect, logger, retries
 from .lane import Encoder, LaneUnavailable
 from .lane_async import AsyncLane
@@ -190,6 +191,9 @@ class AsyncRedisStore:
     async def slot_tag(self, user_id: str) -> str:
         return await self._run(self._ops.slot_tag(user_id))
 
+    def cached_check(self, session_id: str, *, passive: bool) -> Check | None:
+        return self._ops.cached(session_id, passive)
+
     async def check(self, session_id: str, *, passive: bool) -> Check:
         hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
         return hit if hit is not None else await self._run(self._ops.check(session_id, passive))
@@ -227,6 +231,12 @@ class AsyncRedisStore:
 
     async def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
         return await self._run(self._ops.set_roles(user_id, roles))
+
+    async def active_counts(self) -> ActiveCounts | None:
+        counts, due = await self._run(read_counts(self._ops))
+        if due:
+            self._shared.recount()  # a thread with the sync client: see RedisStore.recount
+        return counts
 
     async def append_events(self, events: Sequence[Event]) -> None:
         await self._run(self._ops.append_events(events))

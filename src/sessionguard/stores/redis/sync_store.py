@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -23,9 +23,10 @@ from ...audit import Event
 from ...core import Record
 from ...errors import StoreUnavailable
 from ...policy import Policy
-from ..protocol import Check, Created, NewSession, Page
+from ..protocol import ActiveCounts, Check, Created, NewSession, Page
 from .calls import Op, Request, Script
-from .clients import Health, Retry, connect, retries
+from .census import count_active, read_counts
+from .clients import Health, Retry, connect, logger, retries
 from .lane import Encoder, LaneUnavailable, SyncLane
 from .operations import Operations
 from .scripts import script_sources
@@ -52,6 +53,9 @@ class Shared:
         self.sources = script_sources()
         self.health = Health(self.sources)
         self.subscriber = Subscriber(self.sync_client, ops.keys, ops.cache)
+        #: starts a count of the active sessions in the background (the sync store's
+        #: :meth:`RedisStore.recount`, which both stores ask)
+        self.recount: Callable[[], None] = lambda: None
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -157,6 +161,9 @@ class RedisStore:
         with contextlib.suppress(StopIteration):
             op.send(reply)
 
+    def cached_check(self, session_id: str, *, passive: bool) -> Check | None:
+        return self._ops.cached(session_id, passive)
+
     def check(self, session_id: str, *, passive: bool) -> Check:
         hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
         return hit if hit is not None else self._run(self._ops.check(session_id, passive))
@@ -194,6 +201,23 @@ class RedisStore:
 
     def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
         return self._run(self._ops.set_roles(user_id, roles))
+
+    def active_counts(self) -> ActiveCounts | None:
+        counts, due = self._run(read_counts(self._ops))
+        if due:
+            self._shared.recount()
+        return counts
+
+    def recount(self) -> None:
+        """Count the active sessions anew (:func:`.census.count_active`) in a thread of
+        its own: a count reads every session, never on a caller's time."""
+        threading.Thread(target=self._count, name="sessionguard-census", daemon=True).start()
+
+    def _count(self) -> None:
+        try:
+            self._run(count_active(self._ops))
+        except StoreUnavailable:
+            logger.warning("sessionguard: the count of active sessions failed (store unavailable)")
 
     def append_events(self, events: Sequence[Event]) -> None:
         self._run(self._ops.append_events(events))
