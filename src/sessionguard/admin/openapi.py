@@ -19,6 +19,7 @@ from .auth import PUBLIC
 from .flow import Flow
 from .http import BASE_HEADERS, JSON_TYPE, MAX_BODY, Response
 from .routing import Call, Route, is_self_service
+from .stats import HOURS, REASONS
 
 Schema = dict[str, Any]
 _MAX_DOCUMENTS = 8  # distinct mount prefixes cached
@@ -76,6 +77,21 @@ SCHEMAS: dict[str, Schema] = {
         "detail": {"type": "string"},
     }, ("type", "at", "user_id", "session_id", "platform", "reason", "actor")),
     "EventPage": _obj({"events": {"type": "array", "items": _ref("Event")}, "next_cursor": _TEXT}),
+    "Stats": _obj({
+        "now": TIME,
+        "active": _nullable(_obj({
+            "counted_at": TIME,
+            "platforms": _obj({p: {"type": "integer", "minimum": 0} for p in PLATFORMS}),
+        })),
+        "endings": _obj({
+            "hours": {"type": "array", "items": TIME, "minItems": HOURS, "maxItems": HOURS,
+                      "description": "start of each clock hour, oldest first; the last is the current"},
+            "reasons": _obj({r: {"type": "array", "items": {"type": "integer", "minimum": 0},
+                                 "minItems": HOURS, "maxItems": HOURS} for r in REASONS}),
+            "complete": {"type": "boolean",
+                         "description": "false: the read of the audit log stopped at its bound"},
+        }),
+    }),
     "PlatformPolicy": _obj(PLATFORM_POLICY),
     "Policy": _obj({
         "platforms": _obj({p: _ref("PlatformPolicy") for p in PLATFORMS}),
@@ -187,6 +203,10 @@ def build(prefix: str, cookie_name: str, *, self_service: bool = True,
                               params=(CSRF,), body="PolicyUpdate", body_required=True)},
         "/api/audit": {"get": _operation(
             "Audit events, newest first", "EventPage", READS, params=(USER_Q, LIMIT, CURSOR))},
+        "/api/stats": {"get": _operation(
+            "What the admin page's charts draw: active sessions per platform (the store's count, "
+            "null until there is one), and endings per reason in each of the last 24 clock hours "
+            "(from the audit log)", "Stats", "401 403 503")},
         "/api/me/sessions": {"get": _operation("The caller's own sessions", "OwnSessions", "401 403 503")},
         "/api/me/sessions/{id}": {"delete": _operation(
             "Sign out one of the caller's sessions (signed_out)", None, "401 403 404 503",

@@ -13,5 +13,6 @@ from .me import ROUTES as ME
 from .openapi import ROUTES as OPENAPI
 from .pages import ROUTES as PAGES  # the HTML pages of / and /me
 from .routing import Route
+from .stats import ROUTES as STATS  # the admin page's charts
 
-ROUTES: tuple[Route, ...] = (*API, *ME, *OPENAPI, *PAGES)
+ROUTES: tuple[Route, ...] = (*API, *STATS, *ME, *OPENAPI, *PAGES)
