@@ -142,6 +142,27 @@ def commandstats(client: redis.Redis) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(stats["calls"]) for name, stats in info.items()}
 
 
+def command_usec(client: redis.Redis) -> dict[str, int]:
+    """``INFO commandstats`` as ``{command: usec}``: the server's time in each
+    command, a script's or function's own commands counted in it and again on
+    their own line."""
+    info = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(stats["usec"]) for name, stats in info.items()}
+
+
+#: The commands that run a script or a Redis function.
+SCRIPT_COMMANDS = frozenset({"eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"})
+
+
+def server_cost(before: dict[str, int], after: dict[str, int], n: int) -> tuple[float, float]:
+    """Redis server µs per request between two :func:`command_usec`: the script
+    or function commands' own usec, and the sum over every command (the
+    commands a script runs counted twice, as Redis reports them)."""
+    delta = {name: usec - before.get(name, 0) for name, usec in after.items() if name not in NOT_COUNTED}
+    scripts = sum(usec for name, usec in delta.items() if name in SCRIPT_COMMANDS)
+    return scripts / n, sum(delta.values()) / n
+
+
 def stats_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     """Calls per command between two :func:`commandstats`, without ``INFO`` itself."""
     delta = {name: calls - before.get(name, 0) for name, calls in after.items()}

@@ -251,18 +251,18 @@ async def _per_call_async(fn: Any, n: int) -> tuple[float, float]:
 def _check_script(store: Any, session_id: str, client: Any) -> tuple[str, tuple[Any, ...], tuple[Any, ...]]:
     """The check script's name, KEYS and ARGV as the store sends them (driving
     its I/O-free operation by hand)."""
-    op = store._ops.check(session_id, False)
+    op = store._ops.check(session_id, False, True)
     request = op.send(None)
     while not hasattr(request, "name"):  # plain commands first (a state re-read)
         replies = [client.execute_command(*command) for command in request.commands]
         request = op.send(replies)
     op.close()
-    return request.name, request.keys, request.argv
+    return request.name, request.keys, request.args
 
 
 def _plan(store: Any, session_id: str) -> Any:
-    """The check's script request, planned without I/O (the state is cached)."""
-    op = store._ops.check(session_id, False)
+    """The check's function call, planned without I/O (the state is cached)."""
+    op = store._ops.check(session_id, False, True)
     request = op.send(None)
     op.close()
     return request
@@ -274,7 +274,6 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
     import redis.asyncio
 
     from sessionguard.stores.redis.records import decode_record
-    from sessionguard.stores.redis.scripts import script_sources
     from sessionguard.tokens import session_id as public_id
 
     n = 300 if quick else 2000
@@ -284,39 +283,41 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
     sid = public_id(g.tokens.verify(token))
     client = redis.Redis.from_url(redis_url)
     name, keys, args = _check_script(g.store, sid, client)
-    sha = client.script_load(script_sources()[name])
-    evalsha = ("EVALSHA", sha, len(keys), *keys, *args)
+    caller = g.store._shared.caller
+    client.function_load(caller.library.source, replace=True)
+    fcall = ("FCALL", caller.library.names[name], len(keys), *keys, *args)
     conn = client.connection_pool.get_connection()
-    encoded = g.store._encoder.evalsha(_plan(g.store, sid))
+    encoded = g.store._encoder.fcall(_plan(g.store, sid))
     value = client.get(keys[0])
     store_client = g.store._shared.sync_client()
     rows: list[tuple[str, tuple[float, float]]] = [
         ("redis-py `PING`", _per_call(client.ping, n)),
         ("redis-py `GET` of the session record", _per_call(lambda: client.get(keys[0]), n)),
-        (f"redis-py packs the check's `EVALSHA` ({len(evalsha)} arguments), no I/O",
-         _per_call(lambda: conn.pack_command(*evalsha), n)),
+        (f"redis-py packs the check's `FCALL` ({len(fcall)} arguments), no I/O",
+         _per_call(lambda: conn.pack_command(*fcall), n)),
         ("redis-py packs a `GET`, no I/O", _per_call(lambda: conn.pack_command("GET", keys[0]), n)),
-        ("redis-py `EVALSHA` check, the store's exact KEYS/ARGV",
-         _per_call(lambda: client.execute_command(*evalsha), n)),
+        ("redis-py `FCALL` check, the store's exact KEYS/ARGV",
+         _per_call(lambda: client.execute_command(*fcall), n)),
         ("sessionguard plans the check: KEYS/ARGV from `Operations.check`, no I/O",
          _per_call(lambda: _plan(g.store, sid), n)),
         ("sessionguard decodes the returned record (`decode_record`, its JSON tail too)",
          _per_call(lambda: decode_record(sid, value), n)),
-        ("the store's own redis-py client (its pool, timeouts, retry): `EVALSHA` check",
-         _per_call(lambda: store_client.execute_command(*evalsha), n)),
-        ("the store's redis-py `Script` object on that client (`Script.__call__`)",
-         _per_call(lambda: g.store._scripts[name](keys, args, client=store_client), n)),
+        ("the store's own redis-py client (its pool, timeouts, retry): `FCALL` check",
+         _per_call(lambda: store_client.execute_command(*fcall), n)),
+        ("the store's ordinary path on that client (`functions.Caller.call`)",
+         _per_call(lambda: caller.call(store_client, _plan(g.store, sid)), n)),
         ("sessionguard encodes the check (`stores.redis.lane.Encoder`), no I/O",
-         _per_call(lambda: g.store._encoder.evalsha(_plan(g.store, sid)), n)),
+         _per_call(lambda: g.store._encoder.fcall(_plan(g.store, sid)), n)),
         ("the store's lane: the encoded check on its own connection (`SyncLane.call`)",
          _per_call(lambda: g.store._lane.call(encoded), n)),
         ("`RedisStore.check()` (what the WSGI shell calls)",
-         _per_call(lambda: g.store.check(sid, passive=False), n)),
+         _per_call(lambda: g.store.check(sid, passive=False, unbound_token=True), n)),
     ]  # fmt: skip
     client.connection_pool.release(conn)
-    before = client.info("commandstats").get("cmdstat_evalsha", {})
-    client.execute_command(*evalsha)
-    after = client.info("commandstats").get("cmdstat_evalsha", {})
+    before = client.info("commandstats").get("cmdstat_fcall", {})
+    for _ in range(n):
+        client.execute_command(*fcall)
+    after = client.info("commandstats").get("cmdstat_fcall", {})
 
     async def async_rows() -> list[tuple[str, tuple[float, float]]]:
         aclient = redis.asyncio.Redis.from_url(redis_url)
@@ -326,17 +327,17 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
             return [
                 ("redis.asyncio `GET` of the session record",
                  await _per_call_async(lambda: aclient.get(keys[0]), n)),
-                ("redis.asyncio `EVALSHA` check, same KEYS/ARGV",
-                 await _per_call_async(lambda: aclient.execute_command(*evalsha), n)),
-                ("the store's own redis.asyncio client: `EVALSHA` check",
-                 await _per_call_async(lambda: store_aclient.execute_command(*evalsha), n)),
-                ("the store's `AsyncScript` object on that client",
-                 await _per_call_async(lambda: g.async_store._scripts[name](keys, args, client=store_aclient),
-                                       n)),
+                ("redis.asyncio `FCALL` check, same KEYS/ARGV",
+                 await _per_call_async(lambda: aclient.execute_command(*fcall), n)),
+                ("the store's own redis.asyncio client: `FCALL` check",
+                 await _per_call_async(lambda: store_aclient.execute_command(*fcall), n)),
+                ("the store's ordinary path on that client (`functions.Caller.acall`)",
+                 await _per_call_async(lambda: caller.acall(store_aclient, _plan(g.store, sid)), n)),
                 ("the store's lane: the encoded check on its pipelined connection (`AsyncLane.call`)",
                  await _per_call_async(lambda: lane.call(encoded), n)),
                 ("`AsyncRedisStore.check()` (what the ASGI shell awaits)",
-                 await _per_call_async(lambda: g.async_store.check(sid, passive=False), n)),
+                 await _per_call_async(lambda: g.async_store.check(sid, passive=False, unbound_token=True),
+                                       n)),
             ]  # fmt: skip
         finally:
             await aclient.aclose()
@@ -351,7 +352,7 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
         table.add(label, fmt(wall, 1), fmt(cpu, 1))
     if before and after and after["calls"] > before["calls"]:
         server = (after["usec"] - before["usec"]) / (after["calls"] - before["calls"])
-        table.notes.append(f"server side: the check script runs in {fmt(server, 1)} µs inside Redis "
-                           "(`INFO commandstats` usec of one EVALSHA).")
+        table.notes.append(f"server side: the check function runs in {fmt(server, 1)} µs inside Redis "
+                           f"(`INFO commandstats` usec of the FCALL, over {n} calls).")
     table.notes.append("CPU counts every thread of this process (the store's pub/sub thread included).")
     return table

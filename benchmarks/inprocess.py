@@ -26,7 +26,10 @@ ratios are paired per round before taking the median. The "own" figures of
 sessionguard (against its very own inner app) pair single requests instead,
 one of each in turn (:func:`_asgi_own`). A separate, untimed pass counts what reaches
 Redis: ``INFO commandstats`` deltas (commands run inside Lua scripts count
-too) and client round trips (``send_packed_command`` calls of redis-py).
+too) and client round trips (``send_packed_command`` calls of redis-py); and
+the Redis server's own time per authenticated request (``usec`` of
+``INFO commandstats``, summed over ``server_requests`` requests after the
+timed rounds, divided by their number).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from common import USER_AGENT, RoundTrips, commandstats, stats_delta
+from common import USER_AGENT, RoundTrips, command_usec, commandstats, server_cost, stats_delta
 from hijack import WATCHED
 from variants import USER, Variant, unwrapped
 
@@ -62,10 +65,11 @@ class Settings:
     requests: int = 2000  # per variant, scenario and round
     batches: int = 20  # of CONCURRENCY requests, per variant and round
     count_requests: int = 200  # in the untimed counting pass
+    server_requests: int = 3000  # authenticated requests whose Redis server time is summed
     warmup: int = 300
 
 
-QUICK = Settings(rounds=3, requests=300, batches=5, count_requests=50, warmup=100)
+QUICK = Settings(rounds=3, requests=300, batches=5, count_requests=50, warmup=100, server_requests=1000)
 
 
 @dataclass
@@ -83,6 +87,9 @@ class Counts:
     commands: float = 0.0
     round_trips: float = 0.0
     mix: dict[str, float] = field(default_factory=dict)
+    #: Redis server µs per request: the script/function command's own, and every command's
+    script_us: float = 0.0
+    server_us: float = 0.0
 
 
 @dataclass
@@ -291,6 +298,10 @@ async def run_asgi(
                     await _asgi_timed(apps[v.name], templates[v.name][scenario], n)
                     trips_after, after = trips.count, commandstats(counter)
                     results[v.name].counts[scenario] = _counts(before, after, trips_after - trips_before, n)
+        for v in variants:
+            n, usec = settings.server_requests, command_usec(counter)
+            await _asgi_timed(apps[v.name], templates[v.name]["auth"], n)
+            _server(results[v.name], usec, command_usec(counter), n)
     return KindResult("asgi", results)
 
 
@@ -457,6 +468,10 @@ def run_wsgi(
                     _wsgi_timed(apps[v.name], templates[v.name][scenario], n)
                     trips_after, after = trips.count, commandstats(counter)
                     results[v.name].counts[scenario] = _counts(before, after, trips_after - trips_before, n)
+        for v in variants:
+            n, usec = settings.server_requests, command_usec(counter)
+            _wsgi_timed(apps[v.name], templates[v.name]["auth"], n)
+            _server(results[v.name], usec, command_usec(counter), n)
     return KindResult("wsgi", results)
 
 
@@ -470,6 +485,11 @@ def _counts(before: dict[str, int], after: dict[str, int], trips: int, n: int) -
         round_trips=trips / n,
         mix={name: calls / n for name, calls in sorted(delta.items())},
     )
+
+
+def _server(result: VariantResult, before: dict[str, int], after: dict[str, int], n: int) -> None:
+    counts = result.counts.setdefault("auth", Counts())
+    counts.script_us, counts.server_us = server_cost(before, after, n)
 
 
 def _rotated(variants: Sequence[Variant], r: int) -> list[Variant]:

@@ -41,7 +41,7 @@ from sessionguard.admin.routing import Admin
 from sessionguard.stores.protocol import NewSession
 from sessionguard.stores.redis.keys import Keys
 from sessionguard.stores.redis.records import idx_position
-from sessionguard.stores.redis.scripts import script_sources
+from sessionguard.stores.redis.scripts import library
 from sessionguard.tokens import session_id
 
 TOKEN = "bench-admin-token-" + "x" * 32
@@ -53,23 +53,26 @@ WARMUP = 3
 
 
 class Loader:
-    """Creates sessions through the store's ``create`` script, pipelined: users
+    """Creates sessions through the store's ``create`` function, pipelined: users
     of two sessions (web and mobile), a 120-byte user agent and metadata."""
 
     def __init__(self, guard: SessionGuard, client: Any) -> None:
         self.guard, self.client = guard, client
         self.ops = guard.store._ops  # type: ignore[attr-defined]  # the store's I/O-free operations
-        self.sources = script_sources()
-        self.sha = client.script_load(self.sources["create"])
+        self.library = library()
+        client.function_load(self.library.source, replace=True)
+
+    def _fcall(self, request: Any) -> Any:
+        name = self.library.names[request.name]
+        return self.client.execute_command("FCALL", name, len(request.keys), *request.keys, *request.args)
 
     def _script(self, new: NewSession) -> Any:
-        """Drive the create operation up to its script (answering a state re-read)."""
-        op = self.ops.create(new, None)
+        """Drive the create operation up to its function call (answering a state re-read)."""
+        op = self.ops.users.create(new, None)
         request = op.send(None)
         while getattr(request, "name", None) != "create":
-            if hasattr(request, "name"):  # the state script
-                source = self.sources[request.name]
-                reply = self.client.eval(source, len(request.keys), *request.keys, *request.argv)
+            if hasattr(request, "name"):  # the state function
+                reply = self._fcall(request)
             else:
                 reply = [self.client.execute_command(*c) for c in request.commands]
             request = op.send(reply)
@@ -90,9 +93,10 @@ class Loader:
                     metadata={"name": f"User {i // 2}", "roles": ["staff"]},
                 )
                 request = self._script(new)
-                pipe.execute_command("EVALSHA", self.sha, len(request.keys), *request.keys, *request.argv)
+                name = self.library.names[request.name]
+                pipe.execute_command("FCALL", name, len(request.keys), *request.keys, *request.args)
             if any(reply[0] != 1 for reply in pipe.execute()):
-                raise RuntimeError("the create script refused a session while loading")
+                raise RuntimeError("the create function refused a session while loading")
             if first % 100_000 == 0 and first:
                 print(f"  … {first:,} sessions loaded", file=sys.stderr, flush=True)
         return count / (time.perf_counter() - started)

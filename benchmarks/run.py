@@ -32,6 +32,10 @@ Sections (each module's docstring says exactly what it measures):
 - **HTTP** (``http_load.py``, ``--http``): uvicorn and gunicorn under ``wrk``.
 - **scale** (``scale.py``, ``--scale``): memory per session, admin listing
   pages, sign-out of everyone and a login at the limit with 1,000,000 sessions.
+- **dbsc** (``dbsc.py``, ``--all`` or ``--only dbsc``): a request on a
+  device-bound session against one on an unbound session, and one refresh.
+- **cost** (``redis_cost.py``, ``--all`` or ``--only cost``): the Redis server
+  time of each store operation at 1, 100 and 1,000 sessions per user.
 
 The sessionguard variants run on both ``memory://`` and a Redis store; while
 ``sessionguard.stores.redis`` is not importable, the Redis variants are skipped
@@ -74,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http", action="store_true", help="also run uvicorn/gunicorn under wrk")
     parser.add_argument("--scale", action="store_true", help="also run the 1,000,000-session scale test")
     parser.add_argument("--all", action="store_true", help="every section")
-    parser.add_argument("--only", choices=["inprocess", "instructions", "idle", "profile", "http", "scale"],
+    parser.add_argument("--only", choices=["inprocess", "instructions", "idle", "profile", "http", "scale",
+                                           "dbsc", "cost"],
                         action="append",
                         help="run only these sections (repeatable)")
     parser.add_argument("--sessions", type=int, default=1_000_000, help="sessions for --scale")
@@ -88,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         sections.add("http")
     if not args.only and (args.scale or args.all):
         sections.add("scale")
+    if not args.only and args.all:
+        sections.add("dbsc")
+        sections.add("cost")
     settings = QUICK if args.quick else Settings()
     if args.rounds or args.requests:
         settings = dataclasses.replace(settings, rounds=args.rounds or settings.rounds,
@@ -111,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             "profile": lambda: _profile(server, sg_redis, args.quick),
             "http": lambda: _http(server, sg_redis, args.quick),
             "scale": lambda: _scale(args.sessions, sg_redis),
+            "dbsc": lambda: _dbsc(server, sg_redis, args.quick),
+            "cost": lambda: _cost(args.quick, sg_redis),
         }
         for name, run in runs.items():
             if name not in sections:
@@ -211,6 +221,13 @@ def _http(server: RedisServer, sg_redis: bool, quick: bool) -> Section:
     return [http_mode(server, redis_store=sg_redis, quick=quick).markdown()], []
 
 
+def _dbsc(server: RedisServer, sg_redis: bool, quick: bool) -> Section:
+    from dbsc import dbsc_tables
+
+    print("dbsc …", file=sys.stderr, flush=True)
+    return [table.markdown() for table in dbsc_tables(server.url if sg_redis else None, quick=quick)], []
+
+
 def _scale(sessions: int, sg_redis: bool) -> Section:
     if not sg_redis:
         raise RuntimeError("the scale test needs the sessionguard Redis store")
@@ -219,6 +236,15 @@ def _scale(sessions: int, sg_redis: bool) -> Section:
     print("scale …", file=sys.stderr, flush=True)
     table, found = scale(sessions)  # on a fresh private server of its own
     return [table.markdown()], found
+
+
+def _cost(quick: bool, sg_redis: bool) -> Section:
+    if not sg_redis:
+        raise RuntimeError("the cost section needs the sessionguard Redis store")
+    from redis_cost import redis_cost
+
+    print("redis cost …", file=sys.stderr, flush=True)
+    return [redis_cost(quick).markdown()], []  # on a fresh private server of its own
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -18,15 +19,17 @@ class LiveServer:
     """uvicorn on a free loopback port (``url``: ``http://127.0.0.1:<port>``)
     with the ``websockets-sansio`` implementation. The thread runs its own event loop;
     the guard's async store is closed in that loop once the server has stopped
-    (its connections belong there). A context manager."""
+    (its connections belong there). A context manager. ``tls``: the certificate
+    and key files to serve HTTPS with (``url`` then starts with ``https``)."""
 
-    def __init__(self, app: Any, guard: SessionGuard) -> None:
+    def __init__(self, app: Any, guard: SessionGuard, *, tls: tuple[Path, Path] | None = None) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.bind(("127.0.0.1", 0))
         self.port: int = self._socket.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'http' if tls is None else 'https'}://127.0.0.1:{self.port}"
+        certificate = {} if tls is None else {"ssl_certfile": str(tls[0]), "ssl_keyfile": str(tls[1])}
         config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="websockets-sansio", http="h11",
-                                proxy_headers=False)
+                                proxy_headers=False, **certificate)
         self._server = uvicorn.Server(config)
         self._guard = guard
         self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), daemon=True)

@@ -188,7 +188,7 @@ def test_list_sessions_newest_first_with_filters(api: Api) -> None:
     ]
     assert set(body["sessions"][0]) == {
         "id", "user_id", "platform", "created_at", "last_seen_at", "expires_at", "remember_me",
-        "ip", "city", "user_agent", "device", "metadata",
+        "ip", "city", "user_agent", "device", "metadata", "device_bound",
     }
     assert not any(token in response.text for token in tokens)
     only = api.anon.get(f"{API}/sessions", params={"user_id": "ada", "platform": "mobile"}, headers=TOKEN)
@@ -261,6 +261,8 @@ def test_end_one_session_is_revoked(api: Api) -> None:
     assert event == {
         "type": "revoked", "at": event["at"], "user_id": "ada", "session_id": victim["session"]["id"],
         "platform": "web", "reason": "revoked", "actor": "user:root",
+        # where the session was signed in from (SPEC 9.3)
+        "ip": victim["session"]["ip"], "device": victim["session"]["device"], "city": None,
     }
 
 

@@ -52,7 +52,7 @@ def test_login_sets_cookie_and_session_is_seen(harness: Harness) -> None:
     assert body["token"] not in str(seen)  # the token is never part of a Session's JSON
     assert set(session) == {
         "id", "user_id", "platform", "created_at", "last_seen_at", "expires_at", "remember_me",
-        "ip", "city", "user_agent", "device", "metadata",
+        "ip", "city", "user_agent", "device", "metadata", "device_bound",
     }
 
 

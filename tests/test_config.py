@@ -4,6 +4,7 @@ error reporting, secrets, cookie-prefix conflicts and per-platform inheritance."
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import ipaddress
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from sessionguard.config import (
     redact_url,
 )
 from sessionguard.errors import ConfigurationError
+from sessionguard.policy import Policy
 
 KEY = "k" * 32
 OLD_KEY = "o" * 40
@@ -29,12 +31,13 @@ SPEC_VARIABLES = """
     SECRET_KEY STORE_URL KEY_PREFIX IDLE_TIMEOUT ABSOLUTE_TIMEOUT REMEMBER_ME_PERIOD
     MAX_SESSIONS WEB_IDLE_TIMEOUT MOBILE_IDLE_TIMEOUT DESKTOP_IDLE_TIMEOUT
     WEB_ABSOLUTE_TIMEOUT MOBILE_ABSOLUTE_TIMEOUT DESKTOP_ABSOLUTE_TIMEOUT
-    WEB_MAX_SESSIONS MOBILE_MAX_SESSIONS DESKTOP_MAX_SESSIONS ON_LIMIT EVICT
+    WEB_MAX_SESSIONS MOBILE_MAX_SESSIONS DESKTOP_MAX_SESSIONS SESSION_CEILING ON_LIMIT EVICT
     PASSIVE_PATHS ALLOW_USER_TIMEOUTS COOKIE_NAME COOKIE_SECURE COOKIE_SAMESITE
     COOKIE_DOMAIN COOKIE_PATH ACCEPT_BEARER PLATFORM_HEADER ON_INVALID STORE_UNAVAILABLE
     ADMIN_PATH ADMIN_ROLES READONLY_ROLES ADMIN_TOKEN TRUSTED_PROXIES GEOIP_DATABASE
     AUDIT_MAXLEN AUDIT_RETENTION LOCAL_CACHE STORE_TIMEOUT STORE_SPIN ALLOWED_ORIGINS
-    ROLE_PERMISSIONS SELF_SERVICE USER_IDLE_TIMEOUT_CHOICES METRICS ON_ANOMALY
+    ROLE_PERMISSIONS SELF_SERVICE USER_IDLE_TIMEOUT_CHOICES DEVICE_BOUND DEVICE_BOUND_COOKIE_LIFETIME
+    METRICS ON_ANOMALY
 """.split()
 
 
@@ -253,6 +256,13 @@ GOOD = [
     pytest.param("store_spin", "1ms", 0.001, id="store-spin-largest"),
     pytest.param("store_spin", "off", 0.0, id="store-spin-off"),
     pytest.param("store_spin", "0", 0.0, id="store-spin-zero"),
+    pytest.param("device_bound", "on", True, id="device-bound-on"),
+    pytest.param("device_bound", "OFF", False, id="device-bound-off"),
+    pytest.param("device_bound", True, True, id="device-bound-bool"),
+    pytest.param("device_bound_cookie_lifetime", "30s", 30, id="lifetime-shortest"),
+    pytest.param("device_bound_cookie_lifetime", "1h", 3600, id="lifetime-longest"),
+    pytest.param("device_bound_cookie_lifetime", "5m", 300, id="lifetime-5m"),
+    pytest.param("device_bound_cookie_lifetime", 90, 90, id="lifetime-int"),
 ]
 
 
@@ -305,6 +315,24 @@ def test_defaults() -> None:
     assert (config.metrics, config.on_anomaly) == (False, "log")
     hours = [3600 * n for n in (1, 4, 8, 12, 24, 48)]
     assert config.user_idle_timeout_choices == (None, 600, 1800, 5400, *hours)  # never,10m,30m,90m,1h,...
+
+
+def test_device_bound_needs_the_admin_path_and_cryptography(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Config(secret_key=KEY, device_bound="on").device_bound is True
+    with pytest.raises(ConfigurationError) as caught:
+        Config.from_env(env(device_bound="on", admin_path="off", idle_timeout="15x"))
+    assert [line.partition("=")[0] for line in caught.value.errors] == [
+        "SESSIONGUARD_IDLE_TIMEOUT", "SESSIONGUARD_DEVICE_BOUND"]
+    assert "requires SESSIONGUARD_ADMIN_PATH" in caught.value.errors[1]
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "cryptography" else real_find_spec(name, *a))
+    with pytest.raises(ConfigurationError) as caught:
+        Config.from_env(env(device_bound="on"))
+    assert caught.value.errors == (
+        "SESSIONGUARD_DEVICE_BOUND='on' needs the cryptography package to verify the browser's"
+        " signatures: pip install 'sessionguard-middleware[dbsc]'",)
+    assert Config.from_env(env(device_bound="off")).device_bound is False  # off needs nothing
 
 
 def test_field_names_are_the_spec_variables() -> None:
@@ -444,6 +472,12 @@ BAD = [
     pytest.param("store_spin", "1s", "is not a polling time", id="spin-second"),
     pytest.param("store_spin", "busy", "is not a polling time", id="spin-word"),
     pytest.param("store_spin", -1, "is not a polling time", id="spin-negative"),
+    pytest.param("device_bound", "maybe", "is not a boolean (use true or false; also 1/0, yes/no, on/off)",
+                 id="device-bound-word"),
+    pytest.param("device_bound_cookie_lifetime", "29s", "from 30s to 1h", id="lifetime-too-short"),
+    pytest.param("device_bound_cookie_lifetime", "61m", "from 30s to 1h", id="lifetime-too-long"),
+    pytest.param("device_bound_cookie_lifetime", "never", "from 30s to 1h", id="lifetime-never"),
+    pytest.param("device_bound_cookie_lifetime", "5x", "is not a cookie lifetime", id="lifetime-unit"),
 ]
 
 
@@ -784,3 +818,18 @@ def test_any_text_is_accepted_or_reported(text: str) -> None:
         Config.from_env(environ)
     except ConfigurationError as exc:
         assert all(line.startswith("SESSIONGUARD_") for line in exc.errors)
+
+
+@pytest.mark.parametrize("value", ["0", "100001", "many", "-3", "1.5"])
+def test_session_ceiling_is_bounded(value: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        Config.from_env(env(session_ceiling=value))
+    assert list(caught.value.errors) == [
+        f"SESSIONGUARD_SESSION_CEILING={value!r} is not a session ceiling (use an integer from 1 to "
+        "100000, such as 1000)"]
+
+
+def test_session_ceiling_defaults_to_a_thousand_and_reaches_the_policy() -> None:
+    assert Config.from_env(env()).session_ceiling == 1000
+    config = Config.from_env(env(session_ceiling="25"))
+    assert (config.session_ceiling, Policy.from_config(config).session_ceiling) == (25, 25)

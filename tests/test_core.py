@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sessionguard.core import (
+    CHALLENGE_MS,
     DAY,
     NEVER_IDLE,
     SECOND,
@@ -19,7 +20,10 @@ from sessionguard.core import (
     flush_by,
     idle_limit,
     judge,
+    redeemable,
+    refuses_token,
     retention,
+    still_used,
     touch_due,
     touch_interval,
     touched,
@@ -160,11 +164,11 @@ def test_an_unwritten_use_is_due_within_an_interval_and_before_the_stored_idle_e
 
 def test_touched_changes_last_seen_only_and_never_backwards() -> None:
     full = Record("id", "u", "mobile", 1, 5, remember_me=True, ip="10.0.0.1", city="Oslo",
-                  user_agent="ua", device="phone", metadata={"k": 1}, user_idle=60)
+                  user_agent="ua", device="phone", metadata={"k": 1}, user_idle=60, device_bound=True)
     # touched() names every field by hand: a new field must be added there (and here)
     assert Record._fields == (
         "id", "user_id", "platform", "created", "last_seen", "remember_me", "ip", "city",
-        "user_agent", "device", "metadata", "user_idle")
+        "user_agent", "device", "metadata", "user_idle", "device_bound")
     used = touched(full, 9)
     assert used.last_seen == 9
     assert used == full._replace(last_seen=9)
@@ -205,3 +209,20 @@ def test_admission(pol: Policy, sessions: list[Record], platform: str, evict: tu
                    refused: bool) -> None:
     plan = admission(sessions, pol, platform)
     assert plan.evict == evict and plan.refused is refused
+
+
+def test_a_bound_session_refuses_tokens_without_an_issue_time() -> None:
+    bound = record()._replace(device_bound=True)
+    assert refuses_token(bound, unbound_token=True)
+    assert not refuses_token(bound, unbound_token=False)
+    assert not refuses_token(record(), unbound_token=True)
+
+
+def test_a_challenge_is_redeemable_once_within_five_minutes() -> None:
+    now = 10 * CHALLENGE_MS
+    assert redeemable({}, "c", now - CHALLENGE_MS, now)
+    assert not redeemable({}, "c", now - CHALLENGE_MS - 1, now)
+    assert redeemable({}, "c", now + CHALLENGE_MS, now)  # a clock ahead, within bounds
+    assert not redeemable({}, "c", now + CHALLENGE_MS + 1, now)
+    assert not redeemable({"c": now}, "c", now, now)
+    assert still_used({"old": now - CHALLENGE_MS - 1, "new": now - 1}, now) == {"new": now - 1}

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from sessionguard.core import Outcome
-from sessionguard.incoming import bearer, client_ip, cookie_values, present
+from sessionguard.incoming import bearer, client_ip, cookie_values, is_https, present
 from sessionguard.tokens import Tokens
 
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -66,3 +66,24 @@ def test_a_presented_token_is_never_in_its_repr() -> None:
     shown = repr(presented)
     assert token not in shown and token.rpartition(".")[0] not in shown
     assert presented.session_id is not None and presented.session_id in shown  # the public id is fine
+
+
+@pytest.mark.parametrize(
+    ("scheme", "peer", "proto", "expected"),
+    [
+        pytest.param("https", "10.0.0.5", None, True, id="own-https"),
+        pytest.param("http", "10.0.0.5", None, False, id="own-http"),
+        pytest.param("wss", "10.0.0.5", None, True, id="websocket-secure"),
+        pytest.param("http", "10.0.0.5", "https", True, id="trusted-proxy-https"),
+        pytest.param("https", "10.0.0.5", "http", False, id="trusted-proxy-http"),
+        pytest.param("http", "10.0.0.5", "http, HTTPS", True, id="trusted-proxy-last-value"),
+        pytest.param("http", "203.0.113.9", "https", False, id="untrusted-peer"),
+        pytest.param("https", "203.0.113.9", "http", True, id="untrusted-peer-own-scheme"),
+        pytest.param("http", None, "https", False, id="no-peer"),
+        pytest.param("http", "testclient", "https", False, id="peer-not-an-address"),
+    ],
+)
+def test_is_https(scheme: str, peer: str | None, proto: str | None, expected: bool) -> None:
+    trusted = [ipaddress.ip_network("10.0.0.0/8")]
+    assert is_https(scheme, peer, proto, trusted) is expected
+    assert is_https(scheme, peer, proto, []) is (scheme in ("https", "wss"))

@@ -93,7 +93,7 @@ def test_hits_cost_no_round_trip_until_the_bound(shell: str, private_redis: Redi
         time.sleep(BOUND)  # past the bound: one request revalidates, the next ones hit again
         for _ in range(5):
             assert client.get("/whoami").json()["session"]["user_id"] == "ada"
-        assert request_commands(proxy) == ["EVALSHA"]
+        assert request_commands(proxy) == ["FCALL"]
     guard.close()
 
 
@@ -229,7 +229,7 @@ def test_a_lost_subscription_empties_the_cache(private_redis: RedisServer, count
     proxy.reset()
     for _ in range(3):
         assert outcome(guard, record) is Outcome.VALID
-    assert request_commands(proxy).count("EVALSHA") == 3 and len(local(guard)) == 0
+    assert request_commands(proxy).count("FCALL") == 3 and len(local(guard)) == 0
 
 
 # -- the cache itself -------------------------------------------------------------------------
@@ -267,3 +267,19 @@ def test_an_untrusted_channel_empties_and_bypasses_the_cache() -> None:
     cache.put(cache.ticket(), valid(1))  # type: ignore[arg-type]
     trusted[0] = False
     assert cache.get("r1") is None and len(cache) == 0 and cache.ticket() is None
+
+
+def test_a_binding_on_one_server_reaches_the_other_at_once(server: Server, clock: FakeClock) -> None:
+    a, b = server(), server()
+    subscribed(a, b)
+    record = a.store.create(new(a.store)).record
+    assert b.store.check(record.id, passive=False, unbound_token=True).outcome is Outcome.VALID
+    assert len(local(b)) == 1  # B caches the session as unbound
+    a.store.bind(record.id, '{"kty":"EC"}', "c1", round(clock() * 1000))
+    began = time.monotonic()
+    while b.store.check(record.id, passive=False, unbound_token=True).outcome is Outcome.VALID:
+        assert time.monotonic() - began < PUSHED, "the binding did not reach the other server"
+        time.sleep(0.001)
+    assert b.store.check(record.id, passive=False).record.device_bound  # cached again, bound
+    assert len(local(b)) == 1
+    assert b.store.check(record.id, passive=False, unbound_token=True).outcome is Outcome.STALE  # a hit

@@ -8,18 +8,19 @@ import redis
 from sessionguard.stores.redis.calls import Arg, Script
 from sessionguard.stores.redis.lane import Encoder
 
-SHA = "0123456789abcdef0123456789abcdef01234567"
+NAME = "sg_0123456789ab_check"
 
 
 def _redis_py(script: Script) -> bytes:
-    packed = redis.Connection().pack_command("EVALSHA", SHA, len(script.keys), *script.keys, *script.argv)
+    packed = redis.Connection().pack_command("FCALL", NAME, len(script.keys), *script.keys, *script.args)
     return b"".join(packed)
 
 
 @pytest.mark.parametrize(
     ("keys", "args"),
     [
-        (("sg:{ab12}:s:xyz", "sg:{ab12}:e:xyz", "sg:idx"), ("", "ab12", "ab12xyz", "0", "")),  # a check
+        (("sg:{ab12}:s:xyz",), ("0||1209600|0|3600||evict_oldest|sg",)),  # a check
+        (("sg:{ab12}:s:xyz",), ("ctx", "p1700000000000", "1700000000001")),  # passive, owed, test clock
         (("k",), ("ascii", "é non-ASCII", "日本")),  # characters are not bytes: the slow path
         (("k",), (b"raw \xff bytes", "text")),  # bytes among str
         (("k",), (42, "text", -1)),  # ints among str
@@ -28,8 +29,7 @@ def _redis_py(script: Script) -> bytes:
     ],
 )
 def test_encoded_check_is_what_redis_py_packs(keys: tuple[str, ...], args: tuple[Arg, ...]) -> None:
-    encoder = Encoder({"check": SHA})
-    for context in (("ctx", "1", "0"), ("ctx", 7, "ü")):  # the context is encoded once, then reused
-        script = Script("check", keys, args, context=context, hot=True)
-        assert encoder.evalsha(script) == _redis_py(script)
-        assert encoder.evalsha(script) == _redis_py(script)
+    encoder = Encoder({"check": NAME})
+    script = Script("check", keys, args, hot=True)
+    assert encoder.fcall(script) == _redis_py(script)
+    assert encoder.fcall(script) == _redis_py(script)  # the head, encoded once, reused

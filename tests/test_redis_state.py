@@ -43,14 +43,14 @@ def test_the_tag_key_costs_no_round_trip_once_read(private_redis: RedisServer, c
     proxy = counting_proxy(private_redis.host, private_redis.port)
     sync, _ = make_stores(proxy.url)
     first = sync.create(new(sync)).record  # the process's first login reads the state (and the key)
-    sync.check(first.id, passive=True)  # the first use of a script loads it (NOSCRIPT)
+    sync.check(first.id, passive=True)  # the first call loads the library (Function not found)
     wait_until(lambda: sync.subscribed)
     proxy.reset()
     assert sync.slot_tag("bob") != ""
     assert request_commands(proxy) == []
     sync.create(new(sync, "bob"))
     assert sync.check(first.id, passive=True).outcome is Outcome.VALID
-    assert request_commands(proxy) == ["EVALSHA", "EVALSHA"]  # create, check: nothing more
+    assert request_commands(proxy) == ["FCALL", "FCALL"]  # create, check: nothing more
 
 
 LOSSES = [

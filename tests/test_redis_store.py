@@ -49,6 +49,7 @@ from sessionguard.stores.redis.records import (
     pack_id,
     record_tail,
     unpack_id,
+    user_member,
 )
 from sessionguard.stores.redis.urls import parse_url
 from sessionguard.tokens import SlotTags, Tokens, session_id
@@ -136,12 +137,12 @@ def test_a_check_is_one_round_trip(private_redis: RedisServer, counting_proxy: A
     proxy = counting_proxy(private_redis.host, private_redis.port)
     sync, _ = make_stores(proxy.url)
     record = sync.create(new(sync)).record
-    sync.check(record.id, passive=True)  # the first use of a script loads it (NOSCRIPT)
+    sync.check(record.id, passive=True)  # the first call loads the library (Function not found)
     wait_until(lambda: sync.subscribed)
     proxy.reset()
     for passive in (False, True) * 10:
         assert sync.check(record.id, passive=passive).outcome is Outcome.VALID
-    assert request_commands(proxy) == ["EVALSHA"] * 20
+    assert request_commands(proxy) == ["FCALL"] * 20
 
 
 def test_unknown_sessions_cost_one_read_and_write_nothing(private_redis: RedisServer, counting_proxy: Any,
@@ -159,7 +160,7 @@ def test_unknown_sessions_cost_one_read_and_write_nothing(private_redis: RedisSe
     proxy.reset()
     for _ in range(5):
         assert sync.check(unknown_id(), passive=False).outcome is Outcome.INVALID
-    assert request_commands(proxy) == ["EVALSHA"] * 5
+    assert request_commands(proxy) == ["FCALL"] * 5
     assert (dirty(), private_redis.client().dbsize()) == (before, keys)
 
 
@@ -169,7 +170,7 @@ def test_requests_through_a_guarded_app(shell: str, private_redis: RedisServer, 
     guard = SessionGuard(Config(secret_key=SECRET, store_url=proxy.url))
     with app_client(shell, guard) as client:
         assert client.post("/login", json={"user": "ada"}).status_code == 200
-        assert client.get("/whoami").status_code == 200  # loads the script (NOSCRIPT)
+        assert client.get("/whoami").status_code == 200  # loads the library (Function not found)
         wait_until(lambda: guard.store.subscribed)  # type: ignore[attr-defined]
         proxy.reset()
         anonymous = httpx.Client(transport=client._transport, base_url=BASE_URL)
@@ -178,7 +179,7 @@ def test_requests_through_a_guarded_app(shell: str, private_redis: RedisServer, 
         assert request_commands(proxy) == []
         for _ in range(5):
             assert client.get("/whoami").json()["session"]["user_id"] == "ada"
-        assert request_commands(proxy) == ["EVALSHA"] * 5
+        assert request_commands(proxy) == ["FCALL"] * 5
     guard.store.close()
 
 
@@ -611,7 +612,7 @@ def test_a_login_retried_after_a_late_reply_takes_one_slot(private_redis: RedisS
                                                           make_stores: Any) -> None:
     proxy = counting_proxy(private_redis.host, private_redis.port)
     sync, _ = make_stores(proxy.url, store_timeout=0.5, max_sessions=1, on_limit="reject")
-    sync.create(new(sync, "bob"))  # loads the script (NOSCRIPT)
+    sync.create(new(sync, "bob"))  # loads the library (Function not found)
     wait_until(lambda: sync.subscribed)
     proxy.reset()
     sleeper = threading.Thread(target=private_redis.command, args=("DEBUG", "SLEEP", "0.3"))
@@ -619,7 +620,7 @@ def test_a_login_retried_after_a_late_reply_takes_one_slot(private_redis: RedisS
     time.sleep(0.05)
     created = sync.create(new(sync))  # the first reply comes after the 0.2 s read timeout
     sleeper.join()
-    assert request_commands(proxy).count("EVALSHA") == 2
+    assert request_commands(proxy).count("FCALL") == 2
     assert sync.user_sessions("ada") == [created.record]
 
 
@@ -753,7 +754,8 @@ def test_lua_writes_the_layout_python_reads(redis_url: str, key_prefix: str, mak
     user = "ada.lovelace@example.com"
     record = sync.create(new(sync, user, "desktop", remember_me=True, metadata={"a": [1]})).record
     raw, keys = redis.Redis.from_url(redis_url), Keys(key_prefix)
-    assert raw.zrange(keys.user_index(record.id[:4], user), 0, -1) == [pack_id(record.id[4:])]
+    assert raw.zrange(keys.user_index(record.id[:4], user), 0, -1) == [user_member("desktop", record.id)]
+    assert user_member("desktop", record.id) == b"d" + pack_id(record.id[4:])
     assert raw.zscore(keys.idx, idx_member(record.created, record.id)) == 0
     base = f"{key_prefix}:{{{record.id[:4]}}}:"
     assert raw.exists(f"{base}s:{record.id[4:]}", f"{base}u:{user}") == 2
@@ -904,3 +906,25 @@ def test_maxmemory_policy_warning(policy: str, warned: bool, private_redis_facto
     assert bool(warnings) is warned
     if warned:
         assert warnings[0].levelno == logging.WARNING and policy in warnings[0].getMessage()
+
+
+# -- device binding (DBSC) -----------------------------------------------------------------------
+
+
+def test_a_device_key_lives_with_its_session(redis_server: Any, key_prefix: str, make_stores: Any) -> None:
+    key = '{"crv":"P-256","kty":"EC","x":"x","y":"y"}'
+    sync, _ = make_stores(redis_server.url, key_prefix)
+    record = sync.create(new(sync)).record
+    keys = Keys(key_prefix)
+    with redis_server.client() as raw:
+        assert sync.bind(record.id, key, "c1", sync.now()).record.device_bound
+        assert raw.get(keys.session(record.id)).split(b"|")[2] == b"b"  # the flag, after remember-me's
+        device = keys.device_key(record.id)
+        assert raw.hget(device, "key") == key.encode() and raw.hexists(device, "c1")
+        record_ttl, device_ttl = raw.pttl(keys.session(record.id)), raw.pttl(device)
+        assert record_ttl < device_ttl <= record_ttl + 3_600_000
+        assert sync.end(record.id, "revoked") is not None
+        assert not raw.exists(device)
+        unbound = sync.create(new(sync)).record
+        assert sync.end(unbound.id, "revoked") is not None
+        assert not raw.exists(keys.device_key(unbound.id))

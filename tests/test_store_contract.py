@@ -370,6 +370,70 @@ def test_ended_sessions_do_not_count(make_store: Any, clock: FakeClock) -> None:
     assert outcome(store, fresh) is Outcome.VALID
 
 
+def test_the_session_ceiling_evicts_the_oldest_login_of_all(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(session_ceiling=3)  # no limit per platform
+    records = [login(store, clock, platform=p) for p in ("web", "mobile", "desktop")]
+    created = store.create(new(store, platform="mobile"))
+    assert [r.id for r in created.evicted] == [records[0].id]
+    assert [outcome(store, r) for r in records] == [Outcome.EVICTED, Outcome.VALID, Outcome.VALID]
+    assert len(store.user_sessions("ada")) == 3 and store.user_sessions("bob") == []
+
+
+def test_the_session_ceiling_evicts_the_least_recent(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(session_ceiling=2, evict="least_recent")
+    first, second = login(store, clock), login(store, clock, platform="desktop")
+    clock.advance(10)
+    outcome(store, first)
+    assert [r.id for r in store.create(new(store)).evicted] == [second.id]
+
+
+def test_the_ceiling_evicts_even_when_limits_reject(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(session_ceiling=2, max_sessions=5, on_limit="reject")
+    first, _ = login(store, clock), login(store, clock)
+    assert [r.id for r in store.create(new(store)).evicted] == [first.id]
+
+
+def test_the_ceiling_counts_after_the_platform_limit(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(session_ceiling=3, max_sessions=2)
+    web1, mobile1, web2 = login(store, clock), login(store, clock, platform="mobile"), login(store, clock)
+    # the platform's limit evicts web1; then 2 sessions remain, under the ceiling of 3
+    assert [r.id for r in store.create(new(store)).evicted] == [web1.id]
+    clock.advance(0.001)
+    # mobile has room (1 of 2), but the user holds 3: the ceiling evicts the oldest of all
+    assert [r.id for r in store.create(new(store, platform="mobile")).evicted] == [mobile1.id]
+    assert outcome(store, web2) is Outcome.VALID
+
+
+def test_the_ceiling_holds_beyond_one_page_of_sessions(make_store: Any, clock: FakeClock) -> None:
+    # more sessions than a Redis function reads in one call (scripts.PAGE): the store reads
+    # them in pages and names the sessions to evict
+    store = make_store(session_ceiling=30, idle_timeout="1h")
+    stale = [login(store, clock) for _ in range(10)]
+    clock.advance(1800)
+    fresh = [login(store, clock, platform=("web", "mobile")[i % 2]) for i in range(20)]
+    clock.advance(1800)  # the first ten idled out unseen: they do not count
+    assert store.create(new(store)).evicted == ()
+    for _ in range(9):
+        login(store, clock)
+    created = store.create(new(store, platform="desktop"))  # the 31st valid session
+    assert [r.id for r in created.evicted] == [fresh[0].id]
+    assert [outcome(store, r) for r in (stale[0], fresh[0], fresh[1])] == [
+        Outcome.IDLE_TIMEOUT, Outcome.EVICTED, Outcome.VALID]
+    assert len(store.user_sessions("ada")) == 30
+
+
+@pytest.mark.parametrize("on_limit", ["evict_oldest", "reject"])
+def test_a_platform_limit_beyond_one_page(make_store: Any, clock: FakeClock, on_limit: str) -> None:
+    store = make_store(max_sessions=27, on_limit=on_limit)
+    records = [login(store, clock) for _ in range(27)]
+    if on_limit == "reject":
+        with pytest.raises(SessionLimitReached):
+            store.create(new(store))
+        assert store.user_sessions("ada") == records[::-1]
+    else:
+        assert [r.id for r in store.create(new(store)).evicted] == [records[0].id]
+
+
 def test_login_ends_the_presented_session(store: Any, clock: FakeClock) -> None:
     old = login(store, clock)
     created = store.create(new(store), ending=old.id)
@@ -711,3 +775,111 @@ def test_events_are_kept_for_the_retention_only(make_store: Callable[..., Any], 
     new = Event("login", round(clock() * 1000), "user:bob", "bob", "s2", "web")
     store.append_events([new])
     assert store.events(user_id=None, limit=10, cursor=None).items == [new]
+
+
+# -- device binding (DBSC) --------------------------------------------------------------
+
+KEY = '{"crv":"P-256","kty":"EC","x":"x","y":"y"}'
+
+
+def _ms(clock: FakeClock) -> int:
+    return round(clock() * 1000)
+
+
+def test_bind_marks_the_record_and_keeps_the_key(store: Any, clock: FakeClock) -> None:
+    record = login(store, clock, remember_me=True)
+    bound = store.bind(record.id, KEY, "c1", _ms(clock))
+    assert (bound.outcome, bound.refused) == (Outcome.VALID, None)
+    assert bound.record == record._replace(device_bound=True) and bound.policy is not None
+    check = store.check(record.id, passive=True)
+    assert check.record.device_bound and check.record.remember_me  # both flags read back
+    assert [r.device_bound for r in store.user_sessions("ada")] == [True]
+    assert store.bind(record.id, KEY, "c2", _ms(clock)).refused == "bound"
+    redeemed = store.redeem(record.id, "c3", _ms(clock))
+    assert (redeemed.outcome, redeemed.key, redeemed.refused) == (Outcome.VALID, KEY, None)
+    assert redeemed.record.device_bound
+
+
+def test_a_challenge_redeems_once_and_only_while_young(store: Any, clock: FakeClock) -> None:
+    record = login(store, clock)
+    issued = _ms(clock)
+    assert store.bind(record.id, KEY, "c1", issued).refused is None
+    assert store.redeem(record.id, "c1", issued).refused == "used"  # its registration's
+    assert store.redeem(record.id, "c2", issued).refused is None
+    assert store.redeem(record.id, "c2", issued).refused == "used"
+    assert store.redeem(record.id, "c3", issued - 300_001).refused == "used"  # too old
+    clock.advance(200)
+    assert store.redeem(record.id, "c4", _ms(clock)).refused is None  # old ones pruned, new ones work
+    assert store.redeem(record.id, "c4", _ms(clock)).refused == "used"
+
+
+def test_binding_steps_refuse_unbound_unknown_and_ended_sessions(store: Any, clock: FakeClock) -> None:
+    record = login(store, clock)
+    assert store.redeem(record.id, "c1", _ms(clock)).refused == "unbound"
+    assert store.bind(record.id, KEY, "c1", _ms(clock) - 300_001).refused == "used"
+    unknown = session_id(TOKENS.new_sid(store.slot_tag("ada")))
+    assert store.bind(unknown, KEY, "c1", _ms(clock)) == (Outcome.INVALID, None, None, None, None)
+    assert store.redeem("not an id", "c1", _ms(clock)).outcome is Outcome.INVALID
+    assert store.bind(record.id, KEY, "c2", _ms(clock)).refused is None
+    store.end(record.id, "revoked")
+    assert store.redeem(record.id, "c3", _ms(clock)).outcome is Outcome.REVOKED
+    assert store.bind(record.id, KEY, "c4", _ms(clock)).outcome is Outcome.REVOKED
+
+
+def test_a_binding_step_that_finds_a_timeout_ends_the_session_once(make_store: Callable[..., Any],
+                                                                    clock: FakeClock) -> None:
+    store = make_store(idle_timeout=60)
+    record = login(store, clock)
+    store.bind(record.id, KEY, "c1", _ms(clock))
+    clock.advance(61)
+    ended = store.redeem(record.id, "c2", _ms(clock))
+    assert ended.outcome is Outcome.IDLE_TIMEOUT and ended.record is not None
+    assert store.check(record.id, passive=False).outcome is Outcome.IDLE_TIMEOUT
+    assert store.check(record.id, passive=False).ended is None  # the ending was reported once
+
+
+def test_a_bound_session_refuses_an_unbound_token_without_a_use(store: Any, clock: FakeClock) -> None:
+    record = login(store, clock)
+    store.bind(record.id, KEY, "c1", _ms(clock))
+    clock.advance(30)
+    assert store.check(record.id, passive=False, unbound_token=True).outcome is Outcome.STALE
+    assert store.check(record.id, passive=True, unbound_token=True).outcome is Outcome.STALE
+    assert store.check(record.id, passive=True).record.last_seen == record.last_seen  # not a use
+    assert store.check(record.id, passive=False).outcome is Outcome.VALID
+    other = login(store, clock, "bob")
+    assert store.check(other.id, passive=False, unbound_token=True).outcome is Outcome.VALID
+
+
+def test_a_bound_flag_beside_remember_me_and_an_own_timeout_keeps_all_three(
+    make_store: Callable[..., Any], clock: FakeClock
+) -> None:
+    """The record's flags read together ('r', 'b', then the own idle timeout): a bound
+    session with both refuses an unbound token, and its own timeout still ends it."""
+    store = make_store(allow_user_timeouts=True)
+    record = login(store, clock)
+    kept = login(store, clock, remember_me=True)
+    store.set_user_timeouts("ada", {"web": 600})
+    for bound in (record, kept):
+        assert store.bind(bound.id, KEY, "c1", _ms(clock)).refused is None
+    seen = store.check(kept.id, passive=True).record
+    assert (seen.remember_me, seen.device_bound, seen.user_idle) == (True, True, 600)
+    assert store.check(kept.id, passive=True, unbound_token=True).outcome is Outcome.STALE
+    assert store.check(record.id, passive=True, unbound_token=True).outcome is Outcome.STALE
+    clock.advance(601)
+    assert store.check(record.id, passive=True).outcome is Outcome.IDLE_TIMEOUT
+    assert store.check(kept.id, passive=True).outcome is Outcome.VALID  # remember-me's period
+
+
+def test_binding_keeps_through_touches_user_timeouts_and_ends_with_the_session(
+    store: Any, clock: FakeClock
+) -> None:
+    record = login(store, clock)
+    store.bind(record.id, KEY, "c1", _ms(clock))
+    for _ in range(3):
+        clock.advance(1200)
+        assert store.check(record.id, passive=False).record.device_bound
+    store.set_user_timeouts("ada", {"web": 7200})
+    assert store.check(record.id, passive=True).record.device_bound
+    assert store.redeem(record.id, "c2", _ms(clock)).key == KEY
+    assert [r.id for r in store.end_user("ada", "revoked")] == [record.id]
+    assert store.redeem(record.id, "c3", _ms(clock)).outcome is Outcome.REVOKED

@@ -336,7 +336,7 @@ def test_a_refused_command_is_a_503_with_one_log_line_naming_it(
         [line] = [r.getMessage() for r in caplog.records if r.name == "sessionguard"]
         # a process's first login reads the shared state first (its tag key), which a
         # fresh Redis makes with the server's TIME
-        assert "refused" in line and "TIME in the state script" in line, line
+        assert "refused" in line and "TIME in the state function" in line, line
         assert "app-password" not in line
     guard.store.close()
 

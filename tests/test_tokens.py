@@ -5,12 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sessionguard.tokens import SlotTags, Tokens, is_session_id, session_id
+from sessionguard.tokens import BOUND_TOKEN_LENGTH, SlotTags, Tokens, is_session_id, session_id
 
 KEY, OLD = "k" * 32, "o" * 32
 
@@ -112,3 +113,68 @@ def test_session_of_stays_bounded() -> None:
     for _ in range(Tokens.KNOWN_MAX + 10):
         assert tokens.session_of(tokens.sign(tokens.new_sid(TAGS("ada"))))
     assert len(tokens._known) <= Tokens.KNOWN_MAX
+
+
+# -- the device-bound form (DBSC) ------------------------------------------------------
+
+ISSUED = 1_800_000_000
+
+
+def test_bound_form_carries_its_issue_time_under_the_signature() -> None:
+    tokens = Tokens([KEY])
+    sid = tokens.new_sid("0a1b")
+    token = tokens.sign_bound(sid, ISSUED)
+    assert token.startswith(f"{sid}.{ISSUED}.")
+    assert tokens.verify_bound(token) == (sid, ISSUED)
+    assert tokens.bound_session_of(token) == (session_id(sid), ISSUED)
+    assert tokens.bound_session_of(token) == (session_id(sid), ISSUED)  # from the cache
+    signature = token.rpartition(".")[2]
+    derived = hmac.new(KEY.encode(), b"sessionguard.session", hashlib.sha256).digest()
+    expected = hmac.new(derived, f"{sid}.{ISSUED}".encode(), hashlib.sha256).digest()
+    assert base64.urlsafe_b64decode(signature + "=") == expected
+
+
+def test_the_two_forms_cannot_be_turned_into_each_other() -> None:
+    tokens = Tokens([KEY])
+    sid = tokens.new_sid("0a1b")
+    plain, bound = tokens.sign(sid), tokens.sign_bound(sid, ISSUED)
+    assert tokens.verify_bound(plain) is None and tokens.bound_session_of(plain) is None
+    assert tokens.verify(bound) is None and tokens.session_of(bound) is None
+    signature = plain.rpartition(".")[2]
+    assert tokens.verify_bound(f"{sid}.{ISSUED}.{signature}") is None  # the plain MAC, a new time
+    later = f"{sid}.{ISSUED + 3600}.{bound.rpartition('.')[2]}"  # the bound MAC, a later time
+    assert tokens.verify_bound(later) is None and tokens.bound_session_of(later) is None
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        pytest.param(lambda t: t.replace(f".{ISSUED}.", f".0{ISSUED}."), id="leading-zero"),
+        pytest.param(lambda t: t.replace(f".{ISSUED}.", f".+{ISSUED}."), id="plus-sign"),
+        pytest.param(lambda t: t.replace(f".{ISSUED}.", f".{ISSUED}0."), id="eleven-digits"),
+        pytest.param(lambda t: t + "=", id="padded"),
+        pytest.param(lambda t: t.replace(".", "..", 1), id="double-dot"),
+    ],
+)
+def test_only_the_canonical_bound_spelling_is_accepted(spelling: Any) -> None:
+    tokens = Tokens([KEY])
+    token = tokens.sign_bound(tokens.new_sid("0a1b"), ISSUED)
+    assert tokens.verify_bound(spelling(token)) is None
+
+
+def test_bound_tokens_follow_key_rotation() -> None:
+    old, rotated = Tokens([OLD]), Tokens([KEY, OLD])
+    legacy = old.sign_bound(old.new_sid("0a1b"), ISSUED)
+    assert rotated.verify_bound(legacy) is not None
+    assert Tokens([KEY]).verify_bound(legacy) is None
+
+
+@given(st.text(max_size=300))
+def test_verify_bound_never_raises(text: str) -> None:
+    assert Tokens([KEY]).verify_bound(text) is None
+
+
+def test_the_bound_form_has_one_length_the_other_never_has() -> None:
+    tokens = Tokens([KEY])
+    sid = tokens.new_sid("0a1b")
+    assert len(tokens.sign_bound(sid, ISSUED)) == BOUND_TOKEN_LENGTH != len(tokens.sign(sid))

@@ -136,8 +136,7 @@ class Watch:
 
 def event(anomaly: Anomaly, record: Record, at: int) -> audit.Event:
     """The ``anomaly`` audit event of ``record``'s session."""
-    return audit.Event("anomaly", at, SYSTEM, record.user_id, record.id, record.platform, anomaly.reason,
-                       audit.compact_json(anomaly.to_json()))
+    return audit.about(record, "anomaly", SYSTEM, at, anomaly.reason, audit.compact_json(anomaly.to_json()))
 
 
 @functools.lru_cache(maxsize=4096)

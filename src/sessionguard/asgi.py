@@ -16,7 +16,7 @@ from .context import AsyncSessionContext
 from .core import Outcome, Record
 from .decision import Refusal, Verdict
 from .errors import StoreUnavailable
-from .incoming import Presented, client_ip
+from .incoming import Presented, client_ip, is_https
 from .origins import origin_allowed
 from .outgoing import ASGI, with_session
 from .stores.protocol import Check
@@ -81,7 +81,7 @@ class SessionGuardMiddleware:
             # Built here rather than by ``_of`` (one Python call less);
             # tests/test_shells.py checks every slot is set.
             ctx = scope["sessionguard"] = _ASGIContext()
-            ctx.session = ctx.ended_reason = ctx.set_cookie = ctx._source = None
+            ctx.session = ctx.ended_reason = ctx.set_cookie = ctx._source = ctx._offer = None
             ctx._guard, ctx._raw, ctx._respond = guard, scope, send
         else:
             decided = await self._decide(scope, send, cookie, authorization, passive)
@@ -113,14 +113,15 @@ class SessionGuardMiddleware:
                       passive: str | None) -> _ASGIContext | Refusal:
         """The context of a request that presents a token, or its refusal."""
         guard = self.guard
-        presented = guard.presented(cookie, authorization)
+        presented = guard.presented(cookie, authorization, scope["path"])
         if presented.source == "cookie" and scope["type"] == "websocket" and not self._same_site(scope):
             return _CROSS_SITE  # before the check: another site's page does not even count as a use
         check = None
         if presented.session_id is not None:
             try:
                 check = await guard.astore_check(
-                    presented.session_id, passive=guard.is_passive(scope["path"], passive)
+                    presented.session_id, passive=guard.is_passive(scope["path"], passive),
+                    unbound_token=presented.issued is None,
                 )
             except StoreUnavailable:
                 check = Check(Outcome.STORE_UNAVAILABLE)
@@ -192,7 +193,7 @@ class _ASGIContext(AsyncSessionContext):
             cookie = self.set_cookie
             if cookie is not None:  # a login in a request that presented no token
                 headers = with_session(message.get("headers", ()), ASGI, cookie.encode("latin-1"), None,
-                                       _expires(self.session))
+                                       _expires(self.session), _latin1(self._offer))
                 message = {**message, "headers": headers}
         respond: Send = self._respond
         return respond(message)
@@ -208,6 +209,11 @@ class _ASGIContext(AsyncSessionContext):
     def _ip(self) -> str:
         peer, forwarded = _peer(self._raw)
         return client_ip(peer, forwarded, self._guard.config.trusted_proxies)
+
+    def _https(self) -> bool:
+        client = self._raw.get("client")
+        return is_https(self._raw.get("scheme"), client[0] if client else None,
+                        self._header("x-forwarded-proto"), self._guard.config.trusted_proxies)
 
     def _store_failed(self) -> None:
         self._guard.store_failed(None if self.session is None else self.session.platform)
@@ -228,7 +234,7 @@ class _ASGITokenContext(_ASGIContext):
             cookie = self.set_cookie
             headers = with_session(message.get("headers", ()), ASGI,
                                    None if cookie is None else cookie.encode("latin-1"), self._source,
-                                   _expires(self.session))
+                                   _expires(self.session), _latin1(self._offer))
             message = {**message, "headers": headers}
         respond: Send = self._respond
         return respond(message)
@@ -259,6 +265,10 @@ def _peer(scope: Scope) -> tuple[str | None, str | None]:
     # a proxy may add its own line after the one the client sent
     lines = [value for key, value in scope["headers"] if key == b"x-forwarded-for"]
     return client[0] if client else None, b", ".join(lines).decode("latin-1") if lines else None
+
+
+def _latin1(text: str | None) -> bytes | None:
+    return None if text is None else text.encode("latin-1")
 
 
 def _expires(session: Session | None) -> bytes | None:

@@ -19,7 +19,8 @@ logger = logging.getLogger("sessionguard.audit")
 #: Event ``type`` values (SPEC §5).
 EVENT_TYPES = (
     "login", "logout", "idle_timeout", "absolute_timeout", "evicted", "rejected", "revoked",
-    "signout_all", "policy_changed", "settings_changed", "roles_changed", "rate_limited", "anomaly",
+    "signout_all", "policy_changed", "settings_changed", "roles_changed", "rate_limited",
+    "device_bound", "anomaly",
 )
 
 #: Events one user's self-service actions (``/api/me/...`` writes) add to the log per window.
@@ -40,7 +41,9 @@ def iso(ms: int | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One audit event. ``session_id`` is the public id (a hash of the sid)."""
+    """One audit event. ``session_id`` is the public id (a hash of the sid);
+    an event about one session also carries where that session was signed in
+    from (``ip``, ``device``, ``city``: SPEC 9.3)."""
 
     type: str
     at: int
@@ -50,6 +53,9 @@ class Event:
     platform: str | None = None
     reason: str | None = None
     detail: str | None = None
+    ip: str | None = None
+    device: str | None = None
+    city: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON shape of ``/api/audit``."""
@@ -57,6 +63,7 @@ class Event:
             "type": self.type, "at": iso(self.at), "user_id": self.user_id,
             "session_id": self.session_id, "platform": self.platform,
             "reason": self.reason, "actor": self.actor,
+            "ip": self.ip, "device": self.device, "city": self.city,
         }
         if self.detail is not None:
             data["detail"] = self.detail
@@ -73,7 +80,8 @@ class Event:
             type=fields["type"], at=int(fields["at"]), actor=fields["actor"],
             user_id=fields.get("user_id"), session_id=fields.get("session_id"),
             platform=fields.get("platform"), reason=fields.get("reason"),
-            detail=fields.get("detail"),
+            detail=fields.get("detail"), ip=fields.get("ip"), device=fields.get("device"),
+            city=fields.get("city"),
         )
 
     def _items(self) -> list[tuple[str, object]]:
@@ -83,7 +91,15 @@ class Event:
 def ended(record: Record, reason: str, actor: str, at: int) -> Event:
     """The event for ``record`` ending with ``reason``."""
     kind = "logout" if reason == "signed_out" else reason
-    return Event(kind, at, actor, record.user_id, record.id, record.platform, reason)
+    return about(record, kind, actor, at, reason)
+
+
+def about(record: Record, kind: str, actor: str, at: int, reason: str | None = None,
+          detail: str | None = None) -> Event:
+    """An event of type ``kind`` about the session ``record``, with where it was
+    signed in from."""
+    return Event(kind, at, actor, record.user_id, record.id, record.platform, reason, detail,
+                 record.ip or None, record.device or None, record.city)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ Nothing here reads the environment or touches a file at import time.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -76,6 +77,7 @@ class Config:
     desktop_idle_timeout: Inheritable = INHERIT
     desktop_absolute_timeout: Inheritable = INHERIT
     desktop_max_sessions: Inheritable = INHERIT
+    session_ceiling: int = 1000
     on_limit: str = "evict_oldest"
     evict: str = "oldest_login"
     passive_paths: tuple[str, ...] = ()
@@ -109,6 +111,10 @@ class Config:
     local_cache: float = 0.0
     store_timeout: float = 0.5
     store_spin: float = 0.0002
+    #: DBSC (SPEC 9.6): offer web sessions created over HTTPS binding to the browser's key
+    device_bound: bool = False
+    #: seconds a device-bound session's cookie is accepted after it was issued
+    device_bound_cookie_lifetime: int = 300
     #: ``METRICS``: Prometheus metrics (the ``metrics`` extra, :mod:`.metrics`)
     metrics: bool = False
     #: ``ON_ANOMALY``: what a session's sudden change of client does: ``log``, ``flag``, ``revoke``
@@ -124,6 +130,8 @@ class Config:
                 errors.append(_problem(name, raw, str(exc)))
         if not any(line.startswith(f"{ENV_PREFIX}COOKIE_") for line in errors):
             errors.extend(self._conflicts())
+        if self.device_bound is True:  # (not a bad value that stays a string)
+            errors.extend(self._device_bound_needs())
         if errors:
             raise ConfigurationError(errors)
 
@@ -144,6 +152,21 @@ class Config:
             problems.append(
                 f"{ENV_PREFIX}COOKIE_SAMESITE='none' requires {ENV_PREFIX}COOKIE_SECURE=true"
                 " (browsers refuse SameSite=None cookies that are not Secure)"
+            )
+        return problems
+
+    def _device_bound_needs(self) -> list[str]:
+        problems = []
+        variable = f"{ENV_PREFIX}DEVICE_BOUND='on'"
+        if self.admin_path is None:
+            problems.append(
+                f"{variable} requires {ENV_PREFIX}ADMIN_PATH (the browser registers and refreshes its"
+                " key at <ADMIN_PATH>/dbsc/...; it is off)"
+            )
+        if importlib.util.find_spec("cryptography") is None:
+            problems.append(
+                f"{variable} needs the cryptography package to verify the browser's signatures:"
+                " pip install 'sessionguard-middleware[dbsc]'"
             )
         return problems
 

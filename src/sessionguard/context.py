@@ -39,7 +39,8 @@ class _Context:
     # the client address from the raw request (``_header``, ``_ip``) and is
     # also the app's ``start_response`` / ``send``, wrapping ``respond`` to add
     # the pending cookie; so an anonymous request costs one object.
-    __slots__ = ("session", "ended_reason", "set_cookie", "_guard", "_raw", "_respond", "_source")
+    __slots__ = ("session", "ended_reason", "set_cookie", "_guard", "_raw", "_respond", "_source",
+                 "_offer")
     #: the current :class:`Session`, or ``None``
     session: Session | None
     #: why the presented session is no longer valid, or ``None``
@@ -54,6 +55,9 @@ class _Context:
     _raw: Any
     _respond: Any  # the server's send / start_response
     _source: str | None
+    # ``Secure-Session-Registration`` for the response (a login offering DBSC);
+    # sent only with a ``Set-Cookie``, so the shells read it only then
+    _offer: str | None
     #: under ``ON_ANOMALY=flag``, the :class:`~.anomaly.Anomaly` of a request whose
     #: client changed since login (ask for re-authentication: a new ``login``
     #: records the current client); ``None`` otherwise. A class attribute here:
@@ -87,6 +91,7 @@ class _Context:
         self._raw = raw
         self._respond = respond
         self._source = source
+        self._offer = None
         return self
 
     @property
@@ -105,6 +110,10 @@ class _Context:
 
     def _ip(self) -> str:
         """The client address, honouring trusted proxies."""
+        raise NotImplementedError
+
+    def _https(self) -> bool:
+        """Whether the client came over HTTPS, honouring trusted proxies."""
         raise NotImplementedError
 
     def _store_failed(self) -> None:
@@ -169,12 +178,12 @@ class _Context:
         self.session = Session.from_record(record, policy, token)
         self.ended_reason = None
         self.set_cookie = self._guard.cookie(token, cookie_max_age(record, policy, record.created))
+        self._offer = self._guard.decider.registration(record, self._source, self._https)
         actor = f"user:{record.user_id}"
         events = [audit.ended(r, "evicted", "system", record.created) for r in created.evicted]
         if created.replaced is not None:
             events.append(audit.ended(created.replaced, "signed_out", actor, record.created))
-        events.append(audit.Event("login", record.created, actor, record.user_id, record.id,
-                                  record.platform))
+        events.append(audit.about(record, "login", actor, record.created))
         return events
 
     def _rejected(self, error: SessionLimitReached, now: int) -> list[audit.Event]:
@@ -213,6 +222,8 @@ class _Context:
         self.session = Session.from_record(record, policy, token)
         if self._source != "bearer":
             self.set_cookie = self._guard.cookie(token, cookie_max_age(record, policy, record.last_seen))
+            # a device-bound session comes out unbound (its key was the old id's): offer binding again
+            self._offer = self._guard.decider.registration(record, self._source, self._https)
         return ()
 
     def _logged_out(self, ended: Record | None, now: int) -> list[audit.Event]:

@@ -19,10 +19,18 @@ Rules (SPEC §4), each written once:
   expiry stays exact to the second while a steadily used session costs one
   write per interval, not one per request;
 - **admission**: a login over the platform's limit either evicts the sessions
-  first in the ``EVICT`` order or is refused; nothing else changes;
+  first in the ``EVICT`` order or is refused; nothing else changes. Whatever
+  the limits say, a user never holds more than ``SESSION_CEILING`` sessions: a
+  login beyond it evicts, in the same order, among all the user's sessions.
+  The user's sessions are judged (and the ended ones pruned) only when the
+  sessions held reach a limit (:func:`admission_needs_count`);
 - **retention**: a record is kept for a day past its deadline, and an ended
   session leaves a tombstone for a day, so a late request learns *why* it
-  ended.
+  ended;
+- **device binding** (DBSC): a session bound to a browser's key accepts only
+  tokens that carry their issue time (:func:`refuses_token`); the
+  challenges its proofs answer are accepted once, for
+  :data:`CHALLENGE_MS` after they were issued (:func:`redeemable`).
 
 The memory store calls these functions; each Redis Lua script mirrors one of
 them and names it in its header. The contract tests run the same scenarios on
@@ -56,6 +64,8 @@ MAX_COOKIE_AGE = 400 * 86_400
 #: A user's own idle timeout of "never" (0 seconds is no duration anyone can
 #: set, so it cannot be mistaken for one; ``None`` is "the admin's value").
 NEVER_IDLE = 0
+#: A DBSC challenge is answered within this long of its issue, or never.
+CHALLENGE_MS = 5 * 60 * SECOND
 #: The metadata of a record built without any (shared, so read-only).
 _NO_METADATA: Mapping[str, Any] = MappingProxyType({})
 
@@ -73,6 +83,10 @@ class Outcome(enum.Enum):
     SIGNOUT_ALL = "signout_all"
     INVALID = "invalid"
     STORE_UNAVAILABLE = "store_unavailable"
+    #: a device-bound session's token past its cookie lifetime, or in the form
+    #: without an issue time: the request is anonymous (no ``ended_reason``);
+    #: the session lives on for the device that holds its key
+    STALE = "stale"
 
     @property
     def ended(self) -> bool:
@@ -109,6 +123,8 @@ class Record(NamedTuple):
     #: the user's own idle timeout (seconds) for this platform, if any
     #: (:data:`NEVER_IDLE`: never)
     user_idle: int | None = None
+    #: bound to a browser's key (DBSC): its cookie is short-lived, renewed with a proof
+    device_bound: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +218,28 @@ def touched(record: Record, now: int) -> Record:
     # then a map over the fields) costs half as much again
     r = record
     return Record(r.id, r.user_id, r.platform, r.created, now, r.remember_me, r.ip, r.city,
-                  r.user_agent, r.device, r.metadata, r.user_idle)
+                  r.user_agent, r.device, r.metadata, r.user_idle, r.device_bound)
+
+
+def refuses_token(record: Record, unbound_token: bool) -> bool:
+    """Whether a valid ``record`` refuses the token presented: a device-bound
+    session refuses one without an issue time (its login token, or a copy of
+    it), which could otherwise outlive the short-lived bound cookie. Such a
+    presentation is not a use of the session."""
+    return unbound_token and record.device_bound
+
+
+def redeemable(used: Mapping[str, int], challenge: str, issued: int, now: int) -> bool:
+    """Whether a challenge issued at ``issued`` may be answered at ``now``:
+    at most :data:`CHALLENGE_MS` old, and not among the session's ``used``
+    challenges (id -> issue time)."""
+    return issued <= now + CHALLENGE_MS and now - issued <= CHALLENGE_MS and challenge not in used
+
+
+def still_used(used: Mapping[str, int], now: int) -> dict[str, int]:
+    """The used challenges worth remembering at ``now``: those young enough to
+    be presented again (older ones are refused by age anyway)."""
+    return {c: issued for c, issued in used.items() if now - issued <= CHALLENGE_MS}
 
 
 def retention(record: Record, policy: Policy, now: int) -> int | None:
@@ -242,16 +279,42 @@ class Admission:
     refused: bool = False
 
 
-def admission(alive: Sequence[Record], policy: Policy, platform: str) -> Admission:
-    """Plan a new login of a user who holds the valid sessions ``alive`` on
-    ``platform`` (already pruned of ended ones)."""
+def admission_needs_count(held: Sequence[Record], policy: Policy, platform: str) -> bool:
+    """Whether a login on ``platform`` must judge the user's sessions: only when
+    the sessions the store holds for the user (``held``: ended ones it has not
+    noticed yet included) reach the platform's limit or ``SESSION_CEILING``.
+    Below both, a login judges, prunes and reads no other session, so its cost
+    does not grow with the user's sessions (the Redis store's counts are those
+    of the user's index)."""
     limit = policy.platform(platform).max_sessions
-    if limit is None or len(alive) < limit:
-        return Admission()
-    if policy.on_limit == "reject":
-        return Admission(refused=True)
+    if limit is not None and sum(r.platform == platform for r in held) >= limit:
+        return True
+    return len(held) >= policy.session_ceiling
+
+
+def admission(alive: Sequence[Record], policy: Policy, platform: str) -> Admission:
+    """Plan a new login on ``platform`` of a user who holds the valid sessions
+    ``alive`` (on every platform, already pruned of ended ones): first the
+    platform's limit (refuse, or evict on that platform), then the ceiling
+    (always evict, among all the user's remaining sessions)."""
+    same = [r for r in alive if r.platform == platform]
+    limit = policy.platform(platform).max_sessions
+    evict: list[Record] = []
+    if limit is not None and len(same) >= limit:
+        if policy.on_limit == "reject":
+            return Admission(refused=True)
+        evict = eviction_order(same, policy)[: len(same) - limit + 1]
+    gone = {r.id for r in evict}
+    rest = [r for r in alive if r.id not in gone]
+    over = len(rest) + 1 - policy.session_ceiling
+    if over > 0:
+        evict += eviction_order(rest, policy)[:over]
+    return Admission(evict=tuple(r.id for r in evict))
+
+
+def eviction_order(records: Sequence[Record], policy: Policy) -> list[Record]:
+    """``records``, the first to evict first (``EVICT``): the oldest login, or the
+    least recently used; ties by login time, then id."""
     if policy.evict == "least_recent":
-        order = sorted(alive, key=lambda r: (r.last_seen, r.created, r.id))
-    else:
-        order = sorted(alive, key=lambda r: (r.created, r.id))
-    return Admission(evict=tuple(r.id for r in order[: len(alive) - limit + 1]))
+        return sorted(records, key=lambda r: (r.last_seen, r.created, r.id))
+    return sorted(records, key=lambda r: (r.created, r.id))

@@ -23,7 +23,8 @@ from .anomaly import SYSTEM, Anomaly, Watch
 from .anomaly import event as anomaly_event
 from .config import Config
 from .core import Outcome, Record, cookie_max_age, deadline
-from .incoming import Presented, present
+from .dbsc import REFRESH_PATH, START_PATH, BoundCookies, Challenges, registration_header
+from .incoming import NO_TOKEN, Presented, present
 from .metrics import Metrics
 from .policy import Policy
 from .session import Session
@@ -65,6 +66,9 @@ class Decider:
         self.now_ms = now_ms
         self.metrics = metrics
         self._admin_slash = f"{config.admin_path}/"
+        self._lifetime = config.device_bound_cookie_lifetime
+        admin = config.admin_path
+        self._dbsc_paths = (admin + START_PATH, admin + REFRESH_PATH) if config.device_bound and admin else ()
         #: the ``Set-Cookie`` value that clears the session cookie
         self.clear_cookie = self.cookie("", 0)
         #: the answer when the store cannot be reached
@@ -75,21 +79,61 @@ class Decider:
         self._refusals = _refusals(config, self.clear_cookie, self.unavailable)
         #: judges requests against their session's login client (``ON_ANOMALY``)
         self.watch = Watch(config.trusted_proxies)
+        #: DBSC challenges (made and read without a store)
+        self.challenges = Challenges(config.secret_key)
+        #: the cookies of device-bound sessions
+        self.bound_cookies = BoundCookies(
+            name=config.cookie_name, path=config.cookie_path, domain=config.cookie_domain,
+            secure=config.cookie_secure, samesite=config.cookie_samesite,
+            lifetime=config.device_bound_cookie_lifetime, admin_path=config.admin_path or "",
+        )
 
     def admin_serves(self, path: str) -> bool:
         """Whether the middleware routes ``path`` to the admin sub-app."""
         prefix = self.config.admin_path
         return prefix is not None and (path == prefix or path.startswith(self._admin_slash))
 
-    def presented(self, cookie: str | None, authorization: str | None) -> Presented:
-        """The token of a request, verified (no I/O)."""
-        return present(
+    def presented(self, cookie: str | None, authorization: str | None, path: str = "") -> Presented:
+        """The token of a request to ``path``, verified (no I/O). A device-bound
+        session's token past its cookie lifetime is :attr:`~.core.Outcome.STALE`
+        here, without a store call. The DBSC endpoints read their own cookies
+        and ask the store themselves, once: for them the middleware sees no
+        token (a browser's refresh is not a use, and costs one round trip)."""
+        if path in self._dbsc_paths:
+            return NO_TOKEN
+        presented = present(
             self.tokens,
             cookie_name=self.config.cookie_name,
             cookie=cookie,
             authorization=authorization if self.config.accept_bearer else None,
             is_admin_token=self.is_admin_token,
         )
+        issued = presented.issued
+        if issued is not None:  # inline: every request of a bound session passes here
+            lifetime = self._lifetime
+            if not -lifetime < self.now_ms() // 1000 - issued < lifetime:
+                return Presented(Outcome.STALE, source=presented.source)
+        return presented
+
+    def fresh(self, issued: int) -> bool:
+        """Whether a bound cookie issued at ``issued`` (epoch seconds) is within
+        ``DEVICE_BOUND_COOKIE_LIFETIME`` of now (either way: a server whose clock
+        runs ahead stamps cookies that live longer by that much, never more);
+        :meth:`presented` applies this."""
+        lifetime = self._lifetime
+        return -lifetime < self.now_ms() // 1000 - issued < lifetime
+
+    def registration(self, record: Record, source: str | None, https: Callable[[], bool]) -> str | None:
+        """``Secure-Session-Registration`` for the response to the login that
+        created ``record``, or ``None``: binding is offered (``DEVICE_BOUND=on``)
+        to web sessions created over HTTPS, never to a client that presented a
+        bearer token (``source``)."""
+        admin_path = self.config.admin_path
+        if not self.config.device_bound or admin_path is None or record.platform != "web":
+            return None
+        if source == "bearer" or not https():
+            return None
+        return registration_header(admin_path, self.challenges.issue(record.id, self.now_ms()))
 
     def is_passive(self, path: str, header: str | None) -> bool:
         """Whether a request is checked without counting as activity."""
@@ -108,7 +152,8 @@ class Decider:
             return Verdict(session)
         if outcome is Outcome.STORE_UNAVAILABLE:
             return Verdict(refusal=self._refusals.get("unavailable"))
-        if outcome is Outcome.NO_TOKEN:
+        if outcome is Outcome.NO_TOKEN or outcome is Outcome.STALE:
+            # STALE: the session lives on for the device holding its key, this token is refused
             return _NO_VERDICT
         events: tuple[audit.Event, ...] = ()
         if check is not None and check.ended is not None and outcome is not Outcome.SIGNOUT_ALL:
@@ -149,8 +194,8 @@ class Decider:
                        refusal=self._refusals.get("invalid"))
 
     def _refreshed_cookie(self, presented: Presented, record: Record, policy: Policy) -> str | None:
-        if presented.token is None:
-            return None
+        if presented.token is None or presented.issued is not None:
+            return None  # a bound cookie is renewed by its device only (dbsc.py)
         return self.cookie(presented.token, cookie_max_age(record, policy, record.last_seen))
 
     def cookie(self, token: str, max_age: int | None) -> str:

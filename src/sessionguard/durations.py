@@ -43,6 +43,18 @@ def duration(value: object) -> int | None:
     return int(seconds)
 
 
+def bounded(value: object, low: int, high: int, *, tail: str) -> int:
+    """Whole seconds from ``low`` to ``high`` (``never`` is not one);
+    raises ``ValueError(tail)``."""
+    try:
+        seconds = duration(value)
+    except ValueError:
+        raise ValueError(tail) from None
+    if seconds is None or not low <= seconds <= high:
+        raise ValueError(tail)
+    return seconds
+
+
 def parse_duration(text: str) -> int | None:
     """Parse a duration as the environment writes it.
 

@@ -75,7 +75,8 @@ class SessionGuard:
         #: the session cookie's name (a request without it and without ``Authorization``
         #: carries no token: the shells let it through with no store call)
         self.cookie_name = config.cookie_name
-        decider = Decider(config, self.tokens, self.default_policy, self.now_ms, self.metrics)
+        # now_ms without a call
+        decider = Decider(config, self.tokens, self.default_policy, self._millis, self.metrics)
         #: the per-request decisions (:mod:`.decision`), bound once: the shells call
         #: them on every request with a token
         self.decider = decider

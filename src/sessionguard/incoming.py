@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from .core import Outcome
-from .tokens import Tokens
+from .tokens import BOUND_TOKEN_LENGTH, Tokens
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -26,9 +26,12 @@ class Presented(NamedTuple):
     source: str | None = None  # "cookie" or "bearer"
     #: the raw token, kept only to re-send a remember-me cookie; never logged
     token: str | None = None
+    #: when the token is in the device-bound form: its issue time (epoch seconds)
+    issued: int | None = None
 
     def __repr__(self) -> str:  # never the token
-        return f"Presented(outcome={self.outcome!r}, session_id={self.session_id!r}, source={self.source!r})"
+        return (f"Presented(outcome={self.outcome!r}, session_id={self.session_id!r}, "
+                f"source={self.source!r}, issued={self.issued!r})")
 
 
 NO_TOKEN = Presented(Outcome.NO_TOKEN)
@@ -83,10 +86,27 @@ def present(
 
 
 def _verified(tokens: Tokens, token: str, source: str) -> Presented:
+    if len(token) == BOUND_TOKEN_LENGTH:  # a device-bound session's cookie (by length: no second try)
+        bound = tokens.bound_session_of(token)
+        if bound is None:
+            return Presented(Outcome.INVALID, source=source)
+        return Presented(Outcome.VALID, bound[0], source, token, bound[1])
     public_id = tokens.session_of(token)
     if public_id is None:
         return Presented(Outcome.INVALID, source=source)
     return Presented(Outcome.VALID, public_id, source, token)
+
+
+def is_https(scheme: str | None, peer: str | None, forwarded_proto: str | None,
+             trusted: Sequence[IPNetwork]) -> bool:
+    """Whether the client reached the site over HTTPS: the request's own
+    scheme, or, when the peer is a trusted proxy, the last
+    ``X-Forwarded-Proto`` value (the one that proxy wrote)."""
+    if forwarded_proto and trusted:
+        address = _ip(peer)
+        if address is not None and _trusted(address, trusted):
+            return forwarded_proto.rpartition(",")[2].strip().lower() == "https"
+    return scheme in ("https", "wss")
 
 
 def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[IPNetwork]) -> str:

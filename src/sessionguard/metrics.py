@@ -153,14 +153,14 @@ class Metrics:
         """``store.check``, counting ``LOCAL_CACHE`` hits and timing the rest."""
         check, cached, clock = store.check, store.cached_check, time.perf_counter
 
-        def timed_check(session_id: str, *, passive: bool) -> Check:
-            hit = cached(session_id, passive=passive)
+        def timed_check(session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
+            hit = cached(session_id, passive=passive, unbound_token=unbound_token)
             if hit is not None:
                 self._hit(hit)
                 return hit
             started = clock()
             try:
-                answer = check(session_id, passive=passive)
+                answer = check(session_id, passive=passive, unbound_token=unbound_token)
             except StoreUnavailable:
                 self.store_error()
                 raise
@@ -173,14 +173,14 @@ class Metrics:
         """:meth:`timed` for the async store."""
         check, cached, clock = store.check, store.cached_check, time.perf_counter
 
-        async def timed_check(session_id: str, *, passive: bool) -> Check:
-            hit = cached(session_id, passive=passive)
+        async def timed_check(session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
+            hit = cached(session_id, passive=passive, unbound_token=unbound_token)
             if hit is not None:
                 self._hit(hit)
                 return hit
             started = clock()
             try:
-                answer = await check(session_id, passive=passive)
+                answer = await check(session_id, passive=passive, unbound_token=unbound_token)
             except StoreUnavailable:
                 self.store_error()
                 raise

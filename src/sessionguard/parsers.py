@@ -14,13 +14,15 @@ import re
 from collections.abc import Callable
 from typing import TypeAlias
 
-from .durations import duration, duration_choices, interval, interval_or_off, show
+from .durations import bounded, duration, duration_choices, interval, interval_or_off, show
 from .origins import origin_of
 from .permissions import role_permissions
 
 PLATFORMS = ("web", "mobile", "desktop")
 ENV_PREFIX = "SESSIONGUARD_"
 MAX_SESSIONS_LIMIT = 100_000  # the admin policy API accepts the same range
+#: ``SESSION_CEILING``: the most sessions one user can hold, whatever the limits say.
+SESSION_CEILING_RANGE = (1, 100_000)
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+", re.ASCII)  # RFC 9110 token
 _DOMAIN = re.compile(r"\.?[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?", re.ASCII)
@@ -142,6 +144,16 @@ def _secret_key(value: object) -> tuple[str, ...]:
     return keys
 
 
+def _session_ceiling(value: object) -> int:
+    low, high = SESSION_CEILING_RANGE
+    tail = f"is not a session ceiling (use an integer from {low} to {high}, such as 1000)"
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(tail)
+    return value
+
+
 def _store_url(value: object) -> str:
     tail = (
         "is not a store URL (use memory://, or a redis://, rediss://, redis+sentinel://"
@@ -256,6 +268,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
         for name, parse in (("idle_timeout", duration), ("absolute_timeout", duration))
     },
     **{f"{p}_max_sessions": _inheriting(_limit) for p in PLATFORMS},
+    "session_ceiling": _session_ceiling,
     "on_limit": _choice("evict_oldest", "reject"),
     "evict": _choice("oldest_login", "least_recent"),
     "passive_paths": _paths,
@@ -284,6 +297,10 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "local_cache": _local_cache,
     "store_timeout": _store_timeout,
     "store_spin": _store_spin,
+    "device_bound": _bool,
+    # SPEC 9.6: shorter makes every request a refresh, longer leaves a stolen cookie working longer
+    "device_bound_cookie_lifetime": lambda v: bounded(
+        v, 30, 3600, tail="is not a cookie lifetime (use a duration from 30s to 1h, such as 5m)"),
     "metrics": _bool,
     "on_anomaly": _choice("log", "flag", "revoke"),
 }

@@ -5,7 +5,7 @@ store an override through the API, which every app server sharing the store
 then applies at once. Only the JSON form is stored (:meth:`Policy.to_json`:
 timeouts, limits, remember-me period, ``on_limit``), and every process applies
 it to its own defaults (``default.updated(stored)``), so the settings that
-exist only in the environment (``EVICT``, ``ALLOW_USER_TIMEOUTS``) always come
+exist only in the environment (``EVICT``, ``ALLOW_USER_TIMEOUTS``, ``SESSION_CEILING``) always come
 from the process's configuration. This module converts between the policy and
 its JSON form (SPEC §5) and validates that form field by field.
 """
@@ -54,6 +54,8 @@ class Policy:
     on_limit: str = "evict_oldest"
     evict: str = "oldest_login"
     allow_user_timeouts: bool = False
+    #: the most sessions one user can hold, whatever the limits say (``SESSION_CEILING``)
+    session_ceiling: int = 1000
 
     def platform(self, name: str) -> PlatformPolicy:
         """The policy of platform ``name``."""
@@ -70,6 +72,7 @@ class Policy:
             on_limit=config.on_limit,
             evict=config.evict,
             allow_user_timeouts=config.allow_user_timeouts,
+            session_ceiling=config.session_ceiling,
         )
 
     def to_json(self) -> dict[str, Any]:

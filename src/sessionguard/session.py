@@ -123,6 +123,12 @@ class Session:
         return self._record.device
 
     @property
+    def device_bound(self) -> bool:
+        """Bound to a browser's key (DBSC): its cookie is short-lived and renewed
+        only with a proof signed by that key."""
+        return self._record.device_bound
+
+    @property
     def metadata(self) -> Mapping[str, Any]:
         return self._record.metadata
 
@@ -142,5 +148,5 @@ class Session:
             "created_at": iso(r.created), "last_seen_at": iso(r.last_seen),
             "expires_at": iso(deadline(r, self._policy)), "remember_me": r.remember_me,
             "ip": r.ip, "city": r.city, "user_agent": r.user_agent, "device": r.device,
-            "metadata": dict(r.metadata),
+            "metadata": dict(r.metadata), "device_bound": r.device_bound,
         }

@@ -18,6 +18,12 @@ sign-out of the user).
 The public session ``id`` shown in listings is ``<tag><hash of the sid>``: it
 addresses the same record but cannot be turned back into a token, and it is
 what logs and audit events carry.
+
+A device-bound session (DBSC, :mod:`.dbsc`) is presented with a second form,
+``<sid>.<issued>.<signature>``: ``issued`` is the moment (epoch seconds, ten
+digits) its cookie was issued, signed with the sid, so the guard refuses a
+cookie past its lifetime without asking the store. The two forms sign
+different texts (a sid has no dot), so neither can be turned into the other.
 """
 
 from __future__ import annotations
@@ -41,6 +47,12 @@ _SID = re.compile(r"[0-9a-f]{4}[A-Za-z0-9_-]{22}")
 _ID = _SID
 #: The only accepted token form: sid, dot, unpadded base64 of a SHA-256 MAC.
 _TOKEN = re.compile(r"[0-9a-f]{4}[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
+#: Every token of the bound form has this length (the other form is 11 characters shorter).
+BOUND_TOKEN_LENGTH = 26 + 1 + 10 + 1 + 43
+#: The bound form: sid, dot, issue time (ten digits, no leading zero), dot, signature.
+_BOUND_TOKEN = re.compile(
+    r"[0-9a-f]{4}[A-Za-z0-9_-]{22}\.[1-9][0-9]{9}\.[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]"
+)
 
 
 def _b64(data: bytes) -> str:
@@ -55,7 +67,7 @@ class Tokens:
         The slot tag depends on none of them (the store's :class:`SlotTags`).
     """
 
-    __slots__ = ("_signer", "_macs", "_known")
+    __slots__ = ("_signer", "_macs", "_known", "_known_bound")
 
     #: Verified tokens remembered (token -> public id), so a hot session's token
     #: is checked once per process rather than on every request. Only tokens
@@ -79,6 +91,7 @@ class Tokens:
             for key in secret_keys
         )
         self._known: dict[str, str] = {}
+        self._known_bound: dict[str, tuple[str, int]] = {}
 
     @staticmethod
     def new_sid(tag: str) -> str:
@@ -113,14 +126,49 @@ class Tokens:
         # a signature are refused rather than mapped to the same session.
         if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
             return None
-        sid, _, signature = token.rpartition(".")
-        expected = base64.urlsafe_b64decode(signature + "=")  # canonical, per _TOKEN
-        data = sid.encode("ascii")
+        return self._signed(token)
+
+    def sign_bound(self, sid: str, issued: int) -> str:
+        """The token of a device-bound session's cookie issued at ``issued``
+        (epoch seconds)."""
+        return self._signer.sign(f"{sid}.{issued:010d}").decode("ascii")
+
+    def bound_session_of(self, token: str) -> tuple[str, int] | None:
+        """The public id and issue time (epoch seconds) a bound-form token
+        carries, or ``None`` if it is not one signed by one of the keys."""
+        known = self._known_bound.get(token)
+        if known is not None:
+            return known
+        read = self.verify_bound(token)
+        if read is None:
+            return None
+        if len(self._known_bound) >= self.KNOWN_MAX:
+            self._known_bound.clear()
+        known = self._known_bound[token] = (session_id(read[0]), read[1])
+        return known
+
+    def verify_bound(self, token: str) -> tuple[str, int] | None:
+        """The sid and issue time inside a bound-form token, or ``None`` (as
+        :meth:`verify`: canonical spelling only, never raises)."""
+        if len(token) > MAX_TOKEN_LENGTH or not _BOUND_TOKEN.fullmatch(token):
+            return None
+        signed = self._signed(token)
+        if signed is None:
+            return None
+        sid, _, issued = signed.partition(".")
+        return sid, int(issued)
+
+    def _signed(self, token: str) -> str | None:
+        """The text before the last dot of a token of canonical form, if the
+        signature after it is one of the keys' (constant-time comparisons)."""
+        text, _, signature = token.rpartition(".")
+        expected = base64.urlsafe_b64decode(signature + "=")  # canonical, per the patterns
+        data = text.encode("ascii")
         for keyed in self._macs:
             mac = keyed.copy()
             mac.update(data)
             if hmac.compare_digest(mac.digest(), expected):
-                return sid
+                return text
         return None
 
 

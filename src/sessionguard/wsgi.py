@@ -14,7 +14,7 @@ from .context import SessionContext
 from .core import Outcome, Record
 from .decision import Refusal, Verdict
 from .errors import StoreUnavailable
-from .incoming import Presented, client_ip
+from .incoming import Presented, client_ip, is_https
 from .outgoing import WSGI, with_session
 from .stores.protocol import Check
 
@@ -75,7 +75,7 @@ class WSGIMiddleware:
                 # Built here rather than by ``_of`` (one Python call less);
                 # tests/test_shells.py checks every slot is set.
                 ctx = environ["sessionguard"] = new_context()
-                ctx.session = ctx.ended_reason = ctx.set_cookie = ctx._source = None
+                ctx.session = ctx.ended_reason = ctx.set_cookie = ctx._source = ctx._offer = None
                 ctx._guard, ctx._raw, ctx._respond = guard, environ, start_response
             else:
                 decided = decide(environ, cookie, authorization, start_response)
@@ -102,12 +102,13 @@ class WSGIMiddleware:
                 start_response: StartResponse) -> _WSGIContext | Refusal:
         """The context of a request that presents a token, or its refusal."""
         guard = self.guard
-        presented = guard.presented(cookie, authorization)
+        presented = guard.presented(cookie, authorization, environ.get("PATH_INFO", ""))
         check = None
         if presented.session_id is not None:
             passive = guard.is_passive(environ.get("PATH_INFO", ""), environ.get("HTTP_X_SESSION_PASSIVE"))
             try:
-                check = guard.store_check(presented.session_id, passive=passive)
+                check = guard.store_check(presented.session_id, passive=passive,
+                                          unbound_token=presented.issued is None)
             except StoreUnavailable:
                 check = Check(Outcome.STORE_UNAVAILABLE)
         verdict = guard.verdict(presented, check)
@@ -162,7 +163,7 @@ class _WSGIContext(SessionContext):
     def _start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         cookie = self.set_cookie
         if cookie is not None:  # a login in a request that presented no token
-            headers = with_session(headers, WSGI, cookie, None, _expires(self.session))
+            headers = with_session(headers, WSGI, cookie, None, _expires(self.session), self._offer)
         self._raw = None  # started: see _Context._raw
         respond = self._respond  # a slot read, then a call: no method lookup
         return respond(status, headers, exc_info)
@@ -173,6 +174,11 @@ class _WSGIContext(SessionContext):
 
     def _ip(self) -> str:
         return client_ip(*_peer(self._raw), self._guard.config.trusted_proxies)
+
+    def _https(self) -> bool:
+        environ = self._raw
+        return is_https(environ.get("wsgi.url_scheme"), environ.get("REMOTE_ADDR"),
+                        environ.get("HTTP_X_FORWARDED_PROTO"), self._guard.config.trusted_proxies)
 
     def _store_failed(self) -> None:
         self._guard.store_failed(None if self.session is None else self.session.platform)
@@ -188,7 +194,8 @@ class _WSGITokenContext(_WSGIContext):
     __slots__ = ()
 
     def _start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        headers = with_session(headers, WSGI, self.set_cookie, self._source, _expires(self.session))
+        headers = with_session(headers, WSGI, self.set_cookie, self._source, _expires(self.session),
+                               self._offer)
         self._raw = None  # started: see _Context._raw
         respond = self._respond
         return respond(status, headers, exc_info)

@@ -21,7 +21,7 @@ from ..audit import Event
 from ..core import Record
 from ..errors import StoreUnavailable
 from ..policy import Policy
-from ..stores.protocol import ActiveCounts, AsyncStore, Page, Store
+from ..stores.protocol import ActiveCounts, AsyncStore, Binding, Page, Store
 from .http import ApiError, Response
 
 logger = logging.getLogger("sessionguard")
@@ -183,6 +183,18 @@ def end_user(
 def end_all(*, keep: str | None) -> Step[None]:
     """End every session except ``keep``."""
     yield StoreCall(lambda store: store.end_all(keep=keep))
+
+
+def bind(session_id: str, key: str, challenge: str, issued: int) -> Step[Binding]:
+    """Bind a session to a device's key (DBSC registration)."""
+    bound: Binding = yield StoreCall(lambda store: store.bind(session_id, key, challenge, issued))
+    return bound
+
+
+def redeem(session_id: str, challenge: str, issued: int) -> Step[Binding]:
+    """Answer a bound session's challenge once (DBSC refresh): its key."""
+    redeemed: Binding = yield StoreCall(lambda store: store.redeem(session_id, challenge, issued))
+    return redeemed
 
 
 def user_sessions(user_id: str) -> Step[list[Record]]:

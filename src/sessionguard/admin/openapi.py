@@ -54,6 +54,7 @@ SESSION = {
     "last_seen_at": TIME, "expires_at": _nullable(TIME), "remember_me": {"type": "boolean"},
     "ip": {"type": "string"}, "city": _TEXT, "user_agent": {"type": "string"},
     "device": {"type": "string"}, "metadata": {"type": "object"},
+    "device_bound": {"type": "boolean", "description": "bound to a browser's key (DBSC)"},
 }
 PLATFORM_POLICY = {
     "idle_timeout": DURATION, "absolute_timeout": DURATION,
@@ -75,7 +76,8 @@ SCHEMAS: dict[str, Schema] = {
         "session_id": _TEXT, "platform": _nullable(PLATFORM), "reason": _TEXT,
         "actor": {"type": "string", "description": "user:<id>, admin-token, cli or system"},
         "detail": {"type": "string"},
-    }, ("type", "at", "user_id", "session_id", "platform", "reason", "actor")),
+        "ip": _TEXT, "device": _TEXT, "city": _TEXT,
+    }, ("type", "at", "user_id", "session_id", "platform", "reason", "actor", "ip", "device", "city")),
     "EventPage": _obj({"events": {"type": "array", "items": _ref("Event")}, "next_cursor": _TEXT}),
     "Stats": _obj({
         "now": TIME,
@@ -124,6 +126,12 @@ SCHEMAS: dict[str, Schema] = {
     "SignoutAll": _obj({"confirm": {"type": "string", "const": CONFIRM_PHRASE},
                         "keep_mine": {"type": "boolean", "default": False}}, ("confirm",)),
     "CsrfToken": _obj({"csrf_token": {"type": "string"}}),
+    "DeviceBinding": _obj({
+        "session_identifier": {"type": "string"}, "refresh_url": {"type": "string"},
+        "scope": _obj({"origin": {"type": "string"}, "include_site": {"const": False}}),
+        "credentials": {"type": "array", "items": _obj({
+            "type": {"const": "cookie"}, "name": {"type": "string"}, "attributes": {"type": "string"}})},
+    }),
     "Error": _obj({"error": _obj({
         "code": {"type": "string"}, "message": {"type": "string"},
         "field": {"type": "string", "description": "the offending field (422)"},
@@ -228,6 +236,12 @@ def build(prefix: str, cookie_name: str, *, self_service: bool = True,
             "responses": {"200": {"description": "The metrics", "content": {
                 "text/plain": {"schema": {"type": "string"}}}},
                 **{status: {"$ref": f"#/components/responses/E{status}"} for status in ("401", "403")}}}},
+        "/dbsc/start": {"post": _dbsc(
+            "DBSC registration: bind the cookie's session to the key of the proof", (PROOF,),
+            "400 401 404 503")},
+        "/dbsc/refresh": {"post": _dbsc(
+            "DBSC refresh: a fresh bound cookie for a proof signed by the bound key (403: a challenge)",
+            (BOUND_ID, PROOF), "400 401 403 404 503")},
         "/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {
             "200": {"description": "OK", **_json({"type": "object"})}}}},
         "/": {"get": _page("HTML admin page: sessions, policy, audit log, sign out everyone",
@@ -255,6 +269,24 @@ def build(prefix: str, cookie_name: str, *, self_service: bool = True,
         },
         "security": [{"bearerAuth": []}, {"cookieAuth": []}],
     }
+
+
+PROOF = _param("Secure-Session-Response", "header", {"type": "string"},
+               text="the browser's proof: a JWS (typ dbsc+jwt, ES256 or RS256) whose jti is the challenge")
+BOUND_ID = _param("Sec-Secure-Session-Id", "header", {"type": "string"}, required=True,
+                  text="the session_identifier of the registration")
+
+
+def _dbsc(summary: str, params: tuple[Schema, ...], errors: str) -> Schema:
+    """A DBSC endpoint: called by the browser itself, with no admin credentials;
+    ``403`` carries the challenge to sign in ``Secure-Session-Challenge``."""
+    operation = _operation(summary, "DeviceBinding", errors, params=params)
+    operation["security"] = []
+    if "403" in operation["responses"]:
+        operation["responses"]["403"] = {
+            "description": "Sign the challenge in the Secure-Session-Challenge header",
+            **_json(_ref("Error"))}
+    return operation
 
 
 def _page(summary: str, permission: str) -> dict[str, Any]:

@@ -82,6 +82,8 @@ class Admin:
         #: the ``Set-Cookie`` value that clears the session cookie
         self.clear_cookie = guard.clear_cookie
         self.signing = Signing(guard.config.secret_key)
+        #: the guard's per-request decisions: tokens, clock, DBSC challenges and cookies
+        self.decider = guard.decider
         serves_me = guard.config.self_service
         #: the guard's Prometheus metrics (``None``: ``METRICS=off``, no ``/metrics``)
         self.metrics = guard.metrics

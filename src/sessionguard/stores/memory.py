@@ -20,11 +20,15 @@ from ..core import (
     Outcome,
     Record,
     admission,
+    admission_needs_count,
     cookie_refresh_due,
     epoch_after,
     flush_by,
     judge,
+    redeemable,
+    refuses_token,
     retention,
+    still_used,
     touch_due,
     touched,
 )
@@ -34,7 +38,7 @@ from ..policy import Policy
 from ..tokens import TAG_LENGTH, SlotTags
 from .cursors import cursor_after, cursor_of, newest_first
 from .memory_audit import AuditLog
-from .protocol import ActiveCounts, Check, Created, NewSession, Page, with_roles
+from .protocol import ActiveCounts, Binding, Check, Created, NewSession, Page, with_roles
 from .write_behind import Unwritten
 
 
@@ -66,6 +70,8 @@ class MemoryStore:
         self._expiry: dict[str, int | None] = {}
         self._tombstones: dict[str, tuple[str, int]] = {}
         self._by_user: dict[str, set[str]] = {}
+        #: device-bound sessions: id -> (public key, used challenges: id -> issue time)
+        self._keys: dict[str, tuple[str, dict[str, int]]] = {}
         self._unwritten = Unwritten()
         self._user_idle: dict[str, dict[str, int | None]] = {}
         self._epoch = Epoch()
@@ -96,7 +102,7 @@ class MemoryStore:
 
     # -- the request path --------------------------------------------------
 
-    def check(self, session_id: str, *, passive: bool) -> Check:
+    def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
         with self._lock:
             now = self._clock()
             record = self._live(session_id, now)
@@ -110,9 +116,12 @@ class MemoryStore:
             outcome = judge(record, policy, now, self._epoch)
             if outcome is not Outcome.VALID:
                 return Check(outcome, ended=self._end(record, outcome.value, now))
-            if passive:
+            refused = refuses_token(record, unbound_token)
+            if passive or refused:
                 if owed:
                     self._put(record, policy, now)
+                if refused:  # not a use of the session
+                    return Check(Outcome.STALE)
                 # this process's own unwritten use is part of the view (its expires_at)
                 pending = self._unwritten.seen(session_id)
                 view = touched(record, pending) if pending is not None else record
@@ -126,7 +135,7 @@ class MemoryStore:
             refresh = cookie_refresh_due(record, now)
             return Check(outcome, _own(fresh), refresh_cookie=refresh, policy=policy)
 
-    def cached_check(self, session_id: str, *, passive: bool) -> None:
+    def cached_check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> None:
         return None  # the store itself is in the process: nothing to cache
 
     # -- logins and sign-outs ----------------------------------------------
@@ -142,8 +151,10 @@ class MemoryStore:
                 self._write(self._unwritten.take(tag), now)
             self._sweep(now)
             policy = self.policy()
-            alive = [r for r in self._user_records(new.user_id, now) if r.platform == new.platform]
-            plan: Admission = admission(alive, policy, new.platform)
+            held = [r for i in list(self._by_user.get(new.user_id, ())) if (r := self._live(i, now))]
+            plan = Admission()
+            if admission_needs_count(held, policy, new.platform):
+                plan = admission(self._user_records(new.user_id, now), policy, new.platform)
             if plan.refused:
                 limit = policy.platform(new.platform).max_sessions or 0
                 raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=limit)
@@ -184,6 +195,56 @@ class MemoryStore:
             now = self._clock()
             kept = None if keep is None else self._live(keep, now)
             self._epoch = epoch_after(now, kept, self._epoch)
+
+    # -- device binding (DBSC) ---------------------------------------------------
+
+    def bind(self, session_id: str, key: str, challenge: str, issued: int) -> Binding:
+        with self._lock:
+            now = self._clock()
+            found = self._valid(session_id, now)
+            if isinstance(found, Binding):
+                return found
+            if found.device_bound:
+                return Binding(Outcome.VALID, refused="bound")
+            if not redeemable({}, challenge, issued, now):
+                return Binding(Outcome.VALID, refused="used")
+            bound, policy = found._replace(device_bound=True), self.policy()
+            self._put(bound, policy, now)
+            self._keys[session_id] = (key, {challenge: issued})
+            return Binding(Outcome.VALID, _own(bound), policy=policy)
+
+    def redeem(self, session_id: str, challenge: str, issued: int) -> Binding:
+        with self._lock:
+            now = self._clock()
+            found = self._valid(session_id, now)
+            if isinstance(found, Binding):
+                return found
+            held = self._keys.get(session_id)
+            if not found.device_bound or held is None:
+                return Binding(Outcome.VALID, refused="unbound")
+            key, used = held
+            if not redeemable(used, challenge, issued, now):
+                return Binding(Outcome.VALID, refused="used")
+            self._keys[session_id] = (key, {**still_used(used, now), challenge: issued})
+            return Binding(Outcome.VALID, _own(found), key, policy=self.policy())
+
+    def _valid(self, session_id: str, now: int) -> Record | Binding:
+        """The valid record a binding step acts on (with a use owed now written,
+        as :meth:`check` does), or the :class:`Binding` saying why there is none."""
+        record = self._live(session_id, now)
+        if record is None:
+            return Binding(Outcome(self._tombstone(session_id, now) or "invalid"))
+        policy = self.policy()
+        seen = self._unwritten.overdue(session_id, now)
+        owed = seen is not None and record.last_seen < seen <= now
+        if owed and seen is not None:
+            record = touched(record, seen)
+        outcome = judge(record, policy, now, self._epoch)
+        if outcome is not Outcome.VALID:
+            return Binding(outcome, self._end(record, outcome.value, now), policy=policy)
+        if owed:
+            self._put(record, policy, now)
+        return record
 
     # -- listings ------------------------------------------------------------
 
@@ -259,7 +320,7 @@ class MemoryStore:
                 return Check(outcome, ended=self._end(record, outcome.value, now))
             self._forget(record)  # no tombstone: the old token is unknown from now on
             self._unwritten.written(session_id, record.last_seen)
-            moved = record._replace(id=new_id)
+            moved = record._replace(id=new_id, device_bound=False)  # DBSC: the key was the old id's
             self._put(moved, policy, now)
             self._by_user.setdefault(moved.user_id, set()).add(new_id)
             return Check(Outcome.VALID, _own(moved), policy=policy)
@@ -329,6 +390,7 @@ class MemoryStore:
     def _forget(self, record: Record) -> None:
         self._records.pop(record.id, None)
         self._expiry.pop(record.id, None)
+        self._keys.pop(record.id, None)
         ids = self._by_user.get(record.user_id)
         if ids is not None:
             ids.discard(record.id)

@@ -8,7 +8,7 @@ from ..audit import Event
 from ..core import Record
 from ..policy import Policy
 from .memory import MemoryStore
-from .protocol import ActiveCounts, Check, Created, NewSession, Page
+from .protocol import ActiveCounts, Binding, Check, Created, NewSession, Page
 
 
 class AsyncMemoryStore:
@@ -29,10 +29,10 @@ class AsyncMemoryStore:
     async def slot_tag(self, user_id: str) -> str:
         return self.sync.slot_tag(user_id)
 
-    async def check(self, session_id: str, *, passive: bool) -> Check:
-        return self.sync.check(session_id, passive=passive)
+    async def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
+        return self.sync.check(session_id, passive=passive, unbound_token=unbound_token)
 
-    def cached_check(self, session_id: str, *, passive: bool) -> None:
+    def cached_check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> None:
         return None
 
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created:
@@ -48,6 +48,12 @@ class AsyncMemoryStore:
 
     async def end_all(self, *, keep: str | None = None) -> None:
         self.sync.end_all(keep=keep)
+
+    async def bind(self, session_id: str, key: str, challenge: str, issued: int) -> Binding:
+        return self.sync.bind(session_id, key, challenge, issued)
+
+    async def redeem(self, session_id: str, challenge: str, issued: int) -> Binding:
+        return self.sync.redeem(session_id, challenge, issued)
 
     async def user_sessions(self, user_id: str) -> list[Record]:
         return self.sync.user_sessions(user_id)

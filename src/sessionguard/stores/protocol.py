@@ -47,6 +47,26 @@ class Check(NamedTuple):
     policy: Policy | None = None
 
 
+class Binding(NamedTuple):
+    """The answer to a device-binding step (:meth:`Store.bind`, :meth:`Store.redeem`).
+
+    ``outcome`` is the session's: ``VALID``, the reason it ended, or
+    ``INVALID`` (unknown). For a valid session ``refused`` says why the step
+    was not taken (``"bound"``: bound already; ``"unbound"``: never bound;
+    ``"used"``: the challenge was answered before), else it was taken and
+    ``record`` is the session (bound). When the session ended *during* the
+    step (a timeout noticed now), ``record`` is its last record, for the one
+    audit event. ``key`` is the bound key (JWK text), on a redeem.
+    """
+
+    outcome: Outcome
+    record: Record | None = None
+    key: str | None = None
+    refused: str | None = None
+    #: the policy the session was judged by
+    policy: Policy | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Created:
     """A login's result: the new record and the sessions it evicted."""
@@ -97,10 +117,12 @@ class Store(Protocol):
         be computed from the user id alone, and the same in every process
         sharing the store, whatever ``SECRET_KEY`` says."""
 
-    def check(self, session_id: str, *, passive: bool) -> Check:
-        """Validate the session and touch it unless ``passive``."""
+    def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
+        """Validate the session and touch it unless ``passive``. ``unbound_token``:
+        the request presented a token without an issue time, which a device-bound
+        session refuses (``STALE``, no touch: :func:`~sessionguard.core.refuses_token`)."""
 
-    def cached_check(self, session_id: str, *, passive: bool) -> Check | None:
+    def cached_check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check | None:
         """The answer :meth:`check` would give from the process's ``LOCAL_CACHE``,
         without I/O (counting as a use unless ``passive``); ``None``: not cached
         (always, for a store without one), ask :meth:`check`."""
@@ -121,6 +143,15 @@ class Store(Protocol):
     def end_all(self, *, keep: str | None = None) -> None:
         """End every session except ``keep``, in constant time."""
 
+    def bind(self, session_id: str, key: str, challenge: str, issued: int) -> Binding:
+        """Bind a valid session that is not bound yet to a device's public
+        ``key`` (JWK text), answering ``challenge`` (issued at ``issued`` ms),
+        which is then used. Not a use of the session."""
+
+    def redeem(self, session_id: str, challenge: str, issued: int) -> Binding:
+        """Answer ``challenge`` of a valid bound session once (a refresh): its
+        ``key``, to check the proof with. Not a use of the session."""
+
     def user_sessions(self, user_id: str) -> list[Record]:
         """The valid sessions of ``user_id``, newest login first."""
 
@@ -137,7 +168,8 @@ class Store(Protocol):
 
     def rotate(self, session_id: str, new_id: str) -> Check:
         """Give a valid session the id ``new_id`` (of the same user's slot), every
-        other field kept; the old id becomes unknown. ``Check(VALID, record)``
+        other field kept but its device binding (the key was the old id's); the
+        old id becomes unknown. ``Check(VALID, record)``
         with the moved record, else the outcome saying why the session ended
         (``ended`` set when a timeout was noticed now)."""
 
@@ -173,8 +205,10 @@ class AsyncStore(Protocol):
     async def policy(self) -> Policy: ...
     async def set_policy(self, policy: Policy) -> None: ...
     async def slot_tag(self, user_id: str) -> str: ...
-    async def check(self, session_id: str, *, passive: bool) -> Check: ...
-    def cached_check(self, session_id: str, *, passive: bool) -> Check | None: ...  # no I/O: not async
+    async def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check: ...
+    def cached_check(  # no I/O: not async
+        self, session_id: str, *, passive: bool, unbound_token: bool = False
+    ) -> Check | None: ...
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created: ...
     async def end(
         self, session_id: str, reason: str, *, user_id: str | None = None
@@ -183,6 +217,8 @@ class AsyncStore(Protocol):
         self, user_id: str, reason: str, *, platform: str | None = None, keep: str | None = None
     ) -> list[Record]: ...
     async def end_all(self, *, keep: str | None = None) -> None: ...
+    async def bind(self, session_id: str, key: str, challenge: str, issued: int) -> Binding: ...
+    async def redeem(self, session_id: str, challenge: str, issued: int) -> Binding: ...
     async def user_sessions(self, user_id: str) -> list[Record]: ...
     async def list_sessions(
         self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None

@@ -21,6 +21,7 @@
         s.current ? h("span", {class: "badge ok"}, ["This device"]) : null,
         h("span", {class: "badge"}, [sg.platformName(s.platform)]),
         s.remember_me ? h("span", {class: "badge"}, ["Remembered"]) : null,
+        s.device_bound ? h("span", {class: "badge", title: "Its cookie works only in the browser that holds its key"}, ["Device-bound"]) : null,
       ]),
       heading,
       h("dl", {}, [].concat(

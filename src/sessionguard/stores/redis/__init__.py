@@ -67,7 +67,7 @@ def open_redis_stores(
     )
     shared = Shared(target, config.store_timeout, ops, config.store_spin)
     store = RedisStore(shared)
-    shared.subscriber.tick = store.write_due
+    shared.subscriber.tick = store.tick
     shared.subscriber.reread = store.reread_state
     shared.recount = store.recount
     return store, AsyncRedisStore(shared)

@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.sentinel
-from redis.commands.core import AsyncScript
 
 from ...audit import Event
 from ...core import Record
 from ...errors import StoreUnavailable
 from ...policy import Policy
-from ..protocol import ActiveCounts, Check, Created, NewSession, Page
+from ..protocol import ActiveCounts, Binding, Check, Created, NewSession, Page
+from .binding import bind_device, redeem_challenge
 from .calls import Op, Request, Script
 from .census import read_counts
 from .clients import ATTEMPT_SHARE, AsyncRetry, connect, logger, retries
@@ -127,9 +127,7 @@ class AsyncRedisStore:
     def __init__(self, shared: Shared) -> None:
         self._shared = shared
         self._ops = shared.ops
-        self._scripts = {name: AsyncScript(None, source.encode())  # type: ignore[arg-type]
-                         for name, source in shared.sources.items()}
-        self._encoder = Encoder({name: script.sha for name, script in self._scripts.items()})
+        self._encoder = Encoder(shared.caller.library.names)
         self._clients = _LoopClients(shared)
 
     async def _run(self, op: Op[T]) -> T:
@@ -154,17 +152,17 @@ class AsyncRedisStore:
             try:
                 lane = await self._clients.lane()
                 if lane is not None:
-                    reply = await lane.call(self._encoder.evalsha(request))
+                    reply = await lane.call(self._encoder.fcall(request))
                     self._shared.health.answered()
                     return reply
             except LaneUnavailable:
-                pass  # the ordinary path below retries, loads the script, reports errors
+                pass  # the ordinary path below retries, loads the library, reports errors
             except redis.TimeoutError as exc:
                 raise self._shared.health.failed(exc) from exc
         with self._shared.health.translated(), retries(request.retry):
             client = await self._clients.get()
             if isinstance(request, Script):
-                return await self._scripts[request.name](request.keys, request.argv, client=client)
+                return await self._shared.caller.acall(client, request)
             if len(request.commands) == 1:
                 return [await client.execute_command(*request.commands[0])]
             pipe = client.pipeline(transaction=False)
@@ -191,15 +189,23 @@ class AsyncRedisStore:
     async def slot_tag(self, user_id: str) -> str:
         return await self._run(self._ops.slot_tag(user_id))
 
-    def cached_check(self, session_id: str, *, passive: bool) -> Check | None:
-        return self._ops.cached(session_id, passive)
+    def cached_check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check | None:
+        return self._ops.cached(session_id, passive, unbound_token)
 
-    async def check(self, session_id: str, *, passive: bool) -> Check:
-        hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
-        return hit if hit is not None else await self._run(self._ops.check(session_id, passive))
+    async def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
+        hit = self._ops.cached(session_id, passive, unbound_token)  # LOCAL_CACHE: no round trip
+        if hit is not None:
+            return hit
+        return await self._run(self._ops.check(session_id, passive, unbound_token))
+
+    async def bind(self, session_id: str, key: str, challenge: str, issued: int) -> Binding:
+        return await self._run(bind_device(self._ops, session_id, key, challenge, issued))
+
+    async def redeem(self, session_id: str, challenge: str, issued: int) -> Binding:
+        return await self._run(redeem_challenge(self._ops, session_id, challenge, issued))
 
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created:
-        return await self._run(self._ops.create(new, ending))
+        return await self._run(self._ops.users.create(new, ending))
 
     async def end(self, session_id: str, reason: str, *, user_id: str | None = None) -> Record | None:
         return await self._run(self._ops.end(session_id, reason, user_id))
@@ -207,13 +213,13 @@ class AsyncRedisStore:
     async def end_user(
         self, user_id: str, reason: str, *, platform: str | None = None, keep: str | None = None
     ) -> list[Record]:
-        return await self._run(self._ops.end_user(user_id, reason, platform, keep))
+        return await self._run(self._ops.users.end_user(user_id, reason, platform, keep))
 
     async def end_all(self, *, keep: str | None = None) -> None:
         await self._run(self._ops.end_all(keep))
 
     async def user_sessions(self, user_id: str) -> list[Record]:
-        return await self._run(self._ops.user_sessions(user_id))
+        return await self._run(self._ops.users.user_sessions(user_id))
 
     async def list_sessions(
         self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
@@ -221,16 +227,16 @@ class AsyncRedisStore:
         return await self._run(self._ops.list_sessions(user_id, platform, limit, cursor))
 
     async def user_timeouts(self, user_id: str) -> dict[str, int | None]:
-        return await self._run(self._ops.user_timeouts(user_id))
+        return await self._run(self._ops.users.user_timeouts(user_id))
 
     async def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
-        await self._run(self._ops.set_user_timeouts(user_id, timeouts))
+        await self._run(self._ops.users.set_user_timeouts(user_id, timeouts))
 
     async def rotate(self, session_id: str, new_id: str) -> Check:
-        return await self._run(self._ops.rotate(session_id, new_id))
+        return await self._run(self._ops.users.rotate(session_id, new_id))
 
     async def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
-        return await self._run(self._ops.set_roles(user_id, roles))
+        return await self._run(self._ops.users.set_roles(user_id, roles))
 
     async def active_counts(self) -> ActiveCounts | None:
         counts, due = await self._run(read_counts(self._ops))

@@ -14,23 +14,18 @@ Arg = str | bytes | int
 
 
 class Script(NamedTuple):
-    """Run the Lua script ``name`` (EVALSHA; loaded again on NOSCRIPT) with
-    ``ARGV = context + args``. ``context`` is the part shared by every call
-    while the state is the same (the same tuple object: :mod:`.lane`
-    encodes it once). ``hot``: the request path's check, which the stores send
-    on their lean lane (:mod:`.lane`) when they can. A named tuple (one is
-    built on every check, see :class:`~sessionguard.core.Record`)."""
+    """Call the library function ``name`` (``FCALL``; the library is loaded
+    again when Redis does not know it) with ``keys`` and ``args``, built by
+    :meth:`.scripts.Function.call` from the function's contract. ``hot``: the
+    request path's check, which the stores send on their lean lane
+    (:mod:`.lane`) when they can. A named tuple (one is built on every check,
+    see :class:`~sessionguard.core.Record`)."""
 
     name: str
     keys: tuple[str, ...]
     args: tuple[Arg, ...]
-    retry: bool = True  # every script is idempotent (see clients.Budget)
-    context: tuple[Arg, ...] = ()
+    retry: bool = True  # idempotent and cheap: sent again after a lost reply (see clients.Budget)
     hot: bool = False
-
-    @property
-    def argv(self) -> tuple[Arg, ...]:
-        return self.context + self.args
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,14 +6,13 @@ retries, and the translation of Redis errors into :class:`StoreUnavailable`.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import redis
 import redis.asyncio.retry
@@ -22,6 +21,9 @@ from redis.backoff import ExponentialBackoff
 
 from ...errors import StoreUnavailable
 from .urls import Target
+
+if TYPE_CHECKING:
+    from .scripts import Library
 
 logger = logging.getLogger("sessionguard")
 T = TypeVar("T")
@@ -161,9 +163,9 @@ class AsyncRetry(redis.asyncio.retry.Retry):
 
 # -- errors ------------------------------------------------------------------------
 
-# where Redis says a script's command failed, and the command a Lua line calls
-_SCRIPT_LINE = re.compile(r"script: ([0-9a-f]{40}), on @user_script:(\d+)")
-_CALL = re.compile(r"redis\.p?call\(\s*['\"]([A-Za-z]+)")
+# where Redis says a library function's command failed, and the command a Lua line calls
+_SCRIPT_LINE = re.compile(r"script: (\S+), on @user_function:(\d+)")
+_CALL = re.compile(r"\bp?call\(\s*['\"]([A-Za-z]+)")  # redis.call('X', ...), or its local alias call
 
 ERRORS = (redis.RedisError, OSError, redis.exceptions.RedisClusterException)
 
@@ -172,12 +174,12 @@ class Health:
     """Logs when the store stops answering and when it is back (once each, not
     once per request), and every command Redis refuses (an error reply: a
     missing ACL permission, ``NOREPLICAS``, ``OOM``), naming the command.
-    ``scripts``: the Lua sources by name, to name a command a script ran."""
+    ``library``: the store's functions, to name a command one of them ran."""
 
-    def __init__(self, scripts: Mapping[str, str] | None = None) -> None:
+    def __init__(self, library: Library | None = None) -> None:
         self.down = False
-        self._scripts = {hashlib.sha1(source.encode()).hexdigest(): (name, source.splitlines())
-                         for name, source in (scripts or {}).items()}
+        self._lines = [] if library is None else library.source.splitlines()
+        self._names = {} if library is None else {full: name for name, full in library.names.items()}
 
     @contextlib.contextmanager
     def translated(self) -> Iterator[None]:
@@ -204,14 +206,13 @@ class Health:
         it (Redis names the script's hash and line, not the command)."""
         message = str(exc)
         where = _SCRIPT_LINE.search(message)
-        script = self._scripts.get(where.group(1)) if where else None
-        if where is None or script is None:
+        name = self._names.get(where.group(1)) if where else None
+        if where is None or name is None:
             return message
-        name, lines = script
-        number = int(where.group(2))
+        number, lines = int(where.group(2)), self._lines  # lines of the library's source
         call = _CALL.search(lines[number - 1]) if 0 < number <= len(lines) else None
         command = call.group(1).upper() if call else "a command"
-        return f"{command} in the {name} script: {message}"
+        return f"{command} in the {name} function: {message}"
 
     def answered(self) -> None:
         if self.down:

@@ -8,6 +8,8 @@ without those four characters):
 - ``P:{tag}:s:<short>`` the session record (a string, see ``lua/rules.lua``),
   expiring a day after the session's deadline;
 - ``P:{tag}:e:<short>`` the tombstone of an ended session: its reason, for a day;
+- ``P:{tag}:k:<short>`` a device-bound session's key and the challenges it
+  answered (DBSC, a hash, see ``lua/bind.lua``), gone with the session;
 - ``P:{tag}:u:<user>`` the user's sessions (zset of ``<short>`` packed by
   :func:`pack_id` into 17 bytes, all scores 0, so that a few sessions fit a
   small listpack), expiring with the longest-kept of them;
@@ -80,6 +82,9 @@ class Keys:
 
     def tombstone(self, session_id: str) -> str:
         return f"{self.base(session_id[:4])}e:{session_id[4:]}"
+
+    def device_key(self, session_id: str) -> str:
+        return f"{self.base(session_id[:4])}k:{session_id[4:]}"
 
     def user_index(self, tag: str, user_id: str) -> str:
         return f"{self.base(tag)}u:{encode_user(user_id)}"

@@ -1,12 +1,12 @@
-"""The lean lane of the request path: the check script sent as one EVALSHA
-encoded in advance, on connections kept for it, with nothing in between.
+"""The lean lane of the request path: the check sent as one ``FCALL``
+encoded with little work, on connections kept for it, with nothing in between.
 
 Why: a check is one round trip, and on a loopback Redis the client's own work
-around that round trip (building a command of 27 arguments, taking a pooled
-connection and checking it, timeouts, parsing) cost as much as the trip
-itself. Here the part of the command shared by every check under the same
-state (17 of its arguments: the epoch and the policy) is encoded once
-(:class:`Encoder`), the sync store keeps one connection per thread
+around that round trip (building a command, taking a pooled connection and
+checking it, timeouts, parsing) cost as much as the trip itself. Here the
+command's head is encoded once per shape (:class:`Encoder`; the policy and
+epoch travel as one argument, the same string object while the state is the
+same), the sync store keeps one connection per thread
 (:class:`SyncLane`) and the async store one pipelined connection per event
 loop (:class:`~sessionguard.stores.redis.lane_async.AsyncLane`), whose
 replies ``hiredis`` parses. A request polls for its reply for up to
@@ -19,8 +19,10 @@ attributes, the sync connection's ``_sock`` to poll and the async one's
 ``_writer`` to take its transport over; asyncio's loop's ``_ready`` tells
 whether other callbacks wait), and everything that is not a plain
 answer goes back to the store's ordinary path, which retries, loads a missing
-script and reports errors: a dropped connection, a ``NOSCRIPT``, any error
-reply (a ``READONLY`` from a demoted master also closes the lane's connection).
+library and reports errors: a dropped connection, a "Function not found" (a
+server that lost the library: restarted, flushed, or a new Cluster node), any
+error reply (a ``READONLY`` from a demoted master also closes the lane's
+connection).
 A read that times out is not retried here: Redis did not answer within the
 attempt's share of ``STORE_TIMEOUT``, and the request gets its 503.
 A Redis Cluster has no lane (its client routes each key to its node).
@@ -39,6 +41,7 @@ from typing import Any, cast
 import redis
 
 from .calls import Arg, Script
+from .functions import function_missing
 
 __all__ = ["Encoder", "LaneUnavailable", "Spin", "SyncLane"]
 
@@ -67,27 +70,22 @@ def _bulks(values: tuple[Arg, ...]) -> bytes:
 
 
 class Encoder:
-    """EVALSHA commands as RESP bytes. The context of a :class:`Script` (the
-    same tuple object for as long as the state is unchanged) is encoded once."""
+    """``FCALL`` commands as RESP bytes, the part shared by every call of one
+    function with the same numbers of keys and arguments encoded once."""
 
-    def __init__(self, shas: dict[str, str]) -> None:
-        self._shas = {name: _bulk(b"EVALSHA") + _bulk(sha.encode()) for name, sha in shas.items()}
-        self._context: tuple[tuple[Arg, ...], bytes] = ((), b"")
-        #: (script, numbers of keys, context and args) -> the command's head
-        self._heads: dict[tuple[str, int, int, int], bytes] = {}
+    def __init__(self, names: dict[str, str]) -> None:
+        self._names = {name: _bulk(b"FCALL") + _bulk(function.encode()) for name, function in names.items()}
+        #: (function, number of keys, number of args) -> the command's head
+        self._heads: dict[tuple[str, int, int], bytes] = {}
 
-    def evalsha(self, request: Script) -> bytes:
-        context = self._context
-        if context[0] is not request.context:
-            context = (request.context, _bulks(request.context))
-            self._context = context
+    def fcall(self, request: Script) -> bytes:
         keys, args = request.keys, request.args
-        shape = (request.name, len(keys), len(request.context), len(args))
+        shape = (request.name, len(keys), len(args))
         head = self._heads.get(shape)
         if head is None:
-            count = 3 + len(keys) + len(request.context) + len(args)
-            head = self._heads[shape] = b"*%d\r\n" % count + self._shas[request.name] + _bulk(len(keys))
-        return b"".join((head, _bulks(keys), context[1], _bulks(args)))
+            count = 3 + len(keys) + len(args)
+            head = self._heads[shape] = b"*%d\r\n" % count + self._names[request.name] + _bulk(len(keys))
+        return b"".join((head, _bulks(keys), _bulks(args)))
 
 
 class Spin:
@@ -182,9 +180,12 @@ class SyncLane:
         except redis.TimeoutError:
             self._discard(connection)
             raise
-        except redis.exceptions.NoScriptError as exc:
-            self._idle.append(connection)
-            raise LaneUnavailable("NOSCRIPT") from exc
+        except redis.ResponseError as exc:
+            if function_missing(str(exc)):  # the connection is fine: the ordinary path loads the library
+                self._idle.append(connection)
+            else:
+                self._discard(connection)  # READONLY means a demoted master
+            raise LaneUnavailable(type(exc).__name__) from exc
         except (redis.RedisError, OSError) as exc:
             self._discard(connection)  # an error reply too: READONLY means a demoted master
             raise LaneUnavailable(type(exc).__name__) from exc

@@ -15,6 +15,7 @@ from typing import Any
 import hiredis
 import redis
 
+from .functions import function_missing
 from .lane import LaneUnavailable, Spin, new_connection
 
 __all__ = ["AsyncLane"]
@@ -246,7 +247,7 @@ class AsyncLane:
                 expiry.cancel()
         reply = future.result()
         if isinstance(reply, hiredis.ReplyError):
-            if not str(reply).startswith("NOSCRIPT"):
+            if not function_missing(str(reply)):  # the ordinary path loads the library
                 pipeline.close()  # READONLY: a demoted master; anything else: start afresh
             raise LaneUnavailable(str(reply).partition(" ")[0])
         return reply

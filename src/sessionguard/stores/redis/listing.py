@@ -1,11 +1,20 @@
 """The paged reads of the Redis store: the admin listing of every session and
 the audit log, newest first. Each page costs O(page): at most :data:`ROUNDS`
 round trips of :data:`BATCH` entries, however large the index or the stream; a
-page cut short by that bound still carries a cursor to go on from."""
+page cut short by that bound still carries a cursor to go on from.
+
+And the listing index's sweep (:func:`sweep_step`): an entry leaves the index
+when its session ends through the store (``rules.lua`` ``finish``, but on a
+Cluster, where the index lives in another slot), or, for a session that ended
+by time and was never presented again, once its record has expired (a day
+after its end). The sweep finds those, whatever the policy: each process goes
+through the whole index, :data:`SWEEP_BATCH` entries a step (four steps a
+second), resting :data:`SWEEP_REST` seconds between passes."""
 
 from __future__ import annotations
 
 import re
+import time
 
 from ...audit import Event
 from ...core import Epoch, Outcome, Record, judge
@@ -19,6 +28,9 @@ from .records import decode_record, idx_bound, idx_member, idx_position
 
 BATCH = 200
 ROUNDS = 10
+#: Listing-index entries the sweep looks at in one step, and the rest between passes (s).
+SWEEP_BATCH = 100
+SWEEP_REST = 10.0
 _STREAM_ID = re.compile(r"[0-9]+-[0-9]+")
 
 
@@ -120,3 +132,40 @@ def event_page(keys: Keys, user_id: str | None, limit: int, cursor: str | None) 
         return Page([e for _, e in page], page[-1][0])
     more = not exhausted and last != start
     return Page([e for _, e in page], last[1:] if more else None)
+
+
+class Sweep:
+    """Where one process's sweep of the listing index is: a pass goes through the
+    whole index a step at a time, then rests :attr:`rest` seconds (before the
+    first pass too)."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+        self.rest = SWEEP_REST
+        self._after = b""
+        self._rested_from = time.monotonic()
+
+    def step(self, now: float) -> Op[int]:
+        """A step of the pass (``now``: the monotonic clock), unless resting; how
+        many entries it removed."""
+        if not self._after and now - self._rested_from < self.rest:
+            return 0
+        removed, self._after = yield from sweep_step(self.keys, self._after)
+        if not self._after:
+            self._rested_from = now
+        return removed
+
+
+def sweep_step(keys: Keys, after: bytes) -> Op[tuple[int, bytes]]:
+    """Remove the listing-index entries after ``after`` (``b""``: from the top)
+    whose record is gone, :data:`SWEEP_BATCH` of them; how many were removed, and
+    where to go on (``b""``: the pass is over)."""
+    members = yield from one("ZRANGEBYLEX", keys.idx, b"(" + after if after else b"-", b"+",
+                             "LIMIT", 0, SWEEP_BATCH)
+    if not members:
+        return 0, b""
+    exists = yield Commands(tuple(("EXISTS", keys.session(idx_position(m)[1])) for m in members))
+    gone = [m for m, found in zip(members, exists, strict=True) if not found]
+    if gone:
+        yield Commands((("ZREM", keys.idx, *gone),))
+    return len(gone), members[-1] if len(members) == SWEEP_BATCH else b""

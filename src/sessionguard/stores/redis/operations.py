@@ -12,25 +12,37 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...audit import Event
 from ...config import PLATFORMS
-from ...core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, cookie_refresh_due, flush_by, judge, touched
-from ...errors import SessionLimitReached, StoreUnavailable
+from ...core import (
+    ENDED_REASONS,
+    Outcome,
+    Record,
+    cookie_refresh_due,
+    flush_by,
+    judge,
+    refuses_token,
+    touched,
+)
+from ...errors import StoreUnavailable
 from ...policy import Policy
 from ...tokens import is_session_id
-from ..cursors import cursor_after, cursor_of, newest_first
-from ..protocol import Check, Created, NewSession, Page, with_roles
+from ..protocol import Check, Page
 from ..write_behind import Unwritten
 from .audit_log import AuditLog
-from .calls import Arg, Commands, Op, Script, one
+from .calls import Arg, Op, Script, one
 from .keys import Keys, encode_user
-from .listing import event_page, session_page, start_of
+from .listing import Sweep, event_page, session_page, start_of
 from .local_cache import LocalCache
-from .records import decode_pairs, decode_record, idx_bound, idx_member, record_tail
-from .state import State, StateCache, logger, policy_to_json
+from .records import decode_record, now_of
+from .scripts import FUNCTIONS, Function, pack_context
+from .state import State, StateCache, policy_to_json
+from .users import UserOperations
+
+_CHECK, _TOUCH, _END, _STATE = FUNCTIONS["check"], FUNCTIONS["touch"], FUNCTIONS["end"], FUNCTIONS["state"]
 
 
 def _opt(value: int | None) -> str:
@@ -52,11 +64,15 @@ class Operations:
         self.audit = AuditLog(keys, audit_maxlen, audit_retention)
         self.local = local
         cache.local = local
-        self._contexts: tuple[State, tuple[Arg, ...]] | None = None
+        self._contexts: tuple[State, str] | None = None
+        #: the listing index's sweep, a step a tick (:class:`.listing.Sweep`)
+        self.sweep = Sweep(keys)
         #: uses seen here, not written back yet (core.touch_due, core.flush_by)
         self.unwritten = cache.unwritten = Unwritten()
         #: the store's clock minus the local wall clock (ms), from the last check
         self._offset = 0
+        #: the operations on one user's sessions (logins, listings, sign-outs, timeouts)
+        self.users = UserOperations(self)
 
     # -- state and time --------------------------------------------------------
 
@@ -69,14 +85,13 @@ class Operations:
     def reread_state(self) -> Op[None]:
         """Read the state into the cache (``state.lua``: a lost one is made anew,
         signing everyone out, rather than read as "never signed out")."""
-        reply = yield self._state_script("read")
+        reply = yield self._state_call("read")
         self.cache.apply(self.cache.read(reply))
 
-    def _state_script(self, change: str, *args: str) -> Script:
-        now = "" if self.clock is None else str(self.clock())
+    def _state_call(self, change: str, value: str = "", created: str = "") -> Script:
         # a tag key for a state that has none: random, only ever stored once (state.lua)
-        fresh = secrets.token_hex(32)
-        return Script("state", (self.keys.state,), (self.keys.bus, change, now, fresh, *args))
+        return _STATE.call((self.keys.state,), channel=self.keys.bus, change=change, now=self.now_arg(),
+                           tag_key=secrets.token_hex(32), value=value, created=created)
 
     def slot_tag(self, user_id: str) -> Op[str]:
         """The slot tag of ``user_id`` under the deployment's tag key, which comes
@@ -110,20 +125,20 @@ class Operations:
     def set_policy(self, policy: Policy) -> Op[None]:
         """Store the JSON fields of ``policy`` for every process (``state.lua``) and
         apply them here at once (environment-only settings are not stored)."""
-        reply = yield self._state_script("policy", policy_to_json(policy))
+        reply = yield self._state_call("policy", policy_to_json(policy))
         self._forget_all()
         self.cache.apply(self.cache.read(reply))
 
     def end_all(self, keep: str | None) -> Op[None]:
         """Move the epoch (``state.lua``): every session ends but ``keep``, if it
-        still exists (its login time tells the script whether the last sign-out of
-        everyone ended it, ``core.epoch_after``)."""
+        still exists (its login time tells the function whether the last sign-out
+        of everyone ended it, ``core.epoch_after``)."""
         created = ""
         if keep is not None and is_session_id(keep):
             value = yield from one("GET", self.keys.session(keep))
             created = "" if value is None else str(decode_record(keep, value).created)
         kept = keep if keep is not None and created else ""  # gone: ended (or never was)
-        reply = yield self._state_script("epoch", kept, created)
+        reply = yield self._state_call("epoch", kept, created)
         self._forget_all()
         self.cache.apply(self.cache.read(reply))
 
@@ -131,52 +146,54 @@ class Operations:
         if self.local is not None:
             self.local.clear()
 
-    def _forget(self, ids: Sequence[str]) -> None:
-        """Drop sessions from this process's cache at once (the scripts announce
-        them to the other processes)."""
-        if self.local is not None and ids:
-            self.local.drop(ids)
-
-    def _context(self, state: State) -> tuple[Arg, ...]:
-        """ARGV[1..17] of every session script under ``state`` (``rules.lua``): the
-        same tuple object for as long as the state is the same one."""
+    def context(self, state: State) -> str:
+        """The context argument of every session function under ``state``
+        (:data:`.scripts.CONTEXT`): the same string object for as long as the
+        state is the same one."""
         cached = self._contexts
         if cached is not None and cached[0] is state:
             return cached[1]
         policy = state.policy or self.cache.default
-        context: list[Arg] = [
-            str(state.epoch.at), state.epoch.keep or "",
-            _opt(policy.remember_me_period), "1" if policy.allow_user_timeouts else "0",
-        ]
+        fields = {
+            "epoch_at": str(state.epoch.at), "epoch_keep": state.epoch.keep or "",
+            "remember_me_period": _opt(policy.remember_me_period),
+            "allow_user_timeouts": "1" if policy.allow_user_timeouts else "0",
+            "on_limit": policy.on_limit, "evict": policy.evict,
+            "session_ceiling": str(policy.session_ceiling),
+            "listed": "0" if self.cluster else "1", "prefix": self.keys.prefix,
+        }
         for platform_name in PLATFORMS:
             platform = policy.platform(platform_name)
-            context += [_opt(platform.idle_timeout), _opt(platform.absolute_timeout),
-                        _opt(platform.max_sessions)]
-        context += [policy.on_limit, policy.evict, self.keys.prefix, "0" if self.cluster else "1"]
-        self._contexts = (state, tuple(context))
+            fields[f"{platform_name}_idle_timeout"] = _opt(platform.idle_timeout)
+            fields[f"{platform_name}_absolute_timeout"] = _opt(platform.absolute_timeout)
+            fields[f"{platform_name}_max_sessions"] = _opt(platform.max_sessions)
+        self._contexts = (state, pack_context(fields))
         return self._contexts[1]
 
-    def _session_script(self, name: str, tag: str, keys: tuple[str, ...], *args: Arg,
-                        state: State | None = None, hot: bool = False) -> Op[Any]:
-        """Run a session script (``rules.lua`` + ``name``) with the context it needs:
-        the clock, and the epoch and policy of ``state`` (by default the cached one)."""
-        if state is None:
-            state = yield from self.state()
-        return (yield self._script(name, tag, keys, args, state, hot))
+    def call(self, function: Function, keys: tuple[str, ...], *rest: Arg, **args: Arg) -> Op[Any]:
+        """Call a session function with the context it needs: the clock, and the
+        epoch and policy of the cached state (re-read first when due)."""
+        state = yield from self.state()
+        return (yield function.call(keys, *rest, context=self.context(state), now=self.now_arg(), **args))
 
-    def _script(self, name: str, tag: str, keys: tuple[str, ...], args: tuple[Arg, ...], state: State,
-                hot: bool) -> Script:
-        now = "" if self.clock is None else str(self.clock())
-        idx = () if self.cluster else (self.keys.idx,)
-        return Script(name, keys + idx, (now, tag, *args), True, self._context(state), hot)
+    def forget(self, ids: Sequence[str]) -> None:
+        """Drop sessions from this process's cache at once (the functions announce
+        them to the other processes)."""
+        if self.local is not None and ids:
+            self.local.drop(ids)
+
+    def now_arg(self) -> str:
+        """The ``now`` argument of a function: the injected clock, or ``''`` (Redis's ``TIME``)."""
+        return "" if self.clock is None else str(self.clock())
 
     # -- the request path ------------------------------------------------------
 
-    def cached(self, session_id: str, passive: bool) -> Check | None:
+    def cached(self, session_id: str, passive: bool, unbound_token: bool = False) -> Check | None:
         """A ``LOCAL_CACHE`` hit (see :mod:`.local_cache`), still valid at this
         moment by the cached policy and epoch on the local (or injected) clock.
         An active hit is a use, kept unwritten (:mod:`..write_behind`) as between
-        touches. ``None``: ask Redis (:meth:`check`)."""
+        touches; a hit refusing the token presented (:func:`~...core.refuses_token`)
+        is not. ``None``: ask Redis (:meth:`check`)."""
         local = self.local
         check = None if local is None else local.get(session_id)
         if local is None or check is None or check.record is None:
@@ -184,6 +201,8 @@ class Operations:
         policy, epoch = self.cache.policy(), self.cache.state.epoch
         now = self.clock() if self.clock is not None else time.time_ns() // 1_000_000
         if check.policy is policy and judge(check.record, policy, now, epoch) is Outcome.VALID:
+            if refuses_token(check.record, unbound_token):
+                return _STALE
             if not passive:
                 seen = self.estimated_now()
                 self.unwritten.note(session_id, seen, flush_by(check.record, policy, seen))
@@ -191,8 +210,8 @@ class Operations:
         local.drop((session_id,))  # Redis confirms, and reports an ending once
         return None
 
-    def check(self, session_id: str, passive: bool) -> Op[Check]:
-        """One request's token: one ``check.lua`` call (plus a state re-read when due).
+    def check(self, session_id: str, passive: bool, unbound_token: bool = False) -> Op[Check]:
+        """One request's token: one ``check`` call (plus a state re-read when due).
         A use that is not written back is kept in :attr:`unwritten`, and handed to
         the session's next check once it is owed. With ``LOCAL_CACHE``, a valid
         answer is kept for :meth:`cached`."""
@@ -200,26 +219,33 @@ class Operations:
             return Check(Outcome.INVALID)
         local = self.local
         ticket = None if local is None else local.ticket()
-        keys = (self.keys.session(session_id), self.keys.tombstone(session_id))
         owed = self.unwritten.overdue(session_id, self.estimated_now())
-        # state() and _session_script() inline: two generators fewer on every check
+        # state() and call() inline: two generators fewer on every check
         if self.cache.claim_poll():
             yield from self.reread_state()
         state = self.cache.state
         policy = state.policy or self.cache.default
-        reply = yield self._script("check", session_id[:4], keys,
-                                   (session_id, "1" if passive else "0", "" if owed is None else str(owed)),
-                                   state, True)
-        status = reply[0]
-        if status == 0:
-            reason = reply[1].decode("ascii") if reply[1] else "invalid"
+        use = ("p" if passive else "") + ("" if owed is None else str(owed))
+        # the token's form is sent only when it carries an issue time (a device-bound
+        # session's cookie): the ordinary check stays one key and one argument
+        reply = yield _CHECK.call((self.keys.session(session_id),), context=self.context(state),
+                                  use=use, token="" if unbound_token else "i", now=self.now_arg())
+        kind, answer = reply[:1], reply[1:]  # check.lua: one string
+        if kind == b"u":
+            reason = answer.decode("ascii") or "invalid"
             return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
-        if status == 2:
-            return Check(Outcome(reply[1].decode("ascii")), ended=decode_record(session_id, reply[2]))
-        stored, now = decode_record(session_id, reply[1]), int(reply[2])
+        if kind == b"s":  # a device-bound session refusing the token presented: not a use
+            if answer:  # but an owed use was written
+                self.unwritten.written(session_id, now_of(answer))
+            return _STALE
+        if kind == b"e":
+            reason, _, value = answer.partition(b"|")
+            return Check(Outcome(reason.decode("ascii")), ended=decode_record(session_id, value))
+        now_text, written_text, value = answer.split(b"|", 2)
+        stored, now = decode_record(session_id, value), now_of(now_text)
         if self.clock is None:
             self._offset = now - time.time_ns() // 1_000_000
-        written = int(reply[3]) if reply[3] else None  # the last-seen this check wrote
+        written = now_of(written_text) if written_text else None  # the last-seen this check wrote
         if written is not None:
             self.unwritten.written(session_id, written)
         refresh = False
@@ -252,59 +278,18 @@ class Operations:
         for session_id, seen in uses:
             by_tag.setdefault(session_id[:4], []).append((session_id, seen))
         written = 0
-        for tag, group in by_tag.items():
+        for group in by_tag.values():
             keys = tuple(self.keys.session(session_id) for session_id, _ in group)
             pairs = [str(part) for use in group for part in use]
-            written += yield from self._session_script("touch", tag, keys, *pairs)
+            state = yield from self.state()
+            written += yield _TOUCH.call(keys, *pairs, context=self.context(state),
+                                         now=self.now_arg())
         return written
 
     # -- logins and sign-outs --------------------------------------------------
 
-    def create(self, new: NewSession, ending: str | None) -> Op[Created]:
-        """A login (``create.lua``), after ending the presented session ``ending``."""
-        if not is_session_id(new.id):
-            raise ValueError("not a session id (tokens.session_id of a Tokens.new_sid)")
-        tag = yield from self.slot_tag(new.user_id)
-        if new.id[:4] != tag:  # made with another tag key: filed there, it would escape its user's index
-            raise StoreUnavailable("the session id does not carry its user's slot tag; try again")
-        tail = record_tail(new)  # first: metadata that is not JSON changes nothing
-        replaced = None if ending is None else (yield from self.end(ending, "signed_out", None))
-        yield from self.write_due(tag=tag)  # the user's last-seen decides a least-recent eviction
-        keys = (self.keys.user_index(tag, new.user_id), self.keys.settings(tag, new.user_id),
-                self.keys.session(new.id))
-        reply = yield from self._session_script(
-            "create", tag, keys, new.id, new.platform, "1" if new.remember_me else "0",
-            encode_user(new.user_id), tail)
-        status = reply[0]
-        if status == 0:
-            raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=int(reply[1]))
-        if status == 3:  # an earlier attempt created it, and it has ended since
-            raise StoreUnavailable("the login could not be confirmed; try again")
-        record = decode_record(new.id, reply[1])
-        if status == 2:
-            return Created(record, (), replaced)
-        evicted = tuple(decode_pairs(reply[3:]))
-        self._forget([r.id for r in evicted])
-        if self.cluster:
-            yield from self._list_in_cluster(record, int(reply[2]))
-        return Created(record, evicted, replaced)
-
-    def _list_in_cluster(self, record: Record, now: int) -> Op[None]:
-        """Add a login to the global listing index (another slot than the script's),
-        pruning entries older than any session can live (as ``rules.lua`` does)."""
-        commands: list[tuple[Arg, ...]] = [("ZADD", self.keys.idx, 0, idx_member(record.created, record.id))]
-        absolutes = [self.cache.policy().platform(p).absolute_timeout for p in PLATFORMS]
-        if all(a is not None for a in absolutes):
-            cutoff = now - max(a for a in absolutes if a is not None) * 1000 - TOMBSTONE_MS
-            # members sorting after this bound logged in before the cutoff
-            commands.append(("ZREMRANGEBYLEX", self.keys.idx, b"[" + idx_bound(cutoff - 1), "+"))
-        try:
-            yield Commands(tuple(commands))
-        except StoreUnavailable:
-            logger.warning("sessionguard: session %s created but not listed for admins", record.id)
-
     def end(self, session_id: str, reason: str, user_id: str | None) -> Op[Record | None]:
-        """End one session (``end.lua``); with ``user_id``, only that user's."""
+        """End one session (``end``); with ``user_id``, only that user's."""
         if not is_session_id(session_id):
             return None
         owner = ""
@@ -312,43 +297,18 @@ class Operations:
             if (yield from self.slot_tag(user_id)) != session_id[:4]:
                 return None
             owner = encode_user(user_id)
-        keys = (self.keys.session(session_id), self.keys.tombstone(session_id))
-        reply = yield from self._session_script("end", session_id[:4], keys, session_id, reason, owner)
-        self._forget((session_id,))
+        reply = yield from self.call(_END, (self.keys.session(session_id),), reason=reason, owner=owner)
+        self.forget((session_id,))
         return None if reply is None else decode_record(session_id, reply)
 
-    def end_user(self, user_id: str, reason: str, platform: str | None, keep: str | None) -> Op[list[Record]]:
-        """End a user's sessions (``end_user.lua``)."""
-        tag = yield from self.slot_tag(user_id)
-        reply = yield from self._session_script(
-            "end_user", tag, (self.keys.user_index(tag, user_id),), reason, platform or "", keep or "")
-        ended = decode_pairs(reply)
-        self._forget([r.id for r in ended])
-        return ended
-
     # -- listings ----------------------------------------------------------------
-
-    def user_sessions(self, user_id: str, prune: bool = True) -> Op[list[Record]]:
-        """A user's valid sessions, newest login first (``list_user.lua``)."""
-        tag = yield from self.slot_tag(user_id)
-        yield from self.write_due()
-        reply = yield from self._session_script(
-            "list_user", tag, (self.keys.user_index(tag, user_id),), "1" if prune else "0")
-        return sorted(self.unwritten.shown(decode_pairs(reply[1:])), key=newest_first)
 
     def list_sessions(self, user_id: str | None, platform: str | None, limit: int,
                       cursor: str | None) -> Op[Page]:
         """Valid sessions, newest login first, ``limit`` at a time (a user's from
         their index, everyone's from the listing index)."""
         if user_id is not None:
-            records = yield from self.user_sessions(user_id, prune=False)
-            valid = [r for r in records if platform is None or r.platform == platform]
-            if cursor is not None:
-                after = cursor_after(cursor)
-                valid = [r for r in valid if newest_first(r) > after]
-            more = len(valid) > limit
-            page = valid[:limit]
-            return Page(page, cursor_of(page[-1]) if more and page else None)
+            return (yield from self.users.list_page(user_id, platform, limit, cursor))
         start = start_of(cursor)
         if start is None:  # as the memory store: a malformed cursor lists nothing
             return Page([], None)
@@ -359,76 +319,6 @@ class Operations:
             self.keys, start, policy=state.policy or self.cache.default, epoch=state.epoch, now=now,
             platform=platform, limit=limit)
         return Page(self.unwritten.shown(list(found.items)), found.next_cursor)
-
-    # -- per-user settings -------------------------------------------------------
-
-    def user_timeouts(self, user_id: str) -> Op[dict[str, int | None]]:
-        """The user's own idle timeouts by platform."""
-        tag = yield from self.slot_tag(user_id)
-        reply = yield from one("HGETALL", self.keys.settings(tag, user_id))
-        return {k.decode("ascii"): int(v) if v else None for k, v in reply.items()}
-
-    def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> Op[None]:
-        """Replace the user's own timeouts, applied to their sessions (``set_user_timeouts.lua``)."""
-        tag = yield from self.slot_tag(user_id)
-        given = ["x" if p not in timeouts else _opt(timeouts[p]) for p in PLATFORMS]
-        keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
-        updated = yield from self._session_script("set_user_timeouts", tag, keys, *given)
-        ids = [i.decode("ascii") for i in updated]
-        self._forget(ids)
-        self.unwritten.owe(ids)  # (other processes: when the script's announcement comes)
-
-    def rotate(self, session_id: str, new_id: str) -> Op[Check]:
-        """Move a valid session to ``new_id`` (``rotate.lua``), with this process's
-        unwritten use of it; on a Cluster the listing index follows separately."""
-        tag = session_id[:4]
-        if not is_session_id(session_id) or not is_session_id(new_id) or new_id[:4] != tag:
-            raise ValueError("the new id must be a session id of the same user's slot (Tokens.new_sid)")
-        state = yield from self.state()
-        seen = self.unwritten.seen(session_id)
-        keys = (self.keys.session(session_id), self.keys.session(new_id))
-        reply = yield from self._session_script(
-            "rotate", tag, keys, session_id, new_id, "" if seen is None else str(seen), state=state)
-        self._forget((session_id,))
-        if reply[0] == 0:
-            reason = reply[1].decode("ascii") if reply[1] else "invalid"
-            return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
-        if reply[0] == 2:
-            return Check(Outcome(reply[1].decode("ascii")), ended=decode_record(session_id, reply[2]))
-        record = decode_record(new_id, reply[1])
-        self.unwritten.written(session_id, record.last_seen)
-        if self.cluster:
-            yield from self._relist_in_cluster(session_id, record)
-        return Check(Outcome.VALID, record, policy=state.policy or self.cache.default)
-
-    def _relist_in_cluster(self, old_id: str, record: Record) -> Op[None]:
-        """The listing index of a Cluster (another slot) follows a rotation."""
-        commands: tuple[tuple[Arg, ...], ...] = (
-            ("ZREM", self.keys.idx, idx_member(record.created, old_id)),
-            ("ZADD", self.keys.idx, 0, idx_member(record.created, record.id)),
-        )
-        try:
-            yield Commands(commands)
-        except StoreUnavailable:
-            logger.warning("sessionguard: session %s rotated but not relisted for admins", record.id)
-
-    def set_roles(self, user_id: str, roles: Sequence[str]) -> Op[list[Record]]:
-        """Replace ``metadata["roles"]`` of the user's valid sessions: read them
-        (``list_user.lua``), then give each still valid its new tail (``set_tails.lua``)."""
-        records = yield from self.user_sessions(user_id)
-        if not records:
-            return []
-        changed = [r._replace(metadata=with_roles(r.metadata, roles)) for r in records]
-        pairs: list[Arg] = []
-        for r in changed:
-            pairs += [r.id, record_tail(NewSession(r.id, r.user_id, r.platform, r.remember_me, r.ip, r.city,
-                                                   r.user_agent, r.device, r.metadata))]
-        keys = tuple(self.keys.session(r.id) for r in changed)
-        tag = yield from self.slot_tag(user_id)
-        reply = yield from self._session_script("set_tails", tag, keys, *pairs)
-        updated = {i.decode("ascii") for i in reply}
-        self._forget(list(updated))
-        return [r for r in changed if r.id in updated]
 
     # -- audit ---------------------------------------------------------------------
 
@@ -443,3 +333,6 @@ class Operations:
     def events(self, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
         """Audit events, newest first."""
         return (yield from event_page(self.keys, user_id, limit, cursor))
+
+
+_STALE = Check(Outcome.STALE)

@@ -13,6 +13,12 @@ from ...core import Record
 from ..protocol import NewSession
 from .keys import decode_user
 
+#: The characters of a session id after its user's tag (tokens: 22 of base64url).
+SHORT_LENGTH = 22
+#: The letter of each platform in a record and in the user index (the Lua side's
+#: ``LETTER_OF`` is generated from this, see :mod:`.scripts`).
+PLATFORM_LETTERS = {"web": "w", "mobile": "m", "desktop": "d"}
+
 # -- the listing index ---------------------------------------------------------------
 
 #: Login times are inverted from this (2**48 - 1 ms: the year 10889) and written
@@ -20,8 +26,8 @@ from .keys import decode_user
 _INVERT = 2**48 - 1
 #: The characters of a session id in ASCII order: packed 6 bits each in this
 #: order, ids keep their order (ties of login time still sort by id).
-_ALPHABET = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
-_RANK = {c: i for i, c in enumerate(_ALPHABET)}
+ALPHABET = "-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+_RANK = {c: i for i, c in enumerate(ALPHABET)}
 
 
 def pack_id(text: str) -> bytes:
@@ -38,7 +44,14 @@ def pack_id(text: str) -> bytes:
 def unpack_id(packed: bytes, count: int) -> str:
     """The ``count`` characters :func:`pack_id` packed."""
     value = int.from_bytes(packed, "big") >> (8 * len(packed) - 6 * count)
-    return "".join(_ALPHABET[value >> 6 * (count - 1 - i) & 63] for i in range(count))
+    return "".join(ALPHABET[value >> 6 * (count - 1 - i) & 63] for i in range(count))
+
+
+def user_member(platform: str, session_id: str) -> bytes:
+    """A session's member of its user's index: the platform's letter, then the
+    id without its tag packed (18 bytes). The letter groups a platform's
+    sessions, so a login counts them with one ``ZLEXCOUNT``."""
+    return PLATFORM_LETTERS[platform].encode() + pack_id(session_id[4:])
 
 
 def idx_bound(created: int) -> bytes:
@@ -60,7 +73,7 @@ def idx_position(member: bytes) -> tuple[int, str]:
 
 # -- the session record ----------------------------------------------------------------
 
-_PLATFORM_OF = {b"w": "web", b"m": "mobile", b"d": "desktop"}
+_PLATFORM_OF = {letter.encode(): platform for platform, letter in PLATFORM_LETTERS.items()}
 #: Separates the fields of a plain tail (see :func:`record_tail`).
 _SEP = "\x1f"
 _CONTROL = re.compile(r"[\x00-\x1f]")
@@ -98,9 +111,19 @@ def decode_record(session_id: str, value: bytes) -> Record:
             raise ValueError(f"trailing data after the metadata of record {session_id}")
     remember = flags.startswith(b"r")
     idle = flags[1:] if remember else flags
+    bound = idle.startswith(b"b")  # device-bound (DBSC)
+    if bound:
+        idle = idle[1:]
     # positional: this runs on every check, and keywords cost a Record twice as much
     return Record(session_id, decode_user(user), _PLATFORM_OF[platform], int(created, 36), int(seen, 36),
-                  remember, ip, city, user_agent, device, metadata, int(idle) if idle else None)
+                  remember, ip, city, user_agent, device, metadata, int(idle) if idle else None, bound)
+
+
+def now_of(text: bytes) -> int:
+    """A moment (ms) as the functions answer it (``rules.lua`` clock): ``<ms>``,
+    or ``<s>.<us>`` as the server's ``TIME`` gives it."""
+    seconds, dot, micros = text.partition(b".")
+    return int(seconds) * 1000 + int(micros) // 1000 if dot else int(seconds)
 
 
 def decode_pairs(flat: list[Any]) -> list[Record]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -17,19 +18,20 @@ from typing import Any, TypeVar
 import redis
 import redis.cluster
 import redis.sentinel
-from redis.commands.core import Script as _Script
 
 from ...audit import Event
 from ...core import Record
 from ...errors import StoreUnavailable
 from ...policy import Policy
-from ..protocol import ActiveCounts, Check, Created, NewSession, Page
+from ..protocol import ActiveCounts, Binding, Check, Created, NewSession, Page
+from .binding import bind_device, redeem_challenge
 from .calls import Op, Request, Script
 from .census import count_active, read_counts
 from .clients import Health, Retry, connect, logger, retries
+from .functions import Caller
 from .lane import Encoder, LaneUnavailable, SyncLane
 from .operations import Operations
-from .scripts import script_sources
+from .scripts import library
 from .state import Subscriber
 from .urls import Target
 
@@ -50,8 +52,8 @@ class Shared:
         self.timeout = timeout
         self.spin = spin  # STORE_SPIN: how long a lane polls for a reply (lane.Spin)
         self.ops = ops
-        self.sources = script_sources()
-        self.health = Health(self.sources)
+        self.caller = Caller(library())
+        self.health = Health(self.caller.library)
         self.subscriber = Subscriber(self.sync_client, ops.keys, ops.cache)
         #: starts a count of the active sessions in the background (the sync store's
         #: :meth:`RedisStore.recount`, which both stores ask)
@@ -79,16 +81,13 @@ class Shared:
 
 
 class RedisStore:
-    """A :class:`~sessionguard.stores.protocol.Store` on Redis: one script (one round
-    trip) per authenticated request. Build it with :func:`open_redis_stores`."""
+    """A :class:`~sessionguard.stores.protocol.Store` on Redis: one function call
+    (one round trip) per authenticated request. Build it with :func:`open_redis_stores`."""
 
     def __init__(self, shared: Shared) -> None:
         self._shared = shared
         self._ops = shared.ops
-        # Scripts given as bytes need no client to hash them; each call names its client.
-        self._scripts = {name: _Script(None, source.encode())  # type: ignore[arg-type]
-                         for name, source in shared.sources.items()}
-        self._encoder = Encoder({name: script.sha for name, script in self._scripts.items()})
+        self._encoder = Encoder(shared.caller.library.names)
         self._lane = None if shared.target.cluster else SyncLane(
             lambda: shared.sync_client().connection_pool, shared.spin)
 
@@ -112,9 +111,9 @@ class RedisStore:
     def _execute(self, request: Request) -> Any:
         if self._lane is not None and isinstance(request, Script) and request.hot:
             try:
-                reply = self._lane.call(self._encoder.evalsha(request))
+                reply = self._lane.call(self._encoder.fcall(request))
             except LaneUnavailable:
-                pass  # the ordinary path below retries, loads the script, reports errors
+                pass  # the ordinary path below retries, loads the library, reports errors
             except redis.TimeoutError as exc:
                 raise self._shared.health.failed(exc) from exc
             else:
@@ -123,7 +122,7 @@ class RedisStore:
         with self._shared.health.translated(), retries(request.retry):
             client = self._shared.sync_client()  # a Cluster client connects when built
             if isinstance(request, Script):
-                return self._scripts[request.name](request.keys, request.argv, client=client)
+                return self._shared.caller.call(client, request)
             if len(request.commands) == 1:
                 return [client.execute_command(*request.commands[0])]
             pipe = client.pipeline(transaction=False)
@@ -156,20 +155,28 @@ class RedisStore:
         request's to log."""
         op = self._ops.reread_state()
         request = next(op)
-        assert isinstance(request, Script)  # one state.lua call
-        reply = self._scripts[request.name](request.keys, request.argv, client=self._shared.sync_client())
+        assert isinstance(request, Script)  # one call of the state function
+        reply = self._shared.caller.call(self._shared.sync_client(), request)
         with contextlib.suppress(StopIteration):
             op.send(reply)
 
-    def cached_check(self, session_id: str, *, passive: bool) -> Check | None:
-        return self._ops.cached(session_id, passive)
+    def cached_check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check | None:
+        return self._ops.cached(session_id, passive, unbound_token)
 
-    def check(self, session_id: str, *, passive: bool) -> Check:
-        hit = self._ops.cached(session_id, passive)  # LOCAL_CACHE: no round trip
-        return hit if hit is not None else self._run(self._ops.check(session_id, passive))
+    def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
+        hit = self._ops.cached(session_id, passive, unbound_token)  # LOCAL_CACHE: no round trip
+        if hit is not None:
+            return hit
+        return self._run(self._ops.check(session_id, passive, unbound_token))
+
+    def bind(self, session_id: str, key: str, challenge: str, issued: int) -> Binding:
+        return self._run(bind_device(self._ops, session_id, key, challenge, issued))
+
+    def redeem(self, session_id: str, challenge: str, issued: int) -> Binding:
+        return self._run(redeem_challenge(self._ops, session_id, challenge, issued))
 
     def create(self, new: NewSession, *, ending: str | None = None) -> Created:
-        return self._run(self._ops.create(new, ending))
+        return self._run(self._ops.users.create(new, ending))
 
     def end(self, session_id: str, reason: str, *, user_id: str | None = None) -> Record | None:
         return self._run(self._ops.end(session_id, reason, user_id))
@@ -177,13 +184,13 @@ class RedisStore:
     def end_user(
         self, user_id: str, reason: str, *, platform: str | None = None, keep: str | None = None
     ) -> list[Record]:
-        return self._run(self._ops.end_user(user_id, reason, platform, keep))
+        return self._run(self._ops.users.end_user(user_id, reason, platform, keep))
 
     def end_all(self, *, keep: str | None = None) -> None:
         self._run(self._ops.end_all(keep))
 
     def user_sessions(self, user_id: str) -> list[Record]:
-        return self._run(self._ops.user_sessions(user_id))
+        return self._run(self._ops.users.user_sessions(user_id))
 
     def list_sessions(
         self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
@@ -191,16 +198,16 @@ class RedisStore:
         return self._run(self._ops.list_sessions(user_id, platform, limit, cursor))
 
     def user_timeouts(self, user_id: str) -> dict[str, int | None]:
-        return self._run(self._ops.user_timeouts(user_id))
+        return self._run(self._ops.users.user_timeouts(user_id))
 
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None:
-        self._run(self._ops.set_user_timeouts(user_id, timeouts))
+        self._run(self._ops.users.set_user_timeouts(user_id, timeouts))
 
     def rotate(self, session_id: str, new_id: str) -> Check:
-        return self._run(self._ops.rotate(session_id, new_id))
+        return self._run(self._ops.users.rotate(session_id, new_id))
 
     def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
-        return self._run(self._ops.set_roles(user_id, roles))
+        return self._run(self._ops.users.set_roles(user_id, roles))
 
     def active_counts(self) -> ActiveCounts | None:
         counts, due = self._run(read_counts(self._ops))
@@ -237,6 +244,16 @@ class RedisStore:
             return self._run(self._ops.write_due(everything))
         except StoreUnavailable:
             return 0
+
+    def tick(self) -> None:
+        """The subscriber's housekeeping, about four times a second: write back the
+        uses that are owed (:meth:`write_due`) and take a step of the listing
+        index's sweep (:func:`.listing.sweep_step`). Never raises."""
+        self.write_due()
+        try:
+            self._run(self._ops.sweep.step(time.monotonic()))
+        except StoreUnavailable:
+            pass  # the next tick goes on from the same place
 
     def close(self) -> None:
         """Write back the uses still owed, stop the subscriber, release the connections."""

@@ -1,39 +1,63 @@
--- check.lua: one authenticated request (MemoryStore.check). Mirrors core.judge, then
--- core.touch_due / core.touched / core.retention for a valid session; an ended one becomes
--- a tombstone here, atomically, and is returned once so that one audit event is written.
+-- check: one authenticated request (MemoryStore.check). Mirrors core.judge, then
+-- core.touch_due / core.touched / core.retention for a valid session; an ended one becomes a
+-- tombstone here, atomically, and is returned once so that one audit event is written.
 -- Strict mode: an id with neither record nor tombstone causes no write at all. A write
--- rewrites only a record read in this same script, so a request that finishes after a logout
--- cannot bring the session back.
+-- rewrites only a record read in this same call, so a request that finishes after a logout
+-- cannot bring the session back. This is the request path: it reads only the record's header
+-- (rules.lua header), takes one key and four arguments, and answers one string.
 --
--- KEYS[1] the record '<base>s:<short>', KEYS[2] its tombstone '<base>e:<short>', [KEYS[3] idx]
--- ARGV[1..19] the context (rules.lua), ARGV[20] session id, ARGV[21] passive '1'/'0',
--- ARGV[22] an earlier use of the session by this process that is owed now (ms; '' = none):
---          it counts before the judgement and is written (stores.write_behind)
--- returns {0, reason or nil}               unknown: the tombstone's reason (nil = invalid)
---         {1, record, now, written or ''}  valid: the record as read (before any write) and
---                                          the last-seen written by this check, if any
---         {2, reason, record}              ended by this check
-local value = redis.call('GET', KEYS[1])
+-- KEYS   record '<base>s:<short>' (its tombstone '<base>e:<short>' shares its slot)
+-- ARGV   context,
+--        use: how this request uses the session: 'p' passive (else active), then the time (ms)
+--             of an earlier use by this process that is owed by this time, if any: it counts
+--             before the judgement and is written (stores.write_behind),
+--        token: 'i' when the token presented carries its issue time (a device-bound session's
+--             cookie, DBSC), else '': a device-bound session refuses a token without one
+--             (core.refuses_token), and that presentation is not a use,
+--        now (ms; '' = the server's TIME); trailing empty arguments are left out (scripts.py)
+-- returns 'u<reason>'                  unknown: the tombstone's reason ('' = invalid)
+--         'v<now>|<written>|<record>'  valid: the record as read (before any write), and the
+--                                      last-seen this check wrote ('' = none)
+--         'e<reason>|<record>'         ended by this check
+--         's<written>'                 valid, but refusing the token presented; <written> is
+--                                      an owed use written now ('' = none)
+local K, A = KEY.check, ARG.check
+local c = context(ARGV[A.context])
+local key = KEYS[K.record]
+local value = call('GET', key)
 if not value then
-  return {0, redis.call('GET', KEYS[2])}
+  return 'u' .. (call('GET', tombstone_of(key)) or '')
 end
-local rec = parse(ARGV[20], value)
-local write = false
-local owed = tonumber(ARGV[22])
-if owed and owed > rec.l and owed <= NOW then
-  rec.l = owed
-  write = true
+local now, now_text, now_tail = clock(ARGV[A.now] or '')
+local created, seen, remember, ui, platform, bound = header(value)
+local use, passive, written = ARGV[A.use], false, nil
+if use and use ~= '' then
+  passive = byte(use) == 112  -- 'p'
+  local owed_text = passive and sub(use, 2) or use
+  local owed = number(owed_text)
+  if owed and owed > seen and owed <= now then
+    seen, written = owed, owed_text
+  end
 end
-local reason = judge(rec)
+local reason = judge(c, now, key, created, seen, remember, ui, platform)
 if reason then
-  finish(rec, reason)
-  return {2, reason, value}
+  finish(c, parse(key, id_of(key), value), reason)
+  return 'e' .. reason .. '|' .. value
+end
+if bound and ARGV[A.token] ~= 'i' then
+  if written then
+    local rec = parse(key, id_of(key), value)
+    rec.l = seen
+    keep_index(index_of(rec), store(c, now, rec))
+  end
+  return 's' .. (written or '')
 end
 -- an active request that writes anyway writes itself: the latest use
-if ARGV[21] ~= '1' and (write or NOW - rec.l >= touch_interval(rec)) then
-  rec.l = NOW
-  write = true
+if not passive and (written or now - seen >= touch_interval(c, remember, ui, platform)) then
+  seen, written = now, now_text .. now_tail
 end
-if not write then return {1, value, int(NOW), ''} end
-store(rec)
-return {1, value, int(NOW), int(rec.l)}
+if not written then return 'v' .. now_text .. now_tail .. '||' .. value end
+local rec = parse(key, id_of(key), value)
+rec.l = seen
+keep_index(index_of(rec), store(c, now, rec))
+return 'v' .. now_text .. now_tail .. '|' .. written .. '|' .. value

@@ -1,72 +1,119 @@
--- create.lua: a login (MemoryStore.create). Mirrors core.admission over the user's valid
--- sessions on the platform, pruned in this same step (missing ones leave the index, ended
--- ones become tombstones), so stale entries never lock a user out and however many logins
--- race the user never holds more than the limit. The id comes from the caller, so a retried
--- create finds its own record and changes nothing: a retry cannot take two slots. Evicted
--- ids are announced on the bus (LOCAL_CACHE).
+-- create: a login (MemoryStore.create). Mirrors core.admission: first the platform's limit
+-- (refuse, or evict on that platform in core.eviction_order), then SESSION_CEILING (evict
+-- among all the user's sessions), counted over the user's valid sessions, pruned in this same
+-- step (missing ones leave the index, ended ones become tombstones), so stale entries never
+-- lock a user out and however many logins race the user never holds more than the limit.
+-- The id comes from the caller, so a retried create finds its own record and changes nothing:
+-- a retry cannot take two slots. Evicted ids are announced on the bus (LOCAL_CACHE).
 --
--- KEYS[1] user index '<base>u:<user>', KEYS[2] user settings '<base>t:<user>',
---      KEYS[3] the new record '<base>s:<short>', [KEYS[4] idx]
--- ARGV[1..19] the context (rules.lua), ARGV[20] id, ARGV[21] platform, ARGV[22] remember '1'/'0',
---      ARGV[23] user (keys.encode_user), ARGV[24] the JSON tail of the record
--- returns {0, limit}                      refused (ON_LIMIT=reject): nothing changed
---         {1, record, now, id1, record1, ...} created, with the evicted ids and records
---         {2, record}                     already created by an earlier attempt
---         {3, reason}                     created by an earlier attempt and ended since
-local id, platform = ARGV[20], ARGV[21]
-local existing = redis.call('GET', KEYS[3])
+-- Bounded work (core.admission_needs_count): the sessions held are counted from the user's index
+-- (ZLEXCOUNT of the platform's letter, ZCARD), ended ones not noticed yet included, so a login
+-- under both limits reads no other record. At a limit it reads the user's records, up to
+-- READ_LIMIT of them; beyond that it answers {4}, changing nothing, and the store reads them in
+-- pages (user_page, which prunes them), plans with core.admission and calls again naming the
+-- sessions to evict as `victims`: each is checked valid here again, and if the limits still do
+-- not hold (logins raced), the store reads again.
+--
+-- KEYS   user index '<base>u:<user>', user settings '<base>t:<user>', the new record
+--        '<base>s:<short>' (its tombstone '<base>e:<short>' shares its slot)
+-- ARGV   context, now (ms; '' = the server's TIME), tag, id, platform, remember '1'/'0',
+--        user (keys.encode_user), tail: the record's tail, victims: ','-separated ids ('' = none)
+-- returns {0, limit}                        refused (ON_LIMIT=reject): nothing changed
+--         {1, record, now, id1, record1, ...} created, with the evicted ids and records (now as
+--                                           rules.lua clock gives it)
+--         {2, record}                       already created by an earlier attempt
+--         {3, reason}                       created by an earlier attempt and ended since
+--         {4}                               too many records to read: page them, name victims
+local K, A = KEY.create, ARG.create
+local c = context(ARGV[A.context])
+local existing = redis.call('GET', KEYS[K.record])
 if existing then return {2, existing} end
-local gone = redis.call('GET', key('e:', id))
+local gone = redis.call('GET', tombstone_of(KEYS[K.record]))
 if gone then return {3, gone} end
 
-local alive = user_records(KEYS[1], true)
-local same = {}
-for _, rec in ipairs(alive) do
-  if rec.p == platform then same[#same + 1] = rec end
+local now, now_text, now_tail = clock(ARGV[A.now])
+local index, tag = KEYS[K.index], ARGV[A.tag]
+local platform, letter = ARGV[A.platform], LETTER_OF[ARGV[A.platform]]
+local base = c.prefix .. ':{' .. tag .. '}:'
+local victims = {}
+for id in string.gmatch(ARGV[A.victims], '[^,]+') do victims[#victims + 1] = id end
+local limit = c.max[platform]
+
+local reply, ids = {1, '', now_text .. now_tail}, {}
+local function evict(rec)
+  finish(c, rec, 'evicted')
+  ids[#ids + 1] = rec.id
+  reply[#reply + 1] = rec.id
+  reply[#reply + 1] = rec.value
 end
 
-local reply = {1, '', ''}
-local limit = max_of(platform)
-local evicted, ids = {}, {}
-if limit and #same >= limit then
-  if ON_LIMIT == 'reject' then return {0, limit} end
-  if EVICT == 'least_recent' then
-    table.sort(same, function(a, b)
-      if a.l ~= b.l then return a.l < b.l end
-      if a.c ~= b.c then return a.c < b.c end
-      return a.id < b.id
-    end)
+-- the sessions held against a limit: the platform's ('' = all of the user's)
+local function held(only)
+  if only == '' then return redis.call('ZCARD', index) end
+  return redis.call('ZLEXCOUNT', index, '[' .. only, '(' .. string.char(string.byte(only) + 1))
+end
+
+-- core.admission_needs_count: below both limits, nothing else is read
+local function over_a_limit()
+  return (limit and held(letter) >= limit) or held('') >= c.ceiling
+end
+
+if over_a_limit() then
+  local total = held('')
+  if total <= READ_LIMIT then
+    -- core.admission over the user's valid sessions, pruned in this same step
+    local alive = records_of(c, now, base, index, page_of(index, '', total + 1, ''), true)
+    local same, plan, planned = {}, {}, {}
+    for _, rec in ipairs(alive) do
+      if rec.p == platform then same[#same + 1] = rec end
+    end
+    if limit and #same >= limit then
+      if c.on_limit == 'reject' then return {0, limit} end
+      evict_first(c, same)
+      for i = 1, #same - limit + 1 do plan[#plan + 1], planned[same[i].id] = same[i], true end
+    end
+    local rest = {}
+    for _, rec in ipairs(alive) do
+      if not planned[rec.id] then rest[#rest + 1] = rec end
+    end
+    if #rest + 1 > c.ceiling then
+      evict_first(c, rest)
+      for i = 1, #rest + 1 - c.ceiling do plan[#plan + 1] = rest[i] end
+    end
+    for _, rec in ipairs(plan) do evict(rec) end
+  elseif #victims == 0 then
+    return {4}  -- too many to read here: nothing has changed; the store pages, then names victims
   else
-    table.sort(same, function(a, b)
-      if a.c ~= b.c then return a.c < b.c end
-      return a.id < b.id
-    end)
-  end
-  for i = 1, #same - limit + 1 do
-    finish(same[i], 'evicted')
-    evicted[same[i].id] = true
-    ids[#ids + 1] = same[i].id
-    reply[#reply + 1] = same[i].id
-    reply[#reply + 1] = same[i].raw
+    -- the plan the store made of the pages it read: each victim checked valid here (a gone or
+    -- ended one is pruned instead), then the limits must hold, or the store reads again
+    for _, id in ipairs(victims) do
+      local key = base .. 's:' .. string.sub(id, TAG_LENGTH + 1)
+      local value = redis.call('GET', key)
+      if value then
+        local rec = parse(key, id, value)
+        local reason = judge_record(c, now, rec)
+        if reason then finish(c, rec, reason) else evict(rec) end
+      end
+    end
+    if over_a_limit() then
+      if limit and c.on_limit == 'reject' and held(letter) >= limit then return {0, limit} end
+      return {4}
+    end
   end
 end
 
-local own = redis.call('HGET', KEYS[2], platform)
-local rec = {id = id, c = NOW, l = NOW, r = ARGV[22] == '1', ui = tonumber(own or ''), p = platform,
-             u = ARGV[23], blob = ARGV[24]}
-store(rec)
-redis.call('ZADD', KEYS[1], 0, user_member(id))
-local kept = {rec}
-for _, other in ipairs(alive) do
-  if not evicted[other.id] then kept[#kept + 1] = other end
+local own = redis.call('HGET', KEYS[K.settings], platform)
+local rec = {key = KEYS[K.record], id = ARGV[A.id], c = now, l = now, r = ARGV[A.remember] == '1',
+             ui = tonumber(own or ''), p = platform, u = ARGV[A.user]}
+local fresh = redis.call('EXISTS', index) == 0
+local keep = store(c, now, rec, ARGV[A.tail])
+redis.call('ZADD', index, 0, member_of(rec))
+if fresh and keep then redis.call('PEXPIRE', index, keep + TOMBSTONE_MS) else keep_index(index, keep) end
+if redis.call('EXISTS', KEYS[K.settings]) == 1 then redis.call('PEXPIRE', KEYS[K.settings], SETTINGS_MS) end
+if c.idx then
+  redis.call('ZADD', c.idx, 0, idx_member(rec))
+  prune_idx(c, now)
 end
-expire_index(KEYS[1], kept)
-if redis.call('EXISTS', KEYS[2]) == 1 then redis.call('PEXPIRE', KEYS[2], SETTINGS_MS) end
-if IDX then
-  redis.call('ZADD', IDX, 0, idx_member(rec))
-  prune_idx()
-end
-announce(ids)
-reply[2] = encode(rec)
-reply[3] = int(NOW)
+announce(c, ids)
+reply[2] = encode(rec, ARGV[A.tail])
 return reply

@@ -1,21 +1,30 @@
--- end_user.lua: end every session of one user (MemoryStore.end_user): the user's records go
--- through the pruning step of core-judged validity (rules.lua user_records), then every valid
--- one on the platform (or on any platform), except the kept one, becomes a tombstone; the
--- ended ids are announced on the bus (LOCAL_CACHE).
+-- end_user: end a user's sessions, one page of the user's index at a time (MemoryStore.end_user):
+-- the page's records go through the pruning step of core-judged validity (rules.lua
+-- records_of), then every valid one on the platform (or on any platform), except the kept
+-- one, becomes a tombstone; the ended ids are announced on the bus (LOCAL_CACHE). The store
+-- calls it page after page until the cursor comes back empty.
 --
--- KEYS[1] user index '<base>u:<user>', [KEYS[2] idx]
--- ARGV[1..19] the context (rules.lua), ARGV[20] reason, ARGV[21] platform ('' = all),
---      ARGV[22] id to keep ('' = none)
--- returns {id1, record1, id2, record2, ...}: the sessions ended
-local reason, platform, keep = ARGV[20], ARGV[21], ARGV[22]
-local ended, ids = {}, {}
-for _, rec in ipairs(user_records(KEYS[1], true)) do
-  if rec.id ~= keep and (platform == '' or rec.p == platform) then
-    finish(rec, reason)
-    ended[#ended + 1] = rec.id
-    ended[#ended + 1] = rec.raw
+-- KEYS   user index '<base>u:<user>'
+-- ARGV   context, now (ms; '' = the server's TIME), tag, after: the cursor ('' = the start),
+--        count: index members to read, reason, platform ('' = all), keep: id to keep ('' = none)
+-- returns {cursor ('' = the end), id1, record1, id2, record2, ...}: the sessions ended
+local K, A = KEY.end_user, ARG.end_user
+local c, now, tag = context(ARGV[A.context]), clock(ARGV[A.now]), ARGV[A.tag]
+local index = KEYS[K.index]
+local base, platform, keep = c.prefix .. ':{' .. tag .. '}:', ARGV[A.platform], ARGV[A.keep]
+local letter = ''
+if platform ~= '' then letter = LETTER_OF[platform] end
+local members, cursor = page_of(index, ARGV[A.after], tonumber(ARGV[A.count]), letter)
+local reply, ids, ended = {cursor}, {}, {}
+for _, rec in ipairs(records_of(c, now, base, index, members, true)) do
+  if rec.id ~= keep then
+    rec.reason = ARGV[A.reason]
+    ended[#ended + 1] = rec
+    reply[#reply + 1] = rec.id
+    reply[#reply + 1] = rec.value
     ids[#ids + 1] = rec.id
   end
 end
-announce(ids)
-return ended
+finish_all(c, ended)
+announce(c, ids)
+return reply

@@ -1,282 +1,438 @@
--- rules.lua: the prelude every session script starts with (sessionguard.stores.clients
--- prepends it when it loads check.lua, create.lua, end.lua, end_user.lua, list_user.lua,
--- rotate.lua, set_tails.lua and set_user_timeouts.lua). It mirrors sessionguard/core.py rule for rule:
---   idle_limit() = core.idle_limit, deadline() = core.deadline, judge() = core.judge,
---   touch_interval() = core.touch_interval, retention() = core.retention,
---   TOMBSTONE_MS = core.TOMBSTONE_MS, TOUCH_MIN_MS / TOUCH_MAX_MS = core's.
+-- rules.lua: what every function of the library shares. Run once, when the library is loaded
+-- (scripts.library puts the generated contract before it and the functions after it). It
+-- mirrors sessionguard/core.py rule for rule:
+--   idle_limit() = core.idle_limit, retention() = core.retention, judge() = core.judge,
+--   touch_interval() = core.touch_interval, evict_first() = core.eviction_order,
+--   TOMBSTONE_MS, TOUCH_MIN_MS, TOUCH_MAX_MS = core's.
 --
--- ARGV[1..19] is the context every session script receives (operations._session_script);
--- 1..17 are the same for every call while the state and policy are (lane.Encoder packs them once):
---   1 epoch at (ms), 2 epoch keep (id or ''), 3 remember-me period (s or '' = never),
---   4 allow user timeouts ('1'/'0'), 5..13 web/mobile/desktop idle (s), absolute (s), max
---   sessions ('' = never/unlimited), 14 on_limit, 15 evict order, 16 KEY_PREFIX, 17 '1' when
---   the last KEYS entry is the global listing index '<prefix>:idx' (never on a Cluster, where
---   it lives in another slot); then 18 now (ms; '' = read the server's TIME) and 19 the user's
---   slot tag (the key base is '<prefix>:{<tag>}:', as keys.Keys.base).
--- A script's own arguments start at ARGV[20].
+-- The context (ARG.<function>.context) is one argument that is the same for every call while
+-- the policy and the epoch are: the fields of CONTEXT, '|'-separated (operations.Operations
+-- packs it). It is parsed once per distinct value and kept in `contexts` below: a pure cache
+-- (the same text always gives the same table), so a call pays one table lookup for it.
 --
 -- A session record is one string (compact: a hash with a 120-byte user agent is stored as a
--- hashtable, about twice the size; keys.decode_record reads it):
---   '<created ms, base 36>|<last seen ms, base 36>|<'r' if remember-me><user idle s>|
---    <platform w/m/d>|<user>|' followed by an opaque tail [ip, city, user agent, device,
---   metadata] that the scripts never parse (no cjson round trip can alter the app's metadata).
+-- hashtable, about twice the size; records.decode_record reads it):
+--   '<created ms, base 36>|<last seen ms, base 36>|<'r' if remember-me><'b' if device-bound>
+--    <user idle s>|<platform letter>|<user>|' followed by an opaque tail [ip, city, user agent, device,
+--   metadata] that the functions never parse (no cjson round trip can alter the app's metadata).
 -- <user> is keys.encode_user(user id): the id itself when plain, else '~' + base64url.
--- Messages on the bus: {"drop": [id, ...]} (announce below) and the state (state.lua).
--- Keys under the base, where <short> is an id without its tag (the tag is in the base):
--- s:<short> record, e:<short> tombstone (reason), u:<user> the user's index (zset of packed
--- <short>, scores 0: a small listpack), t:<user> the user's own idle timeouts (hash).
--- Every key derived here shares the slot of the declared keys: the tag is in the base.
+-- Keys under the base '<prefix>:{<tag>}:', where <short> is an id without its tag: s:<short>
+-- record, e:<short> tombstone (reason), u:<user> the user's index (zset, scores 0, members
+-- records.user_member: the platform's letter then the packed <short>), t:<user> the user's own
+-- idle timeouts (hash), k:<short> a device-bound session's key and the challenges it answered
+-- (DBSC, a hash: 'key' -> the device's public key as JWK text, each challenge's id -> its issue
+-- time in ms; bind.lua), deleted with the record by finish_all(). Every key derived here shares the slot of the declared keys: the tag is
+-- in the base. Messages on the bus '<prefix>:bus': {"drop": [id, ...]} (announce below) and the
+-- state (state.lua).
 
 local TOMBSTONE_MS = 86400000
 local TOUCH_MIN_MS = 1000
 local TOUCH_MAX_MS = 600000
 local SETTINGS_MS = 400 * 86400000
+local CHALLENGE_MS = 300000  -- core.CHALLENGE_MS
+local DEVICE_KEY_MS = 3600000  -- k:<short> outlives its record by the longest cookie lifetime
 
-local NOW
-if ARGV[18] ~= '' then
-  NOW = tonumber(ARGV[18])
-else
-  local t = redis.call('TIME')
-  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-local EPOCH_AT = tonumber(ARGV[1])
-local EPOCH_KEEP = ARGV[2]
-local REMEMBER = tonumber(ARGV[3])
-local ALLOW_USER = ARGV[4] == '1'
--- a platform's limits are read from ARGV when asked (a request needs one platform's, and this
--- prelude runs on every call: it builds no table it may not need)
-local LIMITS_AT = {web = 5, mobile = 8, desktop = 11}
-local function idle_of(platform) return tonumber(ARGV[LIMITS_AT[platform]]) end
-local function absolute_of(platform) return tonumber(ARGV[LIMITS_AT[platform] + 1]) end
-local function max_of(platform) return tonumber(ARGV[LIMITS_AT[platform] + 2]) end
-local ON_LIMIT = ARGV[14]
-local EVICT = ARGV[15]
-local TAG = ARGV[19]
-local BASE = ARGV[16] .. ':{' .. TAG .. '}:'
--- the pub/sub channel every process listens on (keys.Keys.bus); not a key
-local BUS = ARGV[16] .. ':bus'
-local IDX = nil
-if ARGV[17] == '1' then IDX = KEYS[#KEYS] end
+-- The library's top level runs where Redis offers no globals, not even `string` or `math`: it
+-- defines functions and literal tables only (the contract's tables are generated). What the
+-- functions call most is bound to these locals at the first call (bind(), from context() and
+-- clock()): looking a global up costs Redis about as much as the call itself. Nothing else is
+-- kept between calls but the contexts: every call of any function costs Redis more the more
+-- the Lua heap holds (a table of 5,000 strings tripled the cost of an empty FCALL).
+local call, match, byte, sub, char, number, floor, spread
 
-local function int(n)
-  return string.format('%.0f', n)
+local function bind()
+  if call then return end
+  call, match, byte, sub, char = redis.call, string.match, string.byte, string.sub, string.char
+  number, floor, spread = tonumber, math.floor, unpack
 end
 
-local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
--- a time (ms) in base 36, as keys.decode_record reads it (tonumber(s, 36) reads it back)
+-- keys ---------------------------------------------------------------------------------------
+-- A record key is '<base>s:<short>' with the base '<prefix>:{<tag>}:'; the id is <tag><short>.
+
+local function base_of(key)
+  return sub(key, 1, -SHORT_LENGTH - 3)
+end
+
+local function id_of(key)
+  return sub(key, -SHORT_LENGTH - TAG_LENGTH - 4, -SHORT_LENGTH - 5) .. sub(key, -SHORT_LENGTH)
+end
+
+-- the tombstone key of a record key
+local function tombstone_of(key)
+  return base_of(key) .. 'e:' .. sub(key, -SHORT_LENGTH)
+end
+
+-- the device key (DBSC) of a record key
+local function device_of(key)
+  return base_of(key) .. 'k:' .. sub(key, -SHORT_LENGTH)
+end
+
+-- core._interval: how far apart (ms) last-seen is written back for an idle limit of `idle` s
+local function interval_of(idle)
+  if not idle then return TOUCH_MAX_MS end
+  return math.min(TOUCH_MAX_MS, math.max(TOUCH_MIN_MS, math.floor(idle * 1000 / 3)))
+end
+
+-- the context --------------------------------------------------------------------------------
+
+local function parse_context(text)
+  local f, at = {}, 1
+  for i = 1, #CONTEXT - 1 do
+    local bar = string.find(text, '|', at, true)
+    if not bar then error('sessionguard: malformed context') end
+    f[CONTEXT[i]] = string.sub(text, at, bar - 1)
+    at = bar + 1
+  end
+  f[CONTEXT[#CONTEXT]] = string.sub(text, at)
+  local c = {
+    epoch_at = tonumber(f.epoch_at), keep_key = false,
+    remember = tonumber(f.remember_me_period), allow_user = f.allow_user_timeouts == '1',
+    idle = {}, absolute_ms = {}, max = {}, interval = {},
+    on_limit = f.on_limit, evict = f.evict, ceiling = tonumber(f.session_ceiling),
+    prefix = f.prefix, bus = f.prefix .. ':bus', idx = false,
+    longest_ms = 0,  -- the longest absolute timeout (ms), nil when one is never
+  }
+  -- the listing index, but on a Cluster (another slot); the sign-out's kept session by its key
+  if f.listed == '1' then c.idx = f.prefix .. ':idx' end
+  if f.epoch_keep ~= '' then
+    c.keep_key = f.prefix .. ':{' .. string.sub(f.epoch_keep, 1, TAG_LENGTH) .. '}:s:'
+      .. string.sub(f.epoch_keep, TAG_LENGTH + 1)
+  end
+  c.remember_interval = interval_of(c.remember)
+  for platform in pairs(LETTER_OF) do
+    c.idle[platform] = tonumber(f[platform .. '_idle_timeout'])
+    c.interval[platform] = interval_of(c.idle[platform])
+    local absolute = tonumber(f[platform .. '_absolute_timeout'])
+    c.absolute_ms[platform] = absolute and absolute * 1000
+    c.max[platform] = tonumber(f[platform .. '_max_sessions'])
+    if not absolute then c.longest_ms = nil end
+    if c.longest_ms and absolute * 1000 > c.longest_ms then c.longest_ms = absolute * 1000 end
+  end
+  return c
+end
+
+local contexts, cached = {}, 0
+
+local function context(text)
+  local c = contexts[text]
+  if c then return c end
+  bind()
+  if cached >= 16 then contexts, cached = {}, 0 end
+  c = parse_context(text)
+  contexts[text], cached = c, cached + 1
+  return c
+end
+
+-- The injected test clock, else the server's TIME: now (ms), and now as text for a reply in
+-- two parts: '<ms>' and '', or '<s>' and '.<us>' as TIME gives them (records.now_of reads
+-- both; formatting a number would cost Redis more than TIME itself).
+local function clock(now)
+  if not call then bind() end
+  if now ~= '' then return number(now), now, '' end
+  local t = call('TIME')
+  local seconds, micros = t[1], t[2]
+  local us = number(micros)
+  return number(seconds) * 1000 + (us - us % 1000) / 1000, seconds, '.' .. micros
+end
+
+-- ids and members ----------------------------------------------------------------------------
+
+-- a time (ms) in base 36, as records.decode_record reads it (tonumber(s, 36) reads it back)
 local function b36(n)
   local s = ''
   repeat
     local d = n % 36
-    s = string.sub(DIGITS, d + 1, d + 1) .. s
+    s = DIGIT[d] .. s
     n = (n - d) / 36
   until n == 0
   return s
 end
 
-local PLATFORM_OF = {w = 'web', m = 'mobile', d = 'desktop'}
-local LETTER_OF = {web = 'w', mobile = 'm', desktop = 'd'}
-
--- the key of a session's record ('s:') or tombstone ('e:'): the id without its tag
-local function key(kind, id)
-  return BASE .. kind .. string.sub(id, 5)
-end
-
--- Ids packed 6 bits a character, in the order of ALPHABET (ASCII order, so packed ids sort
--- as the ids do): keys.pack_id. The user index holds the 22 characters after the tag
--- so (17 bytes: one session's index fits the smallest listpack), the listing index all 26.
-local ALPHABET = '-0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz'
-local RANK = nil  -- built at the first pack_id: a plain check never packs
-
+-- Ids packed 6 bits a character, in the order of the id alphabet (RANK and CHAR, generated
+-- from records.ALPHABET: ASCII order, so packed ids sort as the ids do), zero-padded to whole
+-- bytes: records.pack_id. Four characters are three bytes.
 local function pack_id(text)
-  if not RANK then
-    RANK = {}
-    for i = 1, 64 do RANK[string.byte(ALPHABET, i)] = i - 1 end
+  local out = {}
+  for i = 1, #text, 4 do
+    local a, b, c, d = byte(text, i, i + 3)
+    local v = ((RANK[a] * 64 + (b and RANK[b] or 0)) * 64 + (c and RANK[c] or 0)) * 64 + (d and RANK[d] or 0)
+    out[#out + 1] = char(floor(v / 65536), floor(v / 256) % 256, v % 256)
   end
-  local out, acc, bits = {}, 0, 0
-  for i = 1, #text do
-    acc, bits = acc * 64 + RANK[string.byte(text, i)], bits + 6
-    if bits >= 8 then
-      bits = bits - 8
-      local b = math.floor(acc / 2 ^ bits)
-      out[#out + 1] = string.char(b)
-      acc = acc - b * 2 ^ bits
-    end
-  end
-  if bits > 0 then out[#out + 1] = string.char(acc * 2 ^ (8 - bits)) end
-  return table.concat(out)
+  return sub(table.concat(out), 1, math.ceil(#text * 6 / 8))
 end
 
-local function unpack_id(packed, count)
-  local out, acc, bits, i = {}, 0, 0, 1
-  while #out < count do
-    if bits < 6 then
-      acc, bits, i = acc * 256 + string.byte(packed, i), bits + 8, i + 1
-    end
-    bits = bits - 6
-    local v = math.floor(acc / 2 ^ bits)
-    out[#out + 1] = string.sub(ALPHABET, v + 1, v + 1)
-    acc = acc - v * 2 ^ bits
-  end
-  return table.concat(out)
+-- The 4 characters of 3 packed bytes, and the short id (22 characters) of a user-index member
+-- (records.user_member: the platform's letter, then 17 packed bytes).
+local function chars(a, b, c)
+  return CHAR[floor(a / 4)] .. CHAR[a % 4 * 16 + floor(b / 16)] .. CHAR[b % 16 * 4 + floor(c / 64)] .. CHAR[c % 64]
 end
 
--- the user-index member of a session
-local function user_member(id)
-  return pack_id(string.sub(id, 5))
+local function short_of(member)
+  local b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15, b16, b17 = byte(member, 2, 18)
+  return chars(b1, b2, b3) .. chars(b4, b5, b6) .. chars(b7, b8, b9) .. chars(b10, b11, b12)
+    .. chars(b13, b14, b15) .. CHAR[floor(b16 / 4)] .. CHAR[b16 % 4 * 16 + floor(b17 / 16)]
 end
 
-local function parse(id, value)
-  local c, l, r, ui, p, u, rest = string.match(
-    value, '^([%da-z]+)|([%da-z]+)|(r?)(%d*)|([wmd])|([^|]*)|()')
-  if not c then
-    error('sessionguard: unreadable session record')
-  end
-  return {id = id, c = tonumber(c, 36), l = tonumber(l, 36), r = r == 'r', ui = tonumber(ui),
-          p = PLATFORM_OF[p], u = u, blob = string.sub(value, rest), raw = value}
+-- records.user_member of a record (its own, when it came from the index)
+local function member_of(rec)
+  return rec.member or LETTER_OF[rec.p] .. pack_id(sub(rec.id, TAG_LENGTH + 1))
 end
 
-local function encode(rec)
-  local flags = ''
-  if rec.r then flags = 'r' end
-  if rec.ui then flags = flags .. int(rec.ui) end
-  return b36(rec.c) .. '|' .. b36(rec.l) .. '|' .. flags .. '|' .. LETTER_OF[rec.p] .. '|' .. rec.u
-    .. '|' .. rec.blob
-end
-
--- core.idle_limit
-local function idle_limit(rec)
-  if rec.r then return REMEMBER end
-  if ALLOW_USER and rec.ui then return rec.ui > 0 and rec.ui or nil end  -- 0: core.NEVER_IDLE
-  return idle_of(rec.p)
-end
-
--- core.deadline
-local function deadline(rec)
-  local idle, absolute = idle_limit(rec), absolute_of(rec.p)
-  local ends = nil
-  if idle then ends = rec.l + idle * 1000 end
-  if absolute then
-    local a = rec.c + absolute * 1000
-    if not ends or a < ends then ends = a end
-  end
-  return ends
-end
-
--- core.judge: nil when valid, else the reason
-local function judge(rec)
-  if rec.c < EPOCH_AT and rec.id ~= EPOCH_KEEP then return 'signout_all' end
-  local absolute = absolute_of(rec.p)
-  if absolute and NOW >= rec.c + absolute * 1000 then return 'absolute_timeout' end
-  local idle = idle_limit(rec)
-  if idle and NOW >= rec.l + idle * 1000 then return 'idle_timeout' end
-  return nil
-end
-
--- core.touch_interval: how far apart last-seen is written back (ms)
-local function touch_interval(rec)
-  local idle = idle_limit(rec)
-  if not idle then return TOUCH_MAX_MS end
-  return math.min(TOUCH_MAX_MS, math.max(TOUCH_MIN_MS, math.floor(idle * 1000 / 3)))
-end
-
--- core.retention (ms from now; nil = no expiry)
-local function retention(rec)
-  local ends = deadline(rec)
-  if not ends then return nil end
-  return math.max(ends - NOW, 0) + TOMBSTONE_MS
-end
-
--- Members of the global listing index (keys.idx_member), newest login first in
--- lexical order: 6 bytes of inverted login time, big-endian, then the packed id: 26 bytes.
+-- Members of the listing index (records.idx_member), newest login first in lexical order:
+-- 6 bytes of inverted login time, big-endian, then the packed id: 26 bytes. (A tag packs into
+-- 3 bytes, so a packed id is the packed tag, then the user-index member's packed short id.)
 local INVERT = 281474976710655  -- 2^48 - 1
 
--- the position before every member of sessions created at 'created' (keys.idx_bound)
+-- the position before every member of sessions created at 'created' (records.idx_bound)
 local function idx_bound(created)
-  local n, bytes = INVERT - created, {}
-  for i = 6, 1, -1 do
-    local b = n % 256
-    bytes[i] = string.char(b)
-    n = (n - b) / 256
-  end
-  return table.concat(bytes)
+  local n = INVERT - created
+  local b6 = n % 256
+  n = (n - b6) / 256
+  local b5 = n % 256
+  n = (n - b5) / 256
+  local b4 = n % 256
+  n = (n - b4) / 256
+  local b3 = n % 256
+  n = (n - b3) / 256
+  local b2 = n % 256
+  return char((n - b2) / 256, b2, b3, b4, b5, b6)
 end
 
 local function idx_member(rec)
   return idx_bound(rec.c) .. pack_id(rec.id)
 end
 
--- write a record with its retention (MemoryStore._put); never called on a record that is
--- not known to exist and be valid in this same script: no resurrection
-local function store(rec)
-  local keep = retention(rec)
-  if keep then
-    redis.call('SET', key('s:', rec.id), encode(rec), 'PX', int(keep))
+-- the record ---------------------------------------------------------------------------------
+
+-- What the rules read of a record: created, last seen, remember-me, the user's own idle
+-- timeout, the platform and whether it is device-bound (the request path's check reads no more
+-- than this: the flags are looked at only when there are any, so an ordinary record pays nothing
+-- for the 'b'); then, for a rewrite, the created and last-seen texts and where the platform's
+-- letter is.
+local function header(value)
+  local cs, ls, flags, at = match(value, '^(%w+)|(%w+)|([^|]*)|()')
+  local platform = at and PLATFORM_OF_BYTE[byte(value, at)]
+  if not platform then error('sessionguard: unreadable session record') end
+  local remember, bound, ui = false, false, nil
+  if flags ~= '' then
+    remember = byte(flags) == 114  -- 'r'
+    if remember then flags = sub(flags, 2) end
+    if byte(flags) == 98 then bound, flags = true, sub(flags, 2) end  -- 'b'
+    ui = number(flags)
+  end
+  return number(cs, 36), number(ls, 36), remember, ui, platform, bound, cs, ls, at
+end
+
+-- A record as a table: its key, id and value, the header's fields, and `member` when it came
+-- from the user's index. Its user (keys.encode_user) is read by user_of().
+local function parse(key, id, value, member)
+  local c, l, r, ui, p, b, cs, ls, at = header(value)
+  return {key = key, id = id, value = value, member = member, c = c, l = l, r = r, ui = ui, p = p,
+          b = b, cs = cs, ls = ls, read_l = l, at = at}
+end
+
+local function user_of(rec)
+  if not rec.u then rec.u = match(rec.value, '^[^|]*', rec.at + 2) end
+  return rec.u
+end
+
+-- The record as stored: the header, then the platform, the user and the tail as they were
+-- (from `rec.value`), or a new `tail` (a new record has no value: its user is `rec.u`).
+local function encode(rec, tail)
+  local flags = ''
+  if rec.r then flags = 'r' end
+  if rec.b then flags = flags .. 'b' end
+  if rec.ui then flags = flags .. rec.ui end
+  local head = (rec.cs or b36(rec.c)) .. '|' .. (rec.l == rec.read_l and rec.ls or b36(rec.l)) .. '|' .. flags
+  if not tail then return head .. sub(rec.value, rec.at - 1) end
+  return head .. '|' .. LETTER_OF[rec.p] .. '|' .. user_of(rec) .. '|' .. tail
+end
+
+-- the rules ----------------------------------------------------------------------------------
+
+-- core.idle_limit (s; nil = never)
+local function idle_limit(c, remember, ui, platform)
+  if remember then return c.remember end
+  if c.allow_user and ui then return ui > 0 and ui or nil end  -- 0: core.NEVER_IDLE
+  return c.idle[platform]
+end
+
+-- core.judge: nil when valid, else the reason. The session is known by its record key (the
+-- sign-out of everyone keeps the session whose key is c.keep_key).
+local function judge(c, now, key, created, seen, remember, ui, platform)
+  if created < c.epoch_at and key ~= c.keep_key then return 'signout_all' end
+  local absolute = c.absolute_ms[platform]
+  if absolute and now >= created + absolute then return 'absolute_timeout' end
+  local idle = idle_limit(c, remember, ui, platform)
+  if idle and now >= seen + idle * 1000 then return 'idle_timeout' end
+  return nil
+end
+
+local function judge_record(c, now, rec)
+  return judge(c, now, rec.key, rec.c, rec.l, rec.r, rec.ui, rec.p)
+end
+
+-- core.touch_interval (ms), the context's where the policy decides it
+local function touch_interval(c, remember, ui, platform)
+  if remember then return c.remember_interval end
+  if c.allow_user and ui then return interval_of(ui > 0 and ui or nil) end
+  return c.interval[platform]
+end
+
+-- core.retention (ms from now; nil = no expiry), from core.deadline
+local function retention(c, now, rec)
+  local idle, absolute = idle_limit(c, rec.r, rec.ui, rec.p), c.absolute_ms[rec.p]
+  local ends = nil
+  if idle then ends = rec.l + idle * 1000 end
+  if absolute and (not ends or rec.c + absolute < ends) then ends = rec.c + absolute end
+  if not ends then return nil end
+  return math.max(ends - now, 0) + TOMBSTONE_MS
+end
+
+-- core.eviction_order: sorts `recs` in place, the first to evict first
+local function evict_first(c, recs)
+  if c.evict == 'least_recent' then
+    table.sort(recs, function(a, b)
+      if a.l ~= b.l then return a.l < b.l end
+      if a.c ~= b.c then return a.c < b.c end
+      return a.id < b.id
+    end)
   else
-    redis.call('SET', key('s:', rec.id), encode(rec))
+    table.sort(recs, function(a, b)
+      if a.c ~= b.c then return a.c < b.c end
+      return a.id < b.id
+    end)
   end
 end
 
--- MemoryStore._end: the record becomes a tombstone carrying the reason
-local function finish(rec, reason)
-  redis.call('DEL', key('s:', rec.id))
-  redis.call('SET', key('e:', rec.id), reason, 'PX', TOMBSTONE_MS)
-  redis.call('ZREM', BASE .. 'u:' .. rec.u, user_member(rec.id))
-  if IDX then redis.call('ZREM', IDX, idx_member(rec)) end
+-- writes -------------------------------------------------------------------------------------
+
+local function index_of(rec)
+  return base_of(rec.key) .. 'u:' .. user_of(rec)
+end
+
+-- The user's index lives at least as long as the longest-kept of its records. A write of a
+-- record that would outlive it extends it, by a day more than needed, so that the touches of
+-- the next day need no write here (PTTL is a read); a persistent index stays persistent.
+local function keep_index(index, keep)
+  if not keep then
+    call('PERSIST', index)
+    return
+  end
+  local ttl = call('PTTL', index)
+  if ttl >= 0 and ttl < keep then call('PEXPIRE', index, keep + TOMBSTONE_MS) end
+end
+
+-- write a record with its retention (MemoryStore._put); never called on a record that is not
+-- known to exist and be valid in this same call: no resurrection. Returns the retention.
+local function store(c, now, rec, tail)
+  local keep = retention(c, now, rec)
+  if keep then
+    call('SET', rec.key, encode(rec, tail), 'PX', keep)
+  else
+    call('SET', rec.key, encode(rec, tail))
+  end
+  return keep
+end
+
+-- MemoryStore._end for each record of `recs` (all of one user), with its `reason`: it becomes
+-- a tombstone carrying the reason, and leaves both indexes; a device-bound one's key goes too
+local function finish_all(c, recs)
+  if #recs == 0 then return end
+  local keys, members, listed = {}, {}, {}
+  local base, tag = base_of(recs[1].key), c.idx and pack_id(sub(recs[1].id, 1, TAG_LENGTH))
+  for i, rec in ipairs(recs) do
+    keys[#keys + 1], members[i] = rec.key, member_of(rec)
+    if rec.b then keys[#keys + 1] = device_of(rec.key) end
+    if c.idx then listed[i] = idx_bound(rec.c) .. tag .. sub(members[i], 2) end
+    call('SET', base .. 'e:' .. sub(rec.key, -SHORT_LENGTH), rec.reason, 'PX', TOMBSTONE_MS)
+  end
+  call('DEL', spread(keys))
+  call('ZREM', index_of(recs[1]), spread(members))
+  if c.idx then call('ZREM', c.idx, spread(listed)) end
+end
+
+local function finish(c, rec, reason)
+  rec.reason = reason
+  finish_all(c, {rec})
 end
 
 -- LOCAL_CACHE: every process drops these sessions from its cache of valid checks at once
--- (state.StateCache.announced); sent by the scripts that end sessions or change them
-local function announce(ids)
-  if #ids > 0 then redis.call('PUBLISH', BUS, cjson.encode({drop = ids})) end
+-- (state.StateCache.announced); sent by the functions that end sessions or change them
+local function announce(c, ids)
+  if #ids > 0 then call('PUBLISH', c.bus, cjson.encode({drop = ids})) end
 end
 
--- MemoryStore._user_records: the user's valid records; missing members are dropped from the
--- index and ended ones become tombstones (when prune is true), the step every count takes
-local function user_records(index, prune)
-  local alive = {}
-  for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
-    local short = unpack_id(member, 22)
-    local value = redis.call('GET', BASE .. 's:' .. short)
+-- The valid records among the user-index `members` of the user whose keys start with `base`
+-- (MemoryStore._user_records); when `prune`, a member whose record is gone leaves the index
+-- and an ended record becomes a tombstone (with its reason).
+local function records_of(c, now, base, index, members, prune)
+  if #members == 0 then return {} end
+  local tag, keys = sub(base, -TAG_LENGTH - 2, -3), {}
+  for i, member in ipairs(members) do keys[i] = base .. 's:' .. short_of(member) end
+  local values = call('MGET', spread(keys))
+  local alive, gone, ended = {}, {}, {}
+  for i, member in ipairs(members) do
+    local value = values[i]
     if not value then
-      if prune then redis.call('ZREM', index, member) end
+      gone[#gone + 1] = member
     else
-      local rec = parse(TAG .. short, value)
-      local reason = judge(rec)
-      if not reason then
+      local key = keys[i]
+      local rec = parse(key, tag .. sub(key, -SHORT_LENGTH), value, member)
+      rec.reason = judge_record(c, now, rec)
+      if not rec.reason then
         alive[#alive + 1] = rec
-      elseif prune then
-        finish(rec, reason)
+      else
+        ended[#ended + 1] = rec
       end
     end
+  end
+  if prune then
+    if #gone > 0 then call('ZREM', index, spread(gone)) end
+    finish_all(c, ended)
   end
   return alive
 end
 
--- the user's index lives as long as the longest-kept of its records
-local function expire_index(index, recs)
-  local longest = 0
-  for _, rec in ipairs(recs) do
-    local keep = retention(rec)
-    if not keep then
-      redis.call('PERSIST', index)
-      return
-    end
-    if keep > longest then longest = keep end
+-- One page of a user's index: up to `count` members after `after` ('' = from the start) within
+-- the platform `letter` ('' = every platform), and the cursor to go on from ('' = the end).
+local function page_of(index, after, count, letter)
+  local low, high = '-', '+'
+  if letter ~= '' then
+    low, high = '[' .. letter, '(' .. char(byte(letter) + 1)
   end
-  if longest > 0 then redis.call('PEXPIRE', index, int(longest)) end
+  if after ~= '' then low = '(' .. after end
+  local members = call('ZRANGE', index, low, high, 'BYLEX', 'LIMIT', 0, count)
+  local cursor = ''
+  if #members == count then cursor = members[#members] end
+  return members, cursor
 end
 
 -- drop listing-index entries older than any session can live (the longest absolute timeout
--- plus the tombstone day); with an unlimited absolute timeout only listings prune it
-local function prune_idx()
-  if not IDX then return end
-  local longest = 0
-  for platform in pairs(LIMITS_AT) do
-    local absolute = absolute_of(platform)
-    if not absolute then return end
-    if absolute > longest then longest = absolute end
+-- plus the tombstone day); the store's sweep (listing.sweep_step) removes the others once
+-- their record is gone, whatever the policy
+local function prune_idx(c, now)
+  if not c.idx or not c.longest_ms then return end
+  local cutoff = now - c.longest_ms - TOMBSTONE_MS
+  call('ZREMRANGEBYLEX', c.idx, '[' .. idx_bound(cutoff - 1), '+')
+end
+
+-- device binding (DBSC) --------------------------------------------------------------------
+
+-- core.redeemable for one challenge issued at `issued` (ms), given whether the session's
+-- k:<short> hash holds it already (answered before)
+local function redeemable(now, issued, used)
+  return issued <= now + CHALLENGE_MS and now - issued <= CHALLENGE_MS and not used
+end
+
+-- k:<short> lives as long as the record, and DEVICE_KEY_MS more: the record's expiry moves with
+-- every touch, and a bound session refreshes within its cookie lifetime while in use
+-- (finish_all() deletes it with the record)
+local function keep_device_key(rec)
+  local ttl, device = call('PTTL', rec.key), device_of(rec.key)
+  if ttl < 0 then
+    call('PERSIST', device)
+  else
+    call('PEXPIRE', device, ttl + DEVICE_KEY_MS)
   end
-  local cutoff = NOW - longest * 1000 - TOMBSTONE_MS
-  redis.call('ZREMRANGEBYLEX', IDX, '[' .. idx_bound(cutoff - 1), '+')
 end

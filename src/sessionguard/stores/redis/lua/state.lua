@@ -1,4 +1,4 @@
--- state.lua: read or change the state every app server caches, and announce a change.
+-- state: read or change the state every app server caches, and announce a change.
 --   'read'   the state as it is (state.StateCache reads it so);
 --   'epoch'  sign out everyone in constant time (MemoryStore.end_all), mirroring
 --            core.epoch_after: every session created up to now ends unless it is the kept one
@@ -14,16 +14,15 @@
 -- bus in the same step, so every process's cached copy follows at once and never goes back to
 -- an older revision.
 --
--- KEYS[1] the state hash '<prefix>:state' (fields policy, at, keep, rev, gen, tag_key)
--- ARGV[1] channel '<prefix>:bus', ARGV[2] 'read', 'epoch' or 'policy',
---      ARGV[3] now (ms; '' = the server's TIME), ARGV[4] a fresh random tag key (hex), used only
---      if the state has none, ARGV[5] for 'epoch': the id to keep ('' = none); for 'policy': the
---      policy JSON; ARGV[6] for 'epoch': the kept session's login time (ms)
+-- KEYS   state: the state hash '<prefix>:state' (fields policy, at, keep, rev, gen, tag_key)
+-- ARGV   channel '<prefix>:bus', change 'read', 'epoch' or 'policy', now (ms; '' = the server's
+--        TIME), tag_key: a fresh random tag key (hex), used only if the state has none,
+--        value: for 'epoch' the id to keep ('' = none), for 'policy' the policy JSON,
+--        created: for 'epoch' the kept session's login time (ms)
 -- returns the state as a JSON object of strings (as published)
+local K, A = KEY.state, ARG.state
 local function now()
-  if ARGV[3] ~= '' then return tonumber(ARGV[3]) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return (clock(ARGV[A.now]))
 end
 
 -- a tag key is at least 16 bytes in hex (tokens.SlotTags)
@@ -32,38 +31,38 @@ local function readable(key)
 end
 
 local changed = false
-local key = redis.call('HGET', KEYS[1], 'tag_key')
-if redis.call('HEXISTS', KEYS[1], 'at') == 0 or not readable(key) then
-  if not readable(key) then redis.call('HSET', KEYS[1], 'tag_key', ARGV[4]) end
-  redis.call('HSET', KEYS[1], 'at', string.format('%.0f', now()), 'keep', '')
+local key = redis.call('HGET', KEYS[K.state], 'tag_key')
+if redis.call('HEXISTS', KEYS[K.state], 'at') == 0 or not readable(key) then
+  if not readable(key) then redis.call('HSET', KEYS[K.state], 'tag_key', ARGV[A.tag_key]) end
+  redis.call('HSET', KEYS[K.state], 'at', string.format('%.0f', now()), 'keep', '')
   changed = true
 end
-if ARGV[2] == 'epoch' then
-  local keep = ARGV[5]
+if ARGV[A.change] == 'epoch' then
+  local keep = ARGV[A.value]
   if keep ~= '' then
     -- core.epoch_after: a session the last sign-out of everyone ended stays ended
-    local last = redis.call('HMGET', KEYS[1], 'at', 'keep')
-    if tonumber(ARGV[6]) < tonumber(last[1] or '0') and last[2] ~= keep then keep = '' end
+    local last = redis.call('HMGET', KEYS[K.state], 'at', 'keep')
+    if tonumber(ARGV[A.created]) < tonumber(last[1] or '0') and last[2] ~= keep then keep = '' end
   end
-  redis.call('HSET', KEYS[1], 'at', string.format('%.0f', now() + 1), 'keep', keep)
+  redis.call('HSET', KEYS[K.state], 'at', string.format('%.0f', now() + 1), 'keep', keep)
   changed = true
-elseif ARGV[2] == 'policy' then
-  redis.call('HSET', KEYS[1], 'policy', ARGV[5])
+elseif ARGV[A.change] == 'policy' then
+  redis.call('HSET', KEYS[K.state], 'policy', ARGV[A.value])
   changed = true
-elseif ARGV[2] ~= 'read' then
+elseif ARGV[A.change] ~= 'read' then
   error('sessionguard: unknown state change')
 end
 if changed then
-  if redis.call('HEXISTS', KEYS[1], 'gen') == 0 then
+  if redis.call('HEXISTS', KEYS[K.state], 'gen') == 0 then
     -- the generation tells a state created anew (after data loss) from an older revision
     local t = redis.call('TIME')
-    redis.call('HSET', KEYS[1], 'gen', t[1] .. '.' .. t[2])
+    redis.call('HSET', KEYS[K.state], 'gen', t[1] .. '.' .. t[2])
   end
-  redis.call('HINCRBY', KEYS[1], 'rev', 1)
+  redis.call('HINCRBY', KEYS[K.state], 'rev', 1)
 end
-local flat = redis.call('HGETALL', KEYS[1])
+local flat = redis.call('HGETALL', KEYS[K.state])
 local state = {}
 for i = 1, #flat, 2 do state[flat[i]] = flat[i + 1] end
 local payload = cjson.encode(state)
-if changed then redis.call('PUBLISH', ARGV[1], payload) end
+if changed then redis.call('PUBLISH', ARGV[A.channel], payload) end
 return payload
