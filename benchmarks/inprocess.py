@@ -11,7 +11,11 @@ through ``GET /login`` and keeps the cookie; then ``GET /whoami`` is timed
 - ``other``: with a ``Cookie`` header that holds only other cookies (analytics,
   preferences): a request without a session token, but one that has to be read;
 - ``concurrent`` (ASGI only): 64 requests at a time on one event loop
-  (``asyncio.gather``).
+  (``asyncio.gather``);
+- ``watch-update`` and ``watch-changed`` (sessionguard variants only): the hijack
+  signals' cost (SPEC 9.7, :mod:`hijack`), an authenticated request whose
+  User-Agent is not the login's, paired one request at a time against ``auth``
+  on the same app.
 
 Variants of one kind alternate within every round (A B C A B C …, the order
 rotated each round), so drifts of the machine hit all of them alike. A
@@ -42,6 +46,7 @@ from typing import Any
 
 import redis
 from common import USER_AGENT, RoundTrips, command_usec, commandstats, server_cost, stats_delta
+from hijack import WATCHED
 from variants import USER, Variant, unwrapped
 
 SCENARIOS = ("auth", "anon", "other")
@@ -91,7 +96,7 @@ class Counts:
 class VariantResult:
     variant: Variant
     series: dict[str, Series] = field(
-        default_factory=lambda: {s: Series() for s in (*SCENARIOS, "concurrent", *OWN.values())})
+        default_factory=lambda: {s: Series() for s in (*SCENARIOS, "concurrent", *OWN.values(), *WATCHED)})
     counts: dict[str, Counts] = field(default_factory=dict)
 
 
@@ -117,8 +122,8 @@ def _stand_in_cookie() -> str:
 # --------------------------------------------------------------------------
 
 
-def asgi_scope(path: str, cookie: str | None) -> dict[str, Any]:
-    headers = [(b"host", b"bench.local"), (b"user-agent", USER_AGENT.encode()),
+def asgi_scope(path: str, cookie: str | None, user_agent: str = USER_AGENT) -> dict[str, Any]:
+    headers = [(b"host", b"bench.local"), (b"user-agent", user_agent.encode()),
                (b"accept", b"*/*"), (b"accept-encoding", b"gzip, deflate")]  # fmt: skip
     if cookie is not None:
         headers.append((b"cookie", cookie.encode("latin-1")))
@@ -178,11 +183,19 @@ async def _asgi_own(wrapped: Any, inner: Any, template: dict[str, Any], n: int) 
     taking turns to go first; the median of the pair differences. Paired one
     request at a time, both halves of a pair see the same machine: a burst of
     another process's work moves a few pairs, not the figure."""
-    receive, send, copy = _receive, _send, template.copy
+    return await _asgi_paired(wrapped, template, inner, template, n)
+
+
+async def _asgi_paired(app_a: Any, template_a: dict[str, Any], app_b: Any, template_b: dict[str, Any],
+                       n: int) -> tuple[float, float]:
+    """Wall and CPU µs of one request of ``app_a`` on ``template_a`` over one of
+    ``app_b`` on ``template_b``: ``n`` pairs, each request timed alone, taking
+    turns to go first; the median of the pair differences."""
+    receive, send = _receive, _send
     clock, cpu = time.perf_counter_ns, time.process_time_ns
 
-    async def one(app: Any) -> tuple[int, int]:
-        scope = copy()
+    async def one(app: Any, template: dict[str, Any]) -> tuple[int, int]:
+        scope = template.copy()
         wall, used = clock(), cpu()
         await app(scope, receive, send)
         return clock() - wall, cpu() - used
@@ -190,9 +203,9 @@ async def _asgi_own(wrapped: Any, inner: Any, template: dict[str, Any], n: int) 
     pairs = []
     for i in range(n):
         if i & 1:
-            a, b = await one(wrapped), await one(inner)
+            a, b = await one(app_a, template_a), await one(app_b, template_b)
         else:
-            b, a = await one(inner), await one(wrapped)
+            b, a = await one(app_b, template_b), await one(app_a, template_a)
         pairs.append((a[0] - b[0], a[1] - b[1]))
     return _pair_medians(pairs)
 
@@ -232,6 +245,7 @@ async def _asgi_prepare(variant: Variant, app: Any) -> dict[str, dict[str, Any]]
         "auth": asgi_scope("/whoami", cookie),
         "anon": asgi_scope("/whoami", None),
         "other": asgi_scope("/whoami", OTHER_COOKIES),
+        **{watched: asgi_scope("/whoami", cookie, agent) for watched, agent in WATCHED.items()},
     }
 
 
@@ -266,6 +280,13 @@ async def run_asgi(
                                                 settings.requests)
                     results[v.name].series[own].wall.append(wall)
                     results[v.name].series[own].cpu.append(cpu)
+                app, auth = apps[v.name], templates[v.name]["auth"]
+                for watched in WATCHED:
+                    gc.collect()
+                    wall, cpu = await _asgi_paired(app, templates[v.name][watched], app, auth,
+                                                   settings.requests)
+                    results[v.name].series[watched].wall.append(wall)
+                    results[v.name].series[watched].cpu.append(cpu)
         _progress(f"asgi round {r + 1}/{settings.rounds}")
     if counter is not None:
         trips = RoundTrips()
@@ -353,11 +374,17 @@ def _wsgi_timed(app: Any, template: dict[str, Any], n: int, chunks: int = 1) -> 
 
 def _wsgi_own(wrapped: Any, inner: Any, template: dict[str, Any], n: int) -> tuple[float, float]:
     """As :func:`_asgi_own`, for a WSGI app."""
-    start_response, copy = _start_response, template.copy
+    return _wsgi_paired(wrapped, template, inner, template, n)
+
+
+def _wsgi_paired(app_a: Any, template_a: dict[str, Any], app_b: Any, template_b: dict[str, Any],
+                 n: int) -> tuple[float, float]:
+    """As :func:`_asgi_paired`, for WSGI apps."""
+    start_response = _start_response
     clock, cpu = time.perf_counter_ns, time.process_time_ns
 
-    def one(app: Any) -> tuple[int, int]:
-        environ = copy()
+    def one(app: Any, template: dict[str, Any]) -> tuple[int, int]:
+        environ = template.copy()
         wall, used = clock(), cpu()
         body = app(environ, start_response)
         for _chunk in body:
@@ -370,9 +397,9 @@ def _wsgi_own(wrapped: Any, inner: Any, template: dict[str, Any], n: int) -> tup
     pairs = []
     for i in range(n):
         if i & 1:
-            a, b = one(wrapped), one(inner)
+            a, b = one(app_a, template_a), one(app_b, template_b)
         else:
-            b, a = one(inner), one(wrapped)
+            b, a = one(app_b, template_b), one(app_a, template_a)
         pairs.append((a[0] - b[0], a[1] - b[1]))
     return _pair_medians(pairs)
 
@@ -394,6 +421,8 @@ def _wsgi_prepare(variant: Variant, app: Any) -> dict[str, dict[str, Any]]:
         "auth": wsgi_environ("/whoami", cookie),
         "anon": wsgi_environ("/whoami", None),
         "other": wsgi_environ("/whoami", OTHER_COOKIES),
+        **{watched: wsgi_environ("/whoami", cookie, HTTP_USER_AGENT=agent)
+           for watched, agent in WATCHED.items()},
     }
 
 
@@ -422,6 +451,12 @@ def run_wsgi(
                     wall, cpu = _wsgi_own(wrapped, inner, template, settings.requests)
                     results[v.name].series[own].wall.append(wall)
                     results[v.name].series[own].cpu.append(cpu)
+                app, auth = apps[v.name], templates[v.name]["auth"]
+                for watched in WATCHED:
+                    gc.collect()
+                    wall, cpu = _wsgi_paired(app, templates[v.name][watched], app, auth, settings.requests)
+                    results[v.name].series[watched].wall.append(wall)
+                    results[v.name].series[watched].cpu.append(cpu)
         _progress(f"wsgi round {r + 1}/{settings.rounds}")
     if counter is not None:
         trips = RoundTrips()

@@ -21,6 +21,8 @@ Sections (each module's docstring says exactly what it measures):
   authenticated request, added µs over the bare app of the same kind, paired
   ratios against each peer, CPU µs, Redis commands and round trips per request;
   requests without a token; 64 concurrent ASGI requests on one event loop.
+- **hijack signals** (``hijack.py``, in the in-process run): what the
+  ``ON_ANOMALY`` check adds to an authenticated request.
 - **instructions** (``instructions.py``): instructions per request without
   a token, counted by callgrind (needs ``valgrind``): exact where the timings
   of a shared machine are not.
@@ -54,6 +56,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common import HERE, RedisServer, fmt, machine_line, sessionguard_redis_available
+from hijack import hijack_table
 from inprocess import QUICK, Settings, run_asgi, run_wsgi
 from report import (
     KIND_TITLE,
@@ -175,7 +178,8 @@ def _inprocess(server: RedisServer, settings: Settings, sg_redis: bool) -> Secti
     finally:
         counter.close()
     tables = [authenticated_table(asgi), anonymous_table(asgi), concurrent_table(asgi),
-              authenticated_table(wsgi), anonymous_table(wsgi)]  # fmt: skip
+              authenticated_table(wsgi), anonymous_table(wsgi),
+              hijack_table({"asgi": asgi, "wsgi": wsgi})]  # fmt: skip
     return [t.markdown() for t in tables], targets(asgi) + targets(wsgi)
 
 

@@ -25,6 +25,12 @@ def _whoami(ctx: Any) -> dict[str, Any]:
     }
 
 
+def _anomaly(ctx: Any) -> dict[str, Any]:
+    anomaly = ctx.anomaly
+    return {"user": None if ctx.session is None else ctx.session.user_id,
+            "ended_reason": ctx.ended_reason, "anomaly": None if anomaly is None else anomaly.to_json()}
+
+
 def _login_args(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     kwargs = {k: body[k] for k in ("remember_me", "metadata", "platform") if k in body}
     return body["user"], kwargs
@@ -33,6 +39,9 @@ def _login_args(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 def starlette_app(guard: SessionGuard) -> Any:
     async def whoami(request: Request) -> Response:
         return JSONResponse(_whoami(request.scope["sessionguard"]))
+
+    async def anomaly(request: Request) -> Response:
+        return JSONResponse(_anomaly(request.scope["sessionguard"]))
 
     async def login(request: Request) -> Response:
         user, kwargs = _login_args(await request.json())
@@ -84,7 +93,7 @@ def starlette_app(guard: SessionGuard) -> Any:
         Route("/whoami", whoami), Route("/poll/status", whoami), Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]), Route("/stream", stream), WebSocketRoute("/ws", ws),
         Route("/end-others", end_others, methods=["POST"]), Route("/recheck", recheck),
-        Route("/rotate", rotate, methods=["POST"]),
+        Route("/rotate", rotate, methods=["POST"]), Route("/anomaly", anomaly),
     ])
     return guard.asgi(app)
 
@@ -96,6 +105,10 @@ def flask_app(guard: SessionGuard) -> Any:
     @app.get("/poll/status")
     def whoami() -> Any:
         return jsonify(_whoami(flask_request.environ["sessionguard"]))
+
+    @app.get("/anomaly")
+    def anomaly() -> Any:
+        return jsonify(_anomaly(flask_request.environ["sessionguard"]))
 
     @app.post("/login")
     def login() -> Any:

@@ -27,6 +27,7 @@ import os
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,8 @@ UA = {
     "android": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
                "Chrome/131.0.0.0 Mobile Safari/537.36",
     "linux": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "slack": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+             "Slack/4.41.105 Chrome/130.0.6723.191 Electron/33.2.1 Safari/537.36 Sonic Slack_SSB/4.41.105",
 }
 HOSTILE = '<script>window.__pwned = 1; alert(1)</script>"><img src=x onerror="window.__pwned = 2; alert(2)">'
 
@@ -479,11 +482,11 @@ def test_admin_table_sorts_filters_and_loads_more(make_live: Callable[..., Live]
     page.get_by_label("Filter shown rows").fill("iOS")
     expect(page.locator("#sessions-table tbody tr:visible")).to_have_count(1)
     page.get_by_label("Filter shown rows").fill("")
-    page.get_by_label("Platform").select_option("mobile")
+    page.get_by_label("Platform", exact=True).select_option("mobile")
     page.get_by_role("button", name="Apply").first.click()
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Zed")
-    page.get_by_label("Platform").select_option("")
+    page.get_by_label("Platform", exact=True).select_option("")
     page.locator("#f-user").fill("user07")
     page.locator("#f-user").press("Enter")
     expect(rows).to_have_count(1)
@@ -706,6 +709,90 @@ def test_expiry_warning_follows_activity_elsewhere(make_live: Callable[..., Live
     assert context.request.get(live.url + "/whoami").ok
     wait(15)  # the next look while warning sees the new expiry
     expect(notice).to_be_hidden()
+
+
+# -- the activity charts ---------------------------------------------------------------
+
+
+def test_activity_charts_draw_the_store_s_figures(live: Live) -> None:
+    live.login("grace", name="Grace Hopper", user_agent=UA["iphone"])
+    live.login("alan", name="Alan Turing", user_agent=UA["windows"])
+    live.login("katherine", user_agent=UA["linux"]).client.post("/logout")
+    revoked = live.login("mallory", user_agent=UA["android"])
+    page = live.admin_page()
+    session_row(page, revoked.session_id).locator('button[data-action="end-session"]').click()
+    expect(session_row(page, revoked.session_id)).to_have_class(re.compile("ended"))
+    page.get_by_role("button", name="Refresh charts").click()
+    # the active sessions (Redis counts in the background: the page asks again until it has a count)
+    bars = page.locator("#chart-active rect.chart-bar")
+    expect(bars).to_have_count(3, timeout=15_000)
+    counts = {bars.nth(i).get_attribute("data-platform"): bars.nth(i).get_attribute("data-count")
+              for i in range(3)}
+    # Alan (Windows) and Ada (the admin, a Mac) on the web, Grace on her phone; Mallory's
+    # phone was revoked (on Redis the count may be from before the revocation)
+    assert counts in ({"web": "2", "mobile": "1", "desktop": "0"},
+                      {"web": "2", "mobile": "2", "desktop": "0"})
+    expect(page.locator("#chart-active svg")).to_have_attribute("role", "img")
+    # the endings of the current hour: a sign-out and a revocation
+    current = page.locator("#chart-endings g[data-hour]").last
+    expect(current.locator('rect[data-reason="signed_out"]')).to_have_attribute("data-count", "1")
+    expect(current.locator('rect[data-reason="revoked"]')).to_have_attribute("data-count", "1")
+    expect(page.locator("#chart-endings svg")).to_have_attribute(
+        "aria-label", re.compile(r"^2 endings in the last 24 hours: revoked 1, signed out 1\.$"))
+    expect(page.locator("#chart-endings-legend li")).to_have_count(6)
+    assert page.evaluate("document.querySelectorAll('#charts [style]').length") == 0  # no inline style
+
+
+def history(live: Live, clock: FakeClock, start: float) -> None:
+    """A day of activity, hour by hour, on the fake clock: logins on every
+    platform, sign-outs, revocations, evictions, and idle timeouts noticed later."""
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    agents = [UA["mac"], UA["iphone"], UA["windows"], UA["android"], UA["linux"], UA["slack"]]
+    idle: list[User] = []
+    for hour in range(24):
+        clock.now = start + hour * 3600 + 300
+        remembered = httpx.Client(base_url=live.url, headers={"user-agent": agents[hour % len(agents)]})
+        live.clients.append(remembered)  # remember-me sessions stay active all day
+        assert remembered.post("/login", json={"user": f"kept{hour}", "remember_me": True}).status_code == 200
+        for n in range(3 + hour % 4):
+            user = live.login(f"user{hour}-{n}", user_agent=agents[(hour + n) % len(agents)])
+            if n == 0 and hour % 3 == 0:
+                user.client.post("/logout")
+            elif n == 1 and hour % 5 == 1:
+                httpx.delete(f"{live.url}{ADMIN}/api/sessions/{user.session_id}", headers=admin)
+            elif n == 2 and hour < 20:
+                idle.append(user)
+        if hour % 7 == 3:  # a fourth session of one user on a limit of three
+            for _ in range(4):
+                live.login(f"busy{hour}", user_agent=UA["mac"])
+        for user in [u for u in idle if hour % 4 == 0]:
+            user.ended_reason()  # noticed now, dated an hour after its login
+        idle = [] if hour % 4 == 0 else idle
+
+
+def test_screenshot_of_the_activity_charts(make_live: Callable[..., Live]) -> None:
+    start = time.time() - 23.5 * 3600
+    clock = FakeClock(start)
+    live = make_live(clock=clock, admin_token=ADMIN_TOKEN, web_max_sessions=3, trusted_proxies="127.0.0.1")
+    history(live, clock, start)
+    clock.now = start + 23.5 * 3600
+    page = live.admin_page()
+    page.wait_for_selector("#charts[data-ready]")
+    expect(page.locator("#chart-active rect.chart-bar")).to_have_count(3)
+    hours = page.locator("#chart-endings g[data-hour]").all()
+    totals = [int(g.get_attribute("data-total") or 0) for g in hours]
+    assert len(totals) == 24 and sum(totals) > 30
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = ARTIFACTS / "charts-desktop.png"
+    page.locator("#charts").screenshot(path=str(target))
+    assert target.stat().st_size > 10_000
+    if os.environ.get("SESSIONGUARD_DOCS_SCREENSHOTS") == "1":
+        (DOCS / "charts.png").write_bytes(target.read_bytes())
+    phone = live.admin_page(viewport=PHONE)  # one column: each chart the page's width
+    phone.wait_for_selector("#charts[data-ready]")
+    boxes = [phone.locator(f"#{name} svg").bounding_box() for name in ("chart-active", "chart-endings")]
+    assert all(box is not None and box["width"] > 300 for box in boxes), boxes
+    phone.locator("#charts").screenshot(path=str(ARTIFACTS / "charts-phone.png"))
 
 
 # -- screenshots ------------------------------------------------------------------------

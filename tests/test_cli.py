@@ -271,10 +271,12 @@ class App:
         time.sleep(0.003)  # distinct login times (ms, Redis clock): "newest first" is then exact
         return response.json()
 
-    def ended_reason(self, token: str) -> str | None:
+    def ended_reason(self, token: str, *, ua: str = CHROME_MAC) -> str | None:
         transport = httpx.WSGITransport(app=self.app)
         with httpx.Client(transport=transport, base_url="https://testserver") as client:
-            body = client.get("/whoami", headers={"Authorization": f"Bearer {token}"}).json()
+            # the login's User-Agent: another would be an anomaly (ON_ANOMALY), with its own event
+            headers = {"Authorization": f"Bearer {token}", "User-Agent": ua}
+            body = client.get("/whoami", headers=headers).json()
         assert (body["session"] is None) == (body["ended_reason"] is not None)
         reason: str | None = body["ended_reason"]
         return reason

@@ -241,7 +241,7 @@ def test_static_url_of_the_page_is_immutable_and_revalidates(harness: Harness) -
     markup = Markup(harness.client.get(ADMIN + "/").text)
     urls = [str(s["src"]) for s in markup.find("script")]
     urls += [str(a["href"]) for a in markup.find("link", rel="stylesheet")]
-    assert len(urls) == 4  # common.js, admin.js, expiry.js, style.css
+    assert len(urls) == 5  # common.js, admin.js, charts.js, expiry.js, style.css
     for url in urls:
         assert re.search(r"\?v=[0-9a-f]{20}$", url), url
         response = harness.client.get(url)

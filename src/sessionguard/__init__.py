@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .anomaly import Anomaly as Anomaly
 from .asgi import SessionGuardMiddleware as SessionGuardMiddleware
 from .config import Config as Config
 from .context import AsyncSessionContext as AsyncSessionContext

@@ -11,11 +11,12 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from .admin import AdminASGI
+from .anomaly import Anomaly
 from .context import AsyncSessionContext
-from .core import Outcome
-from .decision import Refusal
+from .core import Outcome, Record
+from .decision import Refusal, Verdict
 from .errors import StoreUnavailable
-from .incoming import client_ip, is_https
+from .incoming import Presented, client_ip, is_https
 from .origins import origin_allowed
 from .outgoing import ASGI, with_session
 from .stores.protocol import Check
@@ -118,23 +119,52 @@ class SessionGuardMiddleware:
         check = None
         if presented.session_id is not None:
             try:
-                check = await guard.async_store.check(
+                check = await guard.astore_check(
                     presented.session_id, passive=guard.is_passive(scope["path"], passive),
                     unbound_token=presented.issued is None,
                 )
             except StoreUnavailable:
                 check = Check(Outcome.STORE_UNAVAILABLE)
         verdict = guard.verdict(presented, check)
+        anomaly = None
+        record = None if check is None else check.record
+        if verdict.session is not None and record is not None:
+            user_agent = _user_agent(scope["headers"])
+            if user_agent != record.user_agent:  # the common request stops here (see anomaly.py)
+                anomaly = guard.watch.judge(record, user_agent, lambda: _peer(scope))
+                if anomaly is not None:
+                    verdict, anomaly = await self._anomalous(presented, verdict, record, anomaly)
         if verdict.events:
             try:
                 await guard.arecord(verdict.events)
             except StoreUnavailable:
+                guard.store_failed()
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
             return verdict.refusal
+        if anomaly is not None:
+            flagged = _ASGIFlaggedContext._of(guard, scope, send, verdict.session, None, presented.source,
+                                              verdict.set_cookie)
+            flagged.anomaly = anomaly
+            return flagged
         context = _ASGIContext if presented.source is None else _ASGITokenContext
         return context._of(guard, scope, send, verdict.session, verdict.ended_reason,
                            presented.source, verdict.set_cookie)
+
+    async def _anomalous(self, presented: Presented, verdict: Verdict, record: Record,
+                         anomaly: Anomaly) -> tuple[Verdict, Anomaly | None]:
+        """``ON_ANOMALY``: record the anomaly (``log``), and flag it for the app
+        (``flag``: the anomaly returned), or end the session (``revoke``)."""
+        guard = self.guard
+        mode = guard.config.on_anomaly
+        if mode != "revoke":
+            return guard.decider.anomalous(verdict, record, anomaly), anomaly if mode == "flag" else None
+        try:
+            ended = await guard.async_store.end(record.id, "revoked")
+        except StoreUnavailable:
+            guard.store_failed(record.platform)
+            return guard.verdict(presented, Check(Outcome.STORE_UNAVAILABLE)), None
+        return guard.decider.revoked(presented, record, anomaly, ended), None
 
     def _same_site(self, scope: Scope) -> bool:
         """Whether a websocket handshake comes from the app's own pages (or an
@@ -177,12 +207,7 @@ class _ASGIContext(AsyncSessionContext):
         return None
 
     def _ip(self) -> str:
-        client = self._raw.get("client")
-        peer = client[0] if client else None
-        # every X-Forwarded-For line, joined in order as WSGI servers join them:
-        # a proxy may add its own line after the one the client sent
-        lines = [value for key, value in self._raw["headers"] if key == b"x-forwarded-for"]
-        forwarded = b", ".join(lines).decode("latin-1") if lines else None
+        peer, forwarded = _peer(self._raw)
         return client_ip(peer, forwarded, self._guard.config.trusted_proxies)
 
     def _https(self) -> bool:
@@ -191,6 +216,7 @@ class _ASGIContext(AsyncSessionContext):
                         self._header("x-forwarded-proto"), self._guard.config.trusted_proxies)
 
     def _store_failed(self) -> None:
+        self._guard.store_failed(None if self.session is None else self.session.platform)
         if not isinstance(self._respond, _Unavailable):
             self._respond = _Unavailable(self._respond, self._guard.unavailable)
 
@@ -212,6 +238,33 @@ class _ASGITokenContext(_ASGIContext):
             message = {**message, "headers": headers}
         respond: Send = self._respond
         return respond(message)
+
+
+class _ASGIFlaggedContext(_ASGITokenContext):
+    """The context of a request whose session's client changed, under
+    ``ON_ANOMALY=flag``: it carries :attr:`anomaly` (every other context
+    answers the class's ``None``, at no cost to requests that are not flagged)."""
+
+    __slots__ = ("anomaly",)
+
+
+def _user_agent(headers: Any) -> str:
+    """The ``User-Agent`` of a request's headers, ``""`` without one (the first,
+    as the login's :meth:`_ASGIContext._header` reads it)."""
+    for name, value in headers:
+        if name == b"user-agent":
+            text: str = value.decode("latin-1")
+            return text
+    return ""
+
+
+def _peer(scope: Scope) -> tuple[str | None, str | None]:
+    """The peer address and the ``X-Forwarded-For`` of a request."""
+    client = scope.get("client")
+    # every X-Forwarded-For line, joined in order as WSGI servers join them:
+    # a proxy may add its own line after the one the client sent
+    lines = [value for key, value in scope["headers"] if key == b"x-forwarded-for"]
+    return client[0] if client else None, b", ".join(lines).decode("latin-1") if lines else None
 
 
 def _latin1(text: str | None) -> bytes | None:

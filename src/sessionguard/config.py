@@ -115,6 +115,10 @@ class Config:
     device_bound: bool = False
     #: seconds a device-bound session's cookie is accepted after it was issued
     device_bound_cookie_lifetime: int = 300
+    #: ``METRICS``: Prometheus metrics (the ``metrics`` extra, :mod:`.metrics`)
+    metrics: bool = False
+    #: ``ON_ANOMALY``: what a session's sudden change of client does: ``log``, ``flag``, ``revoke``
+    on_anomaly: str = "log"
 
     def __post_init__(self) -> None:
         errors: list[str] = []

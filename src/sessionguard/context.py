@@ -21,6 +21,7 @@ from .stores.protocol import Check, Created, NewSession
 from .tokens import TAG_LENGTH, session_id
 
 if TYPE_CHECKING:
+    from .anomaly import Anomaly
     from .guard import SessionGuard
     from .policy import Policy
 
@@ -57,6 +58,11 @@ class _Context:
     # ``Secure-Session-Registration`` for the response (a login offering DBSC);
     # sent only with a ``Set-Cookie``, so the shells read it only then
     _offer: str | None
+    #: under ``ON_ANOMALY=flag``, the :class:`~.anomaly.Anomaly` of a request whose
+    #: client changed since login (ask for re-authentication: a new ``login``
+    #: records the current client); ``None`` otherwise. A class attribute here:
+    #: only a flagged request's context (a subclass of the shell's) has it as a slot.
+    anomaly: Anomaly | None = None
 
     # Built by ``_of``, not ``__init__``: CPython runs an ``__init__`` through
     # the type's C slot, a new interpreter frame stack on every request; a

@@ -19,10 +19,13 @@ from typing import NamedTuple
 from werkzeug.http import dump_cookie
 
 from . import audit
+from .anomaly import SYSTEM, Anomaly, Watch
+from .anomaly import event as anomaly_event
 from .config import Config
 from .core import Outcome, Record, cookie_max_age, deadline
 from .dbsc import REFRESH_PATH, START_PATH, BoundCookies, Challenges, registration_header
 from .incoming import NO_TOKEN, Presented, present
+from .metrics import Metrics
 from .policy import Policy
 from .session import Session
 from .stores.protocol import Check
@@ -56,11 +59,12 @@ class Decider:
     read but ``now_ms`` for the date of a timeout's audit event)."""
 
     def __init__(self, config: Config, tokens: Tokens, default_policy: Policy,
-                 now_ms: Callable[[], int]) -> None:
+                 now_ms: Callable[[], int], metrics: Metrics | None = None) -> None:
         self.config = config
         self.tokens = tokens
         self.default_policy = default_policy
         self.now_ms = now_ms
+        self.metrics = metrics
         self._admin_slash = f"{config.admin_path}/"
         self._lifetime = config.device_bound_cookie_lifetime
         admin = config.admin_path
@@ -73,6 +77,8 @@ class Decider:
             ("retry-after", "1"),
         )
         self._refusals = _refusals(config, self.clear_cookie, self.unavailable)
+        #: judges requests against their session's login client (``ON_ANOMALY``)
+        self.watch = Watch(config.trusted_proxies)
         #: DBSC challenges (made and read without a store)
         self.challenges = Challenges(config.secret_key)
         #: the cookies of device-bound sessions
@@ -157,9 +163,35 @@ class Decider:
             at = self.now_ms()
             ends = deadline(ended, check.policy or self.default_policy)
             events = (audit.ended(ended, outcome.value, "system", at if ends is None else min(at, ends)),)
+        elif check is not None and check.ended is not None and self.metrics is not None:
+            # a session of a sign-out of everyone, whose one event covers them all: the
+            # metric counts each ending as it is noticed
+            self.metrics.noticed_ending(check.ended.platform, outcome.value)
         clear = self.clear_cookie if presented.source == "cookie" else None
         refusal = self._refusals.get("invalid")
         return Verdict(ended_reason=outcome.value, set_cookie=clear, events=events, refusal=refusal)
+
+    def anomalous(self, verdict: Verdict, record: Record, anomaly: Anomaly) -> Verdict:
+        """``verdict`` with the audit event of ``anomaly`` on the session
+        ``record``, the first time this process sees that change (``ON_ANOMALY``
+        ``log`` and ``flag``: the session goes on)."""
+        if not self.watch.first(anomaly):
+            return verdict
+        return verdict._replace(events=(*verdict.events, anomaly_event(anomaly, record, self.now_ms())))
+
+    def revoked(self, presented: Presented, record: Record, anomaly: Anomaly,
+                ended: Record | None) -> Verdict:
+        """The verdict once ``ON_ANOMALY=revoke`` has ended the session of ``anomaly``
+        (``ended``: its record, ``None`` when something else ended it first): as a
+        request presenting a revoked session, with the anomaly's event and the
+        ending's (actor ``system``)."""
+        at = self.now_ms()
+        events = [anomaly_event(anomaly, record, at)]
+        if ended is not None:
+            events.append(audit.ended(ended, "revoked", SYSTEM, at))
+        clear = self.clear_cookie if presented.source == "cookie" else None
+        return Verdict(ended_reason="revoked", set_cookie=clear, events=tuple(events),
+                       refusal=self._refusals.get("invalid"))
 
     def _refreshed_cookie(self, presented: Presented, record: Record, policy: Policy) -> str | None:
         if presented.token is None or presented.issued is not None:

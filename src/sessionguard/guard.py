@@ -15,6 +15,7 @@ from .admin.flow import adrive, drive
 from .config import Config
 from .decision import Decider
 from .geoip import CityDatabase
+from .metrics import Metrics
 from .policy import Policy
 from .session import Session
 from .stores import open_stores
@@ -64,12 +65,18 @@ class SessionGuard:
             store, async_store = open_stores(config, self.default_policy, clock=millis)
         self.store: Store = store
         self.async_store: AsyncStore = async_store
+        #: the Prometheus metrics (``METRICS=on``), else ``None``
+        self.metrics: Metrics | None = None if not config.metrics else Metrics.start(store)
+        #: the request path's store checks: the stores' own, or timed by the metrics
+        self.store_check = store.check if self.metrics is None else self.metrics.timed(store)
+        self.astore_check = async_store.check if self.metrics is None else self.metrics.atimed(async_store)
         self.on_event = on_event
         self.platform_header = config.platform_header.lower()
         #: the session cookie's name (a request without it and without ``Authorization``
         #: carries no token: the shells let it through with no store call)
         self.cookie_name = config.cookie_name
-        decider = Decider(config, self.tokens, self.default_policy, self._millis)  # now_ms without a call
+        # now_ms without a call
+        decider = Decider(config, self.tokens, self.default_policy, self._millis, self.metrics)
         #: the per-request decisions (:mod:`.decision`), bound once: the shells call
         #: them on every request with a token
         self.decider = decider
@@ -81,6 +88,8 @@ class SessionGuard:
         self.admin_serves = decider.admin_serves
         self.clear_cookie = decider.clear_cookie
         self.unavailable = decider.unavailable
+        #: the hijack signals' judge (``ON_ANOMALY``, :mod:`.anomaly`)
+        self.watch = decider.watch
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> SessionGuard:
@@ -111,14 +120,20 @@ class SessionGuard:
         return self._millis()
 
     def close(self) -> None:
-        """Release the sync store's connections and the GeoIP reader."""
+        """Release the sync store's connections and the GeoIP reader, and take the
+        metrics out of the default registry."""
+        if self.metrics is not None:
+            self.metrics.unregister()
         self.store.close()
         if self._geoip is not None:
             self._geoip.close()
             self._geoip = None
 
     async def aclose(self) -> None:
-        """Release the async store's connections (call from lifespan shutdown)."""
+        """Release the async store's connections (call from lifespan shutdown), and
+        take the metrics out of the default registry."""
+        if self.metrics is not None:
+            self.metrics.unregister()
         await self.async_store.close()
 
     # -- the app-side API (SPEC §9.4): written once in .actions -----------------
@@ -204,6 +219,8 @@ class SessionGuard:
         ``self_service``: the events of one self-service action of this user, which
         enter the log as far as the user's allowance goes (:func:`audit.admit`)."""
         if events:
+            if self.metrics is not None:
+                self.metrics.events(events)
             if self_service is None:
                 self.store.append_events(events)
             else:
@@ -213,11 +230,19 @@ class SessionGuard:
     async def arecord(self, events: Sequence[audit.Event], *, self_service: str | None = None) -> None:
         """:meth:`record` on the async store."""
         if events:
+            if self.metrics is not None:
+                self.metrics.events(events)
             if self_service is None:
                 await self.async_store.append_events(events)
             else:
                 await self.async_store.append_self_service(self_service, events)
             self._publish(events)
+
+    def store_failed(self, platform: str | None = None) -> None:
+        """Count a store call of a request or an action that failed (``METRICS``;
+        ``platform``: of the session concerned, when known)."""
+        if self.metrics is not None:
+            self.metrics.store_error(platform)
 
     def _publish(self, events: Sequence[audit.Event]) -> None:
         for event in events:

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from typing import Literal
 
-__all__ = ["MAX_HEADER", "PLATFORMS", "Platform", "classify", "clip", "device_label"]
+__all__ = ["MAX_HEADER", "PLATFORMS", "Platform", "classify", "client_family", "clip", "device_label"]
 
 Platform = Literal["web", "mobile", "desktop"]
 PLATFORMS: tuple[str, ...] = ("web", "mobile", "desktop")
@@ -153,29 +153,55 @@ def device_label(user_agent: str) -> str:
     return _label(clip(user_agent))
 
 
+def client_family(user_agent: str) -> tuple[str, str]:
+    """The browser (or app) family and the operating system a User-Agent names,
+    as :func:`device_label` names them without versions: ``("Chrome", "macOS")``;
+    ``""`` for what cannot be told. Two agents of one browser on one system
+    (an update, a mobile and a desktop build) give the same pair.
+
+    :param user_agent: The User-Agent header, ``""`` when absent.
+    """
+    name, _, system = _client(clip(user_agent))
+    return name, system
+
+
 @functools.lru_cache(maxsize=1024)
 def _label(ua: str) -> str:
+    name, major, system = _client(ua)
+    if not name:
+        return _UNKNOWN
+    label = f"{name} {major}" if major else name
+    if system:
+        label = f"{label} on {system}"
+    return _printable(label)
+
+
+@functools.lru_cache(maxsize=1024)
+def _client(ua: str) -> tuple[str, str, str]:
+    """``(browser or app, its major version, operating system)`` of a clipped
+    User-Agent, each ``""`` when unknown (cached: the labels at login and the
+    hijack signals both ask)."""
     # Imported here, not at the top: importing ua-parser takes tens of
     # milliseconds, which processes that only classify should not pay.
     import ua_parser
 
     if not ua.strip():
-        return _UNKNOWN
+        return "", "", ""
     result = ua_parser.parser(ua, ua_parser.Domain.USER_AGENT | ua_parser.Domain.OS)
     agent, os = result.user_agent, result.os
     if agent is not None and agent.family != "Other":
-        name = _BROWSER_NAMES.get(agent.family, agent.family)
-        label = f"{name} {agent.major}" if agent.major else name
+        name, major = _BROWSER_NAMES.get(agent.family, agent.family), agent.major or ""
     elif match := _PRODUCT.search(ua):
-        label = f"{match[1]} {match[2]}"
+        name, major = match[1], match[2]
     else:
-        return _UNKNOWN
+        name, major = "", ""
+    system = ""
     if os is not None and os.family != "Other":
         # ua-parser's macOS rules for CFNetwork stop at 2017; later Macs
         # come out as iOS.
         family = "macOS" if _MAC_CFNETWORK.search(ua) else os.family
-        label = f"{label} on {_OS_NAMES.get(family, family)}"
-    return _printable(label)
+        system = _OS_NAMES.get(family, family)
+    return name, major, system
 
 
 def _printable(text: str) -> str:

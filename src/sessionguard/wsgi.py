@@ -9,11 +9,12 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .admin import AdminWSGI
+from .anomaly import Anomaly
 from .context import SessionContext
-from .core import Outcome
-from .decision import Refusal
+from .core import Outcome, Record
+from .decision import Refusal, Verdict
 from .errors import StoreUnavailable
-from .incoming import client_ip, is_https
+from .incoming import Presented, client_ip, is_https
 from .outgoing import WSGI, with_session
 from .stores.protocol import Check
 
@@ -106,21 +107,50 @@ class WSGIMiddleware:
         if presented.session_id is not None:
             passive = guard.is_passive(environ.get("PATH_INFO", ""), environ.get("HTTP_X_SESSION_PASSIVE"))
             try:
-                check = guard.store.check(presented.session_id, passive=passive,
+                check = guard.store_check(presented.session_id, passive=passive,
                                           unbound_token=presented.issued is None)
             except StoreUnavailable:
                 check = Check(Outcome.STORE_UNAVAILABLE)
         verdict = guard.verdict(presented, check)
+        anomaly = None
+        record = None if check is None else check.record
+        if verdict.session is not None and record is not None:
+            user_agent = environ.get("HTTP_USER_AGENT", "")
+            if user_agent != record.user_agent:  # the common request stops here (see anomaly.py)
+                anomaly = guard.watch.judge(record, user_agent, lambda: _peer(environ))
+                if anomaly is not None:
+                    verdict, anomaly = self._anomalous(presented, verdict, record, anomaly)
         if verdict.events:
             try:
                 guard.record(verdict.events)
             except StoreUnavailable:
+                guard.store_failed()
                 logger.warning("sessionguard: audit event not recorded (store unavailable)")
         if verdict.refusal is not None:
             return verdict.refusal
+        if anomaly is not None:
+            flagged = _WSGIFlaggedContext._of(guard, environ, start_response, verdict.session, None,
+                                              presented.source, verdict.set_cookie)
+            flagged.anomaly = anomaly
+            return flagged
         context = _WSGIContext if presented.source is None else _WSGITokenContext
         return context._of(guard, environ, start_response, verdict.session, verdict.ended_reason,
                            presented.source, verdict.set_cookie)
+
+
+    def _anomalous(self, presented: Presented, verdict: Verdict, record: Record,
+                   anomaly: Anomaly) -> tuple[Verdict, Anomaly | None]:
+        """As :meth:`.asgi.SessionGuardMiddleware._anomalous`, with plain calls."""
+        guard = self.guard
+        mode = guard.config.on_anomaly
+        if mode != "revoke":
+            return guard.decider.anomalous(verdict, record, anomaly), anomaly if mode == "flag" else None
+        try:
+            ended = guard.store.end(record.id, "revoked")
+        except StoreUnavailable:
+            guard.store_failed(record.platform)
+            return guard.verdict(presented, Check(Outcome.STORE_UNAVAILABLE)), None
+        return guard.decider.revoked(presented, record, anomaly, ended), None
 
 
 class _WSGIContext(SessionContext):
@@ -143,9 +173,7 @@ class _WSGIContext(SessionContext):
         return value
 
     def _ip(self) -> str:
-        environ = self._raw
-        return client_ip(environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR"),
-                         self._guard.config.trusted_proxies)
+        return client_ip(*_peer(self._raw), self._guard.config.trusted_proxies)
 
     def _https(self) -> bool:
         environ = self._raw
@@ -153,6 +181,7 @@ class _WSGIContext(SessionContext):
                         environ.get("HTTP_X_FORWARDED_PROTO"), self._guard.config.trusted_proxies)
 
     def _store_failed(self) -> None:
+        self._guard.store_failed(None if self.session is None else self.session.platform)
         if not isinstance(self._respond, _Unavailable):
             self._respond = _Unavailable(self._respond)
 
@@ -170,6 +199,19 @@ class _WSGITokenContext(_WSGIContext):
         self._raw = None  # started: see _Context._raw
         respond = self._respond
         return respond(status, headers, exc_info)
+
+
+class _WSGIFlaggedContext(_WSGITokenContext):
+    """The context of a request whose session's client changed, under
+    ``ON_ANOMALY=flag``: it carries :attr:`anomaly` (every other context
+    answers the class's ``None``, at no cost to requests that are not flagged)."""
+
+    __slots__ = ("anomaly",)
+
+
+def _peer(environ: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The peer address and the ``X-Forwarded-For`` of a request."""
+    return environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR")
 
 
 def _expires(session: Session | None) -> str | None:

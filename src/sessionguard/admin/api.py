@@ -10,13 +10,16 @@ from __future__ import annotations
 import sessionguard.admin.flow as flow  # the module, not the package: see docs/internals.md
 
 from .. import actions, audit
+from ..errors import StoreUnavailable
 from ..policy import PolicyError
 from ..session import Session
 from ..tokens import is_session_id
 from .auth import READ, REVOKE, UPDATE
 from .flow import Flow
 from .http import (
+    BASE_HEADERS,
     ApiError,
+    Response,
     invalid,
     json_body,
     json_response,
@@ -147,6 +150,18 @@ def list_events(call: Call) -> Flow:
     })
 
 
+def metrics_text(call: Call) -> Flow:
+    """``GET metrics``: the Prometheus metrics (``METRICS=on``), in the text format."""
+    metrics = call.admin.metrics
+    assert metrics is not None  # the route is served only with metrics on (Admin)
+    try:
+        active = yield from flow.active_counts()
+    except StoreUnavailable:
+        active = None  # the counters still answer: a store outage is what they show
+    content_type, body = metrics.render(active)
+    return Response(200, (("content-type", content_type), *BASE_HEADERS), body)
+
+
 ROUTES = (
     Route("GET", "/api/sessions", list_sessions, READ),
     Route("DELETE", "/api/sessions/{id}", end_session, REVOKE),
@@ -156,4 +171,5 @@ ROUTES = (
     Route("GET", "/api/policy", get_policy, READ),
     Route("PUT", "/api/policy", put_policy, UPDATE),
     Route("GET", "/api/audit", list_events, READ),
+    Route("GET", "/metrics", metrics_text, READ),
 )

@@ -21,7 +21,7 @@ from ..audit import Event
 from ..core import Record
 from ..errors import StoreUnavailable
 from ..policy import Policy
-from ..stores.protocol import AsyncStore, Binding, Page, Store
+from ..stores.protocol import ActiveCounts, AsyncStore, Binding, Page, Store
 from .http import ApiError, Response
 
 logger = logging.getLogger("sessionguard")
@@ -60,8 +60,9 @@ Step = Generator[Effect, Any, T]
 
 def drive(guard: SessionGuard, steps: Step[T]) -> T:
     """Run ``steps`` with the sync store: their value, or their exception
-    (:class:`StoreUnavailable` included). An audit event that cannot be
-    recorded is logged, not raised: the action itself happened."""
+    (:class:`StoreUnavailable` included: a failed store call is thrown into the
+    steps, which may catch it). An audit event that cannot be recorded is
+    logged, not raised: the action itself happened."""
     try:
         effect = next(steps)
         while True:
@@ -69,10 +70,15 @@ def drive(guard: SessionGuard, steps: Step[T]) -> T:
                 try:
                     guard.record(effect.events, self_service=effect.self_service)
                 except StoreUnavailable:
-                    _unrecorded()
+                    _unrecorded(guard)
                 result = None
             else:
-                result = effect.call(guard.store)
+                try:
+                    result = effect.call(guard.store)
+                except StoreUnavailable as exc:
+                    guard.store_failed()
+                    effect = steps.throw(exc)  # a step may answer without the store (metrics)
+                    continue
             effect = steps.send(result)
     except StopIteration as done:
         value: T = done.value
@@ -90,10 +96,15 @@ async def adrive(guard: SessionGuard, steps: Step[T]) -> T:
                 try:
                     await guard.arecord(effect.events, self_service=effect.self_service)
                 except StoreUnavailable:
-                    _unrecorded()
+                    _unrecorded(guard)
                 result = None
             else:
-                result = await effect.call(guard.async_store)
+                try:
+                    result = await effect.call(guard.async_store)
+                except StoreUnavailable as exc:
+                    guard.store_failed()
+                    effect = steps.throw(exc)
+                    continue
             effect = steps.send(result)
     except StopIteration as done:
         value: T = done.value
@@ -122,8 +133,9 @@ async def arun(guard: SessionGuard, flow: Flow) -> Response:
         return unavailable(guard)
 
 
-def _unrecorded() -> None:
+def _unrecorded(guard: SessionGuard) -> None:
     # The action itself happened: answering 503 would make the caller retry it.
+    guard.store_failed()
     logger.warning("sessionguard: audit event not recorded (store unavailable)")
 
 
@@ -221,6 +233,12 @@ def events(*, user_id: str | None, limit: int, cursor: str | None) -> Step[Page]
     """One page of audit events, newest first."""
     page: Page = yield StoreCall(lambda store: store.events(user_id=user_id, limit=limit, cursor=cursor))
     return page
+
+
+def active_counts() -> Step[ActiveCounts | None]:
+    """The active sessions per platform (the store's count)."""
+    counts: ActiveCounts | None = yield StoreCall(lambda store: store.active_counts())
+    return counts
 
 
 def record(events: Sequence[Event]) -> Step[None]:

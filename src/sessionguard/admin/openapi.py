@@ -19,6 +19,7 @@ from .auth import PUBLIC
 from .flow import Flow
 from .http import BASE_HEADERS, JSON_TYPE, MAX_BODY, Response
 from .routing import Call, Route, is_self_service
+from .stats import HOURS, REASONS
 
 Schema = dict[str, Any]
 _MAX_DOCUMENTS = 8  # distinct mount prefixes cached
@@ -78,6 +79,21 @@ SCHEMAS: dict[str, Schema] = {
         "ip": _TEXT, "device": _TEXT, "city": _TEXT,
     }, ("type", "at", "user_id", "session_id", "platform", "reason", "actor", "ip", "device", "city")),
     "EventPage": _obj({"events": {"type": "array", "items": _ref("Event")}, "next_cursor": _TEXT}),
+    "Stats": _obj({
+        "now": TIME,
+        "active": _nullable(_obj({
+            "counted_at": TIME,
+            "platforms": _obj({p: {"type": "integer", "minimum": 0} for p in PLATFORMS}),
+        })),
+        "endings": _obj({
+            "hours": {"type": "array", "items": TIME, "minItems": HOURS, "maxItems": HOURS,
+                      "description": "start of each clock hour, oldest first; the last is the current"},
+            "reasons": _obj({r: {"type": "array", "items": {"type": "integer", "minimum": 0},
+                                 "minItems": HOURS, "maxItems": HOURS} for r in REASONS}),
+            "complete": {"type": "boolean",
+                         "description": "false: the read of the audit log stopped at its bound"},
+        }),
+    }),
     "PlatformPolicy": _obj(PLATFORM_POLICY),
     "Policy": _obj({
         "platforms": _obj({p: _ref("PlatformPolicy") for p in PLATFORMS}),
@@ -164,13 +180,14 @@ INFO = (
     "Every response to a request with a valid session carries `Session-Expires` (ISO 8601 UTC: the "
     "session's expires_at; absent when it never expires). A request with `X-Session-Passive: 1` is "
     "checked without counting as activity. With SELF_SERVICE=off, /me and /api/me/* answer 404 and "
-    "are not described here."
+    "are not described here; with METRICS=off, so does /metrics."
 )
 
 
-def build(prefix: str, cookie_name: str, *, self_service: bool = True) -> dict[str, Any]:
+def build(prefix: str, cookie_name: str, *, self_service: bool = True,
+          metrics: bool = False) -> dict[str, Any]:
     """The document for the sub-app mounted at ``prefix`` (without ``/me`` and
-    ``/api/me/...`` when ``self_service`` is off)."""
+    ``/api/me/...`` when ``self_service`` is off, with ``/metrics`` when ``metrics``)."""
     user = _param("user_id", "path", {"type": "string", "minLength": 1, "maxLength": 256}, required=True)
     ops: dict[str, Schema] = {
         "/api/sessions": {"get": _operation(
@@ -194,6 +211,10 @@ def build(prefix: str, cookie_name: str, *, self_service: bool = True) -> dict[s
                               params=(CSRF,), body="PolicyUpdate", body_required=True)},
         "/api/audit": {"get": _operation(
             "Audit events, newest first", "EventPage", READS, params=(USER_Q, LIMIT, CURSOR))},
+        "/api/stats": {"get": _operation(
+            "What the admin page's charts draw: active sessions per platform (the store's count, "
+            "null until there is one), and endings per reason in each of the last 24 clock hours "
+            "(from the audit log)", "Stats", "401 403 503")},
         "/api/me/sessions": {"get": _operation("The caller's own sessions", "OwnSessions", "401 403 503")},
         "/api/me/sessions/{id}": {"delete": _operation(
             "Sign out one of the caller's sessions (signed_out)", None, "401 403 404 503",
@@ -209,6 +230,12 @@ def build(prefix: str, cookie_name: str, *, self_service: bool = True) -> dict[s
                               WRITES, params=(CSRF,), body="SettingsUpdate", body_required=True)},
         "/api/csrf": {"get": _operation("The CSRF token of the caller's session", "CsrfToken",
                                         "401 403 503")},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics in the text exposition format (METRICS=on)",
+            "description": "Permission: sessions:read (or ADMIN_TOKEN).", "parameters": [],
+            "responses": {"200": {"description": "The metrics", "content": {
+                "text/plain": {"schema": {"type": "string"}}}},
+                **{status: {"$ref": f"#/components/responses/E{status}"} for status in ("401", "403")}}}},
         "/dbsc/start": {"post": _dbsc(
             "DBSC registration: bind the cookie's session to the key of the proof", (PROOF,),
             "400 401 404 503")},
@@ -226,7 +253,8 @@ def build(prefix: str, cookie_name: str, *, self_service: bool = True) -> dict[s
         "openapi": "3.1.0",
         "info": {"title": "sessionguard admin API", "version": "1", "description": INFO},
         "paths": {
-            prefix + path: item for path, item in ops.items() if self_service or not is_self_service(path)
+            prefix + path: item for path, item in ops.items()
+            if (self_service or not is_self_service(path)) and (metrics or path != "/metrics")
         },
         "components": {
             "schemas": SCHEMAS,
@@ -280,7 +308,8 @@ def document(call: Call) -> Flow:
     body = cache.get(prefix)
     if body is None:
         config = call.admin.config
-        document = build(prefix, config.cookie_name, self_service=config.self_service)
+        document = build(prefix, config.cookie_name, self_service=config.self_service,
+                         metrics=config.metrics)
         body = json.dumps(document, ensure_ascii=True).encode()
         if len(cache) < _MAX_DOCUMENTS:
             cache[prefix] = body

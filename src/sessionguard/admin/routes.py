@@ -14,5 +14,6 @@ from .me import ROUTES as ME
 from .openapi import ROUTES as OPENAPI
 from .pages import ROUTES as PAGES  # the HTML pages of / and /me
 from .routing import Route
+from .stats import ROUTES as STATS  # the admin page's charts
 
-ROUTES: tuple[Route, ...] = (*API, *ME, *OPENAPI, *PAGES, *DBSC)
+ROUTES: tuple[Route, ...] = (*API, *STATS, *ME, *OPENAPI, *PAGES, *DBSC)

@@ -85,7 +85,10 @@ class Admin:
         #: the guard's per-request decisions: tokens, clock, DBSC challenges and cookies
         self.decider = guard.decider
         serves_me = guard.config.self_service
-        self.routes = tuple(r for r in routes if serves_me or not is_self_service(r.pattern))
+        #: the guard's Prometheus metrics (``None``: ``METRICS=off``, no ``/metrics``)
+        self.metrics = guard.metrics
+        self.routes = tuple(r for r in routes if (serves_me or not is_self_service(r.pattern))
+                            and (self.metrics is not None or r.pattern != "/metrics"))
         #: per-prefix cache of rendered documents (``/openapi.json``)
         self.documents: dict[str, bytes] = {}
 

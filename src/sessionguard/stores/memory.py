@@ -33,11 +33,12 @@ from ..core import (
     touched,
 )
 from ..errors import SessionLimitReached
+from ..platform import PLATFORMS
 from ..policy import Policy
 from ..tokens import TAG_LENGTH, SlotTags
 from .cursors import cursor_after, cursor_of, newest_first
 from .memory_audit import AuditLog
-from .protocol import Binding, Check, Created, NewSession, Page, with_roles
+from .protocol import ActiveCounts, Binding, Check, Created, NewSession, Page, with_roles
 from .write_behind import Unwritten
 
 
@@ -133,6 +134,9 @@ class MemoryStore:
             self._unwritten.written(session_id, now)
             refresh = cookie_refresh_due(record, now)
             return Check(outcome, _own(fresh), refresh_cookie=refresh, policy=policy)
+
+    def cached_check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> None:
+        return None  # the store itself is in the process: nothing to cache
 
     # -- logins and sign-outs ----------------------------------------------
 
@@ -273,6 +277,15 @@ class MemoryStore:
         page = self._unwritten.shown([_own(r) for r in valid[:limit]])
         more = len(valid) > limit
         return Page(page, cursor_of(page[-1]) if more and page else None)
+
+    def active_counts(self) -> ActiveCounts:
+        with self._lock:
+            now, policy = self._clock(), self.policy()
+            counts = dict.fromkeys(PLATFORMS, 0)
+            for record in self._records.values():
+                if judge(record, policy, now, self._epoch) is Outcome.VALID:
+                    counts[record.platform] = counts.get(record.platform, 0) + 1
+        return ActiveCounts(counts, now)
 
     # -- per-user settings ---------------------------------------------------
 

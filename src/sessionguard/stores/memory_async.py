@@ -8,7 +8,7 @@ from ..audit import Event
 from ..core import Record
 from ..policy import Policy
 from .memory import MemoryStore
-from .protocol import Binding, Check, Created, NewSession, Page
+from .protocol import ActiveCounts, Binding, Check, Created, NewSession, Page
 
 
 class AsyncMemoryStore:
@@ -31,6 +31,9 @@ class AsyncMemoryStore:
 
     async def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
         return self.sync.check(session_id, passive=passive, unbound_token=unbound_token)
+
+    def cached_check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> None:
+        return None
 
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created:
         return self.sync.create(new, ending=ending)
@@ -71,6 +74,9 @@ class AsyncMemoryStore:
 
     async def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
         return self.sync.set_roles(user_id, roles)
+
+    async def active_counts(self) -> ActiveCounts:
+        return self.sync.active_counts()
 
     async def append_events(self, events: Sequence[Event]) -> None:
         self.sync.append_events(events)

@@ -85,6 +85,15 @@ class Page:
     next_cursor: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveCounts:
+    """How many sessions are active (valid) on each platform, in the whole
+    deployment, as counted at ``at`` (the store's clock, epoch ms)."""
+
+    counts: Mapping[str, int]
+    at: int
+
+
 def with_roles(metadata: Mapping[str, Any], roles: Sequence[str]) -> dict[str, Any]:
     """``metadata`` with ``roles`` as its ``"roles"`` (what ``set_roles`` stores)."""
     return {**metadata, "roles": list(roles)}
@@ -112,6 +121,11 @@ class Store(Protocol):
         """Validate the session and touch it unless ``passive``. ``unbound_token``:
         the request presented a token without an issue time, which a device-bound
         session refuses (``STALE``, no touch: :func:`~sessionguard.core.refuses_token`)."""
+
+    def cached_check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check | None:
+        """The answer :meth:`check` would give from the process's ``LOCAL_CACHE``,
+        without I/O (counting as a use unless ``passive``); ``None``: not cached
+        (always, for a store without one), ask :meth:`check`."""
 
     def create(self, new: NewSession, *, ending: str | None = None) -> Created:
         """Create a session, evicting or refusing per policy. ``ending`` is the
@@ -163,6 +177,12 @@ class Store(Protocol):
         """Replace ``metadata["roles"]`` of every valid session of ``user_id``
         (:func:`with_roles`); the records updated."""
 
+    def active_counts(self) -> ActiveCounts | None:
+        """The active sessions per platform: exact and current for the memory
+        store; for Redis, the deployment's last count, which the first caller
+        after it has aged starts anew in the background (``None`` until there is
+        one). Costs at most one round trip; never a scan on the caller's time."""
+
     def append_events(self, events: Sequence[Event]) -> None:
         """Add ``events`` to the audit log."""
 
@@ -186,6 +206,9 @@ class AsyncStore(Protocol):
     async def set_policy(self, policy: Policy) -> None: ...
     async def slot_tag(self, user_id: str) -> str: ...
     async def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check: ...
+    def cached_check(  # no I/O: not async
+        self, session_id: str, *, passive: bool, unbound_token: bool = False
+    ) -> Check | None: ...
     async def create(self, new: NewSession, *, ending: str | None = None) -> Created: ...
     async def end(
         self, session_id: str, reason: str, *, user_id: str | None = None
@@ -204,6 +227,7 @@ class AsyncStore(Protocol):
     async def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None: ...
     async def rotate(self, session_id: str, new_id: str) -> Check: ...
     async def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]: ...
+    async def active_counts(self) -> ActiveCounts | None: ...
     async def append_events(self, events: Sequence[Event]) -> None: ...
     async def append_self_service(self, user_id: str, events: Sequence[Event]) -> None: ...
     async def events(self, *, user_id: str | None, limit: int, cursor: str | None) -> Page: ...

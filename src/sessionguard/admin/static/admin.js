@@ -15,6 +15,7 @@
     absolute_timeout: "Lifetime reached", evicted: "Evicted (session limit)", rejected: "Login refused",
     revoked: "Revoked", signout_all: "Everyone signed out", policy_changed: "Policy changed",
     settings_changed: "User timeouts changed", rate_limited: "Events not recorded (self-service limit)",
+    roles_changed: "Roles changed", anomaly: "Client changed (possible hijack)",
   };
 
   // -- sessions ---------------------------------------------------------------

@@ -10,6 +10,7 @@ How the package is laid out (a request's check goes top to bottom):
   admin listing and the audit pages;
 - :mod:`.keys` key names, :mod:`.records` the record codec, :mod:`.scripts` and
   ``lua/`` the server side;
+- :mod:`.census` the count of active sessions for the metrics;
 - :mod:`.state` the policy and sign-out epoch every process caches, kept fresh
   by pub/sub; :mod:`.local_cache` ``LOCAL_CACHE``;
 - :mod:`.sync_store` and :mod:`.async_store` drive the operations (they differ
@@ -68,4 +69,5 @@ def open_redis_stores(
     store = RedisStore(shared)
     shared.subscriber.tick = store.tick
     shared.subscriber.reread = store.reread_state
+    shared.recount = store.recount
     return store, AsyncRedisStore(shared)

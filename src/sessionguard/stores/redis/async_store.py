@@ -30,9 +30,10 @@ from ...audit import Event
 from ...core import Record
 from ...errors import StoreUnavailable
 from ...policy import Policy
-from ..protocol import Binding, Check, Created, NewSession, Page
+from ..protocol import ActiveCounts, Binding, Check, Created, NewSession, Page
 from .binding import bind_device, redeem_challenge
 from .calls import Commands, Op, Read, Request, Script
+from .census import read_counts
 from .clients import ATTEMPT_SHARE, DEADLINE, AsyncRetry, connect, logger, reruns, within_deadline
 from .failover import Address, AsyncSentinel, PrimaryWatch, confirmed, cut_others
 from .internals import can_detach_streams, pool_connections
@@ -230,6 +231,9 @@ class AsyncRedisStore:
     async def slot_tag(self, user_id: str) -> str:
         return await self._run(self._ops.slot_tag(user_id))
 
+    def cached_check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check | None:
+        return self._ops.cached(session_id, passive, unbound_token)
+
     async def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
         hit = self._ops.cached(session_id, passive, unbound_token)  # LOCAL_CACHE: no round trip
         if hit is not None:
@@ -275,6 +279,12 @@ class AsyncRedisStore:
 
     async def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
         return await self._run(self._ops.users.set_roles(user_id, roles))
+
+    async def active_counts(self) -> ActiveCounts | None:
+        counts, due = await self._run(read_counts(self._ops))
+        if due:
+            self._shared.recount()  # a thread with the sync client: see RedisStore.recount
+        return counts
 
     async def append_events(self, events: Sequence[Event]) -> None:
         await self._run(self._ops.append_events(events))

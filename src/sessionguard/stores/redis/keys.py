@@ -20,6 +20,9 @@ without those four characters):
   (every session, newest login first, for the admin listing: 26-byte members,
   see :func:`idx_member`), ``P:audit`` (stream) and the pub/sub channel
   ``P:bus``: the only keys without a TTL;
+- ``P:active`` the last count of active sessions per platform (a hash: a field
+  per platform, ``at`` and ``took``), and ``P:active:lock`` who is counting anew
+  (:mod:`.census`);
 - ``P:{P:audit}:q:<user>`` how much the user's self-service actions added to the
   audit log lately (``lua/audit.lua``): in the stream's slot, not the user's, so
   that it changes in one step with the stream; expires when it limits nothing.
@@ -67,6 +70,8 @@ class Keys:
         self.idx = f"{prefix}:idx"
         self.audit = f"{prefix}:audit"
         self.bus = f"{prefix}:bus"
+        self.active = f"{prefix}:active"
+        self.active_lock = f"{prefix}:active:lock"
         self.prefix = prefix
 
     def base(self, tag: str) -> str:

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -24,10 +24,11 @@ from ...audit import Event
 from ...core import Record
 from ...errors import StoreUnavailable
 from ...policy import Policy
-from ..protocol import Binding, Check, Created, NewSession, Page
+from ..protocol import ActiveCounts, Binding, Check, Created, NewSession, Page
 from .binding import bind_device, redeem_challenge
 from .calls import Commands, Op, Read, Request, Script
-from .clients import DEADLINE, Health, Retry, connect, reruns
+from .census import count_active, read_counts
+from .clients import DEADLINE, Health, Retry, connect, logger, reruns
 from .failover import Address, PrimaryWatch, SyncSentinel, confirmed, cut_others, wait_ms
 from .functions import Caller
 from .internals import pool_connections
@@ -66,6 +67,9 @@ class Shared:
             self.wait_ms = wait_ms(timeout)
             self.health.on_failure = self.watch.suspect
             self.watch.followers.append(self._follow)
+        #: starts a count of the active sessions in the background (the sync store's
+        #: :meth:`RedisStore.recount`, which both stores ask)
+        self.recount: Callable[[], None] = lambda: None
         self._client: Any = None
         self._lock = threading.Lock()
 
@@ -212,6 +216,9 @@ class RedisStore:
         with contextlib.suppress(StopIteration):
             op.send(reply)
 
+    def cached_check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check | None:
+        return self._ops.cached(session_id, passive, unbound_token)
+
     def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
         hit = self._ops.cached(session_id, passive, unbound_token)  # LOCAL_CACHE: no round trip
         if hit is not None:
@@ -257,6 +264,23 @@ class RedisStore:
 
     def set_roles(self, user_id: str, roles: Sequence[str]) -> list[Record]:
         return self._run(self._ops.users.set_roles(user_id, roles))
+
+    def active_counts(self) -> ActiveCounts | None:
+        counts, due = self._run(read_counts(self._ops))
+        if due:
+            self._shared.recount()
+        return counts
+
+    def recount(self) -> None:
+        """Count the active sessions anew (:func:`.census.count_active`) in a thread of
+        its own: a count reads every session, never on a caller's time."""
+        threading.Thread(target=self._count, name="sessionguard-census", daemon=True).start()
+
+    def _count(self) -> None:
+        try:
+            self._run(count_active(self._ops))
+        except StoreUnavailable:
+            logger.warning("sessionguard: the count of active sessions failed (store unavailable)")
 
     def append_events(self, events: Sequence[Event]) -> None:
         self._run(self._ops.append_events(events))
