@@ -35,8 +35,8 @@ from .binding import bind_device, redeem_challenge
 from .calls import Commands, Op, Read, Request, Script
 from .census import read_counts
 from .clients import ATTEMPT_SHARE, DEADLINE, AsyncRetry, connect, logger, reruns, within_deadline
-from .failover import Address, AsyncSentinel, PrimaryWatch, confirmed, cut_others, pool_connections
-from .internals import can_detach_streams
+from .failover import Address, AsyncSentinel, PrimaryWatch, confirmed, cut_others
+from .internals import can_detach_streams, pool_connections
 from .lane import Encoder, LaneUnavailable
 from .lane_async import AsyncLane
 

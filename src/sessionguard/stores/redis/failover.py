@@ -51,6 +51,7 @@ from redis.retry import Retry
 
 from ...errors import StoreUnavailable
 from .clients import ATTEMPT_SHARE, ERRORS
+from .internals import connection_socket, sync_socket
 from .urls import Target
 
 logger = logging.getLogger("sessionguard")
@@ -228,7 +229,7 @@ class SyncConnection(redis.sentinel.SentinelManagedConnection):
     ``connect_check_health``, to the address it had: the old primary."""
 
     def connect_check_health(self, check_health: bool = True, retry_socket_connect: bool = True) -> None:
-        if not self._sock:
+        if sync_socket(self) is None:  # not connected (or not known: asking again is cheap)
             self.host, self.port = self.connection_pool.get_master_address()
         super().connect_check_health(check_health, retry_socket_connect)
 
@@ -281,26 +282,8 @@ def cut(sock: Any) -> None:
             pass  # already closed
 
 
-def socket_of(connection: Any) -> Any:
-    """The socket of a redis-py connection, sync (``_sock``) or asyncio (its
-    transport's), or ``None`` when it is not connected."""
-    sock = getattr(connection, "_sock", None)
-    if sock is not None:
-        return sock
-    transport = getattr(getattr(connection, "_writer", None), "transport", None)
-    return None if transport is None else transport.get_extra_info("socket")
-
-
 def cut_others(connections: Iterable[Any], primary: Address) -> None:
     """Cut every connection of ``connections`` not to ``primary``."""
     for connection in connections:
         if (connection.host, connection.port) != primary:
-            cut(socket_of(connection))
-
-
-def pool_connections(pool: Any) -> list[Any]:
-    """The connections of a redis-py pool, idle and in use (copied whole: a
-    builtin ``list``/``set`` copy is atomic, as the pool's thread or loop may
-    change them meanwhile)."""
-    idle, in_use = getattr(pool, "_available_connections", ()), getattr(pool, "_in_use_connections", ())
-    return [*tuple(idle), *tuple(in_use)]
+            cut(connection_socket(connection))

@@ -3,8 +3,9 @@ named here and nowhere else, checked once at import, and read through the
 accessors below.
 
 Why any at all: the request path's lanes (:mod:`.lane`, :mod:`.lane_async`)
-halve the client's own cost of a check on a loopback Redis, and they need
-three things that neither library offers publicly:
+halve the client's own cost of a check on a loopback Redis, and they and the
+following of a Sentinel failover (:mod:`.failover`) need four things that
+neither library offers publicly:
 
 - :attr:`Found.sync_socket`: redis-py's sync ``Connection._sock``, the socket
   the sync lane polls for its reply for up to ``STORE_SPIN``;
@@ -13,14 +14,21 @@ three things that neither library offers publicly:
   handshake (AUTH, SELECT, TLS, Sentinel's master);
 - :attr:`Found.loop_ready`: asyncio's ``BaseEventLoop._ready``, the callbacks
   waiting for a turn of the loop (a request alone polls; one with company
-  yields first, so the others send theirs and share the trip).
+  yields first, so the others send theirs and share the trip);
+- :attr:`Found.pool_connections`: redis-py's ``ConnectionPool._available_connections``
+  and ``._in_use_connections``, the connections a failover cuts when they are
+  not to the new primary (with ``_sock`` and ``_writer`` for their sockets).
 
 Missing, each one falls back to redis-py's public path, never to a hang nor to
 a leaked connection: without ``_sock`` the sync lane sleeps on its reply
 instead of polling (redis-py's ``read_response``, with its own timeout);
 without ``_reader``/``_writer`` the async store has no lane and sends its
 checks through its redis-py client and pool like every other call; without
-``_ready`` every loop is taken as busy (no polling, as on uvloop).
+``_ready`` every loop is taken as busy (no polling, as on uvloop); without the
+pool's lists (or the sockets) a failover cuts nothing, and a connection to the
+old primary is dropped when that server refuses it (``READONLY``) or closes it,
+then reconnects to the new one (the sync connections ask for the primary at
+every connect they cannot tell is not needed).
 
 The switch (tests, or a redis-py release that moved one of them): set
 ``sessionguard.stores.redis.internals.found = internals.NONE`` before the
@@ -39,7 +47,8 @@ import redis.asyncio.connection
 import redis.connection
 
 __all__ = [
-    "NONE", "Found", "can_detach_streams", "check", "detach_streams", "found", "others_ready", "sync_socket",
+    "NONE", "Found", "can_detach_streams", "check", "connection_socket", "detach_streams", "found",
+    "others_ready", "pool_connections", "sync_socket",
 ]
 
 
@@ -50,10 +59,11 @@ class Found:
     sync_socket: bool
     async_streams: bool
     loop_ready: bool
+    pool_connections: bool
 
 
 #: None of them: redis-py's public path only.
-NONE = Found(sync_socket=False, async_streams=False, loop_ready=False)
+NONE = Found(sync_socket=False, async_streams=False, loop_ready=False, pool_connections=False)
 
 
 def check() -> Found:
@@ -61,6 +71,7 @@ def check() -> Found:
     redis-py and asyncio (they are set in ``__init__``; nothing connects)."""
     sync_connection = redis.connection.Connection()  # type: ignore[no-untyped-call]
     async_connection = redis.asyncio.connection.Connection()
+    pools = (redis.connection.ConnectionPool(), redis.asyncio.connection.ConnectionPool())
     loop = asyncio.base_events.BaseEventLoop()
     try:
         ready = getattr(loop, "_ready", None)
@@ -70,6 +81,8 @@ def check() -> Found:
         sync_socket=hasattr(sync_connection, "_sock"),
         async_streams=hasattr(async_connection, "_reader") and hasattr(async_connection, "_writer"),
         loop_ready=ready is not None and hasattr(ready, "__len__"),
+        pool_connections=all(hasattr(pool, name) for pool in pools
+                             for name in ("_available_connections", "_in_use_connections")),
     )
 
 
@@ -110,3 +123,24 @@ def others_ready(loop: asyncio.AbstractEventLoop) -> bool:
     (asyncio's own loop tells; any other loop, uvloop's say, is taken as busy)."""
     ready = getattr(loop, "_ready", None) if found.loop_ready else None
     return ready is None or len(ready) > 0
+
+
+def connection_socket(connection: Any) -> Any:
+    """The socket of a redis-py connection, sync (``_sock``) or asyncio (its
+    ``_writer``'s transport's), for a failover to shut down from any thread;
+    ``None`` when it is not connected or not known here."""
+    sock = sync_socket(connection)
+    if sock is not None or not found.async_streams:
+        return sock
+    transport = getattr(getattr(connection, "_writer", None), "transport", None)
+    return None if transport is None else transport.get_extra_info("socket")
+
+
+def pool_connections(pool: Any) -> list[Any]:
+    """The connections of a redis-py pool, idle and in use (copied whole: a
+    builtin ``list``/``set`` copy is atomic, as the pool's thread or loop may
+    change them meanwhile); none when this redis-py keeps them elsewhere."""
+    if not found.pool_connections:
+        return []
+    idle, in_use = getattr(pool, "_available_connections", ()), getattr(pool, "_in_use_connections", ())
+    return [*tuple(idle), *tuple(in_use)]

@@ -29,8 +29,9 @@ from .binding import bind_device, redeem_challenge
 from .calls import Commands, Op, Read, Request, Script
 from .census import count_active, read_counts
 from .clients import DEADLINE, Health, Retry, connect, logger, reruns
-from .failover import Address, PrimaryWatch, SyncSentinel, confirmed, cut_others, pool_connections, wait_ms
+from .failover import Address, PrimaryWatch, SyncSentinel, confirmed, cut_others, wait_ms
 from .functions import Caller
+from .internals import pool_connections
 from .lane import Encoder, LaneUnavailable, SyncLane
 from .operations import Operations
 from .scripts import library
