@@ -225,7 +225,7 @@ def test_every_sync_request_gets_its_503_in_time(private_redis: RedisServer, mak
 def test_the_installed_redis_py_and_asyncio_have_what_the_lanes_use() -> None:
     # CI runs this on the lowest redis-py allowed and on the newest
     assert internals.check() == internals.Found(sync_socket=True, async_streams=True, loop_ready=True,
-                                               pool_connections=True)
+                                                pool_connections=True)
 
 
 async def test_without_them_the_accessors_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -236,8 +236,8 @@ async def test_without_them_the_accessors_change_nothing(monkeypatch: pytest.Mon
     assert not internals.can_detach_streams()
     assert internals.detach_streams(async_connection) is None
     assert internals.others_ready(asyncio.get_running_loop())  # taken as busy: no polling
-    assert internals.connection_socket(async_connection) is None
-    assert internals.pool_connections(redis.connection.ConnectionPool()) == []  # a failover cuts nothing
+    assert internals.connection_socket(sync_connection) is None  # a failover cuts nothing
+    assert internals.pool_connections(redis.connection.ConnectionPool()) == []
 
 
 def normal_clients(server: RedisServer) -> int:

@@ -27,8 +27,8 @@ checks through its redis-py client and pool like every other call; without
 ``_ready`` every loop is taken as busy (no polling, as on uvloop); without the
 pool's lists (or the sockets) a failover cuts nothing, and a connection to the
 old primary is dropped when that server refuses it (``READONLY``) or closes it,
-then reconnects to the new one (a sync connection asks for the primary at every
-connect it cannot tell is not needed).
+then reconnects to the new one (the sync connections ask for the primary at
+every connect they cannot tell is not needed).
 
 The switch (tests, or a redis-py release that moved one of them): set
 ``sessionguard.stores.redis.internals.found = internals.NONE`` before the
