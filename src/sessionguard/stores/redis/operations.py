@@ -26,6 +26,7 @@ from ...core import (
     judge,
     refuses_token,
     touched,
+    would_end,
 )
 from ...errors import StoreUnavailable
 from ...policy import Policy
@@ -160,6 +161,7 @@ class Operations:
             "allow_user_timeouts": "1" if policy.allow_user_timeouts else "0",
             "on_limit": policy.on_limit, "evict": policy.evict,
             "session_ceiling": str(policy.session_ceiling),
+            "enforce": "1" if policy.enforce else "0",
             "listed": "0" if self.cluster else "1", "prefix": self.keys.prefix,
         }
         for platform_name in PLATFORMS:
@@ -259,8 +261,15 @@ class Operations:
         # this request's view: used now (passive: as stored, or as an owed use wrote it)
         record = touched(stored, seen) if seen > stored.last_seen else stored
         check = Check(Outcome.VALID, record, None, refresh, policy)  # positional: built on every check
-        if local is not None and ticket is not None:  # hits never re-send the cookie
-            local.put(ticket, check._replace(refresh_cookie=False) if check.refresh_cookie else check)
+        if not policy.enforce:  # ENFORCE=report: judged as check.lua judged it, before this use
+            owed_use = owed is not None and stored.last_seen < owed <= now
+            would = would_end(touched(stored, owed) if owed_use and owed else stored, policy, now)
+            check = check._replace(would_end=would)
+        if local is not None and ticket is not None:  # hits never re-send the cookie, nor report
+            cached = check
+            if check.refresh_cookie or check.would_end is not None:
+                cached = check._replace(refresh_cookie=False, would_end=None)
+            local.put(ticket, cached)
         return check
 
     def write_due(self, everything: bool = False, tag: str | None = None) -> Op[int]:
