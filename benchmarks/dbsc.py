@@ -296,9 +296,9 @@ def dbsc_tables(redis_url: str | None, *, quick: bool = False) -> list[Table]:
         "session's cookie carries its issue time, checked before any store call: the same one round trip.")
     refresh_table.notes.append(
         "The challenge step makes no store call (challenges are signed, not stored); the proof step redeems "
-        "the challenge and reads the key in one function call (`redeem`), then checks the signature. Chromium "
-        "refreshes when the bound cookie has expired, or ahead (under 120 s left) with the still valid "
-        "cookie, which the middleware does not check on the DBSC paths: the same one round trip.")
+        "the challenge and reads the key in one function call (`redeem`), then checks the signature. "
+        "Chromium refreshes when the bound cookie has expired, or ahead (under 120 s left) with the still "
+        "valid cookie, which the middleware does not check on the DBSC paths: the same one round trip.")
     return [requests_table, refresh_table]
 
 

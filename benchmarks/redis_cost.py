@@ -7,8 +7,8 @@ gives the commands the store sent, their summed server time and the longest
 single one, which is what other clients wait behind (Redis runs one command
 at a time). A function's own commands are inside its time (the slow log lists
 them as from client ``?:0``; they are not added again). The per-check figure
-comes from ``INFO commandstats`` (the ``FCALL``'s own usec, and the sum over
-every command including the ``GET``/``TIME``/``SET`` it runs) over a few
+comes from ``INFO commandstats`` (the ``MGET``'s own usec, and the sum over
+every command, the write-backs included) over a few
 thousand checks after warm-up.
 
 What is measured, for a user who already holds *n* sessions on the web
@@ -99,8 +99,8 @@ def redis_cost(quick: bool = False) -> Table:
                 store.check(record.id, passive=False, unbound_token=True)
             script_us, all_us = server_cost(before, command_usec(client), CHECKS)
             table.add("check (INFO commandstats)", "any", "1", f"{fmt(script_us, 2)} / {fmt(all_us, 2)}", "–")
-            table.notes.append(f"check: the FCALL's own usec / every command's (its GET, TIME and any SET "
-                               f"counted again), over {CHECKS:,} checks after 500 of warm-up.")
+            table.notes.append(f"check: the request's own command's usec (the MGET) / every command's (the "
+                               f"write-backs included), over {CHECKS:,} checks after 500 of warm-up.")
             for size in SIZES:
                 user = f"user{size}"
                 for _ in range(size):

@@ -14,8 +14,9 @@ from starlette.testclient import TestClient
 
 from apps import flask_app, starlette_app
 from sessionguard import Config, SessionGuard
+from sessionguard.stores.redis import server_clock
 
-pytest_plugins = ["redis_servers"]
+pytest_plugins = ["redis_servers", "redis_sentinels"]
 
 SECRET = "s" * 40
 OLD_SECRET = "o" * 40
@@ -33,6 +34,14 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def _clock_measured_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the Redis store's tick measures the server's clock (a TIME) once a second, which
+    # would show up in the tests' round-trip counts: once per store here (tests of the
+    # measurement itself set it back)
+    monkeypatch.setattr(server_clock, "SYNC_SECONDS", 3600.0)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from sessionguard.stores.redis.calls import Arg, Script
+from sessionguard.stores.redis.calls import Arg, Rerun, Script
 from sessionguard.stores.redis.lane import Encoder
 
 NAME = "sg_0123456789ab_check"
@@ -30,6 +30,14 @@ def _redis_py(script: Script) -> bytes:
 )
 def test_encoded_check_is_what_redis_py_packs(keys: tuple[str, ...], args: tuple[Arg, ...]) -> None:
     encoder = Encoder({"check": NAME})
-    script = Script("check", keys, args, hot=True)
+    script = Script("check", keys, args, Rerun.ALWAYS, hot=True)
     assert encoder.fcall(script) == _redis_py(script)
     assert encoder.fcall(script) == _redis_py(script)  # the head, encoded once, reused
+
+
+@pytest.mark.parametrize("keys", [
+    ("sg:{ab12}:s:xyz", "sg:{ab12}:e:xyz"),  # a check's read: the record and its tombstone
+    ("k\r\n", "é"),  # RESP's own characters, and non-ASCII, are data
+])
+def test_encoded_read_is_what_redis_py_packs(keys: tuple[str, ...]) -> None:
+    assert Encoder.mget(keys) == b"".join(redis.Connection().pack_command("MGET", *keys))

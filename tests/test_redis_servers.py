@@ -548,3 +548,22 @@ def test_external_url_without_binary(tmp_path: Path, redis_server: RedisServer |
         assert prefix is not None
         client.delete(marker)
         assert client.keys(prefix.decode() + "*") == []
+
+
+# --------------------------------------------------------------------------
+# Sentinel group (redis_sentinels)
+# --------------------------------------------------------------------------
+
+
+def test_sentinel_group_names_its_primary_and_stops_every_process() -> None:
+    from redis_sentinels import SERVICE, SentinelGroup
+
+    with SentinelGroup(redis_servers.require_binaries().server) as group:
+        servers = [*group.nodes, *group.sentinels]
+        pids = [server.pid for server in servers]
+        assert len(pids) == 5 and None not in pids
+        primary = group.primary()
+        assert primary is group.nodes[0]
+        assert group.url.startswith("redis+sentinel://127.0.0.1:") and group.url.endswith(f"/{SERVICE}")
+        assert group.linked(primary)  # the replica is online
+    assert all(_process_gone(pid) for pid in pids if pid is not None)

@@ -3,8 +3,11 @@
 A store writes a session's last-seen once per touch interval
 (:func:`~sessionguard.core.touch_due`); a request in between leaves its use
 here, with the moment it must be written by (:func:`~sessionguard.core.flush_by`).
-The store writes it then, or earlier: with the next check of that session
-once the moment has passed, before a listing reads last-seen, before a login
+The store writes it then (the Redis store from its subscriber's tick, about
+four times a second, where a use that makes a touch due is given the moment
+it is seen, so it is written within a tick; the memory store with the next
+check of that session once the moment has passed), or earlier: before a
+listing reads last-seen, before a login
 of the same user (whose least-recent session may be evicted), and when the
 store closes. A listing shows this process's own uses at once
 (:meth:`Unwritten.shown`); uses seen by *other* processes reach a listing or an
@@ -87,6 +90,15 @@ class Unwritten:
         """The use of ``session_id`` whose moment has come (handed out), else ``None``."""
         held = self._uses.get(session_id)  # no lock: the common answer is "none"
         if held is None or held[1] > now:
+            return None
+        with self._lock:
+            held = self._drop(session_id)
+        return None if held is None else held[0]
+
+    def pop(self, session_id: str) -> int | None:
+        """The use of ``session_id``, handed out whatever its moment (a check that
+        has Redis judge the session counts it there), else ``None``."""
+        if session_id not in self._uses:  # no lock: the common answer is "none"
             return None
         with self._lock:
             held = self._drop(session_id)

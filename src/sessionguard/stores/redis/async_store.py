@@ -15,7 +15,9 @@ cancelled mid-flight (``Connection.read_response`` closes it on any
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
+import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -30,9 +32,11 @@ from ...errors import StoreUnavailable
 from ...policy import Policy
 from ..protocol import ActiveCounts, Binding, Check, Created, NewSession, Page
 from .binding import bind_device, redeem_challenge
-from .calls import Op, Request, Script
+from .calls import Commands, Op, Read, Request, Script
 from .census import read_counts
-from .clients import ATTEMPT_SHARE, AsyncRetry, connect, logger, retries
+from .clients import ATTEMPT_SHARE, DEADLINE, AsyncRetry, connect, logger, reruns, within_deadline
+from .failover import Address, AsyncSentinel, PrimaryWatch, confirmed, cut_others
+from .internals import can_detach_streams, pool_connections
 from .lane import Encoder, LaneUnavailable
 from .lane_async import AsyncLane
 
@@ -58,12 +62,29 @@ class _LoopClients:
         self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
         self._clients: dict[asyncio.AbstractEventLoop, Any] = {}
         self._lanes: dict[asyncio.AbstractEventLoop, AsyncLane] = {}
+        # the lane takes redis-py's streams over (.internals): without them, no lane
+        self._lanes_on = not shared.target.cluster and can_detach_streams()
+        self._ns = _ASYNC
+        if shared.watch is not None:
+            self._ns = SimpleNamespace(**{**vars(_ASYNC), "Sentinel": functools.partial(
+                AsyncSentinel, shared.watch)})
+            shared.watch.followers.append(self.follow)
+
+    def follow(self, primary: Address) -> None:
+        """Cut every loop's connections to another address than ``primary``
+        (called on the watch's thread: see :func:`~.failover.cut`)."""
+        with self._lock:
+            clients, lanes = list(self._clients.values()), list(self._lanes.values())
+        for client in clients:
+            cut_others(pool_connections(client.connection_pool), primary)
+        for lane in lanes:
+            lane.sever(primary)
 
     async def lane(self) -> AsyncLane | None:
-        """This loop's lane (``None`` on a Cluster)."""
+        """This loop's lane (``None`` on a Cluster, or without :mod:`.internals`)."""
         loop = asyncio.get_running_loop()
         lane = self._lanes.get(loop)
-        if lane is None and not self._shared.target.cluster:
+        if lane is None and self._lanes_on:
             client = await self.get()
             lane = AsyncLane(client.connection_pool, self._shared.timeout * ATTEMPT_SHARE, self._shared.spin)
             with self._lock:
@@ -74,7 +95,7 @@ class _LoopClients:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
-            client = connect(self._shared.target, self._shared.timeout, _ASYNC)
+            client = connect(self._shared.target, self._shared.timeout, self._ns)
             closer = self._closer(loop, client)
             # Started, the generator is one the loop finalises at shutdown; the
             # strong reference here keeps it alive until then.
@@ -132,43 +153,64 @@ class AsyncRedisStore:
 
     async def _run(self, op: Op[T]) -> T:
         """Drive ``op``: send what it yields, give it the replies."""
-        self._shared.subscriber.start()
+        self._shared.start()
         reply: Any = None
         error: StoreUnavailable | None = None
-        while True:
-            try:
-                request = op.send(reply) if error is None else op.throw(error)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-            reply, error = None, None
-            try:
-                reply = await self._execute(request)
-            except StoreUnavailable as exc:
-                error = exc
+        # one deadline for the whole call: its lane, fallback and retries (clients.DEADLINE)
+        deadline = DEADLINE.set(time.monotonic() + self._shared.timeout)
+        try:
+            while True:
+                try:
+                    request = op.send(reply) if error is None else op.throw(error)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                reply, error = None, None
+                try:
+                    reply = await self._execute(request)
+                except StoreUnavailable as exc:
+                    error = exc
+        finally:
+            DEADLINE.reset(deadline)
 
     async def _execute(self, request: Request) -> Any:
-        if isinstance(request, Script) and request.hot:
+        if not isinstance(request, Commands) and request.hot:
             try:
                 lane = await self._clients.lane()
                 if lane is not None:
-                    reply = await lane.call(self._encoder.fcall(request))
+                    packed = (self._encoder.mget(request.keys) if isinstance(request, Read)
+                              else self._encoder.fcall(request))
+                    reply = await lane.call(packed)
                     self._shared.health.answered()
                     return reply
             except LaneUnavailable:
                 pass  # the ordinary path below retries, loads the library, reports errors
             except redis.TimeoutError as exc:
                 raise self._shared.health.failed(exc) from exc
-        with self._shared.health.translated(), retries(request.retry):
-            client = await self._clients.get()
-            if isinstance(request, Script):
-                return await self._shared.caller.acall(client, request)
-            if len(request.commands) == 1:
-                return [await client.execute_command(*request.commands[0])]
-            pipe = client.pipeline(transaction=False)
-            for command in request.commands:
-                pipe.execute_command(*command)
-            return await pipe.execute()
+        with self._shared.health.translated(), reruns(request.rerun):
+            return await within_deadline(self._send(request))
+
+    async def _send(self, request: Request) -> Any:
+        """``request`` through redis-py's client: its pool, retries and library loading."""
+        client = await self._clients.get()
+        if isinstance(request, Script):
+            watch = self._shared.watch
+            if watch is not None and request.durable and watch.replicated:
+                return await self._replicated(client, request, watch)
+            return await self._shared.caller.acall(client, request)
+        if isinstance(request, Read):
+            return await client.execute_command("MGET", *request.keys)
+        if len(request.commands) == 1:
+            return [await client.execute_command(*request.commands[0])]
+        pipe = client.pipeline(transaction=False)
+        for command in request.commands:
+            pipe.execute_command(*command)
+        return await pipe.execute()
+
+    async def _replicated(self, client: Any, request: Script, watch: PrimaryWatch) -> Any:
+        """``request`` and ``WAIT 1`` on one connection (:mod:`.failover`)."""
+        wait = self._shared.wait_ms
+        return confirmed(await self._shared.caller.acall_waiting(client, request, wait), wait, watch)
 
     @property
     def subscribed(self) -> bool:
@@ -260,5 +302,5 @@ class AsyncRedisStore:
             await self._run(self._ops.write_due(everything=True))
         except StoreUnavailable:
             logger.warning("sessionguard: last uses of sessions not written back (store unavailable)")
-        self._shared.subscriber.stop()
+        self._shared.stop()
         await self._clients.close()

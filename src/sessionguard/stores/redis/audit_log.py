@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from ...audit import SELF_SERVICE_EVENTS, SELF_SERVICE_WINDOW_MS, SETTINGS_EVERY_MS, Event, iso
-from .calls import Arg, Commands, Op, Script
+from .calls import Arg, Commands, Op, Rerun, Script
 from .keys import Keys
 
 
@@ -31,7 +31,7 @@ class AuditLog:
             oldest = self._oldest_kept(offset)
             if oldest:
                 commands.append(("XTRIM", self.keys.audit, "MINID", oldest))
-            yield Commands(tuple(commands), retry=False)
+            yield Commands(tuple(commands), Rerun.NEVER)
 
     def append_self_service(self, user_id: str, events: Sequence[Event], offset: int) -> Op[None]:
         """The events of one self-service action of ``user_id``, as far as the user's
@@ -44,7 +44,7 @@ class AuditLog:
         for event in events:
             fields = _flat(event.to_fields())
             args += [event.type, len(fields), *fields]
-        yield Script("audit", (self.keys.audit, self.keys.allowance(user_id)), tuple(args), retry=False)
+        yield Script("audit", (self.keys.audit, self.keys.allowance(user_id)), tuple(args), Rerun.NEVER)
 
     def _oldest_kept(self, offset: int) -> str:
         """The stream id before which entries are past the retention ('' for none).

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from ...config import PLATFORMS
 from ..protocol import ActiveCounts
-from .calls import Commands, Op, one
+from .calls import Commands, Op, Rerun, one
 
 if TYPE_CHECKING:
     from .operations import Operations
@@ -48,12 +48,13 @@ def read_counts(ops: Operations) -> Op[tuple[ActiveCounts | None, bool]]:
     """The last count (``None``: none yet), and whether this process is to count
     anew (it took the lock)."""
     keys = ops.keys
-    reply = yield from one("HGETALL", keys.active)
+    reply = yield from one("HGETALL", keys.active, rerun=Rerun.ALWAYS)
     counts, took = _decoded(reply)
     now = ops.estimated_now()  # no TIME round trip: the age need not be exact
     if counts is not None and now - counts.at < max(REFRESH_MS, SLOWDOWN * took):
         return counts, False
-    won = yield from one("SET", keys.active_lock, "1", "NX", "PX", LOCK_MS)
+    # NX: sent again after a lost reply, the lock this call took would look taken
+    won = yield from one("SET", keys.active_lock, "1", "NX", "PX", LOCK_MS, rerun=Rerun.NEVER)
     return counts, bool(won)
 
 
@@ -75,7 +76,7 @@ def count_active(ops: Operations) -> Op[ActiveCounts]:
     fields = [str(part) for platform, n in counts.items() for part in (platform, n)]
     keys = ops.keys
     yield Commands((("HSET", keys.active, *fields, "at", str(now), "took", str(took)),
-                    ("DEL", keys.active_lock)))
+                    ("DEL", keys.active_lock)), Rerun.ALWAYS)
     return ActiveCounts(counts, now)
 
 

@@ -5,9 +5,11 @@ retries, and the translation of Redis errors into :class:`StoreUnavailable`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
@@ -17,9 +19,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import redis
 import redis.asyncio.retry
 import redis.retry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import AbstractBackoff, ExponentialBackoff
 
 from ...errors import StoreUnavailable
+from .calls import Rerun
 from .urls import Target
 
 if TYPE_CHECKING:
@@ -28,33 +31,44 @@ if TYPE_CHECKING:
 logger = logging.getLogger("sessionguard")
 T = TypeVar("T")
 
-#: Connections per client (per event loop for the async store); a flood waits for
-#: a free one at most ``STORE_TIMEOUT``.
+#: Connections per client (per event loop for the async store).
 MAX_CONNECTIONS = 50
 #: Each connect or read waits at most this share of ``STORE_TIMEOUT``: room for a
 #: retry within it.
 ATTEMPT_SHARE = 0.4
 #: Idle connections are checked with a PING before reuse after this many seconds.
 HEALTH_CHECK_INTERVAL = 30
+#: redis-py's major version.
+REDIS_PY_MAJOR = int(redis.__version__.partition(".")[0])
+
 
 def connect(target: Target, timeout: float, ns: SimpleNamespace) -> Any:
     """A client for ``target`` built from the classes in ``ns`` (redis-py's sync or
     asyncio ones, so the construction is written once). Nothing connects yet.
 
-    A read waits at most :data:`ATTEMPT_SHARE` of ``timeout`` and a connect at
-    most ``timeout`` (a busy event loop delays a connect's completion, and a
-    failed connect is not worth a retry within the budget); a call is retried
-    only while the whole stays within ``timeout`` (see :class:`Budget`). Reads go
-    to the primary only (no replica reads; Sentinel's ``master_for``). RESP2 keeps
-    the connection handshake to one round trip and works with any Redis >= 6.2.
+    A read waits at most :data:`ATTEMPT_SHARE` of ``timeout``, a wait for a free
+    pooled connection (a flood) at most what is left of ``timeout`` after one
+    read, and a connect at most ``timeout`` (a busy event loop delays a
+    connect's completion, and a TLS handshake takes CPU); a call is retried only
+    while it can still end before its deadline (see :class:`Budget`), and an
+    asyncio call is cancelled at its deadline. Reads go to the primary only (no
+    replica reads; Sentinel's ``master_for``). RESP2 keeps the connection
+    handshake to one round trip and works with any Redis >= 6.2.
     """
     attempt = timeout * ATTEMPT_SHARE
+    # redis-py 5 retries a command only after the errors named here; 6 and later
+    # after those of the Retry (these two), so the list changes nothing there
     common: dict[str, Any] = dict(
         socket_timeout=attempt, socket_connect_timeout=timeout, protocol=2,
-        health_check_interval=HEALTH_CHECK_INTERVAL, **target.options,
+        health_check_interval=HEALTH_CHECK_INTERVAL,
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError], **target.options,
     )
     if target.kind == "cluster":
         nodes = [ns.ClusterNode(host, port) for host, port in target.hosts]
+        if REDIS_PY_MAJOR < 6:
+            # 5 repeats a failed command this often without asking its Retry (our Budget):
+            # once at most (its asyncio pipeline needs 1 to run at all)
+            common["cluster_error_retry_attempts"] = 1
         return ns.RedisCluster(startup_nodes=nodes, retry=ns.Retry(timeout, retries=1), **common)
     if target.kind == "sentinel":
         db = common.pop("db", 0)
@@ -63,102 +77,103 @@ def connect(target: Target, timeout: float, ns: SimpleNamespace) -> Any:
         return sentinel.master_for(target.service, db=db, max_connections=MAX_CONNECTIONS,
                                    retry=ns.Retry(timeout))
     pool = ns.BlockingConnectionPool.from_url(
-        target.url, max_connections=MAX_CONNECTIONS, timeout=timeout, retry=ns.Retry(timeout), **common
+        target.url, max_connections=MAX_CONNECTIONS, timeout=timeout - attempt, retry=ns.Retry(timeout),
+        **common
     )
     return ns.Redis.from_pool(pool)
 
 
 # -- retries ---------------------------------------------------------------------
 
-#: Set around calls that must not be repeated (the audit log's XADD).
-NO_RETRY: ContextVar[bool] = ContextVar("sessionguard_no_retry", default=False)
+#: When the store call being made must have its answer (``time.monotonic()``):
+#: set once per call by the stores, so a lane, the fallback to the ordinary
+#: path and every retry spend the one ``STORE_TIMEOUT``. ``None`` outside a
+#: store call (the subscriber's own reads).
+DEADLINE: ContextVar[float | None] = ContextVar("sessionguard_deadline", default=None)
+#: Whether the call being sent may be sent again (see :class:`~.calls.Rerun`).
+RERUN: ContextVar[Rerun] = ContextVar("sessionguard_rerun", default=Rerun.ALWAYS)
 
 
 @contextlib.contextmanager
-def retries(allowed: bool) -> Iterator[None]:
-    """Run the enclosed calls with retries allowed or not."""
-    token = NO_RETRY.set(not allowed)
+def reruns(rerun: Rerun) -> Iterator[None]:
+    """Send the enclosed calls under ``rerun``."""
+    token = RERUN.set(rerun)
     try:
         yield
     finally:
-        NO_RETRY.reset(token)
+        RERUN.reset(token)
 
 
-class Budget:
-    """Whether another attempt fits: every script is idempotent (a login carries
-    its own id, a touch only moves last-seen forward, an end finds a tombstone),
-    so a call whose reply was lost or late is tried again after a short backoff,
-    as long as that attempt can end within ``timeout`` of the first one's start.
-    So a hung Redis answers :class:`StoreUnavailable` within ``STORE_TIMEOUT``,
-    while a dropped connection or one stalled reply is retried inside it."""
+def remaining() -> float | None:
+    """Seconds left before :data:`DEADLINE` (``None``: no deadline)."""
+    deadline = DEADLINE.get()
+    return None if deadline is None else deadline - time.monotonic()
 
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
 
-    def allows(self, started: float, delay: float) -> bool:
-        if NO_RETRY.get():
-            return False
-        elapsed = time.monotonic() - started
-        return elapsed + delay + self.timeout * ATTEMPT_SHARE <= self.timeout
+class NoTimeLeft(redis.TimeoutError):
+    """Another attempt could not end before the call's deadline."""
+
+
+class Budget(AbstractBackoff):
+    """redis-py's backoff, asked by its ``Retry`` between a failed attempt and
+    the next one, so the one place that can still stop the retry: it does, by
+    raising, when the call may not be sent again (:data:`RERUN`, judged on the
+    error being handled) or when the next attempt, waiting up to ``attempt``
+    seconds for its reply, could not end before :data:`DEADLINE`. redis-py has
+    already closed the failed connection then (``fail`` runs first), so nothing
+    is left half-read. Between attempts it waits 10, 20, 40 ms... (at most 0.1 s)."""
+
+    def __init__(self, attempt: float) -> None:
+        self.attempt = attempt
+        self.spacing = ExponentialBackoff(cap=0.1, base=0.01)
+
+    def reset(self) -> None:
+        self.spacing.reset()  # type: ignore[no-untyped-call]
+
+    def compute(self, failures: int) -> float:
+        delay: float = self.spacing.compute(failures)
+        error = sys.exc_info()[1]  # redis-py asks from inside its ``except``
+        if error is not None and not RERUN.get().allows(error):
+            raise error
+        left = remaining()
+        if left is not None and delay + self.attempt > left:
+            raise NoTimeLeft(f"no time left for another attempt after {type(error).__name__}") from error
+        return delay
 
 
 class Retry(redis.retry.Retry):
-    """redis-py's retry, bounded by a :class:`Budget` (sync connections)."""
+    """redis-py's sync ``Retry`` with a :class:`Budget`. A subclass only for
+    :meth:`get_retries`, a public method: a Cluster client asks it for its own
+    count of attempts and repeats them without consulting the backoff."""
 
     def __init__(self, timeout: float, retries: int = 2) -> None:
-        super().__init__(ExponentialBackoff(cap=0.1, base=0.01), retries)
-        self.budget = Budget(timeout)
+        super().__init__(Budget(timeout * ATTEMPT_SHARE), retries)
 
     def get_retries(self) -> int:
-        # the Cluster client only asks for the count
-        return 0 if NO_RETRY.get() else super().get_retries()
-
-    def call_with_retry(self, do: Callable[[], T], fail: Callable[..., Any],
-                        is_retryable: Callable[[Exception], bool] | None = None,
-                        with_failure_count: bool = False) -> T:
-        started, failures = time.monotonic(), 0
-        while True:
-            try:
-                return do()
-            except self._supported_errors as error:
-                if is_retryable is not None and not is_retryable(error):
-                    raise
-                failures += 1
-                fail(error, failures) if with_failure_count else fail(error)
-                delay = self._backoff.compute(failures)
-                if failures > self._retries or not self.budget.allows(started, delay):
-                    raise
-                time.sleep(delay)
+        return super().get_retries() if RERUN.get() is Rerun.ALWAYS else 0
 
 
 class AsyncRetry(redis.asyncio.retry.Retry):
-    """The same bounded retry for asyncio connections."""
+    """The same for asyncio connections."""
 
     def __init__(self, timeout: float, retries: int = 2) -> None:
-        super().__init__(ExponentialBackoff(cap=0.1, base=0.01), retries)
-        self.budget = Budget(timeout)
+        super().__init__(Budget(timeout * ATTEMPT_SHARE), retries)
 
     def get_retries(self) -> int:
-        return 0 if NO_RETRY.get() else super().get_retries()
+        return super().get_retries() if RERUN.get() is Rerun.ALWAYS else 0
 
-    async def call_with_retry(self, do: Callable[[], Awaitable[T]], fail: Callable[..., Any],
-                              is_retryable: Callable[[Exception], bool] | None = None,
-                              with_failure_count: bool = False) -> T:
-        import asyncio
 
-        started, failures = time.monotonic(), 0
-        while True:
-            try:
-                return await do()
-            except self._supported_errors as error:
-                if is_retryable is not None and not is_retryable(error):
-                    raise
-                failures += 1
-                await (fail(error, failures) if with_failure_count else fail(error))
-                delay = self._backoff.compute(failures)
-                if failures > self._retries or not self.budget.allows(started, delay):
-                    raise
-                await asyncio.sleep(delay)
+async def within_deadline(call: Awaitable[T]) -> T:
+    """Await ``call``, cancelled at :data:`DEADLINE` (``TimeoutError``, which
+    :class:`Health` reports). redis-py's asyncio client closes a connection
+    whose command is cancelled and gives it back to its pool."""
+    left = remaining()
+    if left is None:
+        return await call
+    if sys.version_info >= (3, 11):  # no task of its own, unlike wait_for
+        async with asyncio.timeout(max(left, 0.0)):
+            return await call
+    return await asyncio.wait_for(call, max(left, 0.0))
 
 
 # -- errors ------------------------------------------------------------------------
@@ -180,6 +195,8 @@ class Health:
         self.down = False
         self._lines = [] if library is None else library.source.splitlines()
         self._names = {} if library is None else {full: name for name, full in library.names.items()}
+        #: told of every failure (a Sentinel store looks for a new primary then)
+        self.on_failure: Callable[[], None] | None = None
 
     @contextlib.contextmanager
     def translated(self) -> Iterator[None]:
@@ -194,6 +211,8 @@ class Health:
     def failed(self, exc: BaseException) -> StoreUnavailable:
         """The error to raise for ``exc``, logged once per outage (each time
         for a refused command: a request that meets one says which)."""
+        if self.on_failure is not None:
+            self.on_failure()
         if isinstance(exc, redis.ResponseError):
             logger.warning("sessionguard: the session store refused a command: %s", self.refused(exc))
         elif not self.down:

@@ -76,3 +76,46 @@ class Caller:
         except redis.ResponseError as exc:
             raise _failure(exc) from exc
         return await client.execute_command(*command)
+
+    def call_waiting(self, client: Any, request: Script, wait_ms: int) -> list[Any]:
+        """The replies to ``request`` and to a ``WAIT 1 wait_ms`` after it on the
+        same connection, in one round trip (Sentinel: :mod:`.failover`), error
+        replies in their place; a missing library is loaded and both sent again."""
+        for _ in range(2):
+            pipe = client.pipeline(transaction=False)
+            pipe.execute_command(*self.command(request))
+            pipe.execute_command("WAIT", 1, wait_ms)
+            replies = _checked(pipe.execute(raise_on_error=False))
+            if replies is not None:
+                return replies
+            try:
+                client.function_load(self.library.source, replace=True)
+            except redis.ResponseError as exc:
+                raise _failure(exc) from exc
+        raise redis.ResponseError("Function not found after FUNCTION LOAD")
+
+    async def acall_waiting(self, client: Any, request: Script, wait_ms: int) -> list[Any]:
+        """The asyncio twin of :meth:`call_waiting`."""
+        for _ in range(2):
+            pipe = client.pipeline(transaction=False)
+            pipe.execute_command(*self.command(request))
+            pipe.execute_command("WAIT", 1, wait_ms)
+            replies = _checked(await pipe.execute(raise_on_error=False))
+            if replies is not None:
+                return replies
+            try:
+                await client.function_load(self.library.source, replace=True)
+            except redis.ResponseError as exc:
+                raise _failure(exc) from exc
+        raise redis.ResponseError("Function not found after FUNCTION LOAD")
+
+
+def _checked(replies: list[Any]) -> list[Any] | None:
+    """``replies`` with the function's error translated; ``None`` when the
+    function was missing."""
+    reply = replies[0]
+    if isinstance(reply, redis.ResponseError):
+        if function_missing(str(reply)):
+            return None
+        return [_failure(reply), *replies[1:]]
+    return list(replies)

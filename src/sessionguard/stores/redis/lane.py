@@ -1,5 +1,5 @@
-"""The lean lane of the request path: the check sent as one ``FCALL``
-encoded with little work, on connections kept for it, with nothing in between.
+"""The lean lane of the request path: the check sent as one ``MGET`` (or, on
+its rare path, one ``FCALL``) encoded with little work, on connections kept for it, with nothing in between.
 
 Why: a check is one round trip, and on a loopback Redis the client's own work
 around that round trip (building a command, taking a pooled connection and
@@ -14,10 +14,9 @@ replies ``hiredis`` parses. A request polls for its reply for up to
 on loopback the reply comes sooner than a sleeping thread is woken.
 
 What stays redis-py's: every connection is opened by redis-py (address,
-Sentinel's master, TLS, AUTH, SELECT; the lanes then use two of its private
-attributes, the sync connection's ``_sock`` to poll and the async one's
-``_writer`` to take its transport over; asyncio's loop's ``_ready`` tells
-whether other callbacks wait), and everything that is not a plain
+Sentinel's master, TLS, AUTH, SELECT; the few private attributes the lanes
+then use, and what happens without them, are in :mod:`.internals`), and
+everything that is not a plain
 answer goes back to the store's ordinary path, which retries, loads a missing
 library and reports errors: a dropped connection, a "Function not found" (a
 server that lost the library: restarted, flushed, or a new Cluster node), any
@@ -41,7 +40,9 @@ from typing import Any, cast
 import redis
 
 from .calls import Arg, Script
+from .failover import cut_others
 from .functions import function_missing
+from .internals import sync_socket
 
 __all__ = ["Encoder", "LaneUnavailable", "Spin", "SyncLane"]
 
@@ -70,7 +71,7 @@ def _bulks(values: tuple[Arg, ...]) -> bytes:
 
 
 class Encoder:
-    """``FCALL`` commands as RESP bytes, the part shared by every call of one
+    """``FCALL`` (and the check's ``MGET``) commands as RESP bytes, the part shared by every call of one
     function with the same numbers of keys and arguments encoded once."""
 
     def __init__(self, names: dict[str, str]) -> None:
@@ -86,6 +87,11 @@ class Encoder:
             count = 3 + len(keys) + len(args)
             head = self._heads[shape] = b"*%d\r\n" % count + self._names[request.name] + _bulk(len(keys))
         return b"".join((head, _bulks(keys), _bulks(args)))
+
+    @staticmethod
+    def mget(keys: tuple[str, ...]) -> bytes:
+        """``MGET`` of ``keys`` (the request path's read, :class:`.calls.Read`)."""
+        return b"*%d\r\n$4\r\nMGET\r\n" % (1 + len(keys)) + _bulks(keys)
 
 
 class Spin:
@@ -126,7 +132,7 @@ class Spin:
 
 def _await_readable(connection: Any, budget: float) -> bool:
     """Whether ``connection``'s socket became readable within ``budget``, polled."""
-    sock = getattr(connection, "_sock", None)
+    sock = sync_socket(connection)
     if sock is None:
         return True  # not one we can poll: no verdict against polling
     poller = select.poll()
@@ -160,7 +166,7 @@ class SyncLane:
         self._idle: list[Any] = []
         self._spin = Spin(spin)
         self._count_lock = threading.Lock()
-        self._count = 0  # connections open (idle or in use), changed under the lock
+        self._open: set[Any] = set()  # connections open (idle or in use), changed under the lock
         _SYNC_LANES.add(self)
 
     def call(self, command: bytes) -> Any:
@@ -169,12 +175,11 @@ class SyncLane:
         try:
             connection = self._idle.pop()
         except IndexError:
-            connection = new_connection(self._pool())
-            self._counted(+1)
+            connection = self._opened()
         try:
             connection.send_packed_command((command,), check_health=False)
             # polls only while no other thread's check is in flight: they would share the cores
-            if self._count - len(self._idle) == 1 and self._spin.on():
+            if len(self._open) - len(self._idle) == 1 and self._spin.on():
                 self._spin.after(_await_readable(connection, self._spin.budget))
             reply = connection.read_response()
         except redis.TimeoutError:
@@ -192,13 +197,34 @@ class SyncLane:
         self._idle.append(connection)
         return reply
 
-    def _counted(self, change: int) -> None:
+    def _opened(self) -> Any:
+        """A new connection, connected by redis-py's ``connect()``: the one that
+        asks Sentinel for the primary (a first send would connect to the
+        connection's default address, ``localhost:6379``, instead)."""
+        connection = new_connection(self._pool())
         with self._count_lock:
-            self._count += change
+            self._open.add(connection)
+        try:
+            connection.connect()
+        except redis.TimeoutError:
+            self._discard(connection)
+            raise
+        except (redis.RedisError, OSError) as exc:
+            self._discard(connection)
+            raise LaneUnavailable(type(exc).__name__) from exc
+        return connection
 
     def _discard(self, connection: Any) -> None:
         connection.disconnect()
-        self._counted(-1)
+        with self._count_lock:
+            self._open.discard(connection)
+
+    def sever(self, primary: tuple[str, int]) -> None:
+        """Cut the connections to another address than ``primary`` (Sentinel;
+        from any thread): each is dropped at its next use (:mod:`.failover`)."""
+        with self._count_lock:
+            connections = list(self._open)
+        cut_others(connections, primary)
 
     def close(self) -> None:
         idle, self._idle = self._idle, []
@@ -209,7 +235,7 @@ class SyncLane:
         """In a forked child: the parent's connections are not this process's."""
         self._idle = []
         self._count_lock = threading.Lock()
-        self._count = 0
+        self._open = set()
 
 
 def _after_fork() -> None:

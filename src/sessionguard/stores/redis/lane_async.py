@@ -15,7 +15,9 @@ from typing import Any
 import hiredis
 import redis
 
+from .failover import cut
 from .functions import function_missing
+from .internals import detach_streams, others_ready
 from .lane import LaneUnavailable, Spin, new_connection
 
 __all__ = ["AsyncLane"]
@@ -30,6 +32,11 @@ class _Pipeline(abc.ABC):
         self.reader = hiredis.Reader()
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.open = True
+        self.address: tuple[str, int] | None = None  # the server's, as redis-py connected to it
+
+    @abc.abstractmethod
+    def socket(self) -> Any:
+        """The connection's socket (for :func:`~.failover.cut`, from any thread)."""
 
     @abc.abstractmethod
     def send(self, command: bytes) -> None:
@@ -68,6 +75,9 @@ class _SocketPipeline(_Pipeline):
         self.sock = sock
         sock.setblocking(False)
         loop.add_reader(sock.fileno(), self.readable)
+
+    def socket(self) -> Any:
+        return self.sock
 
     def send(self, command: bytes) -> None:
         """Write ``command`` whole, or close the connection (Redis is not reading)."""
@@ -122,6 +132,9 @@ class _TransportPipeline(_Pipeline, asyncio.Protocol):
         self.writer = writer
         self.transport = writer.transport
 
+    def socket(self) -> Any:
+        return self.transport.get_extra_info("socket")
+
     def send(self, command: bytes) -> None:
         self.transport.write(command)
 
@@ -140,28 +153,18 @@ class _TransportPipeline(_Pipeline, asyncio.Protocol):
         super().close()
 
 
-def _others_ready(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether callbacks other than the running one wait for a turn of ``loop``
-    (asyncio's own loop tells; any other loop, uvloop's say, is assumed busy)."""
-    ready = getattr(loop, "_ready", None)
-    return ready is None or len(ready) > 0
-
-
 def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_exception(redis.TimeoutError("Timeout reading from the lane"))
 
 
-def _take_over(connection: Any, loop: asyncio.AbstractEventLoop) -> _Pipeline:
-    """The pipeline of redis-py's connected ``connection``, which no longer
-    uses it: its socket (a duplicate of the descriptor keeps the connection,
-    AUTH and SELECT done, open when the transport closes), or its transport
-    over TLS and on a loop that cannot watch a socket (Windows' proactor)."""
-    writer = getattr(connection, "_writer", None)
-    transport = getattr(writer, "transport", None)
-    if writer is None or transport is None:
-        raise LaneUnavailable("this redis-py keeps its transport elsewhere")
-    connection._reader = connection._writer = None
+def _take_over(writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop) -> _Pipeline:
+    """The pipeline of the stream ``writer`` taken from redis-py's connected
+    connection (:func:`.internals.detach_streams`): its socket (a duplicate of
+    the descriptor keeps the connection, AUTH and SELECT done, open when the
+    transport closes), or its transport over TLS and on a loop that cannot
+    watch a socket (Windows' proactor)."""
+    transport = writer.transport
     if transport.get_extra_info("sslcontext") is None:
         raw = transport.get_extra_info("socket")
         try:
@@ -200,7 +203,12 @@ class AsyncLane:
         try:
             connection = new_connection(self._pool)
             await connection.connect()  # redis-py's handshake: AUTH, SELECT, TLS, Sentinel
-            pipeline = _take_over(connection, loop)
+            writer = detach_streams(connection)
+            if writer is None:  # not leaked: the lane is off then (AsyncLane.possible)
+                await connection.disconnect()
+                raise LaneUnavailable("this redis-py keeps its streams elsewhere")
+            pipeline = _take_over(writer, loop)
+            pipeline.address = (connection.host, connection.port)
             self._pipeline = pipeline
             opening.set_result(pipeline)
             # the transport given up closes its socket in a callback of the loop's next
@@ -231,7 +239,7 @@ class AsyncLane:
         pipeline.waiting.append(future)
         pipeline.send(command)
         if isinstance(pipeline, _SocketPipeline) and self._spin.on():
-            if _others_ready(loop):
+            if others_ready(loop):
                 # one turn of the loop first: requests ready to run send theirs and share the trip
                 await asyncio.sleep(0)
             if len(pipeline.waiting) == 1 and not future.done():  # still alone: poll
@@ -251,6 +259,14 @@ class AsyncLane:
                 pipeline.close()  # READONLY: a demoted master; anything else: start afresh
             raise LaneUnavailable(str(reply).partition(" ")[0])
         return reply
+
+    def sever(self, primary: tuple[str, int]) -> None:
+        """Cut the connection if it is to another address than ``primary``
+        (Sentinel; from any thread): its loop then closes the pipeline and the
+        requests on it go to the store's ordinary path (:mod:`.failover`)."""
+        pipeline = self._pipeline
+        if pipeline is not None and pipeline.address != primary:
+            cut(pipeline.socket())
 
     def close(self) -> None:
         if self._pipeline is not None:

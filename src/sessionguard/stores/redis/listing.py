@@ -22,7 +22,7 @@ from ...policy import Policy
 from ...tokens import is_session_id
 from ..cursors import cursor_after, cursor_of
 from ..protocol import Page
-from .calls import Commands, Op, one
+from .calls import Commands, Op, Rerun, one
 from .keys import Keys
 from .records import decode_record, idx_bound, idx_member, idx_position
 
@@ -59,13 +59,13 @@ def session_page(keys: Keys, start: bytes, *, policy: Policy, epoch: Epoch, now:
     stop = b"+" if epoch.at <= 0 else b"(" + idx_bound(epoch.at - 1)
     last, exhausted = start, False
     for _ in range(ROUNDS):
-        members = yield from one("ZRANGEBYLEX", keys.idx, last, stop, "LIMIT", 0, BATCH)
+        members = yield from one("ZRANGEBYLEX", keys.idx, last, stop, "LIMIT", 0, BATCH, rerun=Rerun.ALWAYS)
         exhausted = len(members) < BATCH
         ids = [idx_position(m)[1] for m in members]
-        values = (yield Commands(tuple(("GET", keys.session(i)) for i in ids))) if ids else []
+        values = (yield Commands(tuple(("GET", keys.session(i)) for i in ids), Rerun.ALWAYS)) if ids else []
         gone = [m for m, v in zip(members, values, strict=True) if v is None]
         if gone:
-            yield Commands((("ZREM", keys.idx, *gone),))
+            yield Commands((("ZREM", keys.idx, *gone),), Rerun.ALWAYS)
         for member, session_id, value in zip(members, ids, values, strict=True):
             last = b"(" + member
             if value is None:
@@ -98,7 +98,7 @@ def _kept(keys: Keys, start: bytes, *, policy: Policy, epoch: Epoch, now: int,
     keep = epoch.keep
     if keep is None or not is_session_id(keep):
         return []
-    value = yield from one("GET", keys.session(keep))
+    value = yield from one("GET", keys.session(keep), rerun=Rerun.ALWAYS)
     if value is None:
         return []
     record = decode_record(keep, value)
@@ -115,7 +115,7 @@ def event_page(keys: Keys, user_id: str | None, limit: int, cursor: str | None) 
     picked: list[tuple[str, Event]] = []
     last, exhausted = start, False
     for _ in range(ROUNDS):
-        entries = yield from one("XREVRANGE", keys.audit, last, "-", "COUNT", BATCH)
+        entries = yield from one("XREVRANGE", keys.audit, last, "-", "COUNT", BATCH, rerun=Rerun.ALWAYS)
         exhausted = len(entries) < BATCH
         for entry_id, fields in entries:
             last = "(" + entry_id.decode("ascii")
@@ -161,11 +161,12 @@ def sweep_step(keys: Keys, after: bytes) -> Op[tuple[int, bytes]]:
     whose record is gone, :data:`SWEEP_BATCH` of them; how many were removed, and
     where to go on (``b""``: the pass is over)."""
     members = yield from one("ZRANGEBYLEX", keys.idx, b"(" + after if after else b"-", b"+",
-                             "LIMIT", 0, SWEEP_BATCH)
+                             "LIMIT", 0, SWEEP_BATCH, rerun=Rerun.ALWAYS)
     if not members:
         return 0, b""
-    exists = yield Commands(tuple(("EXISTS", keys.session(idx_position(m)[1])) for m in members))
+    exists = yield Commands(tuple(("EXISTS", keys.session(idx_position(m)[1])) for m in members),
+                            Rerun.ALWAYS)
     gone = [m for m, found in zip(members, exists, strict=True) if not found]
     if gone:
-        yield Commands((("ZREM", keys.idx, *gone),))
+        yield Commands((("ZREM", keys.idx, *gone),), Rerun.ALWAYS)
     return len(gone), members[-1] if len(members) == SWEEP_BATCH else b""

@@ -25,6 +25,7 @@ from ...core import (
     flush_by,
     judge,
     refuses_token,
+    touch_due,
     touched,
     would_end,
 )
@@ -34,16 +35,20 @@ from ...tokens import is_session_id
 from ..protocol import Check, Page
 from ..write_behind import Unwritten
 from .audit_log import AuditLog
-from .calls import Arg, Op, Script, one
+from .calls import Arg, Op, Read, Rerun, Script, one
 from .keys import Keys, encode_user
 from .listing import Sweep, event_page, session_page, start_of
-from .local_cache import LocalCache
+from .local_cache import LocalCache, Ticket
 from .records import decode_record, now_of
 from .scripts import FUNCTIONS, Function, pack_context
-from .state import State, StateCache, policy_to_json
+from .server_clock import ServerClock
+from .state import TICK_SECONDS, State, StateCache, policy_to_json
 from .users import UserOperations
 
 _CHECK, _TOUCH, _END, _STATE = FUNCTIONS["check"], FUNCTIONS["touch"], FUNCTIONS["end"], FUNCTIONS["state"]
+#: The tick writes back the uses due before its next turn, and the one after, should that
+#: one be late: so a use is written before its moment (``core.flush_by``), not after.
+WRITE_AHEAD_MS = int(2 * TICK_SECONDS * 1000)
 
 
 def _opt(value: int | None) -> str:
@@ -70,8 +75,8 @@ class Operations:
         self.sweep = Sweep(keys)
         #: uses seen here, not written back yet (core.touch_due, core.flush_by)
         self.unwritten = cache.unwritten = Unwritten()
-        #: the store's clock minus the local wall clock (ms), from the last check
-        self._offset = 0
+        #: the server's clock as this process estimates it (:mod:`.server_clock`)
+        self.server_clock = ServerClock(clock)
         #: the operations on one user's sessions (logins, listings, sign-outs, timeouts)
         self.users = UserOperations(self)
 
@@ -109,14 +114,12 @@ class Operations:
         """The injected clock, else the Redis server's ``TIME`` (ms)."""
         if self.clock is not None:
             return self.clock()
-        seconds, micros = yield from one("TIME")
+        seconds, micros = yield from one("TIME", rerun=Rerun.ALWAYS)
         return int(seconds) * 1000 + int(micros) // 1000
 
     def estimated_now(self) -> int:
         """The store's clock as this process estimates it, without a round trip."""
-        if self.clock is not None:
-            return self.clock()
-        return time.time_ns() // 1_000_000 + self._offset
+        return self.server_clock.now()
 
     def policy(self) -> Op[Policy]:
         """The configured policy with the stored override's fields applied."""
@@ -136,7 +139,7 @@ class Operations:
         of everyone ended it, ``core.epoch_after``)."""
         created = ""
         if keep is not None and is_session_id(keep):
-            value = yield from one("GET", self.keys.session(keep))
+            value = yield from one("GET", self.keys.session(keep), rerun=Rerun.ALWAYS)
             created = "" if value is None else str(decode_record(keep, value).created)
         kept = keep if keep is not None and created else ""  # gone: ended (or never was)
         reply = yield self._state_call("epoch", kept, created)
@@ -213,21 +216,65 @@ class Operations:
         return None
 
     def check(self, session_id: str, passive: bool, unbound_token: bool = False) -> Op[Check]:
-        """One request's token: one ``check`` call (plus a state re-read when due).
-        A use that is not written back is kept in :attr:`unwritten`, and handed to
-        the session's next check once it is owed. With ``LOCAL_CACHE``, a valid
-        answer is kept for :meth:`cached`."""
+        """One request's token: one read, ``MGET`` of the record and its
+        tombstone (plus a state re-read, or a clock measurement, when due), judged
+        here by :func:`~sessionguard.core.judge` with the cached policy and epoch
+        at :meth:`estimated_now`. An active use is kept in :attr:`unwritten`
+        (every touch is written back by the tick, ``touch.lua``). A record judged
+        ended goes to :meth:`confirm`, a second round trip once per ending. A
+        device-bound session refusing an ``unbound_token`` answers ``stale`` and
+        notes no use. With ``LOCAL_CACHE``, a valid answer is kept for :meth:`cached`."""
         if not is_session_id(session_id):
             return Check(Outcome.INVALID)
         local = self.local
         ticket = None if local is None else local.ticket()
-        owed = self.unwritten.overdue(session_id, self.estimated_now())
-        # state() and call() inline: two generators fewer on every check
         if self.cache.claim_poll():
             yield from self.reread_state()
+        if self.server_clock.stale():  # the first check, or the subscriber is not ticking
+            yield from self.server_clock.measure()
         state = self.cache.state
         policy = state.policy or self.cache.default
+        value, tombstone = yield Read((self.keys.session(session_id), self.keys.tombstone(session_id)))
+        if value is None:  # strict mode: nothing is written for an unknown id
+            reason = tombstone.decode("ascii") if tombstone else "invalid"
+            return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
+        stored, now = decode_record(session_id, value), self.estimated_now()
+        # this process's view: the stored record, used as this process last used it
+        mine = self.unwritten.seen(session_id)
+        view = stored if mine is None else touched(stored, mine)
+        if judge(view, policy, now, state.epoch) is not Outcome.VALID:
+            return (yield from self.confirm(session_id, passive, unbound_token, ticket))
+        if refuses_token(view, unbound_token):  # not a use (DBSC)
+            return _STALE
+        refresh = False
+        record = view
+        if not passive:
+            record, refresh = touched(view, now), cookie_refresh_due(view, now)
+            # a use that makes a touch due is written at the next tick (the old "touch")
+            by = now if touch_due(stored, policy, now, passive=False) else flush_by(stored, policy, now)
+            self.unwritten.note(session_id, now, by)
+        check = Check(Outcome.VALID, record, None, refresh, policy)  # positional: built on every check
+        if not policy.enforce:  # ENFORCE=report: the timeout judge() did not apply, before this use
+            check = check._replace(would_end=would_end(view, policy, now))
+        if local is not None and ticket is not None:  # hits never re-send the cookie, nor report
+            cached = check
+            if check.refresh_cookie or check.would_end is not None:
+                cached = check._replace(refresh_cookie=False, would_end=None)
+            local.put(ticket, cached)
+        return check
+
+    def confirm(self, session_id: str, passive: bool, unbound_token: bool,
+                ticket: Ticket | None) -> Op[Check]:
+        """The rare path: a record this process judged ended. The ``check``
+        function judges it again atomically on the server's clock (counting this
+        process's unwritten use of it), tombstones it and answers the ending
+        exactly once (one audit event however many processes find it at once);
+        or answers valid when a write of another process made it so meanwhile."""
+        local = self.local
+        owed = self.unwritten.pop(session_id)
         use = ("p" if passive else "") + ("" if owed is None else str(owed))
+        state = yield from self.state()
+        policy = state.policy or self.cache.default
         # the token's form is sent only when it carries an issue time (a device-bound
         # session's cookie): the ordinary check stays one key and one argument
         reply = yield _CHECK.call((self.keys.session(session_id),), context=self.context(state),
@@ -245,36 +292,27 @@ class Operations:
             return Check(Outcome(reason.decode("ascii")), ended=decode_record(session_id, value))
         now_text, written_text, value = answer.split(b"|", 2)
         stored, now = decode_record(session_id, value), now_of(now_text)
-        if self.clock is None:
-            self._offset = now - time.time_ns() // 1_000_000
         written = now_of(written_text) if written_text else None  # the last-seen this check wrote
         if written is not None:
             self.unwritten.written(session_id, written)
         refresh = False
-        if passive:  # as stored, or as an owed use wrote it, or as this process used it
-            seen = max(written or 0, self.unwritten.seen(session_id) or 0)
+        if passive:  # as stored, or as the owed use wrote it
+            seen = max(written or 0, stored.last_seen)
         elif written == now:  # touched
             seen, refresh = now, cookie_refresh_due(stored, now)
         else:
             seen = now
             self.unwritten.note(session_id, now, flush_by(stored, policy, now))
-        # this request's view: used now (passive: as stored, or as an owed use wrote it)
         record = touched(stored, seen) if seen > stored.last_seen else stored
-        check = Check(Outcome.VALID, record, None, refresh, policy)  # positional: built on every check
-        if not policy.enforce:  # ENFORCE=report: judged as check.lua judged it, before this use
-            owed_use = owed is not None and stored.last_seen < owed <= now
-            would = would_end(touched(stored, owed) if owed_use and owed else stored, policy, now)
-            check = check._replace(would_end=would)
-        if local is not None and ticket is not None:  # hits never re-send the cookie, nor report
-            cached = check
-            if check.refresh_cookie or check.would_end is not None:
-                cached = check._replace(refresh_cookie=False, would_end=None)
-            local.put(ticket, cached)
+        check = Check(Outcome.VALID, record, None, refresh, policy)
+        if local is not None and ticket is not None:
+            local.put(ticket, check._replace(refresh_cookie=False) if check.refresh_cookie else check)
         return check
 
     def write_due(self, everything: bool = False, tag: str | None = None) -> Op[int]:
         """Write back the uses that are owed (``touch.lua``, one call per slot):
-        the ones whose moment has come, all of them (``everything``: the store is
+        the ones whose moment comes before the next tick or the one after
+        (:data:`WRITE_AHEAD_MS`), all of them (``everything``: the store is
         closing), or all those of one user's slot ``tag`` (a login). Returns how
         many records were written."""
         if everything:
@@ -282,7 +320,7 @@ class Operations:
         elif tag is not None:
             uses = self.unwritten.take(tag)
         else:
-            uses = self.unwritten.due(self.estimated_now())
+            uses = self.unwritten.due(self.estimated_now() + WRITE_AHEAD_MS)
         by_tag: dict[str, list[tuple[str, int]]] = {}
         for session_id, seen in uses:
             by_tag.setdefault(session_id[:4], []).append((session_id, seen))
@@ -333,11 +371,11 @@ class Operations:
 
     def append_events(self, events: Sequence[Event]) -> Op[None]:
         """Append to the audit log (:class:`~.audit_log.AuditLog`)."""
-        return (yield from self.audit.append(events, self._offset))
+        return (yield from self.audit.append(events, self.server_clock.offset))
 
     def append_self_service(self, user_id: str, events: Sequence[Event]) -> Op[None]:
         """Append one self-service action's events, as far as the user's allowance goes."""
-        return (yield from self.audit.append_self_service(user_id, events, self._offset))
+        return (yield from self.audit.append_self_service(user_id, events, self.server_clock.offset))
 
     def events(self, user_id: str | None, limit: int, cursor: str | None) -> Op[Page]:
         """Audit events, newest first."""

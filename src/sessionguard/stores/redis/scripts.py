@@ -29,7 +29,7 @@ from typing import Any
 
 from ...config import PLATFORMS
 from ...tokens import TAG_LENGTH
-from .calls import Arg, Script
+from .calls import Arg, Rerun, Script
 from .records import ALPHABET, PLATFORM_LETTERS, SHORT_LENGTH
 
 #: The fields of the context argument, in order (``|``-separated; the key prefix
@@ -62,17 +62,18 @@ class Function:
     derives itself (a tombstone from its record key, a user's other records)
     shares the slot of its declared keys, as Redis Cluster requires; the
     listing index is another slot's, and only kept by the functions when the
-    context's ``listed`` says so. ``retry``: a call whose reply was lost may be
-    sent again (it is idempotent and cheap); the paged per-user functions are
-    not re-sent. ``trim``: trailing empty arguments are left out (each costs
+    context's ``listed`` says so. ``rerun``: whether a call whose reply was lost
+    or late is sent again (:class:`~.calls.Rerun`): a login only after a dropped
+    connection, the paged per-user functions never (a page run twice would lose
+    what it ended from its answer). ``trim``: trailing empty arguments are left out (each costs
     Redis about 0.15 us; the function reads a missing one as ``''``). ``hot``:
-    the request path's check, which the stores send on their lean lane."""
+    the request path's check (its rare path), which the stores send on their lean lane."""
 
     name: str
     mirrors: str
     keys: tuple[str, ...]
     args: tuple[str, ...]
-    retry: bool = True
+    rerun: Rerun = Rerun.ALWAYS
     trim: bool = False
     hot: bool = False
     Args: Any = field(init=False, repr=False, compare=False)
@@ -96,10 +97,10 @@ class Function:
             while n and values[n - 1] == "":
                 n -= 1
             values = values[:n]
-        return Script(self.name, keys if type(keys) is tuple else tuple(keys), values, self.retry, self.hot)
+        return Script(self.name, keys if type(keys) is tuple else tuple(keys), values, self.rerun, self.hot)
 
 
-def _function(name: str, mirrors: str, keys: str, args: str, **options: bool) -> Function:
+def _function(name: str, mirrors: str, keys: str, args: str, **options: Any) -> Function:
     return Function(name, mirrors, tuple(keys.split()), tuple(args.split()), **options)
 
 
@@ -107,32 +108,37 @@ _TIMEOUTS = " ".join(f"timeout_{p}" for p in PLATFORMS)
 _PAGE = "context now tag after count"
 
 FUNCTIONS: dict[str, Function] = {f.name: f for f in (
-    # the request path: one key, and but for a test clock, a use to report or a device-bound
-    # session's cookie (a token with its issue time), one argument
+    # a request's rare path (a record its process judged ended): one key, and but for a test
+    # clock, a use to report or a device-bound session's cookie (a token with its issue
+    # time), one argument
     _function("check", "MemoryStore.check: core.judge, core.refuses_token, core.touch_due, core.retention",
               "record", "context use token now", trim=True, hot=True),
     _function("touch", "MemoryStore._write: core.judge, core.retention", "records...", "context now uses..."),
     _function("create", "MemoryStore.create: core.admission, core.eviction_order, core.retention",
-              "index settings record", "context now tag id platform remember user tail victims"),
+              "index settings record", "context now tag id platform remember user tail victims",
+              rerun=Rerun.ON_DROP),  # after a timeout Redis may still be running it
     _function("end", "MemoryStore.end: core.judge", "record", "context now reason owner"),
-    _function("user_page", "MemoryStore._user_records: core.judge", "index", f"{_PAGE} prune", retry=False),
+    _function("user_page", "MemoryStore._user_records: core.judge", "index", f"{_PAGE} prune",
+              rerun=Rerun.NEVER),
     _function("end_user", "MemoryStore.end_user: core.judge", "index", f"{_PAGE} reason platform keep",
-              retry=False),
+              rerun=Rerun.NEVER),
     _function("set_user_timeouts", "MemoryStore.set_user_timeouts: core.idle_limit, core.retention",
-              "index settings", f"{_PAGE} first {_TIMEOUTS}", retry=False),
+              "index settings", f"{_PAGE} first {_TIMEOUTS}", rerun=Rerun.NEVER),
     _function("rotate", "MemoryStore.rotate: core.judge, core.touched, core.retention",
               "record new_record", "context now use"),
     _function("set_tails", "MemoryStore.set_roles: core.judge, core.retention", "records...",
-              "context now tails..."),
-    # device binding (DBSC): registration and refresh
+              "context now tails...", rerun=Rerun.ON_DROP),
+    # device binding (DBSC): registration and refresh; each marks its challenge answered, so a
+    # second run would refuse it ('used', 'bound'): a lost reply is a 503, not a refusal
     _function("bind", "MemoryStore.bind: core.judge, core.redeemable, core.retention", "record",
-              "context now use key challenge issued"),
+              "context now use key challenge issued", rerun=Rerun.NEVER),
     _function("redeem", "MemoryStore.redeem: core.judge, core.redeemable, core.retention", "record",
-              "context now use challenge issued"),
+              "context now use challenge issued", rerun=Rerun.NEVER),
     _function("state", "MemoryStore.end_all (core.epoch_after) and MemoryStore.set_policy",
               "state", "channel change now tag_key value created"),
     _function("audit", "MemoryStore.append_self_service: audit.admit", "stream allowance",
-              "now since maxlen minid limit window every user actor events...", retry=False),
+              "now since maxlen minid limit window every user actor events...",
+              rerun=Rerun.NEVER),
 )}
 
 

@@ -9,6 +9,7 @@ The store only drives the I/O-free operations of :mod:`.operations`;
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,10 +26,12 @@ from ...errors import StoreUnavailable
 from ...policy import Policy
 from ..protocol import ActiveCounts, Binding, Check, Created, NewSession, Page
 from .binding import bind_device, redeem_challenge
-from .calls import Op, Request, Script
+from .calls import Commands, Op, Read, Request, Script
 from .census import count_active, read_counts
-from .clients import Health, Retry, connect, logger, retries
+from .clients import DEADLINE, Health, Retry, connect, logger, reruns
+from .failover import Address, PrimaryWatch, SyncSentinel, confirmed, cut_others, wait_ms
 from .functions import Caller
+from .internals import pool_connections
 from .lane import Encoder, LaneUnavailable, SyncLane
 from .operations import Operations
 from .scripts import library
@@ -45,7 +48,8 @@ _SYNC = SimpleNamespace(
 
 class Shared:
     """What a process's sync and async Redis store share: the target, the
-    operations (with the cached state), the health log and the subscriber."""
+    operations (with the cached state), the health log, the subscriber and,
+    on Sentinel, the watch of the primary (:mod:`.failover`)."""
 
     def __init__(self, target: Target, timeout: float, ops: Operations, spin: float) -> None:
         self.target = target
@@ -55,19 +59,48 @@ class Shared:
         self.caller = Caller(library())
         self.health = Health(self.caller.library)
         self.subscriber = Subscriber(self.sync_client, ops.keys, ops.cache)
+        #: on Sentinel: the primary, followed; writes in ``DURABLE`` wait up to this long for a replica
+        self.watch: PrimaryWatch | None = None
+        self.wait_ms = 0
+        if target.kind == "sentinel":
+            self.watch = PrimaryWatch(target, timeout)
+            self.wait_ms = wait_ms(timeout)
+            self.health.on_failure = self.watch.suspect
+            self.watch.followers.append(self._follow)
         #: starts a count of the active sessions in the background (the sync store's
         #: :meth:`RedisStore.recount`, which both stores ask)
         self.recount: Callable[[], None] = lambda: None
         self._client: Any = None
         self._lock = threading.Lock()
 
+    def start(self) -> None:
+        """Start the background threads (at a store's first use; every call
+        after the first returns at once)."""
+        self.subscriber.start()
+        if self.watch is not None:
+            self.watch.start()
+
+    def stop(self) -> None:
+        self.subscriber.stop()
+        if self.watch is not None:
+            self.watch.stop()
+
     def sync_client(self) -> Any:
         """The sync client (created, not connected, on first call)."""
         if self._client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = connect(self.target, self.timeout, _SYNC)
+                    ns = _SYNC
+                    if self.watch is not None:
+                        ns = SimpleNamespace(**{**vars(_SYNC), "Sentinel": functools.partial(
+                            SyncSentinel, self.watch)})
+                    self._client = connect(self.target, self.timeout, ns)
         return self._client
+
+    def _follow(self, primary: Address) -> None:
+        client = self._client
+        if client is not None:
+            cut_others(pool_connections(client.connection_pool), primary)
 
     def close_sync_client(self) -> None:
         with self._lock:
@@ -81,8 +114,8 @@ class Shared:
 
 
 class RedisStore:
-    """A :class:`~sessionguard.stores.protocol.Store` on Redis: one function call
-    (one round trip) per authenticated request. Build it with :func:`open_redis_stores`."""
+    """A :class:`~sessionguard.stores.protocol.Store` on Redis: one read (one
+    round trip) per authenticated request. Build it with :func:`open_redis_stores`."""
 
     def __init__(self, shared: Shared) -> None:
         self._shared = shared
@@ -90,45 +123,68 @@ class RedisStore:
         self._encoder = Encoder(shared.caller.library.names)
         self._lane = None if shared.target.cluster else SyncLane(
             lambda: shared.sync_client().connection_pool, shared.spin)
+        if shared.watch is not None and self._lane is not None:
+            shared.watch.followers.append(self._lane.sever)
 
     def _run(self, op: Op[T]) -> T:
         """Drive ``op``: send what it yields, give it the replies."""
-        self._shared.subscriber.start()
+        self._shared.start()
         reply: Any = None
         error: StoreUnavailable | None = None
-        while True:
-            try:
-                request = op.send(reply) if error is None else op.throw(error)
-            except StopIteration as done:
-                result: T = done.value
-                return result
-            reply, error = None, None
-            try:
-                reply = self._execute(request)
-            except StoreUnavailable as exc:
-                error = exc
+        # one deadline for the whole call: its lane, fallback and retries (clients.DEADLINE)
+        deadline = DEADLINE.set(time.monotonic() + self._shared.timeout)
+        try:
+            while True:
+                try:
+                    request = op.send(reply) if error is None else op.throw(error)
+                except StopIteration as done:
+                    result: T = done.value
+                    return result
+                reply, error = None, None
+                try:
+                    reply = self._execute(request)
+                except StoreUnavailable as exc:
+                    error = exc
+        finally:
+            DEADLINE.reset(deadline)
 
     def _execute(self, request: Request) -> Any:
-        if self._lane is not None and isinstance(request, Script) and request.hot:
+        if self._lane is not None and not isinstance(request, Commands) and request.hot:
+            encoder = self._encoder
+            packed = encoder.mget(request.keys) if isinstance(request, Read) else encoder.fcall(request)
             try:
-                reply = self._lane.call(self._encoder.fcall(request))
+                reply = self._lane.call(packed)
             except LaneUnavailable:
-                pass  # the ordinary path below retries, loads the library, reports errors
+                # the ordinary path below retries (within the call's deadline), loads the
+                # library, reports errors; the lane fails over only on an answer ("Function
+                # not found", an error reply) or a dropped connection: a silent Redis is a
+                # TimeoutError here
+                pass
             except redis.TimeoutError as exc:
                 raise self._shared.health.failed(exc) from exc
             else:
                 self._shared.health.answered()
                 return reply
-        with self._shared.health.translated(), retries(request.retry):
+        with self._shared.health.translated(), reruns(request.rerun):
             client = self._shared.sync_client()  # a Cluster client connects when built
             if isinstance(request, Script):
+                watch = self._shared.watch
+                if watch is not None and request.durable and watch.replicated:
+                    return self._replicated(client, request, watch)
                 return self._shared.caller.call(client, request)
+            if isinstance(request, Read):
+                return client.execute_command("MGET", *request.keys)
             if len(request.commands) == 1:
                 return [client.execute_command(*request.commands[0])]
             pipe = client.pipeline(transaction=False)
             for command in request.commands:
                 pipe.execute_command(*command)
             return pipe.execute()
+
+    def _replicated(self, client: Any, request: Script, watch: PrimaryWatch) -> Any:
+        """``request`` and ``WAIT 1`` on one connection (:mod:`.failover`)."""
+        wait = self._shared.wait_ms
+        return confirmed(self._shared.caller.call_waiting(client, request, wait), wait, watch)
 
     @property
     def subscribed(self) -> bool:
@@ -247,10 +303,12 @@ class RedisStore:
 
     def tick(self) -> None:
         """The subscriber's housekeeping, about four times a second: write back the
-        uses that are owed (:meth:`write_due`) and take a step of the listing
+        uses that are owed (:meth:`write_due`), measure the store's clock once a
+        second (:meth:`.server_clock.ServerClock.measure`) and take a step of the listing
         index's sweep (:func:`.listing.sweep_step`). Never raises."""
         self.write_due()
         try:
+            self._run(self._ops.server_clock.measure(time.monotonic()))
             self._run(self._ops.sweep.step(time.monotonic()))
         except StoreUnavailable:
             pass  # the next tick goes on from the same place
@@ -258,7 +316,7 @@ class RedisStore:
     def close(self) -> None:
         """Write back the uses still owed, stop the subscriber, release the connections."""
         self.write_due(everything=True)
-        self._shared.subscriber.stop()
+        self._shared.stop()
         if self._lane is not None:
             self._lane.close()
         self._shared.close_sync_client()

@@ -20,7 +20,7 @@ from ...errors import SessionLimitReached, StoreUnavailable
 from ...tokens import is_session_id
 from ..cursors import cursor_after, cursor_of, newest_first
 from ..protocol import Check, Created, NewSession, Page, with_roles
-from .calls import Arg, Commands, Op, one
+from .calls import Arg, Commands, Op, Rerun, one
 from .keys import encode_user
 from .records import decode_pairs, decode_record, idx_bound, idx_member, now_of, record_tail
 from .scripts import FUNCTIONS, PAGE, Function
@@ -111,13 +111,16 @@ class UserOperations:
             # members sorting after this bound logged in before the cutoff
             commands.append(("ZREMRANGEBYLEX", self.keys.idx, b"[" + idx_bound(cutoff - 1), "+"))
         try:
-            yield Commands(tuple(commands))
+            yield Commands(tuple(commands), Rerun.ALWAYS)
         except StoreUnavailable:
             logger.warning("sessionguard: session %s created but not listed for admins", record.id)
 
     def end_user(self, user_id: str, reason: str, platform: str | None, keep: str | None) -> Op[list[Record]]:
-        """End a user's sessions (``end_user``, a page of the user's index a call)."""
+        """End a user's sessions (``end_user``, a page of the user's index a call),
+        this process's uses of them written first (an ended one is told from a
+        used one by its last-seen)."""
         tag = yield from self.ops.slot_tag(user_id)
+        yield from self.ops.write_due(tag=tag)
         ended: list[Record] = []
         pages = self._pages(FUNCTIONS["end_user"], tag, (self.keys.user_index(tag, user_id),),
                             reason=reason, platform=platform or "", keep=keep or "")
@@ -171,7 +174,7 @@ class UserOperations:
             ("ZADD", self.keys.idx, 0, idx_member(record.created, record.id)),
         )
         try:
-            yield Commands(commands)
+            yield Commands(commands, Rerun.ALWAYS)
         except StoreUnavailable:
             logger.warning("sessionguard: session %s rotated but not relisted for admins", record.id)
 
@@ -208,12 +211,15 @@ class UserOperations:
     def user_timeouts(self, user_id: str) -> Op[dict[str, int | None]]:
         """The user's own idle timeouts by platform."""
         tag = yield from self.ops.slot_tag(user_id)
-        reply = yield from one("HGETALL", self.keys.settings(tag, user_id))
+        reply = yield from one("HGETALL", self.keys.settings(tag, user_id), rerun=Rerun.ALWAYS)
         return {k.decode("ascii"): int(v) if v else None for k, v in reply.items()}
 
     def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> Op[None]:
-        """Replace the user's own timeouts, applied to their sessions (``set_user_timeouts``)."""
+        """Replace the user's own timeouts, applied to their sessions (``set_user_timeouts``),
+        this process's uses of them written first: the function judges them by the
+        new timeouts, which the moments of those uses were not reckoned by."""
         tag = yield from self.ops.slot_tag(user_id)
+        yield from self.ops.write_due(tag=tag)
         given = {f"timeout_{p}": "x" if p not in timeouts else _opt(timeouts[p]) for p in PLATFORMS}
         keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
         for updated in (yield from self._pages(FUNCTIONS["set_user_timeouts"], tag, keys, **given)):

@@ -1,9 +1,11 @@
--- check: one authenticated request (MemoryStore.check). Mirrors core.judge, then
+-- check: the rare path of an authenticated request, whose process read the record (an MGET,
+-- operations.Operations.check) and judged it ended on its estimate of this server's clock:
+-- judged again here, on the server's clock, atomically (MemoryStore.check). Mirrors core.judge, then
 -- core.touch_due / core.touched / core.retention for a valid session; an ended one becomes a
 -- tombstone here, atomically, and is returned once so that one audit event is written.
 -- Strict mode: an id with neither record nor tombstone causes no write at all. A write
 -- rewrites only a record read in this same call, so a request that finishes after a logout
--- cannot bring the session back. This is the request path: it reads only the record's header
+-- cannot bring the session back. It reads only the record's header
 -- (rules.lua header), takes one key and four arguments, and answers one string.
 --
 -- KEYS   record '<base>s:<short>' (its tombstone '<base>e:<short>' shares its slot)
