@@ -792,7 +792,9 @@ def test_screenshot_of_the_activity_charts(make_live: Callable[..., Live]) -> No
     expect(page.locator("#chart-active rect.chart-bar")).to_have_count(3)
     hours = page.locator("#chart-endings g[data-hour]").all()
     totals = [int(g.get_attribute("data-total") or 0) for g in hours]
-    assert len(totals) == 24 and sum(totals) >= 20  # (the first hour may fall before the window)
+    # the day's endings (about 30; the first hour's fall out of the window or not with the minute
+    # the test runs at: the buckets are clock hours)
+    assert len(totals) == 24 and sum(totals) >= 25
     ARTIFACTS.mkdir(exist_ok=True)
     target = ARTIFACTS / "charts-desktop.png"
     page.locator("#charts").screenshot(path=str(target))
