@@ -626,6 +626,17 @@ def test_contrast_focus_and_skip_link(make_live: Callable[..., Live], scheme: st
     assert me.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"  # visible focus
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_report_only_banner(make_live: Callable[..., Live], scheme: str) -> None:
+    live = make_live(enforce="report")
+    page = live.admin_page(color_scheme=scheme)
+    banner = page.get_by_role("note")
+    expect(banner).to_be_visible()
+    expect(banner).to_contain_text("Report-only mode")
+    assert page.evaluate(LOW_CONTRAST_JS) == []
+    assert make_live().admin_page().locator("#report-only").count() == 0
+
+
 # -- the expiry warning (expiry.js) -------------------------------------------------------
 
 

@@ -37,7 +37,7 @@ SPEC_VARIABLES = """
     ADMIN_PATH ADMIN_ROLES READONLY_ROLES ADMIN_TOKEN TRUSTED_PROXIES GEOIP_DATABASE
     AUDIT_MAXLEN AUDIT_RETENTION LOCAL_CACHE STORE_TIMEOUT STORE_SPIN ALLOWED_ORIGINS
     ROLE_PERMISSIONS SELF_SERVICE USER_IDLE_TIMEOUT_CHOICES DEVICE_BOUND DEVICE_BOUND_COOKIE_LIFETIME
-    METRICS ON_ANOMALY
+    METRICS ON_ANOMALY ENFORCE
 """.split()
 
 
@@ -312,7 +312,7 @@ def test_defaults() -> None:
     assert config.audit_retention == 90 * 86400
     assert config.store_spin == 0.0002
     assert (config.role_permissions, config.self_service) == (None, True)
-    assert (config.metrics, config.on_anomaly) == (False, "log")
+    assert (config.metrics, config.on_anomaly, config.enforce) == (False, "log", "on")
     hours = [3600 * n for n in (1, 4, 8, 12, 24, 48)]
     assert config.user_idle_timeout_choices == (None, 600, 1800, 5400, *hours)  # never,10m,30m,90m,1h,...
 

@@ -883,3 +883,70 @@ def test_binding_keeps_through_touches_user_timeouts_and_ends_with_the_session(
     assert store.redeem(record.id, "c2", _ms(clock)).key == KEY
     assert [r.id for r in store.end_user("ada", "revoked")] == [record.id]
     assert store.redeem(record.id, "c3", _ms(clock)).outcome is Outcome.REVOKED
+
+
+HOUR = 3600
+
+
+# -- report-only mode (ENFORCE=report) ---------------------------------------------------
+
+
+def test_timeouts_are_judged_not_applied(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(enforce="report", idle_timeout="1h", absolute_timeout="3h")
+    record = login(store, clock)
+    clock.advance(2 * HOUR)
+    check = store.check(record.id, passive=False)
+    assert check.outcome is Outcome.VALID
+    assert check.would_end == (Outcome.IDLE_TIMEOUT, record.created + HOUR * 1000)
+    assert check.record is not None and check.record.last_seen == round(clock.now * 1000)  # used now
+    assert store.check(record.id, passive=False).would_end is None  # just used: within its timeouts
+    clock.advance(2 * HOUR)  # past the absolute timeout (and idle again): the absolute one first
+    check = store.check(record.id, passive=True)
+    assert (check.outcome, check.would_end) == (
+        Outcome.VALID, (Outcome.ABSOLUTE_TIMEOUT, record.created + 3 * HOUR * 1000))
+    assert [r.id for r in store.user_sessions("ada")] == [record.id]  # listed as active
+
+
+def test_limits_are_reported_not_applied(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(enforce="report", web_max_sessions=2)
+    first, second = login(store, clock), login(store, clock)
+    created = store.create(new(store))
+    assert created.evicted == ()
+    assert [r.id for r in created.reported] == [first.id]
+    assert created.would_refuse is False
+    assert [outcome(store, r) for r in (first, second, created.record)] == [Outcome.VALID] * 3
+    store.set_policy(replace(store.policy(), on_limit="reject"))  # ENFORCE stays the environment's
+    refused = store.create(new(store))
+    assert (refused.would_refuse, refused.reported, refused.evicted) == (True, (), ())
+    assert len(store.user_sessions("ada")) == 4
+
+
+def test_the_ceiling_still_applies(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(enforce="report", session_ceiling=2, web_max_sessions=1)
+    first, second = login(store, clock), login(store, clock)
+    created = store.create(new(store))
+    assert [r.id for r in created.evicted] == [first.id]  # SESSION_CEILING is the store's bound
+    assert [r.id for r in created.reported] == [second.id]  # what WEB_MAX_SESSIONS=1 would do
+    assert outcome(store, first) is Outcome.EVICTED
+
+
+def test_limits_beyond_one_page_are_reported(make_store: Any, clock: FakeClock) -> None:
+    # more sessions than a Redis function reads in one call (scripts.PAGE): the store reads
+    # them in pages, plans, and the login goes ahead with nothing to evict
+    store = make_store(enforce="report", web_max_sessions=30)
+    held = [login(store, clock) for _ in range(31)]
+    created = store.create(new(store))
+    assert created.evicted == ()
+    assert [r.id for r in created.reported] == [r.id for r in held[:2]]
+    assert len(store.user_sessions("ada")) == 32
+
+
+def test_revocations_and_sign_outs_apply(make_store: Any, clock: FakeClock) -> None:
+    store = make_store(enforce="report", idle_timeout="1h")
+    revoked, signed_out, kept = login(store, clock), login(store, clock), login(store, clock)
+    clock.advance(2 * HOUR)  # all three idle: not applied
+    assert store.end(revoked.id, "revoked") is not None
+    assert [r.id for r in store.end_user("ada", "signed_out", keep=kept.id)] == [signed_out.id]
+    store.end_all()
+    assert [outcome(store, r) for r in (revoked, signed_out, kept)] == [
+        Outcome.REVOKED, Outcome.SIGNED_OUT, Outcome.SIGNOUT_ALL]

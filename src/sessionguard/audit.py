@@ -20,7 +20,7 @@ logger = logging.getLogger("sessionguard.audit")
 EVENT_TYPES = (
     "login", "logout", "idle_timeout", "absolute_timeout", "evicted", "rejected", "revoked",
     "signout_all", "policy_changed", "settings_changed", "roles_changed", "rate_limited",
-    "device_bound", "anomaly",
+    "device_bound", "anomaly", "would_end",
 )
 
 #: Events one user's self-service actions (``/api/me/...`` writes) add to the log per window.

@@ -115,6 +115,8 @@ class Config:
     device_bound: bool = False
     #: seconds a device-bound session's cookie is accepted after it was issued
     device_bound_cookie_lifetime: int = 300
+    #: ``ENFORCE``: ``on``, or ``report`` (timeouts and limits reported, not applied)
+    enforce: str = "on"
     #: ``METRICS``: Prometheus metrics (the ``metrics`` extra, :mod:`.metrics`)
     metrics: bool = False
     #: ``ON_ANOMALY``: what a session's sudden change of client does: ``log``, ``flag``, ``revoke``

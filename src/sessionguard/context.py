@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import audit
+from . import audit, report
 from .core import Outcome, Record, cookie_max_age
 from .errors import SessionLimitReached, StoreUnavailable
 from .incoming import Presented
@@ -184,6 +184,10 @@ class _Context:
         if created.replaced is not None:
             events.append(audit.ended(created.replaced, "signed_out", actor, record.created))
         events.append(audit.about(record, "login", actor, record.created))
+        # ENFORCE=report: what the platform's limit would have done
+        events += [report.would_end(r, "evicted", record.created) for r in created.reported]
+        if created.would_refuse:
+            events.append(report.would_end(record, "rejected", record.created))
         return events
 
     def _rejected(self, error: SessionLimitReached, now: int) -> list[audit.Event]:

@@ -27,6 +27,16 @@ Rules (SPEC §4), each written once:
 - **retention**: a record is kept for a day past its deadline, and an ended
   session leaves a tombstone for a day, so a late request learns *why* it
   ended;
+- **report-only** (``ENFORCE=report``: ``Policy.enforce`` is false): timeouts
+  and limits are judged as usual but not applied. :func:`judge` ends a session
+  only by a sign-out of everyone; :func:`would_end` names the timeout that would
+  have ended it, once (at its first use past that moment); :func:`admission`
+  reports the evictions or the refusal it would have made, and makes only
+  those of ``SESSION_CEILING`` (a bound of the store, not a policy on trial).
+  No deadline is shown (:func:`deadline`), and the cookie's ``Max-Age``
+  follows none; the store still keeps a record for a day past the deadline
+  its policy gives it (:func:`retention`), so one unused for that long is
+  forgotten;
 - **device binding** (DBSC): a session bound to a browser's key accepts only
   tokens that carry their issue time (:func:`refuses_token`); the
   challenges its proofs answer are accepted once, for
@@ -156,7 +166,13 @@ def idle_limit(record: Record, policy: Policy) -> int | None:
 
 
 def deadline(record: Record, policy: Policy) -> int | None:
-    """The earliest moment (ms) the session ends if untouched, or ``None``."""
+    """The earliest moment (ms) the session ends if untouched, or ``None`` (never;
+    and while the policy's timeouts are only reported, ``ENFORCE=report``)."""
+    return _deadline(record, policy) if policy.enforce else None
+
+
+def _deadline(record: Record, policy: Policy) -> int | None:
+    """The earliest moment (ms) the policy's timeouts end the session if untouched."""
     idle = idle_limit(record, policy)
     absolute = policy.platform(record.platform).absolute_timeout
     ends = []
@@ -171,6 +187,14 @@ def judge(record: Record, policy: Policy, now: int, epoch: Epoch) -> Outcome:
     """Whether ``record`` is still valid at ``now``, or why it has ended."""
     if record.created < epoch.at and record.id != epoch.keep:
         return Outcome.SIGNOUT_ALL
+    if not policy.enforce:
+        return Outcome.VALID  # ENFORCE=report: timeouts are reported (would_end), not applied
+    return timed_out(record, policy, now)
+
+
+def timed_out(record: Record, policy: Policy, now: int) -> Outcome:
+    """The timeout that ends ``record`` at ``now`` by the policy's timeouts, applied
+    or not (``VALID``: none)."""
     absolute = policy.platform(record.platform).absolute_timeout
     if absolute is not None and now >= record.created + absolute * SECOND:
         return Outcome.ABSOLUTE_TIMEOUT
@@ -178,6 +202,20 @@ def judge(record: Record, policy: Policy, now: int, epoch: Epoch) -> Outcome:
     if idle is not None and now >= record.last_seen + idle * SECOND:
         return Outcome.IDLE_TIMEOUT
     return Outcome.VALID
+
+
+def would_end(record: Record, policy: Policy, now: int) -> tuple[Outcome, int] | None:
+    """``ENFORCE=report``: the timeout that would have ended the valid ``record`` at
+    ``now`` and the moment it would have (its deadline); ``None`` when the
+    timeouts apply (then :func:`judge` ends it) or none has passed. The moment
+    tells one report from the next: it stays the same until the session is used."""
+    if policy.enforce:
+        return None
+    outcome = timed_out(record, policy, now)
+    if outcome is Outcome.VALID:
+        return None
+    moment = _deadline(record, policy)
+    return outcome, now if moment is None else moment
 
 
 def touch_interval(record: Record, policy: Policy) -> int:
@@ -244,7 +282,7 @@ def still_used(used: Mapping[str, int], now: int) -> dict[str, int]:
 
 def retention(record: Record, policy: Policy, now: int) -> int | None:
     """How long (ms from ``now``) the store keeps ``record``; ``None``: no expiry."""
-    ends = deadline(record, policy)
+    ends = _deadline(record, policy)  # ENFORCE=report too: the store does not keep sessions forever
     return None if ends is None else max(ends - now, 0) + TOMBSTONE_MS
 
 
@@ -254,6 +292,8 @@ def cookie_max_age(record: Record, policy: Policy, now: int) -> int | None:
     end if used only at the very end of the remember-me period."""
     if not record.remember_me:
         return None
+    if not policy.enforce:  # ENFORCE=report: the browser must not apply the timeouts either
+        return MAX_COOKIE_AGE
     ends: list[int] = [now + MAX_COOKIE_AGE * SECOND]
     if policy.remember_me_period is not None:
         ends.append(now + policy.remember_me_period * SECOND)
@@ -273,10 +313,14 @@ def cookie_refresh_due(before: Record, now: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """The plan for a login: sessions to evict, or a refusal."""
+    """The plan for a login: sessions to evict, or a refusal. Under
+    ``ENFORCE=report``, what the platform's limit would have done instead:
+    ``reported`` sessions to evict, or ``would_refuse`` the login."""
 
     evict: tuple[str, ...] = ()
     refused: bool = False
+    reported: tuple[str, ...] = ()
+    would_refuse: bool = False
 
 
 def admission_needs_count(held: Sequence[Record], policy: Policy, platform: str) -> bool:
@@ -295,21 +339,34 @@ def admission_needs_count(held: Sequence[Record], policy: Policy, platform: str)
 def admission(alive: Sequence[Record], policy: Policy, platform: str) -> Admission:
     """Plan a new login on ``platform`` of a user who holds the valid sessions
     ``alive`` (on every platform, already pruned of ended ones): first the
-    platform's limit (refuse, or evict on that platform), then the ceiling
-    (always evict, among all the user's remaining sessions)."""
+    platform's limit (refuse, or evict on that platform; under ``ENFORCE=report``
+    only reported), then the ceiling (always evict, among all the user's
+    remaining sessions)."""
     same = [r for r in alive if r.platform == platform]
     limit = policy.platform(platform).max_sessions
     evict: list[Record] = []
+    reported: tuple[str, ...] = ()
+    would_refuse = False
     if limit is not None and len(same) >= limit:
         if policy.on_limit == "reject":
-            return Admission(refused=True)
-        evict = eviction_order(same, policy)[: len(same) - limit + 1]
+            if policy.enforce:
+                return Admission(refused=True)
+            would_refuse = True
+        else:
+            first = eviction_order(same, policy)[: len(same) - limit + 1]
+            if policy.enforce:
+                evict = first
+            else:
+                reported = tuple(r.id for r in first)
     gone = {r.id for r in evict}
     rest = [r for r in alive if r.id not in gone]
     over = len(rest) + 1 - policy.session_ceiling
     if over > 0:
         evict += eviction_order(rest, policy)[:over]
-    return Admission(evict=tuple(r.id for r in evict))
+    ids = tuple(r.id for r in evict)
+    if reported:  # what the limit would have evicted, of the sessions the ceiling leaves
+        reported = tuple(i for i in reported if i not in ids)
+    return Admission(ids, False, reported, would_refuse)
 
 
 def eviction_order(records: Sequence[Record], policy: Policy) -> list[Record]:

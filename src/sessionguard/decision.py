@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from werkzeug.http import dump_cookie
 
-from . import audit
+from . import audit, report
 from .anomaly import SYSTEM, Anomaly, Watch
 from .anomaly import event as anomaly_event
 from .config import Config
@@ -27,6 +27,7 @@ from .dbsc import REFRESH_PATH, START_PATH, BoundCookies, Challenges, registrati
 from .incoming import NO_TOKEN, Presented, present
 from .metrics import Metrics
 from .policy import Policy
+from .report import Reports
 from .session import Session
 from .stores.protocol import Check
 from .tokens import Tokens
@@ -77,6 +78,8 @@ class Decider:
             ("retry-after", "1"),
         )
         self._refusals = _refusals(config, self.clear_cookie, self.unavailable)
+        #: the timeouts reported under ``ENFORCE=report``, per session
+        self.reports = Reports()
         #: judges requests against their session's login client (``ON_ANOMALY``)
         self.watch = Watch(config.trusted_proxies)
         #: DBSC challenges (made and read without a store)
@@ -147,9 +150,11 @@ class Decider:
         if outcome is Outcome.VALID and check is not None and check.record is not None:
             record, policy = check.record, check.policy or self.default_policy
             session = Session.from_record(record, policy)
+            reported = () if check.would_end is None else self._reported(record, *check.would_end)
             if check.refresh_cookie and presented.source == "cookie":
-                return Verdict(session, set_cookie=self._refreshed_cookie(presented, record, policy))
-            return Verdict(session)
+                return Verdict(session, set_cookie=self._refreshed_cookie(presented, record, policy),
+                               events=reported)
+            return Verdict(session, events=reported) if reported else Verdict(session)
         if outcome is Outcome.STORE_UNAVAILABLE:
             return Verdict(refusal=self._refusals.get("unavailable"))
         if outcome is Outcome.NO_TOKEN or outcome is Outcome.STALE:
@@ -192,6 +197,13 @@ class Decider:
         clear = self.clear_cookie if presented.source == "cookie" else None
         return Verdict(ended_reason="revoked", set_cookie=clear, events=tuple(events),
                        refusal=self._refusals.get("invalid"))
+
+    def _reported(self, record: Record, outcome: Outcome, moment: int) -> tuple[audit.Event, ...]:
+        """``ENFORCE=report``: the ``would_end`` event of a timeout, the first time this
+        process meets this moment of this session."""
+        if not self.reports.first(record.id, moment):
+            return ()
+        return (report.would_end(record, outcome.value, min(moment, self.now_ms())),)
 
     def _refreshed_cookie(self, presented: Presented, record: Record, policy: Policy) -> str | None:
         if presented.token is None or presented.issued is not None:

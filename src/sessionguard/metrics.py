@@ -13,6 +13,8 @@ Every metric has a ``platform`` label, endings also ``reason``:
   each is noticed), so, as Prometheus counters are, per process: ``sum`` them;
 - ``sessionguard_store_errors_total``: requests, logins and admin calls of this
   process that met an unavailable store;
+- ``sessionguard_would_end_total`` (``ENFORCE=report``, with ``reason``): the
+  ``would_end`` events this process recorded;
 - ``sessionguard_check_seconds`` (histogram): how long the request path's store
   check took (a ``LOCAL_CACHE`` hit is not a store check: it is counted by
   ``sessionguard_local_cache_hits_total`` instead).
@@ -57,6 +59,8 @@ VARIABLE = "SESSIONGUARD_METRICS"
 UNKNOWN = "unknown"
 #: The reasons a session ends with (``invalid`` is a forged token, not an ending).
 ENDINGS = tuple(sorted(ENDED_REASONS - {"invalid"}))
+#: What ``ENFORCE=report`` reports (``would_end`` events' reasons).
+WOULD_END_REASONS = ("idle_timeout", "absolute_timeout", "evicted", "rejected")
 #: Upper bounds (seconds) of the check histogram's buckets: a Redis round trip on
 #: loopback takes about 0.1 ms, across a data centre about 1 ms.
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -81,6 +85,7 @@ class Metrics:
         self.ended = {(p, r): 0 for p in PLATFORMS for r in ENDINGS}
         self.store_errors = dict.fromkeys((*PLATFORMS, UNKNOWN), 0)
         self.cache_hits = dict.fromkeys(PLATFORMS, 0)
+        self.would_end = {(p, r): 0 for p in PLATFORMS for r in WOULD_END_REASONS}
         #: per platform: the count of checks in each bucket (not cumulative; the
         #: last one is +Inf), and their total seconds
         self.checks: dict[str, list[int]] = {p: [0] * (len(BUCKETS) + 1) for p in PLATFORMS}
@@ -117,6 +122,9 @@ class Metrics:
                     self.logins[platform] = self.logins.get(platform, 0) + 1
                 elif event.type == "rejected":
                     self.rejections[platform] = self.rejections.get(platform, 0) + 1
+                elif event.type == "would_end":  # ENFORCE=report: not an ending
+                    key = (platform, event.reason or "")
+                    self.would_end[key] = self.would_end.get(key, 0) + 1
                 elif event.reason in ENDED_REASONS and event.type != "anomaly":
                     key = (platform, event.reason)
                     self.ended[key] = self.ended.get(key, 0) + 1
@@ -257,7 +265,11 @@ class Metrics:
                                    labels=platform)
         checks = HistogramMetricFamily("sessionguard_check_seconds",
                                        "Duration of the request path's store check.", labels=platform)
-        families: list[Metric] = [gauge, logins, ended, rejected, errors, hits, checks]
+        would = CounterMetricFamily("sessionguard_would_end_total",
+                                    "ENFORCE=report: sessions a timeout or limit would have ended, or logins"
+                                    " it would have refused (reason rejected), had it applied.",
+                                    labels=["platform", "reason"])
+        families: list[Metric] = [gauge, logins, ended, rejected, errors, hits, checks, would]
         if not samples:
             return families
         if active is not None:
@@ -270,6 +282,8 @@ class Metrics:
                     counter.add_metric([name], count)
             for (name, reason), count in self.ended.items():
                 ended.add_metric([name, reason], count)
+            for (name, reason), count in self.would_end.items():
+                would.add_metric([name, reason], count)
             for name, buckets in self.checks.items():
                 cumulative, running = [], 0
                 for bound, count in zip((*map(repr, BUCKETS), "+Inf"), buckets, strict=True):

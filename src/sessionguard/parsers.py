@@ -301,6 +301,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
     # SPEC 9.6: shorter makes every request a refresh, longer leaves a stolen cookie working longer
     "device_bound_cookie_lifetime": lambda v: bounded(
         v, 30, 3600, tail="is not a cookie lifetime (use a duration from 30s to 1h, such as 5m)"),
+    "enforce": _choice("on", "report"),
     "metrics": _bool,
     "on_anomaly": _choice("log", "flag", "revoke"),
 }

@@ -5,7 +5,8 @@ store an override through the API, which every app server sharing the store
 then applies at once. Only the JSON form is stored (:meth:`Policy.to_json`:
 timeouts, limits, remember-me period, ``on_limit``), and every process applies
 it to its own defaults (``default.updated(stored)``), so the settings that
-exist only in the environment (``EVICT``, ``ALLOW_USER_TIMEOUTS``, ``SESSION_CEILING``) always come
+exist only in the environment (``EVICT``, ``ALLOW_USER_TIMEOUTS``, ``SESSION_CEILING``,
+``ENFORCE``) always come
 from the process's configuration. This module converts between the policy and
 its JSON form (SPEC §5) and validates that form field by field.
 """
@@ -56,6 +57,9 @@ class Policy:
     allow_user_timeouts: bool = False
     #: the most sessions one user can hold, whatever the limits say (``SESSION_CEILING``)
     session_ceiling: int = 1000
+    #: ``ENFORCE=on``; ``False`` (``report``): the timeouts and limits are judged and
+    #: reported (:func:`~.core.would_end`, :attr:`~.core.Admission.reported`), not applied
+    enforce: bool = True
 
     def platform(self, name: str) -> PlatformPolicy:
         """The policy of platform ``name``."""
@@ -73,6 +77,7 @@ class Policy:
             evict=config.evict,
             allow_user_timeouts=config.allow_user_timeouts,
             session_ceiling=config.session_ceiling,
+            enforce=config.enforce == "on",
         )
 
     def to_json(self) -> dict[str, Any]:

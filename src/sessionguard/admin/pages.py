@@ -198,7 +198,8 @@ def admin_page(call: Call) -> Flow:
     if denied is not None:
         return denied
     body = render("admin.html", call, viewer, page="admin", columns=COLUMNS,
-                  policy_fields=POLICY_FIELDS, phrase=CONFIRM_PHRASE)
+                  policy_fields=POLICY_FIELDS, phrase=CONFIRM_PHRASE,
+                  report_only=call.admin.config.enforce == "report")
     return html_response(200, body)
 
 

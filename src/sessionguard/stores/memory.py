@@ -31,6 +31,7 @@ from ..core import (
     still_used,
     touch_due,
     touched,
+    would_end,
 )
 from ..errors import SessionLimitReached
 from ..platform import PLATFORMS
@@ -117,6 +118,8 @@ class MemoryStore:
             if outcome is not Outcome.VALID:
                 return Check(outcome, ended=self._end(record, outcome.value, now))
             refused = refuses_token(record, unbound_token)
+            # ENFORCE=report: the timeout that would have ended it, judged before this use
+            would = None if policy.enforce else would_end(record, policy, now)
             if passive or refused:
                 if owed:
                     self._put(record, policy, now)
@@ -125,15 +128,16 @@ class MemoryStore:
                 # this process's own unwritten use is part of the view (its expires_at)
                 pending = self._unwritten.seen(session_id)
                 view = touched(record, pending) if pending is not None else record
-                return Check(outcome, _own(view), policy=policy)
+                return Check(outcome, _own(view), policy=policy, would_end=would)
             fresh = touched(record, now)
             if not owed and not touch_due(record, policy, now, passive=False):
                 self._unwritten.note(session_id, now, flush_by(record, policy, now))
-                return Check(outcome, _own(fresh), policy=policy)  # this request's view: used now
+                # this request's view: used now
+                return Check(outcome, _own(fresh), policy=policy, would_end=would)
             self._put(fresh, policy, now)  # a write owed or due writes the latest use
             self._unwritten.written(session_id, now)
             refresh = cookie_refresh_due(record, now)
-            return Check(outcome, _own(fresh), refresh_cookie=refresh, policy=policy)
+            return Check(outcome, _own(fresh), None, refresh, policy, would)
 
     def cached_check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> None:
         return None  # the store itself is in the process: nothing to cache
@@ -159,6 +163,7 @@ class MemoryStore:
                 limit = policy.platform(new.platform).max_sessions or 0
                 raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=limit)
             evicted = tuple(self._end(self._records[i], "evicted", now) for i in plan.evict)
+            reported = tuple(_own(self._records[i]) for i in plan.reported)  # ENFORCE=report
             own_idle = self._user_idle.get(new.user_id, {}).get(new.platform)
             record = Record(
                 id=new.id, user_id=new.user_id, platform=new.platform, created=now, last_seen=now,
@@ -167,7 +172,7 @@ class MemoryStore:
             )
             self._put(record, policy, now)
             self._by_user.setdefault(new.user_id, set()).add(record.id)
-            return Created(_own(record), evicted, replaced)
+            return Created(_own(record), evicted, replaced, reported, plan.would_refuse)
 
     def end(self, session_id: str, reason: str, *, user_id: str | None = None) -> Record | None:
         with self._lock:

@@ -45,6 +45,9 @@ class Check(NamedTuple):
     refresh_cookie: bool = False
     #: the policy the session was judged by (for its ``expires_at``)
     policy: Policy | None = None
+    #: ``ENFORCE=report``: the timeout that would have ended the valid session, and
+    #: when (:func:`~sessionguard.core.would_end`)
+    would_end: tuple[Outcome, int] | None = None
 
 
 class Binding(NamedTuple):
@@ -75,6 +78,10 @@ class Created:
     evicted: tuple[Record, ...] = ()
     #: the session the request presented, ended (``signed_out``) by this login
     replaced: Record | None = None
+    #: ``ENFORCE=report``: the sessions the platform's limit would have evicted ...
+    reported: tuple[Record, ...] = ()
+    #: ... or that it would have refused this login
+    would_refuse: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@
     revoked: "Revoked", signout_all: "Everyone signed out", policy_changed: "Policy changed",
     settings_changed: "User timeouts changed", rate_limited: "Events not recorded (self-service limit)",
     roles_changed: "Roles changed", anomaly: "Client changed (possible hijack)",
+    would_end: "Would have ended (report-only)", device_bound: "Bound to the device",
   };
 
   // -- sessions ---------------------------------------------------------------

@@ -27,6 +27,7 @@ from ...core import (
     refuses_token,
     touch_due,
     touched,
+    would_end,
 )
 from ...errors import StoreUnavailable
 from ...policy import Policy
@@ -163,6 +164,7 @@ class Operations:
             "allow_user_timeouts": "1" if policy.allow_user_timeouts else "0",
             "on_limit": policy.on_limit, "evict": policy.evict,
             "session_ceiling": str(policy.session_ceiling),
+            "enforce": "1" if policy.enforce else "0",
             "listed": "0" if self.cluster else "1", "prefix": self.keys.prefix,
         }
         for platform_name in PLATFORMS:
@@ -252,8 +254,13 @@ class Operations:
             by = now if touch_due(stored, policy, now, passive=False) else flush_by(stored, policy, now)
             self.unwritten.note(session_id, now, by)
         check = Check(Outcome.VALID, record, None, refresh, policy)  # positional: built on every check
-        if local is not None and ticket is not None:  # hits never re-send the cookie
-            local.put(ticket, check._replace(refresh_cookie=False) if check.refresh_cookie else check)
+        if not policy.enforce:  # ENFORCE=report: the timeout judge() did not apply, before this use
+            check = check._replace(would_end=would_end(view, policy, now))
+        if local is not None and ticket is not None:  # hits never re-send the cookie, nor report
+            cached = check
+            if check.refresh_cookie or check.would_end is not None:
+                cached = check._replace(refresh_cookie=False, would_end=None)
+            local.put(ticket, cached)
         return check
 
     def confirm(self, session_id: str, passive: bool, unbound_token: bool,

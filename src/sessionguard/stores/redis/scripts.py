@@ -39,6 +39,7 @@ CONTEXT = (
     "epoch_at", "epoch_keep", "remember_me_period", "allow_user_timeouts",
     *(f"{p}_{name}" for p in PLATFORMS for name in ("idle_timeout", "absolute_timeout", "max_sessions")),
     "on_limit", "evict", "session_ceiling",
+    "enforce",  # '0': ENFORCE=report, the timeouts and the platforms' limits are not applied (core.judge)
     "listed",  # '1': the functions keep the listing index '<prefix>:idx' (not on a Cluster: another slot)
     "prefix",
 )

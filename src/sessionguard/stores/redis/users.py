@@ -64,7 +64,7 @@ class UserOperations:
         yield from self.ops.write_due(tag=tag)  # the user's last-seen decides a least-recent eviction
         keys = (self.keys.user_index(tag, new.user_id), self.keys.settings(tag, new.user_id),
                 self.keys.session(new.id))
-        victims = ""
+        victims, plan, alive = "", None, []
         for _ in range(CREATE_ATTEMPTS):
             reply = yield from self.ops.call(
                 _CREATE, keys, tag=tag, id=new.id, platform=new.platform, user=encode_user(new.user_id),
@@ -77,7 +77,7 @@ class UserOperations:
             if plan.refused:
                 raise SessionLimitReached(user_id=new.user_id, platform=new.platform,
                                           limit=policy.platform(new.platform).max_sessions or 0)
-            victims = ",".join(plan.evict)
+            victims = ",".join(plan.evict) or "-"  # '-': planned, nothing to evict (create.lua)
         else:
             raise StoreUnavailable("the login could not be admitted (the user's sessions kept changing)")
         status = reply[0]
@@ -88,18 +88,25 @@ class UserOperations:
         record = decode_record(new.id, reply[1])
         if status == 2:
             return Created(record, (), replaced)
-        evicted = tuple(decode_pairs(reply[3:]))
+        evicted = tuple(decode_pairs(reply[4:]))
         self.ops.forget([r.id for r in evicted])
         if self.ops.cluster:
             yield from self._list_in_cluster(record, now_of(reply[2]))
-        return Created(record, evicted, replaced)
+        would, reported = reply[3][0], tuple(decode_pairs(reply[3][1:]))  # ENFORCE=report
+        if plan is not None:  # planned here from pages: the report is this plan's
+            by_id = {r.id: r for r in alive}
+            reported = tuple(by_id[i] for i in plan.reported)
+            would = b"rejected" if plan.would_refuse else b""
+        return Created(record, evicted, replaced, reported, would == b"rejected")
 
     def _list_in_cluster(self, record: Record, now: int) -> Op[None]:
         """Add a login to the global listing index (another slot than the function's),
         pruning entries older than any session can live (as ``rules.lua`` does)."""
         commands: list[tuple[Arg, ...]] = [("ZADD", self.keys.idx, 0, idx_member(record.created, record.id))]
-        absolutes = [self.ops.cache.policy().platform(p).absolute_timeout for p in PLATFORMS]
-        if all(a is not None for a in absolutes):
+        policy = self.ops.cache.policy()
+        absolutes = [policy.platform(p).absolute_timeout for p in PLATFORMS]
+        # (under ENFORCE=report a session outlives its absolute timeout while it is used)
+        if policy.enforce and all(a is not None for a in absolutes):
             cutoff = now - max(a for a in absolutes if a is not None) * 1000 - TOMBSTONE_MS
             # members sorting after this bound logged in before the cutoff
             commands.append(("ZREMRANGEBYLEX", self.keys.idx, b"[" + idx_bound(cutoff - 1), "+"))

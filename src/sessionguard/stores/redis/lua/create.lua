@@ -17,10 +17,18 @@
 -- KEYS   user index '<base>u:<user>', user settings '<base>t:<user>', the new record
 --        '<base>s:<short>' (its tombstone '<base>e:<short>' shares its slot)
 -- ARGV   context, now (ms; '' = the server's TIME), tag, id, platform, remember '1'/'0',
---        user (keys.encode_user), tail: the record's tail, victims: ','-separated ids ('' = none)
+--        user (keys.encode_user), tail: the record's tail, victims: ','-separated ids ('' = not
+--        planned yet; '-' = planned, none: under ENFORCE=report a limit may stay exceeded)
+-- Under ENFORCE=report the platform's limit is judged as above but not applied: what it would
+-- have done (core.admission's reported evictions, or the refusal) comes back in `report`, and
+-- only SESSION_CEILING evicts.
+--
 -- returns {0, limit}                        refused (ON_LIMIT=reject): nothing changed
---         {1, record, now, id1, record1, ...} created, with the evicted ids and records (now as
---                                           rules.lua clock gives it)
+--         {1, record, now, report, id1, record1, ...}  created, with the evicted ids and records
+--                                           (now as rules.lua clock gives it); report: {would,
+--                                           id, record, ...}, would 'rejected' (the limit would
+--                                           have refused this login), 'evicted' (it would have
+--                                           evicted these sessions) or '' (ENFORCE=on, or nothing)
 --         {2, record}                       already created by an earlier attempt
 --         {3, reason}                       created by an earlier attempt and ended since
 --         {4}                               too many records to read: page them, name victims
@@ -35,11 +43,14 @@ local now, now_text, now_tail = clock(ARGV[A.now])
 local index, tag = KEYS[K.index], ARGV[A.tag]
 local platform, letter = ARGV[A.platform], LETTER_OF[ARGV[A.platform]]
 local base = c.prefix .. ':{' .. tag .. '}:'
-local victims = {}
-for id in string.gmatch(ARGV[A.victims], '[^,]+') do victims[#victims + 1] = id end
+local victims, planned_by_store = {}, ARGV[A.victims] ~= ''
+if ARGV[A.victims] ~= '-' then
+  for id in string.gmatch(ARGV[A.victims], '[^,]+') do victims[#victims + 1] = id end
+end
 local limit = c.max[platform]
 
-local reply, ids = {1, '', now_text .. now_tail}, {}
+local report = {''}
+local reply, ids = {1, '', now_text .. now_tail, report}, {}
 local function evict(rec)
   finish(c, rec, 'evicted')
   ids[#ids + 1] = rec.id
@@ -53,21 +64,31 @@ local function held(only)
   return redis.call('ZLEXCOUNT', index, '[' .. only, '(' .. string.char(string.byte(only) + 1))
 end
 
--- core.admission_needs_count: below both limits, nothing else is read
-local function over_a_limit()
-  return (limit and held(letter) >= limit) or held('') >= c.ceiling
+-- core.admission_needs_count: below both limits, nothing else is read (under ENFORCE=report
+-- the platform's limit is read for the report); `applied`: only the limits that apply
+local function over_a_limit(applied)
+  local platform_limit = limit and (c.enforce or not applied)
+  return (platform_limit and held(letter) >= limit) or held('') >= c.ceiling
 end
 
-if over_a_limit() then
+if over_a_limit(false) then
   local total = held('')
   if total <= READ_LIMIT then
     -- core.admission over the user's valid sessions, pruned in this same step
     local alive = records_of(c, now, base, index, page_of(index, '', total + 1, ''), true)
-    local same, plan, planned = {}, {}, {}
+    local same, plan, planned, would = {}, {}, {}, {}
     for _, rec in ipairs(alive) do
       if rec.p == platform then same[#same + 1] = rec end
     end
-    if limit and #same >= limit then
+    if limit and #same >= limit and not c.enforce then
+      -- ENFORCE=report: what the limit would have done, reported, not done
+      if c.on_limit == 'reject' then
+        report[1] = 'rejected'
+      else
+        evict_first(c, same)
+        for i = 1, #same - limit + 1 do would[#would + 1] = same[i] end
+      end
+    elseif limit and #same >= limit then
       if c.on_limit == 'reject' then return {0, limit} end
       evict_first(c, same)
       for i = 1, #same - limit + 1 do plan[#plan + 1], planned[same[i].id] = same[i], true end
@@ -81,7 +102,15 @@ if over_a_limit() then
       for i = 1, #rest + 1 - c.ceiling do plan[#plan + 1] = rest[i] end
     end
     for _, rec in ipairs(plan) do evict(rec) end
-  elseif #victims == 0 then
+    -- what the limit would have evicted (ENFORCE=report), of the sessions the ceiling leaves
+    local gone_now = {}
+    for _, rec in ipairs(plan) do gone_now[rec.id] = true end
+    for _, rec in ipairs(would) do
+      if not gone_now[rec.id] then
+        report[1], report[#report + 1], report[#report + 2] = 'evicted', rec.id, rec.value
+      end
+    end
+  elseif not planned_by_store then
     return {4}  -- too many to read here: nothing has changed; the store pages, then names victims
   else
     -- the plan the store made of the pages it read: each victim checked valid here (a gone or
@@ -95,8 +124,8 @@ if over_a_limit() then
         if reason then finish(c, rec, reason) else evict(rec) end
       end
     end
-    if over_a_limit() then
-      if limit and c.on_limit == 'reject' and held(letter) >= limit then return {0, limit} end
+    if over_a_limit(true) then
+      if limit and c.enforce and c.on_limit == 'reject' and held(letter) >= limit then return {0, limit} end
       return {4}
     end
   end

@@ -89,6 +89,7 @@ local function parse_context(text)
     remember = tonumber(f.remember_me_period), allow_user = f.allow_user_timeouts == '1',
     idle = {}, absolute_ms = {}, max = {}, interval = {},
     on_limit = f.on_limit, evict = f.evict, ceiling = tonumber(f.session_ceiling),
+    enforce = f.enforce ~= '0',  -- ENFORCE=report: timeouts and limits judged, reported, not applied
     prefix = f.prefix, bus = f.prefix .. ':bus', idx = false,
     longest_ms = 0,  -- the longest absolute timeout (ms), nil when one is never
   }
@@ -258,9 +259,11 @@ local function idle_limit(c, remember, ui, platform)
 end
 
 -- core.judge: nil when valid, else the reason. The session is known by its record key (the
--- sign-out of everyone keeps the session whose key is c.keep_key).
+-- sign-out of everyone keeps the session whose key is c.keep_key). Under ENFORCE=report only
+-- a sign-out of everyone ends a session; retention (below) still follows the timeouts.
 local function judge(c, now, key, created, seen, remember, ui, platform)
   if created < c.epoch_at and key ~= c.keep_key then return 'signout_all' end
+  if not c.enforce then return nil end  -- ENFORCE=report: the store reports the timeouts (core.would_end)
   local absolute = c.absolute_ms[platform]
   if absolute and now >= created + absolute then return 'absolute_timeout' end
   local idle = idle_limit(c, remember, ui, platform)
@@ -412,7 +415,8 @@ end
 -- plus the tombstone day); the store's sweep (listing.sweep_step) removes the others once
 -- their record is gone, whatever the policy
 local function prune_idx(c, now)
-  if not c.idx or not c.longest_ms then return end
+  -- (under ENFORCE=report a session outlives its absolute timeout while it is used)
+  if not c.idx or not c.longest_ms or not c.enforce then return end
   local cutoff = now - c.longest_ms - TOMBSTONE_MS
   call('ZREMRANGEBYLEX', c.idx, '[' .. idx_bound(cutoff - 1), '+')
 end
