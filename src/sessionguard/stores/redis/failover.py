@@ -50,6 +50,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from ...errors import StoreUnavailable
+from .background import Background
 from .clients import ATTEMPT_SHARE, ERRORS
 from .internals import connection_socket, sync_socket
 from .urls import Target
@@ -89,7 +90,7 @@ def confirmed(replies: list[Any], waited_ms: int, watch: PrimaryWatch) -> Any:
     return reply
 
 
-class PrimaryWatch:
+class PrimaryWatch(Background):
     """The primary of a Sentinel service, kept current by a daemon thread
     (started at a store's first use, like the state subscriber).
 
@@ -97,6 +98,8 @@ class PrimaryWatch:
     sentinels, with the primary's address; each cuts the connections it holds
     to any other address (:func:`cut_others`), and must not raise.
     """
+
+    THREAD_NAME = "sessionguard-sentinel"
 
     def __init__(self, target: Target, timeout: float) -> None:
         self.service = target.service
@@ -107,28 +110,9 @@ class PrimaryWatch:
         self._replicas: int | None = None  # the primary's, as Sentinel knows them
         self._unconfirmed = False  # writes are going unconfirmed (logged once, until one is)
         self.followers: list[Callable[[Address], None]] = []
-        self._stop = threading.Event()
+        self._init_thread()
         self._wake = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
         self._clients: list[redis.Redis] = []
-
-    def start(self) -> None:
-        """Start the thread, once (as the state subscriber, it is not started
-        again in a forked child: docs/deployment.md)."""
-        if self._thread is not None:
-            return
-        with self._lock:
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(target=self._run, name="sessionguard-sentinel", daemon=True)
-                self._thread.start()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        with self._lock:
-            self._stop.set()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
 
     @property
     def replicated(self) -> bool:

@@ -35,6 +35,7 @@ from ...core import Epoch
 from ...policy import Policy
 from ...tokens import SlotTags
 from ..write_behind import Unwritten
+from .background import Background
 from .clients import ERRORS
 from .keys import Keys
 from .local_cache import LocalCache
@@ -201,7 +202,7 @@ class StateCache:
         return self._trusted(time.monotonic())
 
 
-class Subscriber:
+class Subscriber(Background):
     """A daemon thread that keeps a :class:`StateCache` current: it subscribes to
     the bus, re-reads the state once subscribed (changes made while it was down),
     applies every announced state, PINGs to prove the subscription alive, and
@@ -211,34 +212,19 @@ class Subscriber:
     :param client: returns the sync client to use (created on first call).
     """
 
+    THREAD_NAME = "sessionguard-pubsub"
+
     def __init__(self, client: Any, keys: Keys, cache: StateCache) -> None:
         self._client = client
         self._keys = keys
         self._cache = cache
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._init_thread()
         #: called about every :data:`TICK_SECONDS` while subscribed (the store writes
         #: back the uses that are owed, see :mod:`..write_behind`); must not raise
         self.tick: Callable[[], object] | None = None
         #: re-reads the state into the cache (through ``state.lua``, which makes a lost
         #: state anew); the store sets it; raises a Redis error when it fails
         self.reread: Callable[[], object] | None = None
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        with self._lock:
-            if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(target=self._run, name="sessionguard-pubsub", daemon=True)
-                self._thread.start()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        with self._lock:
-            self._stop.set()
-            thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
 
     def _run(self) -> None:
         checked, delay = False, 0.1
