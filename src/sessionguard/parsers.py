@@ -268,6 +268,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
         for name, parse in (("idle_timeout", duration), ("absolute_timeout", duration))
     },
     **{f"{p}_max_sessions": _inheriting(_limit) for p in PLATFORMS},
+    "max_sessions_total": _limit,
     "session_ceiling": _session_ceiling,
     "on_limit": _choice("evict_oldest", "reject"),
     "evict": _choice("oldest_login", "least_recent"),

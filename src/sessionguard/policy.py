@@ -53,6 +53,8 @@ class Policy:
     desktop: PlatformPolicy
     remember_me_period: int | None
     on_limit: str = "evict_oldest"
+    #: concurrent sessions per user across all platforms (``MAX_SESSIONS_TOTAL``; ``None``: unlimited)
+    max_sessions_total: int | None = None
     evict: str = "oldest_login"
     allow_user_timeouts: bool = False
     #: the most sessions one user can hold, whatever the limits say (``SESSION_CEILING``)
@@ -66,6 +68,14 @@ class Policy:
         policy: PlatformPolicy = getattr(self, name)
         return policy
 
+    def limits(self) -> dict[str, int | None]:
+        """The session limits (``None``: unlimited): each platform's by name, and
+        ``MAX_SESSIONS_TOTAL`` under ``"*"`` (:data:`~.core.TOTAL`), as
+        :func:`~.core.limits_lowered` compares them."""
+        limits = {p: self.platform(p).max_sessions for p in PLATFORMS}
+        limits["*"] = self.max_sessions_total
+        return limits
+
     @classmethod
     def from_config(cls, config: Config) -> Policy:
         """The policy the environment (or ``Config``) describes."""
@@ -74,6 +84,7 @@ class Policy:
             **platforms,
             remember_me_period=config.remember_me_period,
             on_limit=config.on_limit,
+            max_sessions_total=config.max_sessions_total,
             evict=config.evict,
             allow_user_timeouts=config.allow_user_timeouts,
             session_ceiling=config.session_ceiling,
@@ -93,6 +104,7 @@ class Policy:
             },
             "remember_me_period": format_duration(self.remember_me_period),
             "on_limit": self.on_limit,
+            "max_sessions_total": self.max_sessions_total,
         }
 
     def updated(self, data: object) -> Policy:
@@ -100,7 +112,7 @@ class Policy:
         applied. Raises :class:`PolicyError` naming the first bad field."""
         if not isinstance(data, Mapping):
             raise PolicyError("body", "must be a JSON object")
-        unknown = set(data) - {"platforms", "remember_me_period", "on_limit"}
+        unknown = set(data) - {"platforms", "remember_me_period", "on_limit", "max_sessions_total"}
         if unknown:
             raise PolicyError(sorted(unknown)[0], "unknown field")
         platforms = data.get("platforms", {})
@@ -119,6 +131,9 @@ class Policy:
             if data["on_limit"] not in ON_LIMIT:
                 raise PolicyError("on_limit", "must be evict_oldest or reject")
             policy = replace(policy, on_limit=data["on_limit"])
+        if "max_sessions_total" in data:
+            total = _limit("max_sessions_total", data["max_sessions_total"])
+            policy = replace(policy, max_sessions_total=total)
         return policy
 
 
@@ -134,14 +149,16 @@ def _platform(current: PlatformPolicy, name: str, fields: object) -> PlatformPol
         if key in fields:
             updated = replace(updated, **{key: _duration(f"{where}.{key}", fields[key])})
     if "max_sessions" in fields:
-        limit = fields["max_sessions"]
-        if limit == "unlimited":
-            limit = None
-        valid = limit is None or (type(limit) is int and 1 <= limit <= 100_000)
-        if not valid:
-            raise PolicyError(f"{where}.max_sessions", "must be a positive integer or null")
-        updated = replace(updated, max_sessions=limit)
+        updated = replace(updated, max_sessions=_limit(f"{where}.max_sessions", fields["max_sessions"]))
     return updated
+
+
+def _limit(field: str, limit: object) -> int | None:
+    if limit is None or limit == "unlimited":
+        return None
+    if isinstance(limit, int) and type(limit) is int and 1 <= limit <= 100_000:
+        return limit
+    raise PolicyError(field, "must be a positive integer or null")
 
 
 def _duration(field: str, value: object) -> int | None:

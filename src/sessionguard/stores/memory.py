@@ -25,10 +25,13 @@ from ..core import (
     epoch_after,
     flush_by,
     judge,
+    limits_lowered,
+    reconcile_due,
     redeemable,
     refuses_token,
     retention,
     still_used,
+    surplus,
     touch_due,
     touched,
     would_end,
@@ -76,6 +79,10 @@ class MemoryStore:
         self._unwritten = Unwritten()
         self._user_idle: dict[str, dict[str, int | None]] = {}
         self._epoch = Epoch()
+        #: when limits were last lowered (0: never), and when each user's sessions
+        #: were reconciled with them since (core.reconcile_due)
+        self._lowered = 0
+        self._marks: dict[str, int] = {}
         self._audit = AuditLog(audit_maxlen, audit_retention, self._clock)
         self._ops = 0
         # this store's own tag key: a process-local store is its own deployment
@@ -96,6 +103,8 @@ class MemoryStore:
         with self._lock:
             if stored != self.policy():
                 self._unwritten.owe()
+            if limits_lowered(self.policy().limits(), stored.limits()):
+                self._lowered, self._marks = self._clock(), {}
             self._policy = stored
 
     def slot_tag(self, user_id: str) -> str:
@@ -104,6 +113,33 @@ class MemoryStore:
     # -- the request path --------------------------------------------------
 
     def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
+        with self._lock:
+            evicted = self._reconcile(session_id, self._clock()) if self._lowered else ()
+            check = self._check(session_id, passive, unbound_token)
+            if not evicted:
+                return check
+            mine = next((r for r in evicted if r.id == session_id), None)
+            others = tuple(r for r in evicted if r.id != session_id)
+            if mine is not None:
+                return Check(Outcome.EVICTED, ended=mine, evicted=others)
+            return check._replace(evicted=others)
+
+    def _reconcile(self, session_id: str, now: int) -> tuple[Record, ...]:
+        """Lowered limits: the surplus of the user of ``session_id`` ended (``evicted``),
+        once per user and lowering (``core.reconcile_due``), before the session is judged."""
+        record = self._records.get(session_id)
+        if record is None:
+            return ()
+        if not reconcile_due(record.created, self._lowered, self._marks.get(record.user_id)):
+            return ()
+        self._write_due(now)
+        for tag in {i[:TAG_LENGTH] for i in self._by_user.get(record.user_id, ())}:
+            self._write(self._unwritten.take(tag), now)  # their last-seen decides a least-recent eviction
+        self._marks[record.user_id] = now
+        alive = self._user_records(record.user_id, now)
+        return tuple(self._end(r, "evicted", now) for r in surplus(alive, self.policy()))
+
+    def _check(self, session_id: str, passive: bool, unbound_token: bool) -> Check:
         with self._lock:
             now = self._clock()
             record = self._live(session_id, now)
@@ -160,8 +196,7 @@ class MemoryStore:
             if admission_needs_count(held, policy, new.platform):
                 plan = admission(self._user_records(new.user_id, now), policy, new.platform)
             if plan.refused:
-                limit = policy.platform(new.platform).max_sessions or 0
-                raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=limit)
+                raise SessionLimitReached.of(policy, new.user_id, new.platform, total=plan.total)
             evicted = tuple(self._end(self._records[i], "evicted", now) for i in plan.evict)
             reported = tuple(_own(self._records[i]) for i in plan.reported)  # ENFORCE=report
             own_idle = self._user_idle.get(new.user_id, {}).get(new.platform)

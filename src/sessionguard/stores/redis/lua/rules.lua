@@ -3,6 +3,7 @@
 -- mirrors sessionguard/core.py rule for rule:
 --   idle_limit() = core.idle_limit, retention() = core.retention, judge() = core.judge,
 --   touch_interval() = core.touch_interval, evict_first() = core.eviction_order,
+--   surplus() = core.surplus, reconcile() = core.reconcile_due then core.surplus,
 --   TOMBSTONE_MS, TOUCH_MIN_MS, TOUCH_MAX_MS = core's.
 --
 -- The context (ARG.<function>.context) is one argument that is the same for every call while
@@ -21,7 +22,8 @@
 -- records.user_member: the platform's letter then the packed <short>), t:<user> the user's own
 -- idle timeouts (hash), k:<short> a device-bound session's key and the challenges it answered
 -- (DBSC, a hash: 'key' -> the device's public key as JWK text, each challenge's id -> its issue
--- time in ms; bind.lua), deleted with the record by finish_all(). Every key derived here shares the slot of the declared keys: the tag is
+-- time in ms; bind.lua), deleted with the record by finish_all(), r:<user> when the user's
+-- sessions were last reconciled with lowered limits (ms; reconcile()). Every key derived here shares the slot of the declared keys: the tag is
 -- in the base. Messages on the bus '<prefix>:bus': {"drop": [id, ...]} (announce below) and the
 -- state (state.lua).
 
@@ -89,6 +91,7 @@ local function parse_context(text)
     remember = tonumber(f.remember_me_period), allow_user = f.allow_user_timeouts == '1',
     idle = {}, absolute_ms = {}, max = {}, interval = {},
     on_limit = f.on_limit, evict = f.evict, ceiling = tonumber(f.session_ceiling),
+    total = tonumber(f.max_sessions_total),  -- MAX_SESSIONS_TOTAL, nil = unlimited
     enforce = f.enforce ~= '0',  -- ENFORCE=report: timeouts and limits judged, reported, not applied
     prefix = f.prefix, bus = f.prefix .. ':bus', idx = false,
     longest_ms = 0,  -- the longest absolute timeout (ms), nil when one is never
@@ -439,4 +442,64 @@ local function keep_device_key(rec)
   else
     call('PEXPIRE', device, ttl + DEVICE_KEY_MS)
   end
+end
+
+-- lowered limits ----------------------------------------------------------------------------
+
+-- core.surplus: of a user's valid sessions `alive`, those beyond the lowered limits: on each
+-- platform those beyond its limit, then among the rest those beyond the total, first in
+-- core.eviction_order; none under ENFORCE=report
+local function surplus(c, alive)
+  local ended, gone = {}, {}
+  if not c.enforce then return ended end
+  local by_platform = {}
+  for _, rec in ipairs(alive) do
+    by_platform[rec.p] = by_platform[rec.p] or {}
+    table.insert(by_platform[rec.p], rec)
+  end
+  for platform, same in pairs(by_platform) do
+    local limit = c.max[platform]
+    if limit and #same > limit then
+      evict_first(c, same)
+      for i = 1, #same - limit do ended[#ended + 1], gone[same[i].id] = same[i], true end
+    end
+  end
+  if c.total then
+    local rest = {}
+    for _, rec in ipairs(alive) do
+      if not gone[rec.id] then rest[#rest + 1] = rec end
+    end
+    if #rest > c.total then
+      evict_first(c, rest)
+      for i = 1, #rest - c.total do ended[#ended + 1] = rest[i] end
+    end
+  end
+  return ended
+end
+
+-- core.reconcile_due, then core.surplus: the presented record `rec` (valid) was created before
+-- limits were lowered at `lowered` (or soon after). Unless its user's sessions were reconciled
+-- since (r:<user>, in the user's slot), they are now: read and pruned (records_of), the surplus
+-- ends ('evicted', announced) and r:<user> says when, as long as the user's index lives.
+-- Reads every record of the user: SESSION_CEILING bounds them. Returns the mark (when the user
+-- was last reconciled) and the ended records.
+local function reconcile(c, now, rec, lowered)
+  local base, user = base_of(rec.key), user_of(rec)
+  local mark_key, index = base .. 'r:' .. user, base .. 'u:' .. user
+  local mark = number(call('GET', mark_key) or '')
+  if rec.c >= lowered + LIMITS_GRACE_MS or (mark and mark >= lowered and mark > rec.c) then
+    return mark, {}
+  end
+  local alive = records_of(c, now, base, index, call('ZRANGE', index, 0, -1), true)
+  local ended, ids = surplus(c, alive), {}
+  for i, victim in ipairs(ended) do victim.reason, ids[i] = 'evicted', victim.id end
+  finish_all(c, ended)
+  announce(c, ids)
+  local ttl = call('PTTL', index)
+  if ttl > 0 then
+    call('SET', mark_key, string.format('%.0f', now), 'PX', ttl)
+  elseif ttl == -1 then
+    call('SET', mark_key, string.format('%.0f', now))
+  end
+  return now, ended
 end
