@@ -299,6 +299,8 @@ class Operations:
         or answers valid when a write of another process made it so meanwhile.
         ``reconciling``: the user of a session :meth:`reconcile_due` sends here; the
         function first ends the surplus of the user's sessions (``core.surplus``)."""
+        if reconciling is not None:  # the user's last-seen decides a least-recent eviction
+            yield from self.write_due(tag=session_id[:4])
         owed = self.unwritten.pop(session_id)
         use = ("p" if passive else "") + ("" if owed is None else str(owed))
         state = yield from self.state()
