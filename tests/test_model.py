@@ -80,6 +80,7 @@ from werkzeug.test import Client
 
 from conftest import SECRET
 from sessionguard import Config, SessionGuard, SessionLimitReached
+from sessionguard.core import LIMITS_GRACE_MS
 
 SECOND = 1000
 MINUTE = 60 * SECOND
@@ -175,6 +176,7 @@ class Policy:
             },
             "remember_me_period": duration(self.remember),
             "on_limit": self.on_limit,
+            "max_sessions_total": None,
         }
 
 
@@ -187,6 +189,11 @@ class Reference:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.sessions: list[Sess] = []
+        #: limits lowered (SPEC 9.1): when (0: never), when each user's sessions were
+        #: reconciled with them since, and the sessions the last presentation ended so
+        self.lowered = 0
+        self.marks: dict[str, int] = {}
+        self.reconciled: list[Sess] = []
 
     def valid(self) -> list[Sess]:
         return [s for s in self.sessions if s.ended is None]
@@ -226,11 +233,39 @@ class Reference:
     def present(self, s: Sess | None, now: int, *, active: bool) -> str | None:
         """What a request presenting ``s`` learns: ``None`` (valid, or no token)
         or why it ended. An active request is a use."""
+        self.reconciled = []
         if s is None:
             return None
+        if s.ended is None:
+            self.reconcile(s, now)
         if s.ended is None and active:
             s.last_used = now
         return s.ended
+
+    def lower(self, now: int) -> None:
+        """A limit was lowered at ``now``."""
+        self.lowered = now
+
+    def reconcile(self, s: Sess, now: int) -> None:
+        """A valid session presented after limits were lowered (created before,
+        or within the grace after, and its user not reconciled since then and
+        since it was created): its user keeps at most the limit on each
+        platform, the surplus ends in ``EVICT`` order."""
+        mark = self.marks.get(s.user)
+        if not self.lowered or s.created >= self.lowered + LIMITS_GRACE_MS:
+            return
+        if mark is not None and mark > self.lowered and mark > s.created:
+            return
+        self.marks[s.user] = now
+        for platform, limits in self.policy.platforms.items():
+            alive = [x for x in self.valid() if x.user == s.user and x.platform == platform]
+            if limits.limit is None or len(alive) <= limits.limit:
+                continue
+            least_recent = self.policy.evict == "least_recent"
+            alive.sort(key=(lambda x: x.last_used) if least_recent else (lambda x: x.created))
+            for x in alive[: len(alive) - limits.limit]:
+                x.ended = "evicted"
+                self.reconciled.append(x)
 
     def login(self, key: int, user: str, platform: str, remember: bool, presented: Sess | None,
               now: int) -> tuple[Sess | None, list[Sess]]:
@@ -480,8 +515,10 @@ class SessionMachine(RuleBasedStateMachine):
         client = self.clients[who]
         presented = client.held
         reason = self.model.present(presented, self.now, active=True)
+        reconciled = self.model.reconciled  # the presented session's check ended these (lowered limits)
         key = next(self.keys)
         new, evicted = self.model.login(key, user, platform, remember, presented, self.now)
+        evicted = reconciled + evicted
         query = f"/login?user={user}&remember={int(remember)}"
         other = PLATFORMS[(PLATFORMS.index(platform) + 1) % 3]
         headers = {"User-Agent": AGENTS[other]}
@@ -518,6 +555,8 @@ class SessionMachine(RuleBasedStateMachine):
                 client.jar[product.name] = body["token"]
             if evicted:
                 seen["limit"] += 1
+            if reconciled:
+                seen["reconciled"] += 1
             ended = {e.session_id for e in product.events if e.type == "evicted"}
             assert ended == {s.ids[product.name] for s in evicted}, (product.name, ended, evicted)
             logged_out = [e.session_id for e in product.events if e.type == "logout"]
@@ -668,6 +707,9 @@ class SessionMachine(RuleBasedStateMachine):
             shown = value if name == "max_sessions" else duration(value)
             document = {"platforms": {platform: {name: shown}}}
             field_name = {"idle_timeout": "idle", "absolute_timeout": "absolute", "max_sessions": "limit"}
+            before = policy.platforms[platform].limit
+            if name == "max_sessions" and value is not None and (before is None or value < before):
+                self.model.lower(self.now)  # the surplus ends at the next request of the user's
             policy.platforms[platform] = replace(policy.platforms[platform], **{field_name[name]: value})
         self._settle()  # policy changes apply at once (SPEC §4)
         for product in self.products:
@@ -702,7 +744,7 @@ class SessionMachine(RuleBasedStateMachine):
             for product in self.products:
                 answer = product.call("GET", "/whoami", headers={
                     "Authorization": f"Bearer {s.tokens[product.name]}", "X-Session-Passive": "1"})
-                self._expect_seen(product, answer, s, s.ended)
+                self._expect_seen(product, answer, s, self.model.present(s, self.now, active=False))
 
     # -- after every step ------------------------------------------------------------------------
 

@@ -425,10 +425,11 @@ def reconcile_due(created: int, lowered: int, mark: int | None) -> bool:
     with limits lowered at ``lowered`` (0: never): when it was created before
     (or within :data:`LIMITS_GRACE_MS` after), unless the user's sessions were
     reconciled (``mark``: when, ``None``: never) since the lowering and since it
-    was created."""
+    was created (strictly after both: what happened within the same millisecond
+    may have come after)."""
     if not lowered or created >= lowered + LIMITS_GRACE_MS:
         return False
-    return mark is None or mark < lowered or mark <= created
+    return mark is None or mark <= lowered or mark <= created
 
 
 def eviction_order(records: Sequence[Record], policy: Policy) -> list[Record]:

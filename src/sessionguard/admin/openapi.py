@@ -98,10 +98,13 @@ SCHEMAS: dict[str, Schema] = {
     "Policy": _obj({
         "platforms": _obj({p: _ref("PlatformPolicy") for p in PLATFORMS}),
         "remember_me_period": DURATION, "on_limit": {"type": "string", "enum": ["evict_oldest", "reject"]},
+        "max_sessions_total": {"type": ["integer", "null"], "minimum": 1,
+                               "description": "sessions per user across all platforms; null: unlimited"},
     }),
     "PolicyUpdate": _obj({
         "platforms": _obj({p: _obj(PLATFORM_POLICY_IN, ()) for p in PLATFORMS}, ()),
         "remember_me_period": DURATION_IN, "on_limit": {"type": "string", "enum": ["evict_oldest", "reject"]},
+        "max_sessions_total": PLATFORM_POLICY_IN["max_sessions"],
     }, ()),
     "Settings": _obj({
         "allowed": {"type": "boolean"},

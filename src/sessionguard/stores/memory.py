@@ -126,7 +126,8 @@ class MemoryStore:
 
     def _reconcile(self, session_id: str, now: int) -> tuple[Record, ...]:
         """Lowered limits: the surplus of the user of ``session_id`` ended (``evicted``),
-        once per user and lowering (``core.reconcile_due``), before the session is judged."""
+        once per user and lowering (``core.reconcile_due``), when the session is valid,
+        before it is judged (as the Redis store's ``check`` function)."""
         record = self._records.get(session_id)
         if record is None:
             return ()
@@ -135,9 +136,13 @@ class MemoryStore:
         self._write_due(now)
         for tag in {i[:TAG_LENGTH] for i in self._by_user.get(record.user_id, ())}:
             self._write(self._unwritten.take(tag), now)  # their last-seen decides a least-recent eviction
+        record = self._live(session_id, now)
+        policy = self.policy()
+        if record is None or judge(record, policy, now, self._epoch) is not Outcome.VALID:
+            return ()  # ended: the check says why
         self._marks[record.user_id] = now
         alive = self._user_records(record.user_id, now)
-        return tuple(self._end(r, "evicted", now) for r in surplus(alive, self.policy()))
+        return tuple(self._end(r, "evicted", now) for r in surplus(alive, policy))
 
     def _check(self, session_id: str, passive: bool, unbound_token: bool) -> Check:
         with self._lock:

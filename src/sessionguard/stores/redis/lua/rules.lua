@@ -487,7 +487,7 @@ local function reconcile(c, now, rec, lowered)
   local base, user = base_of(rec.key), user_of(rec)
   local mark_key, index = base .. 'r:' .. user, base .. 'u:' .. user
   local mark = number(call('GET', mark_key) or '')
-  if rec.c >= lowered + LIMITS_GRACE_MS or (mark and mark >= lowered and mark > rec.c) then
+  if rec.c >= lowered + LIMITS_GRACE_MS or (mark and mark > lowered and mark > rec.c) then
     return mark, {}
   end
   local alive = records_of(c, now, base, index, call('ZRANGE', index, 0, -1), true)
