@@ -266,6 +266,7 @@ class Reference:
             for x in alive[: len(alive) - limits.limit]:
                 x.ended = "evicted"
                 self.reconciled.append(x)
+                seen["surplus"] += 1
 
     def login(self, key: int, user: str, platform: str, remember: bool, presented: Sess | None,
               now: int) -> tuple[Sess | None, list[Sess]]:
