@@ -98,9 +98,10 @@ class Operations:
         signing everyone out, rather than read as "never signed out")."""
         reply = yield self._state_call("read")
         self.cache.apply(self.cache.read(reply))
-        if not self.cache.limits_recorded:
-            # once a process: the limits it applies (its environment's, or the stored policy's)
-            # recorded, so that lowering them by a restart applies to existing sessions
+        if not self.cache.limits_recorded or not self.cache.state.limits:
+            # once a process (and whenever the state has none, as after its loss): the limits
+            # it applies (its environment's, or the stored policy's) recorded, so that lowering
+            # them by a restart applies to existing sessions
             limits = limits_text(self.cache.policy())
             if self.cache.state.limits != limits:
                 reply = yield self._state_call("limits", limits=limits)
