@@ -479,10 +479,11 @@ end
 
 -- core.reconcile_due, then core.surplus: the presented record `rec` (valid) was created before
 -- limits were lowered at `lowered` (or soon after). Unless its user's sessions were reconciled
--- since (r:<user>, in the user's slot), they are now: read and pruned (records_of), the surplus
--- ends ('evicted', announced) and r:<user> says when, as long as the user's index lives.
--- Reads every record of the user: SESSION_CEILING bounds them. Returns the mark (when the user
--- was last reconciled) and the ended records.
+-- since (r:<user>, in the user's slot), they are now: when the index's counts exceed a limit,
+-- the records are read and pruned (records_of) and the surplus ends ('evicted', announced);
+-- either way r:<user> says when, as long as the user's index lives. Reads every record of a
+-- user over a limit in this one call: SESSION_CEILING bounds them. Returns the mark (when the
+-- user was last reconciled) and the ended records.
 local function reconcile(c, now, rec, lowered)
   local base, user = base_of(rec.key), user_of(rec)
   local mark_key, index = base .. 'r:' .. user, base .. 'u:' .. user
@@ -490,8 +491,16 @@ local function reconcile(c, now, rec, lowered)
   if rec.c >= lowered + LIMITS_GRACE_MS or (mark and mark > lowered and mark > rec.c) then
     return mark, {}
   end
-  local alive = records_of(c, now, base, index, call('ZRANGE', index, 0, -1), true)
-  local ended, ids = surplus(c, alive), {}
+  -- the index's counts (ended sessions not pruned yet included) tell whether any limit may be
+  -- exceeded: only then are the user's records read (as core.admission_needs_count at a login)
+  local over = c.total and c.enforce and call('ZCARD', index) > c.total
+  for platform, limit in pairs(c.max) do
+    if over or not c.enforce then break end
+    local letter = LETTER_OF[platform]
+    over = call('ZLEXCOUNT', index, '[' .. letter, '(' .. char(byte(letter) + 1)) > limit
+  end
+  local ended, ids = {}, {}
+  if over then ended = surplus(c, records_of(c, now, base, index, call('ZRANGE', index, 0, -1), true)) end
   for i, victim in ipairs(ended) do victim.reason, ids[i] = 'evicted', victim.id end
   finish_all(c, ended)
   announce(c, ids)
