@@ -39,10 +39,10 @@ the SPEC leaves a choice open, it takes this rule (and why):
   (SPEC §2, the session-fixation defence), then counts; so a client logging in
   again at the limit replaces its own session, and under ``reject`` a refused
   login has still ended the presented one.
-- *Lowering a limit* (``set_policy``) ends nothing by itself: the next login
-  of that user on that platform evicts down to the new limit (SPEC §4).
-  SPEC 9.1's stronger rule (the surplus ends by its next request) is not in
-  the product yet (issue 17) and is not modelled.
+- *Lowering a limit* (``set_policy``) ends nothing by itself: a user's
+  surplus ends, in ``EVICT`` order, at the next request presenting any of
+  that user's sessions (SPEC 9.1; :meth:`Reference.reconcile`), or the next
+  login of that user on that platform evicts down to the new limit (SPEC §4).
 - *Retention*: a run covers at most :data:`SPAN_MS` of clock time, inside the
   24 h during which SPEC §4 promises an ended token its reason.
 
@@ -245,6 +245,7 @@ class Reference:
     def lower(self, now: int) -> None:
         """A limit was lowered at ``now``."""
         self.lowered = now
+        seen["lowered"] += 1
 
     def reconcile(self, s: Sess, now: int) -> None:
         """A valid session presented after limits were lowered (created before,
@@ -722,6 +723,16 @@ class SessionMachine(RuleBasedStateMachine):
                 store = product.guard.store
                 store.set_policy(store.policy().updated(document))
                 assert store.policy().to_json() == policy.to_json(), product.name
+
+    @precondition(lambda self: self.model.valid())
+    @rule(pick=st.integers(0, 1000), api=st.booleans())
+    def lower_a_limit_below_a_user(self, pick: int, api: bool) -> None:
+        """A platform's limit set below what a live session's user holds there (SPEC 9.1:
+        the surplus ends at the next request of one of the user's sessions)."""
+        valid = self.model.valid()
+        s = valid[pick % len(valid)]
+        held = sum(x.user == s.user and x.platform == s.platform for x in valid)
+        self.set_policy(s.platform, ("max_sessions", max(1, held - 1)), api)
 
     @rule(step=st.sampled_from(STEPS_MS))
     def wait(self, step: int) -> None:
