@@ -20,9 +20,9 @@
 -- ARGV   context, now (ms; '' = the server's TIME), tag, id, platform, remember '1'/'0',
 --        user (keys.encode_user), tail: the record's tail, victims: ','-separated ids ('' = not
 --        planned yet; '-' = planned, none: under ENFORCE=report a limit may stay exceeded)
--- Under ENFORCE=report the platform's and the total limits are judged as above but not applied: what it would
--- have done (core.admission's reported evictions, or the refusal) comes back in `report`, and
--- only SESSION_CEILING evicts.
+-- Under ENFORCE=report the platform's and the total limits are judged as above but not
+-- applied: what they would have done (core.admission's reported evictions, or the refusal)
+-- comes back in `report`, and only SESSION_CEILING evicts.
 --
 -- returns {0, limit}                        refused (ON_LIMIT=reject): nothing changed;
 --         {0, limit, 'total'}               refused by MAX_SESSIONS_TOTAL
@@ -66,8 +66,9 @@ local function held(only)
   return redis.call('ZLEXCOUNT', index, '[' .. only, '(' .. string.char(string.byte(only) + 1))
 end
 
--- core.admission_needs_count: below both limits, nothing else is read (under ENFORCE=report
--- the platform's limit is read for the report); `applied`: only the limits that apply
+-- core.admission_needs_count: below every limit, nothing else is read (under ENFORCE=report
+-- the platform's and the total limits are read for the report); `applied`: only the limits
+-- that apply
 local function over_a_limit(applied)
   local limits_count = c.enforce or not applied
   local total = limits_count and c.total

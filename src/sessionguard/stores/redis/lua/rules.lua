@@ -23,8 +23,8 @@
 -- idle timeouts (hash), k:<short> a device-bound session's key and the challenges it answered
 -- (DBSC, a hash: 'key' -> the device's public key as JWK text, each challenge's id -> its issue
 -- time in ms; bind.lua), deleted with the record by finish_all(), r:<user> when the user's
--- sessions were last reconciled with lowered limits (ms; reconcile()). Every key derived here shares the slot of the declared keys: the tag is
--- in the base. Messages on the bus '<prefix>:bus': {"drop": [id, ...]} (announce below) and the
+-- sessions were last reconciled with lowered limits (ms; reconcile()). Every key derived here
+-- shares the slot of the declared keys: the tag is in the base. Messages on the bus '<prefix>:bus': {"drop": [id, ...]} (announce below) and the
 -- state (state.lua).
 
 local TOMBSTONE_MS = 86400000

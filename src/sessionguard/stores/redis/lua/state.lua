@@ -20,7 +20,7 @@
 --
 -- KEYS   state: the state hash '<prefix>:state' (fields policy, at, keep, rev, gen, tag_key,
 --        limits, lowered)
--- ARGV   channel '<prefix>:bus', change 'read', 'epoch' or 'policy', now (ms; '' = the server's
+-- ARGV   channel '<prefix>:bus', change 'read', 'epoch', 'policy' or 'limits', now (ms; '' = the server's
 --        TIME), tag_key: a fresh random tag key (hex), used only if the state has none,
 --        value: for 'epoch' the id to keep ('' = none), for 'policy' the policy JSON,
 --        created: for 'epoch' the kept session's login time (ms)
