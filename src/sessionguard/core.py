@@ -61,7 +61,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from .policy import Policy
+from .policy import TOTAL, Policy
 
 SECOND = 1000
 DAY = 86_400 * SECOND
@@ -84,8 +84,6 @@ NEVER_IDLE = 0
 #: process may have admitted them under the old limits before the change reached
 #: it (the shared state's staleness bound, ``state.RESYNC_SECONDS``, is 10 s).
 LIMITS_GRACE_MS = 15 * SECOND
-#: The key of the total limit in :meth:`Policy.limits` (no platform's name).
-TOTAL = "*"
 #: A DBSC challenge is answered within this long of its issue, or never.
 CHALLENGE_MS = 5 * 60 * SECOND
 #: The metadata of a record built without any (shared, so read-only).

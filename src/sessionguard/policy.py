@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .config import Config
 
 ON_LIMIT = ("evict_oldest", "reject")
+#: The name of ``MAX_SESSIONS_TOTAL`` among :meth:`Policy.limits` (no platform's name).
+TOTAL = "*"
 EVICT = ("oldest_login", "least_recent")
 
 
@@ -70,10 +72,10 @@ class Policy:
 
     def limits(self) -> dict[str, int | None]:
         """The session limits (``None``: unlimited): each platform's by name, and
-        ``MAX_SESSIONS_TOTAL`` under ``"*"`` (:data:`~.core.TOTAL`), as
-        :func:`~.core.limits_lowered` compares them."""
+        ``MAX_SESSIONS_TOTAL`` under :data:`TOTAL`, as :func:`~.core.limits_lowered`
+        compares them."""
         limits = {p: self.platform(p).max_sessions for p in PLATFORMS}
-        limits["*"] = self.max_sessions_total
+        limits[TOTAL] = self.max_sessions_total
         return limits
 
     @classmethod
