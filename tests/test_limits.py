@@ -342,3 +342,28 @@ def test_cluster_total_limit_and_lowering(redis_cluster: Any, stores: Any) -> No
             for key in cluster.scan_iter(match=f"{prefix}*", target_nodes=node):
                 cluster.unlink(key)
         cluster.close()
+
+
+def test_a_lowered_limit_reaches_the_other_servers_local_cache_at_once(
+    redis_url: str, key_prefix: str, clock: FakeClock
+) -> None:
+    from test_local_cache import BOUND, PUSHED, local, refused_within, subscribed
+
+    a, b = (SessionGuard(Config(secret_key=SECRET, store_url=redis_url, key_prefix=key_prefix,
+                                local_cache=BOUND), clock=clock) for _ in range(2))
+    try:
+        subscribed(a, b)
+        first = a.store.create(new(a.store)).record
+        clock.advance(1)
+        second = a.store.create(new(a.store)).record
+        for record in (first, second):
+            assert b.store.check(record.id, passive=True).outcome is Outcome.VALID  # B caches them
+        assert len(local(b)) == 2
+        clock.advance(1)
+        a.store.set_policy(a.store.policy().updated({"max_sessions_total": 1}))
+        elapsed, why = refused_within(b, first, timeout=BOUND)
+        assert why is Outcome.EVICTED and elapsed < PUSHED
+        assert b.store.check(second.id, passive=True).outcome is Outcome.VALID
+    finally:
+        a.close()
+        b.close()
