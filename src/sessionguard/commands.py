@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from . import audit
-from .config import PLATFORMS, Config, format_duration
+from .config import Config, format_duration
 from .guard import SessionGuard
 from .policy import Policy
 from .session import Session
@@ -70,12 +70,11 @@ def policy_table(policy: Policy) -> str:
     """The policy of SPEC §5 as a table, from :meth:`Policy.to_json`."""
     data = policy.to_json()
     rows = [
-        [p, data["platforms"][p]["idle_timeout"], data["platforms"][p]["absolute_timeout"],
-         "unlimited" if data["platforms"][p]["max_sessions"] is None
-         else str(data["platforms"][p]["max_sessions"])]
-        for p in PLATFORMS
+        [p, v["idle_timeout"], v["absolute_timeout"], v["session_timeout"],
+         "unlimited" if v["max_sessions"] is None else str(v["max_sessions"])]
+        for p, v in data["platforms"].items()
     ]
-    return table(["platform", "idle timeout", "absolute timeout", "max sessions"], rows)
+    return table(["platform", "idle timeout", "absolute timeout", "session timeout", "max sessions"], rows)
 
 
 # -- commands ------------------------------------------------------------------
@@ -91,6 +90,13 @@ def _shared_guard() -> SessionGuard:
             " command line cannot see or end them; set SESSIONGUARD_STORE_URL to the app's Redis"
         )
     return SessionGuard(config)
+
+
+def _platform(guard: SessionGuard, platform: str | None) -> None:
+    """Refuse a ``--platform`` that is none of the configured kinds (``PLATFORMS``)."""
+    if platform is not None and platform not in guard.platforms:
+        raise UsageError(f"--platform must be one of {', '.join(guard.platforms)} (SESSIONGUARD_PLATFORMS),"
+                         f" not {_clean(platform)}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -150,6 +156,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     """List active sessions, newest login first."""
     guard = _shared_guard()
     try:
+        _platform(guard, args.platform)
         policy = guard.store.policy()
         sessions: list[Session] = []
         cursor: str | None = None
@@ -197,6 +204,7 @@ def cmd_signout(args: argparse.Namespace) -> int:
     guard = _shared_guard()
     store = guard.store
     try:
+        _platform(guard, args.platform)
         if args.session is not None:
             record = store.end(args.session, "revoked") if is_session_id(args.session) else None
             if record is None:

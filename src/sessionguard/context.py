@@ -156,14 +156,16 @@ class _Context:
         if len(audit.compact_json(metadata).encode()) > MAX_METADATA:  # bytes, as stored
             raise ValueError(f"metadata must serialise to at most {MAX_METADATA} bytes of JSON")
         ua = clip(self._header("user-agent") or "")
+        platforms = self._guard.platforms
         if platform is None:
-            platform = classify(
-                stated=self._header(self._guard.platform_header),
-                ch_mobile=self._header("sec-ch-ua-mobile"),
-                user_agent=ua,
-            )
-        elif platform not in PLATFORMS:
-            raise ValueError("platform must be 'web', 'mobile' or 'desktop'")
+            stated = self._header(self._guard.platform_header)
+            if stated is not None and len(platforms) > len(PLATFORMS):  # an extra kind (SPEC 9.1)
+                named = stated.strip().lower()
+                platform = named if named in platforms[len(PLATFORMS):] else None
+            if platform is None:
+                platform = classify(stated=stated, ch_mobile=self._header("sec-ch-ua-mobile"), user_agent=ua)
+        elif platform not in platforms:
+            raise ValueError(f"platform must be one of {', '.join(platforms)}")
         ip = self._ip()
         sid = self._guard.tokens.new_sid(tag)
         new = NewSession(

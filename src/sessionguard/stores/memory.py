@@ -34,7 +34,6 @@ from ..core import (
     would_end,
 )
 from ..errors import SessionLimitReached
-from ..platform import PLATFORMS
 from ..policy import Policy
 from ..tokens import TAG_LENGTH, SlotTags
 from .cursors import cursor_after, cursor_of, newest_first
@@ -92,7 +91,7 @@ class MemoryStore:
     def set_policy(self, policy: Policy) -> None:
         # As the Redis store: only the JSON fields are stored, re-applied to the
         # configured policy, so EVICT and ALLOW_USER_TIMEOUTS stay the environment's.
-        stored = self._default.updated(policy.to_json())
+        stored = self._default.updated(policy.to_json(), stored=True)
         with self._lock:
             if stored != self.policy():
                 self._unwritten.owe()
@@ -286,7 +285,7 @@ class MemoryStore:
     def active_counts(self) -> ActiveCounts:
         with self._lock:
             now, policy = self._clock(), self.policy()
-            counts = dict.fromkeys(PLATFORMS, 0)
+            counts = dict.fromkeys(policy.platforms, 0)
             for record in self._records.values():
                 if judge(record, policy, now, self._epoch) is Outcome.VALID:
                     counts[record.platform] = counts.get(record.platform, 0) + 1

@@ -65,7 +65,7 @@ def policy_from_json(text: str, default: Policy) -> Policy | None:
     """The effective policy: the configured ``default`` with the stored fields
     applied (``None``, with an error logged, when they cannot be read)."""
     try:
-        return default.updated(json.loads(text))
+        return default.updated(json.loads(text), stored=True)
     except ValueError:  # json.JSONDecodeError and PolicyError are ValueErrors
         logger.error("sessionguard: the stored policy is unreadable; the configured policy applies")
         return None

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...config import PLATFORMS
 from ...core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, admission
 from ...errors import SessionLimitReached, StoreUnavailable
 from ...tokens import is_session_id
@@ -104,7 +103,7 @@ class UserOperations:
         pruning entries older than any session can live (as ``rules.lua`` does)."""
         commands: list[tuple[Arg, ...]] = [("ZADD", self.keys.idx, 0, idx_member(record.created, record.id))]
         policy = self.ops.cache.policy()
-        absolutes = [policy.platform(p).absolute_timeout for p in PLATFORMS]
+        absolutes = [p.absolute_timeout for p in policy.platforms.values()]
         # (under ENFORCE=report a session outlives its absolute timeout while it is used)
         if policy.enforce and all(a is not None for a in absolutes):
             cutoff = now - max(a for a in absolutes if a is not None) * 1000 - TOMBSTONE_MS
@@ -220,9 +219,9 @@ class UserOperations:
         new timeouts, which the moments of those uses were not reckoned by."""
         tag = yield from self.ops.slot_tag(user_id)
         yield from self.ops.write_due(tag=tag)
-        given = {f"timeout_{p}": "x" if p not in timeouts else _opt(timeouts[p]) for p in PLATFORMS}
+        given = ",".join(f"{p}={_opt(value)}" for p, value in timeouts.items())  # (unnamed: 'x', not set)
         keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
-        for updated in (yield from self._pages(FUNCTIONS["set_user_timeouts"], tag, keys, **given)):
+        for updated in (yield from self._pages(FUNCTIONS["set_user_timeouts"], tag, keys, timeouts=given)):
             ids = [i.decode("ascii") for i in updated]
             self.ops.forget(ids)
             self.ops.unwritten.owe(ids)  # (other processes: when the function's announcement comes)

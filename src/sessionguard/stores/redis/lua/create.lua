@@ -7,7 +7,7 @@
 -- a retry cannot take two slots. Evicted ids are announced on the bus (LOCAL_CACHE).
 --
 -- Bounded work (core.admission_needs_count): the sessions held are counted from the user's index
--- (ZLEXCOUNT of the platform's letter, ZCARD), ended ones not noticed yet included, so a login
+-- (ZLEXCOUNT of the platform's code, ZCARD), ended ones not noticed yet included, so a login
 -- under both limits reads no other record. At a limit it reads the user's records, up to
 -- READ_LIMIT of them; beyond that it answers {4}, changing nothing, and the store reads them in
 -- pages (user_page, which prunes them), plans with core.admission and calls again naming the
@@ -41,7 +41,7 @@ if gone then return {3, gone} end
 
 local now, now_text, now_tail = clock(ARGV[A.now])
 local index, tag = KEYS[K.index], ARGV[A.tag]
-local platform, letter = ARGV[A.platform], LETTER_OF[ARGV[A.platform]]
+local platform, code = ARGV[A.platform], code_of(ARGV[A.platform])
 local base = c.prefix .. ':{' .. tag .. '}:'
 local victims, planned_by_store = {}, ARGV[A.victims] ~= ''
 if ARGV[A.victims] ~= '-' then
@@ -61,14 +61,14 @@ end
 -- the sessions held against a limit: the platform's ('' = all of the user's)
 local function held(only)
   if only == '' then return redis.call('ZCARD', index) end
-  return redis.call('ZLEXCOUNT', index, '[' .. only, '(' .. string.char(string.byte(only) + 1))
+  return redis.call('ZLEXCOUNT', index, code_range(only))
 end
 
 -- core.admission_needs_count: below both limits, nothing else is read (under ENFORCE=report
 -- the platform's limit is read for the report); `applied`: only the limits that apply
 local function over_a_limit(applied)
   local platform_limit = limit and (c.enforce or not applied)
-  return (platform_limit and held(letter) >= limit) or held('') >= c.ceiling
+  return (platform_limit and held(code) >= limit) or held('') >= c.ceiling
 end
 
 if over_a_limit(false) then
@@ -125,7 +125,7 @@ if over_a_limit(false) then
       end
     end
     if over_a_limit(true) then
-      if limit and c.enforce and c.on_limit == 'reject' and held(letter) >= limit then return {0, limit} end
+      if limit and c.enforce and c.on_limit == 'reject' and held(code) >= limit then return {0, limit} end
       return {4}
     end
   end
