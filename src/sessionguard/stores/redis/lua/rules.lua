@@ -78,9 +78,12 @@ end
 -- the context --------------------------------------------------------------------------------
 
 -- A policy table of the context (per platform) that answers for a platform the context does
--- not name (its sessions' kind was taken out of PLATFORMS) with web's: core.Policy.platform
-local function web_otherwise(t)
-  return setmetatable(t, {__index = function(self) return rawget(self, 'web') end})
+-- not name (its sessions' kind was taken out of PLATFORMS) with web's: core.Policy.platform.
+-- (Asked only for a value the table lacks: never, unlimited, or an unknown platform.)
+local function web_otherwise(t, known)
+  return setmetatable(t, {__index = function(self, platform)
+    if not known[platform] then return rawget(self, 'web') end
+  end})
 end
 
 local function parse_context(text)
@@ -95,7 +98,7 @@ local function parse_context(text)
   local c = {
     epoch_at = tonumber(f.epoch_at), keep_key = false,
     remember = tonumber(f.remember_me_period), allow_user = f.allow_user_timeouts == '1',
-    idle = {}, absolute_ms = {}, session_ms = {}, max = {}, interval = {},
+    idle = {}, absolute_ms = {}, session_ms = {}, max = {}, interval = {}, known = {},
     on_limit = f.on_limit, evict = f.evict, ceiling = tonumber(f.session_ceiling),
     enforce = f.enforce ~= '0',  -- ENFORCE=report: timeouts and limits judged, reported, not applied
     prefix = f.prefix, bus = f.prefix .. ':bus', idx = false,
@@ -110,6 +113,7 @@ local function parse_context(text)
   c.remember_interval = interval_of(c.remember)
   -- scripts.pack_platforms: 'name,idle,absolute,session lifetime,limit;...'
   for platform, idle, absolute, lifetime, max in string.gmatch(f.platforms, '([^,;]+),([^,;]*),([^,;]*),([^,;]*),([^,;]*)') do
+    c.known[platform] = true
     c.idle[platform] = tonumber(idle)
     c.interval[platform] = interval_of(c.idle[platform])
     absolute, lifetime = tonumber(absolute), tonumber(lifetime)
@@ -119,7 +123,7 @@ local function parse_context(text)
     if not absolute then c.longest_ms = nil end
     if c.longest_ms and absolute * 1000 > c.longest_ms then c.longest_ms = absolute * 1000 end
   end
-  for _, t in ipairs({c.idle, c.interval, c.absolute_ms, c.session_ms, c.max}) do web_otherwise(t) end
+  for _, t in ipairs({c.idle, c.interval, c.absolute_ms, c.session_ms, c.max}) do web_otherwise(t, c.known) end
   return c
 end
 
