@@ -236,7 +236,8 @@ def test_policy_change_applies_to_existing_sessions(make_harness: Any) -> None:
     from dataclasses import replace
 
     policy = store.policy()
-    store.set_policy(replace(policy, web=replace(policy.web, idle_timeout=HOUR)))
+    web = replace(policy.web, idle_timeout=HOUR)
+    store.set_policy(replace(policy, platforms={**policy.platforms, "web": web}))
     assert harness.whoami()["ended_reason"] == "idle_timeout"
 
 

@@ -80,10 +80,12 @@ def policy_table(policy: Policy) -> str:
 # -- commands ------------------------------------------------------------------
 
 
-def _shared_guard() -> SessionGuard:
+def _shared_guard(platform: str | None = None) -> SessionGuard:
     """A guard on the configured store, refusing ``memory://``: the command
-    line runs in its own process and could never see the app's sessions."""
+    line runs in its own process and could never see the app's sessions; and
+    refusing a ``platform`` (``--platform``) that is not configured."""
     config = Config.from_env()
+    _platform(config, platform)
     if config.store_url.startswith("memory:"):
         raise UsageError(
             "SESSIONGUARD_STORE_URL=memory:// keeps sessions inside the app's own process, so the"
@@ -92,11 +94,11 @@ def _shared_guard() -> SessionGuard:
     return SessionGuard(config)
 
 
-def _platform(guard: SessionGuard, platform: str | None) -> None:
+def _platform(config: Config, platform: str | None) -> None:
     """Refuse a ``--platform`` that is none of the configured kinds (``PLATFORMS``)."""
-    if platform is not None and platform not in guard.platforms:
-        raise UsageError(f"--platform must be one of {', '.join(guard.platforms)} (SESSIONGUARD_PLATFORMS),"
-                         f" not {_clean(platform)}")
+    if platform is not None and platform not in config.platforms:
+        raise UsageError(f"--platform must be one of {', '.join(config.platforms)}"
+                         f" (SESSIONGUARD_PLATFORMS), not {_clean(platform)}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -154,9 +156,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     """List active sessions, newest login first."""
-    guard = _shared_guard()
+    guard = _shared_guard(args.platform)
     try:
-        _platform(guard, args.platform)
         policy = guard.store.policy()
         sessions: list[Session] = []
         cursor: str | None = None
@@ -201,10 +202,9 @@ def cmd_signout(args: argparse.Namespace) -> int:
         raise UsageError(f'--all ends every session of every user; confirm with --confirm "{CONFIRM_PHRASE}"')
     if args.all and args.confirm != CONFIRM_PHRASE:
         raise UsageError(f'--confirm must be exactly "{CONFIRM_PHRASE}"; nothing was signed out')
-    guard = _shared_guard()
+    guard = _shared_guard(args.platform)
     store = guard.store
     try:
-        _platform(guard, args.platform)
         if args.session is not None:
             record = store.end(args.session, "revoked") if is_session_id(args.session) else None
             if record is None:
