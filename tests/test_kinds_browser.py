@@ -26,8 +26,9 @@ def _login_by_header(live: Live, user: str, platform: str) -> str:
 
 
 @pytest.mark.parametrize("store", ["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def test_admin_page_shows_and_sets_an_extra_platform(make_live: Callable[..., Live], store: str,
-                                                     request: pytest.FixtureRequest) -> None:
+def test_admin_page_shows_and_sets_an_extra_platform(
+    make_live: Callable[..., Live], store: str, request: pytest.FixtureRequest,  # noqa: F811
+) -> None:
     where: dict[str, Any] = {}
     if store == "redis":
         where = {"store_url": request.getfixturevalue("redis_server").url,
@@ -61,7 +62,7 @@ def test_admin_page_shows_and_sets_an_extra_platform(make_live: Callable[..., Li
     assert policy["platforms"]["web"]["session_timeout"] == "30d"
 
 
-def test_me_page_offers_an_idle_timeout_for_an_extra_platform(make_live: Callable[..., Live]) -> None:
+def test_me_page_offers_an_idle_timeout_for_an_extra_platform(make_live: Callable[..., Live]) -> None:  # noqa: F811
     live = make_live(**SETTINGS)
     context = live.context()
     live.browser_login(context, "ada")
