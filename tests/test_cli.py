@@ -77,9 +77,9 @@ def test_check_on_memory_prints_policy() -> None:
     result = run(env, "check")
     assert result.returncode == 0, result.stderr
     lines = [line.split() for line in result.stdout.splitlines()]
-    assert ["web", "30m", "30d", "unlimited"] in lines
-    assert ["mobile", "1h", "30d", "2"] in lines
-    assert ["desktop", "never", "30d", "unlimited"] in lines
+    assert ["web", "30m", "30d", "30d", "unlimited"] in lines
+    assert ["mobile", "1h", "30d", "30d", "2"] in lines
+    assert ["desktop", "never", "30d", "30d", "unlimited"] in lines
     assert "memory://" in result.stdout and "this process only" in result.stdout
     assert "remember-me period  14d" in result.stdout
     assert SECRET not in result.stdout + result.stderr
@@ -303,7 +303,7 @@ def test_check_on_redis(redis_env: dict[str, str], app: App) -> None:
     stored = app.guard.store.policy().updated({"platforms": {"mobile": {"idle_timeout": "15m"}}})
     app.guard.store.set_policy(stored)
     result = run(redis_env, "check")
-    assert ["mobile", "15m", "30d", "unlimited"] in [line.split() for line in result.stdout.splitlines()]
+    assert ["mobile", "15m", "30d", "30d", "unlimited"] in [line.split() for line in result.stdout.splitlines()]
     assert "stored through the admin API" in result.stdout
 
 
