@@ -303,7 +303,8 @@ def test_check_on_redis(redis_env: dict[str, str], app: App) -> None:
     stored = app.guard.store.policy().updated({"platforms": {"mobile": {"idle_timeout": "15m"}}})
     app.guard.store.set_policy(stored)
     result = run(redis_env, "check")
-    assert ["mobile", "15m", "30d", "30d", "unlimited"] in [line.split() for line in result.stdout.splitlines()]
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert ["mobile", "15m", "30d", "30d", "unlimited"] in rows
     assert "stored through the admin API" in result.stdout
 
 
