@@ -377,3 +377,16 @@ def test_cli_platform_option_takes_the_configured_kinds() -> None:
     assert "--platform must be one of web, mobile, desktop, messenger" in refused.stderr
     check = run({**memory, "SESSIONGUARD_MESSENGER_IDLE_TIMEOUT": "5m"}, "check", "--json")
     assert json.loads(check.stdout)["policy"]["platforms"]["messenger"]["idle_timeout"] == "5m"
+
+
+def test_a_login_at_the_limit_ends_an_idled_out_session_with_the_earlier_reason(
+    make_harness: Callable[..., Harness],
+) -> None:
+    """The store's own judging (Redis: the create function, which prunes the sessions it
+    counts) reports the deadline that came first, as a request's check does."""
+    api = Api(make_harness(idle_timeout="5m", absolute_timeout="1h", max_sessions=1))
+    old = api.login("ada")
+    api.h.clock.advance(2 * HOUR)  # idled out at 5 minutes, past the absolute timeout since
+    new_one = api.login("ada")  # at the limit: the store judges (and ends) the old session
+    assert api.ended_reason(new_one["token"]) is None
+    assert api.ended_reason(old["token"]) == "idle_timeout"
