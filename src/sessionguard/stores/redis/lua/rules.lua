@@ -112,7 +112,8 @@ local function parse_context(text)
   end
   c.remember_interval = interval_of(c.remember)
   -- scripts.pack_platforms: 'name,idle,absolute,session lifetime,limit;...'
-  for platform, idle, absolute, lifetime, max in string.gmatch(f.platforms, '([^,;]+),([^,;]*),([^,;]*),([^,;]*),([^,;]*)') do
+  local entry = '([^,;]+),([^,;]*),([^,;]*),([^,;]*),([^,;]*)'
+  for platform, idle, absolute, lifetime, max in string.gmatch(f.platforms, entry) do
     c.known[platform] = true
     c.idle[platform] = tonumber(idle)
     c.interval[platform] = interval_of(c.idle[platform])
@@ -123,7 +124,9 @@ local function parse_context(text)
     if not absolute then c.longest_ms = nil end
     if c.longest_ms and absolute * 1000 > c.longest_ms then c.longest_ms = absolute * 1000 end
   end
-  for _, t in ipairs({c.idle, c.interval, c.absolute_ms, c.session_ms, c.max}) do web_otherwise(t, c.known) end
+  for _, t in ipairs({c.idle, c.interval, c.absolute_ms, c.session_ms, c.max}) do
+    web_otherwise(t, c.known)
+  end
   return c
 end
 
