@@ -252,9 +252,11 @@ class SessionContext(_Context):
         platform: str | None = None,
     ) -> Session:
         """Create a session for ``user_id``, ending the one this request
-        presented. The response carries the new cookie.
+        presented (not counted against the limit). The response carries the
+        new cookie.
 
-        :raises SessionLimitReached: the policy refuses logins over the limit.
+        :raises SessionLimitReached: the policy refuses logins over the limit;
+            nothing has changed (the presented session stays valid).
         """
         self._may_log_in(user_id)
         store = self._guard.store
@@ -340,9 +342,11 @@ class AsyncSessionContext(_Context):
         platform: str | None = None,
     ) -> Session:
         """Create a session for ``user_id``, ending the one this request
-        presented. The response carries the new cookie.
+        presented (not counted against the limit). The response carries the
+        new cookie.
 
-        :raises SessionLimitReached: the policy refuses logins over the limit.
+        :raises SessionLimitReached: the policy refuses logins over the limit;
+            nothing has changed (the presented session stays valid).
         """
         self._may_log_in(user_id)
         store = self._guard.async_store
