@@ -117,9 +117,15 @@ class _Context:
         raise NotImplementedError
 
     def _store_failed(self) -> None:
-        """A store call the app made through this context failed: the shell
-        makes a ``500`` answer to this request (the framework's error handler
-        catching the :class:`StoreUnavailable`) the ``503`` instead."""
+        """A store call the app made through this context failed: counted
+        (``METRICS``), then :meth:`_unavailable`."""
+        raise NotImplementedError
+
+    def _unavailable(self) -> None:
+        """A store call made while this request is served failed (through this
+        context or not, :mod:`.inflight`): the shell makes a ``500`` answer to
+        this request (the framework's error handler catching the
+        :class:`StoreUnavailable`) the ``503`` instead."""
         raise NotImplementedError
 
     @contextlib.contextmanager
