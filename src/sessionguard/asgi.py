@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from . import alerts
 from .admin import AdminASGI
 from .anomaly import Anomaly
 from .context import AsyncSessionContext
@@ -117,6 +118,7 @@ class SessionGuardMiddleware:
         guard = self.guard
         presented = guard.presented(cookie, authorization, scope["path"])
         if presented.source == "cookie" and scope["type"] == "websocket" and not self._same_site(scope):
+            alerts.cross_site(scope["path"])
             return _CROSS_SITE  # before the check: another site's page does not even count as a use
         check = None
         if presented.session_id is not None:
