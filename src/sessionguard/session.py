@@ -45,12 +45,13 @@ class Session:
     first use: most requests only look at ``user_id``.
     """
 
-    __slots__ = ("_record", "_policy", "token")
+    __slots__ = ("_record", "_policy", "token", "_expires_header")
 
     def __init__(self, record: Record, policy: Policy, token: str | None = None) -> None:
         self._record = record
         self._policy = policy
         self.token = token
+        self._expires_header: str | None = ""  # "": not computed yet (see expires_header)
 
     @classmethod
     def from_record(cls, record: Record, policy: Policy, token: str | None = None) -> Session:
@@ -97,9 +98,14 @@ class Session:
 
     def expires_header(self) -> str | None:
         """:attr:`expires_at` as the ``Session-Expires`` response header carries
-        it: ISO 8601 UTC as in :meth:`to_json` (``None``: never expires)."""
-        ends = deadline(self._record, self._policy)
-        return None if ends is None else _iso(ends)
+        it: ISO 8601 UTC as in :meth:`to_json` (``None``: never expires).
+        Computed once: a ``LOCAL_CACHE`` hit shows the same value again
+        (:meth:`~.decision.Decider.verdict`)."""
+        text = self._expires_header
+        if text == "":
+            ends = deadline(self._record, self._policy)
+            text = self._expires_header = None if ends is None else _iso(ends)
+        return text
 
     @property
     def remember_me(self) -> bool:
