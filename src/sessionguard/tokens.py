@@ -199,7 +199,7 @@ def claimed_session(token: str) -> str | None:
     its signature unchecked (for logs); ``None`` for a malformed token."""
     if len(token) > MAX_TOKEN_LENGTH or not (_TOKEN.fullmatch(token) or _BOUND_TOKEN.fullmatch(token)):
         return None
-    return session_id(token[:TAG_LENGTH + 22])
+    return session_id(token.partition(".")[0])  # the sid: up to the first dot in either form
 
 
 def session_id(sid: str) -> str:
