@@ -36,10 +36,12 @@ the SPEC leaves a choice open, it takes this rule (and why):
   user (``store.user_sessions``) in the step where the model ends a session
   by timeout, which is what an audit sweeper would do. What goes wrong
   without that is pinned by the ``xfail`` tests at the end.
-- *Login at the limit*: a login first ends the session its request presented
-  (SPEC §2, the session-fixation defence), then counts; so a client logging in
-  again at the limit replaces its own session, and under ``reject`` a refused
-  login has still ended the presented one.
+- *Login at the limit*: a login ends the session its request presented (SPEC
+  §2, the session-fixation defence) and does not count it against the limit;
+  so a client logging in again at the limit replaces its own session (under
+  ``reject`` too), and a login the limit refuses changes nothing: the
+  presented session stays valid (SPEC §4, "the new login fails and nothing
+  changes").
 - *Lowering a limit* (``set_policy``) ends nothing by itself: the next login
   of that user on that platform evicts down to the new limit (SPEC §4).
   SPEC 9.1's stronger rule (the surplus ends by its next request) is not in
@@ -239,14 +241,14 @@ class Reference:
     def login(self, key: int, user: str, platform: str, remember: bool, presented: Sess | None,
               now: int) -> tuple[Sess | None, list[Sess]]:
         """A login: the new session (``None``: refused) and the sessions it evicted."""
-        if presented is not None and presented.ended is None:
-            presented.ended = "signed_out"
-        alive = [s for s in self.valid() if s.user == user and s.platform == platform]
+        alive = [s for s in self.valid() if s.user == user and s.platform == platform and s is not presented]
         limit = self.policy.platforms[platform].limit
         evicted: list[Sess] = []
+        if limit is not None and len(alive) >= limit and self.policy.on_limit == "reject":
+            return None, []  # nothing changes
+        if presented is not None and presented.ended is None:
+            presented.ended = "signed_out"
         if limit is not None and len(alive) >= limit:
-            if self.policy.on_limit == "reject":
-                return None, []
             if self.policy.evict == "least_recent":
                 alive.sort(key=lambda s: s.last_used)
             else:
@@ -506,8 +508,10 @@ class SessionMachine(RuleBasedStateMachine):
                 seen["refused"] += 1
                 seen["limit"] += 1
                 assert answer.status == 409, (product.name, answer.status, answer.body)
-                # the presented session was ended by the login all the same (module
-                # docstring); its cookie stays, cleared only when it was already invalid
+                # nothing changed (module docstring): the presented session, if valid,
+                # stays so, its cookie with it (cleared only when it was already invalid)
+                types = [e.type for e in product.events]
+                assert types.count("rejected") == 1 and "logout" not in types, (product.name, types)
                 kept = None if reason is not None else client.jar.get(product.name)
                 self._after_response(product, client, answer, kept)
                 continue

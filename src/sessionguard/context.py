@@ -117,9 +117,15 @@ class _Context:
         raise NotImplementedError
 
     def _store_failed(self) -> None:
-        """A store call the app made through this context failed: the shell
-        makes a ``500`` answer to this request (the framework's error handler
-        catching the :class:`StoreUnavailable`) the ``503`` instead."""
+        """A store call the app made through this context failed: counted
+        (``METRICS``), then :meth:`_unavailable`."""
+        raise NotImplementedError
+
+    def _unavailable(self) -> None:
+        """A store call made while this request is served failed (through this
+        context or not, :mod:`.inflight`): the shell makes a ``500`` answer to
+        this request (the framework's error handler catching the
+        :class:`StoreUnavailable`) the ``503`` instead."""
         raise NotImplementedError
 
     @contextlib.contextmanager
@@ -254,9 +260,11 @@ class SessionContext(_Context):
         platform: str | None = None,
     ) -> Session:
         """Create a session for ``user_id``, ending the one this request
-        presented. The response carries the new cookie.
+        presented (not counted against the limit). The response carries the
+        new cookie.
 
-        :raises SessionLimitReached: the policy refuses logins over the limit.
+        :raises SessionLimitReached: the policy refuses logins over the limit;
+            nothing has changed (the presented session stays valid).
         """
         self._may_log_in(user_id)
         store = self._guard.store
@@ -342,9 +350,11 @@ class AsyncSessionContext(_Context):
         platform: str | None = None,
     ) -> Session:
         """Create a session for ``user_id``, ending the one this request
-        presented. The response carries the new cookie.
+        presented (not counted against the limit). The response carries the
+        new cookie.
 
-        :raises SessionLimitReached: the policy refuses logins over the limit.
+        :raises SessionLimitReached: the policy refuses logins over the limit;
+            nothing has changed (the presented session stays valid).
         """
         self._may_log_in(user_id)
         store = self._guard.async_store

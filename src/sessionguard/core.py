@@ -31,6 +31,10 @@ Rules (SPEC §4), each written once:
 - **retention**: a record is kept for a day past its deadline, and an ended
   session leaves a tombstone for a day, so a late request learns *why* it
   ended;
+- **replacing**: a login ends the session its request presented
+  (session-fixation defence), but only once it is admitted: that session is
+  not counted against the limits (:func:`counted`), so a client signing in
+  again takes its own place, and a refused login changes nothing (SPEC §4);
 - **report-only** (``ENFORCE=report``: ``Policy.enforce`` is false): timeouts
   and limits are judged as usual but not applied. :func:`judge` ends a session
   only by a sign-out of everyone; :func:`would_end` names the timeout that would
@@ -302,6 +306,13 @@ def still_used(used: Mapping[str, int], now: int) -> dict[str, int]:
     """The used challenges worth remembering at ``now``: those young enough to
     be presented again (older ones are refused by age anyway)."""
     return {c: issued for c, issued in used.items() if now - issued <= CHALLENGE_MS}
+
+
+def counted(held: Sequence[Record], replacing: str | None) -> list[Record]:
+    """The sessions of ``held`` a login counts against the limits: all but the
+    one its request presented (``replacing``), which the login ends if, and
+    only if, it is admitted."""
+    return [r for r in held if r.id != replacing]
 
 
 def retention(record: Record, policy: Policy, now: int) -> int | None:

@@ -22,6 +22,7 @@ from ..core import (
     admission,
     admission_needs_count,
     cookie_refresh_due,
+    counted,
     epoch_after,
     flush_by,
     judge,
@@ -147,20 +148,22 @@ class MemoryStore:
         metadata = _json_copy(new.metadata)  # first: metadata that is not JSON changes nothing
         with self._lock:
             now = self._clock()
-            replaced = None if ending is None else self.end(ending, "signed_out")
             self._write_due(now)
             # the user's last-seen decides an eviction: their uses (their tags') are written first
             for tag in {i[:TAG_LENGTH] for i in self._by_user.get(new.user_id, ())}:
                 self._write(self._unwritten.take(tag), now)
             self._sweep(now)
             policy = self.policy()
-            held = [r for i in list(self._by_user.get(new.user_id, ())) if (r := self._live(i, now))]
+            # the presented session (``ending``) does not count: it ends only if the login is admitted
+            held = counted([r for i in list(self._by_user.get(new.user_id, ())) if (r := self._live(i, now))],
+                           ending)
             plan = Admission()
             if admission_needs_count(held, policy, new.platform):
-                plan = admission(self._user_records(new.user_id, now), policy, new.platform)
-            if plan.refused:
+                plan = admission(counted(self._user_records(new.user_id, now), ending), policy, new.platform)
+            if plan.refused:  # nothing has changed
                 limit = policy.platform(new.platform).max_sessions or 0
                 raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=limit)
+            replaced = None if ending is None else self.end(ending, "signed_out")
             evicted = tuple(self._end(self._records[i], "evicted", now) for i in plan.evict)
             reported = tuple(_own(self._records[i]) for i in plan.reported)  # ENFORCE=report
             own_idle = self._user_idle.get(new.user_id, {}).get(new.platform)

@@ -114,7 +114,7 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
               "record", "context use token now", trim=True, hot=True),
     _function("touch", "MemoryStore._write: core.judge, core.retention", "records...", "context now uses..."),
     _function("create", "MemoryStore.create: core.admission, core.eviction_order, core.retention",
-              "index settings record", "context now tag id platform remember user tail victims",
+              "index settings record", "context now tag id platform remember user tail victims replacing",
               rerun=Rerun.ON_DROP),  # after a timeout Redis may still be running it
     _function("end", "MemoryStore.end: core.judge", "record", "context now reason owner"),
     _function("user_page", "MemoryStore._user_records: core.judge", "index", f"{_PAGE} prune",
