@@ -390,3 +390,19 @@ def test_a_login_at_the_limit_ends_an_idled_out_session_with_the_earlier_reason(
     new_one = api.login("ada")  # at the limit: the store judges (and ends) the old session
     assert api.ended_reason(new_one["token"]) is None
     assert api.ended_reason(old["token"]) == "idle_timeout"
+
+
+def test_a_login_again_on_an_extra_platform_replaces_its_own_session_at_the_limit(
+    make_harness: Callable[..., Harness],
+) -> None:
+    """The session a login presents takes no place under the limit (SPEC §2), on an extra
+    kind too (Redis: create.lua counts by the platform's code)."""
+    harness = make_harness(on_limit="reject", **MESSENGER)
+    first = harness.login("ada", platform="messenger")  # the client keeps its cookie
+    again = harness.login("ada", platform="messenger")
+    assert again["session"]["platform"] == "messenger"
+    assert harness.whoami(client=harness.new_client(), headers=bearer(first["token"]))["ended_reason"]
+    assert harness.whoami()["session"]["id"] == again["session"]["id"]
+    other = harness.new_client().post("/login", json={"user": "ada", "platform": "messenger"})
+    assert (other.status_code, other.json()) == (409, {"error": "limit", "limit": 1})  # another client
+    assert harness.whoami()["session"]["id"] == again["session"]["id"]
