@@ -27,7 +27,6 @@ from urllib.parse import parse_qsl
 
 import jinja2
 
-from ..config import PLATFORMS
 from ..session import Session
 from .api import CONFIRM_PHRASE
 from .auth import ANONYMOUS, PUBLIC, READ, REVOKE, UPDATE, Caller
@@ -57,6 +56,13 @@ REVALIDATE = "no-cache"
 _TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 PLATFORM_TITLES = {"web": "Web", "mobile": "Mobile", "desktop": "Desktop"}
+
+
+def platform_title(name: str) -> str:
+    """How the pages name a platform: an extra kind (``PLATFORMS``) by its name,
+    capitalised, ``_`` as spaces (``common.js`` platformName does the same)."""
+    return PLATFORM_TITLES.get(name) or name.replace("_", " ").capitalize()
+
 #: Columns of the session table: sort key and title.
 COLUMNS = (
     ("name", "User"), ("roles", "Roles"), ("platform", "Platform"), ("device", "Device"),
@@ -65,7 +71,7 @@ COLUMNS = (
 )
 POLICY_FIELDS = (
     ("idle_timeout", "Idle timeout"), ("absolute_timeout", "Maximum lifetime"),
-    ("max_sessions", "Maximum sessions"),
+    ("session_timeout", "Lifetime without remember-me"), ("max_sessions", "Maximum sessions"),
 )
 
 
@@ -145,7 +151,7 @@ def render(name: str, call: Call, viewer: Viewer | None, **context: Any) -> byte
     html = template.render(
         admin_path=prefix, api=f"{prefix}/api", asset=asset, viewer=viewer,
         self_service=call.admin.config.self_service,
-        platforms=[{"name": p, "title": PLATFORM_TITLES[p]} for p in PLATFORMS], **context,
+        platforms=[{"name": p, "title": platform_title(p)} for p in call.admin.config.platforms], **context,
     )
     return html.encode("utf-8")
 
