@@ -170,6 +170,22 @@ def test_lowering_the_total_ends_the_surplus_in_evict_order(make_harness: Any) -
     assert [e["platform"] for e in events(harness, "evicted")] == ["mobile"]
 
 
+def test_an_extra_platform_counts_and_its_lowered_limit_applies(make_harness: Any) -> None:
+    harness = make_harness(admin_token=ADMIN_TOKEN, platforms="web,mobile,desktop,messenger",
+                           max_sessions_total="4")
+    chats = [login(harness, "messenger") for _ in range(2)]
+    web, desktop = login(harness, "web"), login(harness, "desktop")
+    third = login(harness, "messenger")  # the total: the oldest login of all, a messenger session, ends
+    assert seen(harness, chats[0]) == "evicted"
+    assert all(valid(harness, t) for t in (chats[1], web, desktop, third))
+    harness.clock.advance(1)
+    assert put_policy(harness, {"platforms": {"messenger": {"max_sessions": 1}}}).status_code == 200
+    harness.clock.advance(1)
+    assert valid(harness, web)  # a request of any of the user's sessions reconciles them
+    assert seen(harness, chats[1]) == "evicted" and valid(harness, third)
+    assert [e["platform"] for e in events(harness, "evicted")] == ["messenger", "messenger"]
+
+
 def test_raising_a_limit_ends_nothing(make_harness: Any) -> None:
     harness = make_harness(admin_token=ADMIN_TOKEN, max_sessions="3")
     tokens = [login(harness, "web") for _ in range(3)]
