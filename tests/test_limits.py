@@ -307,6 +307,26 @@ def test_a_lower_limit_at_restart_applies_to_existing_sessions(
         after.guard.close()
 
 
+def test_a_kind_taken_out_of_platforms_follows_webs_lowered_limit(
+    redis_url: str, key_prefix: str, clock: FakeClock
+) -> None:
+    settings = {"secret_key": SECRET, "store_url": redis_url, "key_prefix": key_prefix,
+                "admin_token": ADMIN_TOKEN}
+    before = Harness("wsgi", SessionGuard(Config(**settings, platforms="web,mobile,desktop,messenger"),
+                                          clock=clock), clock)
+    chats = [login(before, "messenger") for _ in range(3)]
+    before.close()
+    before.guard.close()
+    clock.advance(60)
+    after = Harness("asgi", SessionGuard(Config(**settings, web_max_sessions="1"), clock=clock), clock)
+    try:
+        assert seen(after, chats[2]) == seen(after, chats[2]) and valid(after, chats[2])
+        assert seen(after, chats[0]) == "evicted" and seen(after, chats[1]) == "evicted"
+    finally:
+        after.close()
+        after.guard.close()
+
+
 def test_two_processes_agree(redis_url: str, key_prefix: str, clock: FakeClock) -> None:
     settings = {"secret_key": SECRET, "store_url": redis_url, "key_prefix": key_prefix,
                 "admin_token": ADMIN_TOKEN}

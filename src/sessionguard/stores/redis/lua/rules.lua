@@ -530,10 +530,17 @@ local function reconcile(c, now, rec, lowered)
   end
   -- the index's counts (ended sessions not pruned yet included) tell whether any limit may be
   -- exceeded: only then are the user's records read (as core.admission_needs_count at a login)
-  local over = c.total and c.enforce and call('ZCARD', index) > c.total
-  for platform, limit in pairs(c.max) do
-    if over or not c.enforce then break end
-    over = call('ZLEXCOUNT', index, code_range(code_of(platform))) > limit
+  local over, all = false, call('ZCARD', index)
+  if c.enforce then
+    over = c.total and all > c.total
+    local listed = 0  -- members of the configured platforms
+    for platform in pairs(c.known) do
+      if over then break end
+      local held = call('ZLEXCOUNT', index, code_range(code_of(platform)))
+      over, listed = c.max[platform] and held > c.max[platform], listed + held
+    end
+    -- a kind taken out of PLATFORMS follows web's limit (core.Policy.platform)
+    over = over or (rawget(c.max, 'web') and all > listed)
   end
   local ended, ids = {}, {}
   if over then ended = surplus(c, records_of(c, now, base, index, call('ZRANGE', index, 0, -1), true)) end
