@@ -221,8 +221,7 @@ def judge(record: Record, policy: Policy, now: int, epoch: Epoch) -> Outcome:
 def timed_out(record: Record, policy: Policy, now: int) -> Outcome:
     """The timeout that ends ``record`` at ``now`` by the policy's timeouts, applied
     or not (``VALID``: none): of two passed, the one whose deadline came first."""
-    platform = policy.platform(record.platform)
-    absolute = platform.absolute_timeout if record.remember_me else platform.session_lifetime
+    absolute = lifetime(record, policy)
     idle = idle_limit(record, policy)
     # the deadline that came first says why (the absolute one on a tie)
     if idle is not None and now >= (idle_end := record.last_seen + idle * SECOND) and (
