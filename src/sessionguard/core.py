@@ -26,7 +26,12 @@ Rules (SPEC §4), each written once:
   sessions held reach a limit (:func:`admission_needs_count`);
 - **retention**: a record is kept for a day past its deadline, and an ended
   session leaves a tombstone for a day, so a late request learns *why* it
-  ended;
+  ended; the tombstone keeps what a listing of ended sessions shows (the
+  record, the reason and :func:`ended_at`), which lists it while
+  :func:`still_listed`;
+- **sweeping**: a session that timed out is noticed by whichever process
+  sweeps first (:func:`sweep_deadline` orders them), so its one audit event
+  is written within a minute even if no request presents it again;
 - **report-only** (``ENFORCE=report``: ``Policy.enforce`` is false): timeouts
   and limits are judged as usual but not applied. :func:`judge` ends a session
   only by a sign-out of everyone; :func:`would_end` names the timeout that would
@@ -55,6 +60,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from .config import PLATFORMS as PLATFORM_NAMES
 from .policy import Policy
 
 SECOND = 1000
@@ -278,6 +284,53 @@ def still_used(used: Mapping[str, int], now: int) -> dict[str, int]:
     """The used challenges worth remembering at ``now``: those young enough to
     be presented again (older ones are refused by age anyway)."""
     return {c: issued for c, issued in used.items() if now - issued <= CHALLENGE_MS}
+
+
+def ended_at(record: Record, policy: Policy, reason: str, now: int, epoch: Epoch) -> int:
+    """When ``record`` ended for ``reason``, noticed at ``now``: a timeout at its
+    deadline (the moment it passed, not the moment it was noticed), a sign-out
+    of everyone at that sign-out, anything else at ``now``."""
+    if reason == "absolute_timeout" or reason == "idle_timeout":
+        ends = _deadline(record, policy)
+        return now if ends is None else min(ends, now)
+    if reason == "signout_all" and epoch.at > 0:
+        return min(epoch.at - 1, now)
+    return now
+
+
+def still_listed(at: int, now: int) -> bool:
+    """Whether a session that ended at ``at`` is still listed at ``now`` (among
+    the recently ended: for a day after it ended)."""
+    return now < at + TOMBSTONE_MS
+
+
+def sweep_deadline(record: Record, policy: Policy) -> int | None:
+    """Where ``record`` stands in the stores' deadline order (ms; ``None``: it
+    never times out): its deadline under ``policy``, applied or not. The
+    Redis index keeps it as a lower bound (a use only moves it later), so a
+    sweep looks at every session whose deadline has come, and at some that
+    were used since (they are placed again)."""
+    return _deadline(record, policy)
+
+
+def shortens(old: Policy, new: Policy) -> bool:
+    """Whether ``new`` may end some session earlier than ``old`` would: a
+    timeout (or the remember-me period) made shorter, or set where there was
+    none, or the user's own timeouts newly allowed."""
+    def shorter(a: int | None, b: int | None) -> bool:
+        return b is not None and (a is None or b < a)
+
+    if shorter(old.remember_me_period, new.remember_me_period):
+        return True
+    if new.allow_user_timeouts and not old.allow_user_timeouts:
+        return True
+    if new.enforce and not old.enforce:
+        return True
+    for name in PLATFORM_NAMES:
+        a, b = old.platform(name), new.platform(name)
+        if shorter(a.idle_timeout, b.idle_timeout) or shorter(a.absolute_timeout, b.absolute_timeout):
+            return True
+    return False
 
 
 def retention(record: Record, policy: Policy, now: int) -> int | None:
