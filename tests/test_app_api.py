@@ -87,8 +87,6 @@ def test_sessions_pages_through_every_session(harness: Harness, monkeypatch: pyt
 @pytest.mark.parametrize(
     ("kwargs", "problem"),
     [
-        pytest.param({"status": "ended"}, "not supported yet", id="ended-not-yet"),
-        pytest.param({"status": "all"}, "not supported yet", id="all-not-yet"),
         pytest.param({"status": "gone"}, "status must be", id="unknown-status"),
         pytest.param({"platform": "tv"}, "platform must be", id="unknown-platform"),
         pytest.param({"user_id": ""}, "user_id must be", id="empty-user"),

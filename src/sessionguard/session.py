@@ -42,20 +42,43 @@ class Session:
     ``token`` is the signed token, set only on the value ``login()`` returns
     (for clients that use bearer tokens); it is never part of :meth:`to_json`
     nor of the ``repr``. Times are timezone-aware UTC datetimes, computed on
-    first use: most requests only look at ``user_id``.
+    first use: most requests only look at ``user_id``. A session listed among
+    the recently ended (``status`` ``"ended"``) also says why and when it ended.
     """
 
-    __slots__ = ("_record", "_policy", "token")
+    __slots__ = ("_record", "_policy", "token", "_ended")
 
-    def __init__(self, record: Record, policy: Policy, token: str | None = None) -> None:
+    def __init__(self, record: Record, policy: Policy, token: str | None = None,
+                 ended: tuple[str, int] | None = None) -> None:
         self._record = record
         self._policy = policy
         self.token = token
+        self._ended = ended
 
     @classmethod
     def from_record(cls, record: Record, policy: Policy, token: str | None = None) -> Session:
         """The session described by ``record`` under ``policy``."""
         return cls(record, policy, token)
+
+    @classmethod
+    def ended(cls, record: Record, policy: Policy, reason: str, at: int) -> Session:
+        """A session that ended at ``at`` (epoch ms) for ``reason``, as listed."""
+        return cls(record, policy, None, (reason, at))
+
+    @property
+    def status(self) -> str:
+        """``"active"``, or ``"ended"`` for a session listed among the recently ended."""
+        return "active" if self._ended is None else "ended"
+
+    @property
+    def ended_reason(self) -> str | None:
+        """Why a listed ended session ended (an ``ended_reason`` value); ``None`` while active."""
+        return None if self._ended is None else self._ended[0]
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When a listed ended session ended (a timeout: its deadline); ``None`` while active."""
+        return None if self._ended is None else _dt(self._ended[1])
 
     def __repr__(self) -> str:
         r = self._record
@@ -91,8 +114,9 @@ class Session:
 
     @property
     def expires_at(self) -> datetime | None:
-        """The earliest moment the session ends if untouched (``None``: never)."""
-        ends = deadline(self._record, self._policy)
+        """The earliest moment the session ends if untouched (``None``: never);
+        for an ended session, when it ended."""
+        ends = deadline(self._record, self._policy) if self._ended is None else self._ended[1]
         return None if ends is None else _dt(ends)
 
     def expires_header(self) -> str | None:
@@ -141,12 +165,27 @@ class Session:
         return ()
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON shape of SPEC §2 (never the token)."""
-        r = self._record
-        return {
+        """The JSON shape of SPEC §2 (never the token), with ``status`` (SPEC 9.2);
+        an ended session also has ``ended_at`` and ``ended_reason``, and its
+        ``expires_at`` is when it ended."""
+        r, ended = self._record, self._ended
+        data = {
             "id": r.id, "user_id": r.user_id, "platform": r.platform,
             "created_at": iso(r.created), "last_seen_at": iso(r.last_seen),
-            "expires_at": iso(deadline(r, self._policy)), "remember_me": r.remember_me,
+            "expires_at": iso(deadline(r, self._policy) if ended is None else ended[1]),
+            "remember_me": r.remember_me,
             "ip": r.ip, "city": r.city, "user_agent": r.user_agent, "device": r.device,
             "metadata": dict(r.metadata), "device_bound": r.device_bound,
+            "status": "active" if ended is None else "ended",
         }
+        if ended is not None:
+            data["ended_at"], data["ended_reason"] = iso(ended[1]), ended[0]
+        return data
+
+
+def listed(item: Record | tuple[Record, str, int], policy: Policy) -> Session:
+    """A listing's item (a valid record, or a store's ``Ended``) as a :class:`Session`."""
+    if isinstance(item, Record):
+        return Session(item, policy)
+    record, reason, at = item
+    return Session(record, policy, None, (reason, at))
