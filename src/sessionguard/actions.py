@@ -9,9 +9,9 @@ Endings are recorded in the audit log with the actor ``app``.
 
 from __future__ import annotations
 
-import sessionguard.admin.flow as flow  # the module, not the package: see docs/internals.md
-
 from typing import Any
+
+import sessionguard.admin.flow as flow  # the module, not the package: see docs/internals.md
 
 from . import audit
 from .admin.flow import Step

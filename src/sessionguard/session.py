@@ -46,7 +46,7 @@ class Session:
     the recently ended (``status`` ``"ended"``) also says why and when it ended.
     """
 
-    __slots__ = ("_record", "_policy", "token", "_ended")
+    __slots__ = ("_record", "_policy", "token", "_ended", "_listed")
 
     def __init__(self, record: Record, policy: Policy, token: str | None = None,
                  ended: tuple[str, int] | None = None) -> None:
@@ -54,6 +54,8 @@ class Session:
         self._policy = policy
         self.token = token
         self._ended = ended
+        #: from a listing: its JSON says ``status`` (SPEC 9.2)
+        self._listed = ended is not None
 
     @classmethod
     def from_record(cls, record: Record, policy: Policy, token: str | None = None) -> Session:
@@ -165,9 +167,9 @@ class Session:
         return ()
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON shape of SPEC §2 (never the token), with ``status`` (SPEC 9.2);
-        an ended session also has ``ended_at`` and ``ended_reason``, and its
-        ``expires_at`` is when it ended."""
+        """The JSON shape of SPEC §2 (never the token); in a listing, with
+        ``status`` (SPEC 9.2): an ended session also has ``ended_at`` and
+        ``ended_reason``, and its ``expires_at`` is when it ended."""
         r, ended = self._record, self._ended
         data = {
             "id": r.id, "user_id": r.user_id, "platform": r.platform,
@@ -176,8 +178,9 @@ class Session:
             "remember_me": r.remember_me,
             "ip": r.ip, "city": r.city, "user_agent": r.user_agent, "device": r.device,
             "metadata": dict(r.metadata), "device_bound": r.device_bound,
-            "status": "active" if ended is None else "ended",
         }
+        if self._listed:
+            data["status"] = "active" if ended is None else "ended"
         if ended is not None:
             data["ended_at"], data["ended_reason"] = iso(ended[1]), ended[0]
         return data
@@ -186,6 +189,8 @@ class Session:
 def listed(item: Record | tuple[Record, str, int], policy: Policy) -> Session:
     """A listing's item (a valid record, or a store's ``Ended``) as a :class:`Session`."""
     if isinstance(item, Record):
-        return Session(item, policy)
+        session = Session(item, policy)
+        session._listed = True
+        return session
     record, reason, at = item
     return Session(record, policy, None, (reason, at))

@@ -21,22 +21,26 @@ answers the ending exactly once, so one process (or one request) among all
 that notice it at once writes the audit event, dated at the deadline.
 
 Policy changes move deadlines. A longer timeout leaves every score a lower
-bound. A shorter one (:func:`~sessionguard.core.shortens`), or an index found
-missing while sessions are listed, starts a pass over the listing index that
-places every session again at its deadline under the policy now in force
-(:data:`PASS_BATCH` a step); a user's own timeouts place that user's
-sessions again at once (:meth:`Endings.place_ids`).
+bound. A shorter one (:func:`~sessionguard.core.shortens`, against the policy
+the index was last placed by, kept in ``P:dl:by``), or an index found missing
+while sessions are listed, starts a pass over the listing index that places
+every session again at its deadline under the policy now in force
+(:data:`PASS_BATCH` a step), then records that policy in ``P:dl:by``. Every
+process that sees the change makes such a pass (or finishes it first); a
+user's own timeouts place that user's sessions again at once
+(:meth:`Endings.place_ids`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ...audit import Event
+from ...audit import Event, compact_json
 from ...audit import ended as ended_event
 from ...core import Outcome, Record, ended_at, judge, shortens, sweep_deadline, touched
-from ...policy import Policy
+from ...policy import Policy, PolicyError
 from .calls import Arg, Commands, Op, Rerun, one
 from .records import decode_record, idx_position, pack_id, unpack_id
 
@@ -88,14 +92,26 @@ class Endings:
         return recorded
 
     def _start_pass(self, policy: Policy) -> Op[None]:
-        placed_by, self._placed_by = self._placed_by, policy
-        if placed_by is None:  # the first step here: an index lost (or never kept) is rebuilt
-            missing, listed = yield Commands((("EXISTS", self.keys.deadlines), ("EXISTS", self.keys.idx)),
-                                             Rerun.ALWAYS)
-            if listed and not missing:
-                self._pass = b""
-        elif policy is not placed_by and shortens(placed_by, policy):
+        """Start a placing pass when the policy the index was placed by (``P:dl:by``)
+        is missing or gives some session a later deadline than ``policy``, or the
+        index is missing while sessions are listed. Looked at when this process's
+        policy changes (and at its first step)."""
+        if policy is self._placed_by:
+            return
+        self._placed_by = policy
+        stored, kept, listed = yield Commands((
+            ("GET", self.keys.deadlines_policy), ("EXISTS", self.keys.deadlines), ("EXISTS", self.keys.idx),
+        ), Rerun.ALWAYS)
+        if stored == _placed(policy).encode("utf-8"):
+            return
+        try:
+            by = self.ops.cache.default.updated(json.loads(stored)) if stored is not None else None
+        except (ValueError, PolicyError):
+            by = None
+        if listed and (by is None or not kept or shortens(by, policy)):
             self._pass = b""
+        else:  # a lengthening: every score stays a lower bound
+            yield Commands((("SET", self.keys.deadlines_policy, _placed(policy)),), Rerun.ALWAYS)
 
     def _pass_step(self, policy: Policy) -> Op[None]:
         """Place :data:`PASS_BATCH` sessions of the listing index at their deadline."""
@@ -105,6 +121,8 @@ class Endings:
         ids = [idx_position(m)[1] for m in members]
         yield from self.place_ids(ids, policy)
         self._pass = members[-1] if len(members) == PASS_BATCH else None
+        if self._pass is None:  # done: the index is placed by this policy
+            yield Commands((("SET", self.keys.deadlines_policy, _placed(policy)),), Rerun.ALWAYS)
 
     def place_ids(self, ids: Sequence[str], policy: Policy | None = None) -> Op[None]:
         """Place the sessions ``ids`` at their deadline now (a user's own timeouts
@@ -176,3 +194,8 @@ class Endings:
         if events:
             yield from ops.append_events(events)
         return len(events), len(members)
+
+
+def _placed(policy: Policy) -> str:
+    """What ``P:dl:by`` holds: the stored fields of ``policy`` (its JSON)."""
+    return compact_json(policy.to_json())

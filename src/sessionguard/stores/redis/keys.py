@@ -23,7 +23,8 @@ without those four characters):
   (every session, newest login first, for the admin listing: 26-byte members,
   see :func:`idx_member`; an ended session's entry stays as long as its
   tombstone), ``P:dl`` (every session that can time out, scored by its
-  deadline or an earlier moment: the sweep's order, see :mod:`.endings`),
+  deadline or an earlier moment: the sweep's order, see :mod:`.endings`;
+  ``P:dl:by`` the policy it was last placed by),
   ``P:audit`` (stream) and the pub/sub channel ``P:bus``: the only keys
   without a TTL;
 - ``P:active`` the last count of active sessions per platform (a hash: a field
@@ -75,6 +76,7 @@ class Keys:
         self.state = f"{prefix}:state"
         self.idx = f"{prefix}:idx"
         self.deadlines = f"{prefix}:dl"
+        self.deadlines_policy = f"{prefix}:dl:by"
         self.audit = f"{prefix}:audit"
         self.bus = f"{prefix}:bus"
         self.active = f"{prefix}:active"
