@@ -76,7 +76,8 @@ def test_every_reason_is_listed_as_ended_and_recorded_once(api: Api) -> None:
     assert ended["ida"]["ip"] and ended["ida"]["device"] == ida["session"]["device"]
     assert listing(api) == []  # everyone was signed out: nothing active
     everything = listing(api, status="all")
-    assert {s["status"] for s in everything} == {"ended"} and len(everything) == len(listing(api, status="ended"))
+    assert {s["status"] for s in everything} == {"ended"}
+    assert len(everything) == len(listing(api, status="ended"))
     # one event per ending, dated at the deadline, with where the session was signed in from
     events = api.events()
     idle = [e for e in events if e["type"] == "idle_timeout"]
@@ -139,7 +140,8 @@ def test_cursor_paging_over_ended_sessions(api: Api) -> None:
         if not cursor:
             break
     assert pages >= 3
-    assert [s["id"] for s in seen] == [login["session"]["id"] for login in reversed(logins)]  # newest login first
+    # newest login first
+    assert [s["id"] for s in seen] == [login["session"]["id"] for login in reversed(logins)]
     assert {s["ended_reason"] for s in seen} == {"revoked"}
     every = listing(api, status="all", limit=500)
     assert [s["id"] for s in every][0] == active["session"]["id"] and len(every) == 8
@@ -196,7 +198,8 @@ def _real_guard(redis_server: RedisServer, key_prefix: str, **settings: Any) -> 
     return SessionGuard(config)
 
 
-def test_two_processes_record_a_timeout_once_with_its_deadline(redis_server: RedisServer, key_prefix: str) -> None:
+def test_two_processes_record_a_timeout_once_with_its_deadline(redis_server: RedisServer,
+                                                               key_prefix: str) -> None:
     first = _real_guard(redis_server, key_prefix, idle_timeout="2")
     second = _real_guard(redis_server, key_prefix, idle_timeout="2")
     one, two = Harness("wsgi", first, FakeClock()), Harness("asgi", second, FakeClock())
@@ -254,7 +257,8 @@ def test_the_memory_store_sweeps_by_itself(make_harness: Callable[..., Harness])
         api = Api(harness)
         ada = api.login("ada")
         wait_until(lambda: any(e["type"] == "idle_timeout" for e in api.events()), timeout=10)
-        assert [e["session_id"] for e in api.events() if e["type"] == "idle_timeout"] == [ada["session"]["id"]]
+        recorded = [e["session_id"] for e in api.events() if e["type"] == "idle_timeout"]
+        assert recorded == [ada["session"]["id"]]
     finally:
         harness.close()
         guard.store.close()
@@ -307,7 +311,8 @@ def test_ended_sessions_and_the_sweep_on_a_cluster(redis_cluster: Any, make_stor
     mine = sync.list_sessions(user_id="user3", platform=None, limit=50, cursor=None, status="all").items
     assert [(e.record.id, e.reason) for e in mine] == [(records[3].id, "idle_timeout")]
     events = sync.events(user_id=None, limit=50, cursor=None).items
-    assert sorted(e.session_id for e in events if e.type == "idle_timeout") == sorted(r.id for r in records[1:])
+    recorded = sorted(e.session_id for e in events if e.type == "idle_timeout")
+    assert recorded == sorted(r.id for r in records[1:])
     cluster = redis_cluster.client()
     for key in cluster.scan_iter(match=f"{prefix}*"):
         cluster.delete(key)
