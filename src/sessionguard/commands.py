@@ -173,18 +173,25 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         print({"active": "no active sessions", "ended": "no sessions ended in the last 24 hours",
                "all": "no sessions"}[args.status])
         return 0
+    ended = args.status != "active"
     rows = [
         [s.id, _clean(s.user_id), s.platform, _clean(s.device), _clean(s.ip, width=None),
          _clean(s.city), _when(s.created_at), _when(s.last_seen_at), _when(s.expires_at), s.status,
-         "" if s.ended_reason is None else f"{listed_text(s.ended_reason)} ({s.ended_reason})"]
+         *([_because(s.ended_reason)] if ended else [])]
         for s in sessions
     ]
     headers = ["id", "user", "platform", "device", "ip", "city", "login (UTC)", "last seen (UTC)",
-               "expires / ended (UTC)", "status", "ended because"]
+               "expires / ended (UTC)" if ended else "expires (UTC)", "status",
+               *(["ended because"] if ended else [])]
     print(table(headers, rows))
     count = f"{len(sessions)} session{'s' if len(sessions) != 1 else ''}"
     print(f"\n{count}" + (f" shown; more exist (raise --limit above {args.limit})" if more else ""))
     return 0
+
+
+def _because(reason: str | None) -> str:
+    """A listed session's ending in words, and its ``ended_reason``."""
+    return "" if reason is None else f"{listed_text(reason)} ({reason})"
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
