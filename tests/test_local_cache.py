@@ -19,7 +19,7 @@ from redis_servers import RedisServer
 from sessionguard import Config, SessionGuard
 from sessionguard.core import Outcome, Record
 from sessionguard.stores.protocol import Check
-from sessionguard.stores.redis.local_cache import LocalCache
+from sessionguard.stores.redis.local_cache import Hit, LocalCache
 from test_redis_store import app_client, new, request_commands, unknown_id, wait_until
 
 BOUND = 0.3
@@ -235,19 +235,20 @@ def test_a_lost_subscription_empties_the_cache(private_redis: RedisServer, count
 # -- the cache itself -------------------------------------------------------------------------
 
 
-def valid(i: int) -> Check:
-    return Check(Outcome.VALID, Record(id=f"r{i}", user_id="ada", platform="web", created=0, last_seen=0))
+def valid(i: int) -> Hit:
+    record = Record(id=f"r{i}", user_id="ada", platform="web", created=0, last_seen=0)
+    return Hit(Check(Outcome.VALID, record), None, 1000, None)
 
 
 def test_the_cache_is_bounded_oldest_out() -> None:
-    cache = LocalCache(60, lambda: True, max_entries=3)
+    cache = LocalCache(60, lambda now: True, max_entries=3)
     for i in range(5):
         cache.put(cache.ticket(), valid(i))  # type: ignore[arg-type]
     assert len(cache) == 3 and cache.get("r1") is None and cache.get("r4") == valid(4)
 
 
 def test_an_answer_in_flight_across_a_drop_stays_out() -> None:
-    cache = LocalCache(60, lambda: True)
+    cache = LocalCache(60, lambda now: True)
     ticket = cache.ticket()
     assert ticket is not None
     cache.drop(["r1"])
@@ -263,7 +264,7 @@ def test_an_answer_in_flight_across_a_drop_stays_out() -> None:
 
 def test_an_untrusted_channel_empties_and_bypasses_the_cache() -> None:
     trusted = [True]
-    cache = LocalCache(60, lambda: trusted[0])
+    cache = LocalCache(60, lambda now: trusted[0])
     cache.put(cache.ticket(), valid(1))  # type: ignore[arg-type]
     trusted[0] = False
     assert cache.get("r1") is None and len(cache) == 0 and cache.ticket() is None

@@ -246,12 +246,20 @@ def flush_by(record: Record, policy: Policy, seen: int) -> int:
     """The moment (ms) by which a use at ``seen`` that was not written back must
     be: within a touch interval of the use, and before the stored last-seen of
     ``record`` could make the session idle out."""
+    interval, latest = flush_bounds(record, policy)
+    by = seen + interval
+    return by if latest is None or by < latest else latest
+
+
+def flush_bounds(record: Record, policy: Policy) -> tuple[int, int | None]:
+    """The two bounds of :func:`flush_by` for ``record``: a use at ``seen`` is
+    written by ``min(seen + interval, latest)`` (``latest`` ``None``: no idle
+    limit). Apart so that a ``LOCAL_CACHE`` hit reuses them."""
     idle = idle_limit(record, policy)
     interval = _interval(idle)
-    by = seen + interval
-    if idle is not None:
-        by = min(by, record.last_seen + idle * SECOND - min(interval, FLUSH_LEAD_MS))
-    return by
+    if idle is None:
+        return interval, None
+    return interval, record.last_seen + idle * SECOND - min(interval, FLUSH_LEAD_MS)
 
 
 def touched(record: Record, now: int) -> Record:

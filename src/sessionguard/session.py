@@ -42,45 +42,23 @@ class Session:
     ``token`` is the signed token, set only on the value ``login()`` returns
     (for clients that use bearer tokens); it is never part of :meth:`to_json`
     nor of the ``repr``. Times are timezone-aware UTC datetimes, computed on
-    first use: most requests only look at ``user_id``. A session listed among
-    the recently ended (``status`` ``"ended"``) also says why and when it ended.
+    first use: most requests only look at ``user_id``. A session of a listing
+    is a :class:`ListedSession` (its ``status``; why and when an ended one
+    ended); any other is active.
     """
 
-    __slots__ = ("_record", "_policy", "token", "_ended", "_listed")
+    __slots__ = ("_record", "_policy", "token", "_expires_header")
 
-    def __init__(self, record: Record, policy: Policy, token: str | None = None,
-                 ended: tuple[str, int] | None = None) -> None:
+    def __init__(self, record: Record, policy: Policy, token: str | None = None) -> None:
         self._record = record
         self._policy = policy
         self.token = token
-        self._ended = ended
-        #: from a listing: its JSON says ``status`` (SPEC 9.2)
-        self._listed = ended is not None
+        self._expires_header: str | None = ""  # "": not computed yet (see expires_header)
 
     @classmethod
     def from_record(cls, record: Record, policy: Policy, token: str | None = None) -> Session:
         """The session described by ``record`` under ``policy``."""
         return cls(record, policy, token)
-
-    @classmethod
-    def ended(cls, record: Record, policy: Policy, reason: str, at: int) -> Session:
-        """A session that ended at ``at`` (epoch ms) for ``reason``, as listed."""
-        return cls(record, policy, None, (reason, at))
-
-    @property
-    def status(self) -> str:
-        """``"active"``, or ``"ended"`` for a session listed among the recently ended."""
-        return "active" if self._ended is None else "ended"
-
-    @property
-    def ended_reason(self) -> str | None:
-        """Why a listed ended session ended (an ``ended_reason`` value); ``None`` while active."""
-        return None if self._ended is None else self._ended[0]
-
-    @property
-    def ended_at(self) -> datetime | None:
-        """When a listed ended session ended (a timeout: its deadline); ``None`` while active."""
-        return None if self._ended is None else _dt(self._ended[1])
 
     def __repr__(self) -> str:
         r = self._record
@@ -115,17 +93,36 @@ class Session:
         return _dt(self._record.last_seen)
 
     @property
+    def status(self) -> str:
+        """``"active"``, or ``"ended"`` for a listed session that has ended."""
+        return "active"
+
+    @property
+    def ended_reason(self) -> str | None:
+        """Why a listed ended session ended (an ``ended_reason`` value); ``None`` while active."""
+        return None
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When a listed ended session ended (a timeout: its deadline); ``None`` while active."""
+        return None
+
+    @property
     def expires_at(self) -> datetime | None:
-        """The earliest moment the session ends if untouched (``None``: never);
-        for an ended session, when it ended."""
-        ends = deadline(self._record, self._policy) if self._ended is None else self._ended[1]
+        """The earliest moment the session ends if untouched (``None``: never)."""
+        ends = deadline(self._record, self._policy)
         return None if ends is None else _dt(ends)
 
     def expires_header(self) -> str | None:
         """:attr:`expires_at` as the ``Session-Expires`` response header carries
-        it: ISO 8601 UTC as in :meth:`to_json` (``None``: never expires)."""
-        ends = deadline(self._record, self._policy)
-        return None if ends is None else _iso(ends)
+        it: ISO 8601 UTC as in :meth:`to_json` (``None``: never expires).
+        Computed once: a ``LOCAL_CACHE`` hit shows the same value again
+        (:meth:`~.decision.Decider.verdict`)."""
+        text = self._expires_header
+        if text == "":
+            ends = deadline(self._record, self._policy)
+            text = self._expires_header = None if ends is None else _iso(ends)
+        return text
 
     @property
     def remember_me(self) -> bool:
@@ -167,30 +164,58 @@ class Session:
         return ()
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON shape of SPEC §2 (never the token); in a listing, with
-        ``status`` (SPEC 9.2): an ended session also has ``ended_at`` and
-        ``ended_reason``, and its ``expires_at`` is when it ended."""
-        r, ended = self._record, self._ended
-        data = {
+        """The JSON shape of SPEC §2 (never the token)."""
+        r = self._record
+        return {
             "id": r.id, "user_id": r.user_id, "platform": r.platform,
             "created_at": iso(r.created), "last_seen_at": iso(r.last_seen),
-            "expires_at": iso(deadline(r, self._policy) if ended is None else ended[1]),
-            "remember_me": r.remember_me,
+            "expires_at": iso(deadline(r, self._policy)), "remember_me": r.remember_me,
             "ip": r.ip, "city": r.city, "user_agent": r.user_agent, "device": r.device,
             "metadata": dict(r.metadata), "device_bound": r.device_bound,
         }
-        if self._listed:
-            data["status"] = "active" if ended is None else "ended"
+
+
+class ListedSession(Session):
+    """A session as a listing shows it (SPEC 9.2): its JSON says ``status``, and
+    an ended one (``ended``: its reason and when, epoch ms) also ``ended_at`` and
+    ``ended_reason``, with ``expires_at`` the moment it ended. (A subclass, so
+    that the session of every request pays nothing for these.)"""
+
+    __slots__ = ("_ended",)
+
+    def __init__(self, record: Record, policy: Policy, ended: tuple[str, int] | None = None) -> None:
+        super().__init__(record, policy)
+        self._ended = ended
+
+    @property
+    def status(self) -> str:
+        return "active" if self._ended is None else "ended"
+
+    @property
+    def ended_reason(self) -> str | None:
+        return None if self._ended is None else self._ended[0]
+
+    @property
+    def ended_at(self) -> datetime | None:
+        return None if self._ended is None else _dt(self._ended[1])
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return super().expires_at if self._ended is None else _dt(self._ended[1])
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        ended = self._ended
+        data["status"] = "active" if ended is None else "ended"
         if ended is not None:
-            data["ended_at"], data["ended_reason"] = iso(ended[1]), ended[0]
+            data["expires_at"] = data["ended_at"] = iso(ended[1])
+            data["ended_reason"] = ended[0]
         return data
 
 
-def listed(item: Record | tuple[Record, str, int], policy: Policy) -> Session:
-    """A listing's item (a valid record, or a store's ``Ended``) as a :class:`Session`."""
+def listed(item: Record | tuple[Record, str, int], policy: Policy) -> ListedSession:
+    """A listing's item (a valid record, or a store's ``Ended``) as a :class:`ListedSession`."""
     if isinstance(item, Record):
-        session = Session(item, policy)
-        session._listed = True
-        return session
+        return ListedSession(item, policy)
     record, reason, at = item
-    return Session(record, policy, None, (reason, at))
+    return ListedSession(record, policy, (reason, at))

@@ -59,7 +59,7 @@ def open_redis_stores(
     state = StateCache(policy)
     local = None
     if config.local_cache > 0:
-        local = LocalCache(config.local_cache, lambda: state.trusted)
+        local = LocalCache(config.local_cache, state.trusted_at)
     ops = Operations(
         Keys(config.key_prefix), state, clock=clock,
         cluster=target.cluster, audit_maxlen=config.audit_maxlen, audit_retention=config.audit_retention,

@@ -8,9 +8,10 @@ Rules (the Redis store applies them in :meth:`.operations.Operations.check`):
 - an entry is used for at most ``LOCAL_CACHE`` seconds after that stamp, the
   hard bound on staleness, whatever else fails; the first request after it goes
   to Redis (and touches last-seen there);
-- a hit is judged again locally (:func:`~sessionguard.core.judge`, with the
-  current cached policy and epoch and the local clock), so a timeout that falls
-  inside the window ends the session anyway (Redis then confirms it);
+- a hit is judged again locally: an entry carries its session's deadline
+  (:func:`~sessionguard.core.deadline` under the policy and epoch it was judged
+  by, which a new state empties the cache of), so a timeout that falls inside
+  the window ends the session anyway (Redis then confirms it);
 - every end, sign-out of a user, eviction and user-timeout change is announced
   on the store's pub/sub channel, and every process drops those ids at once; a
   new state (sign-out of everyone, policy) drops everything;
@@ -25,6 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from ..protocol import Check
 
@@ -46,6 +48,22 @@ class Ticket:
         self.generation = generation
 
 
+class Hit(NamedTuple):
+    """A cached valid answer, and what a hit needs to judge and count it
+    without recomputing it per request (the hit path is the one that matters
+    here: ``benchmarks/`` ``LOCAL_CACHE`` rows): ``until``, the session's
+    deadline (ms, ``None``: none) by the answer's policy and epoch, and the
+    bounds a use is written back by (:func:`~sessionguard.core.flush_bounds`);
+    ``bound``: the session refuses a token without its issue time
+    (:func:`~sessionguard.core.refuses_token`)."""
+
+    check: Check
+    until: int | None
+    interval: int
+    latest: int | None
+    bound: bool = False
+
+
 class LocalCache:
     """Valid records by session id, each usable for ``seconds`` after its fetch
     began, while ``trusted()`` says the invalidation channel is alive.
@@ -54,13 +72,13 @@ class LocalCache:
     writes take a lock, a hit reads the dict without one.
     """
 
-    def __init__(self, seconds: float, trusted: Callable[[], bool], *,
+    def __init__(self, seconds: float, trusted: Callable[[float], bool], *,
                  max_entries: int = MAX_ENTRIES) -> None:
         self.seconds = seconds
         self._trusted = trusted
         self._max = max_entries
         # ordered by fetch: the first entry is the oldest (popped in O(1) when full)
-        self._entries: OrderedDict[str, tuple[float, Check]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, Hit]] = OrderedDict()
         self._lock = threading.Lock()
         self._generation = 0
         #: generation at which each id was last dropped
@@ -71,15 +89,17 @@ class LocalCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, session_id: str) -> Check | None:
-        """The cached answer, if fresh enough and the channel is alive."""
+    def get(self, session_id: str) -> Hit | None:
+        """The cached answer, if fresh enough and the channel is alive
+        (``trusted`` at this moment of the monotonic clock)."""
         entry = self._entries.get(session_id)
         if entry is None:
             return None
-        if not self._trusted():
+        now = time.monotonic()
+        if not self._trusted(now):
             self.clear()
             return None
-        if time.monotonic() - entry[0] >= self.seconds:
+        if now - entry[0] >= self.seconds:
             with self._lock:
                 if self._entries.get(session_id) is entry:
                     del self._entries[session_id]
@@ -89,18 +109,19 @@ class LocalCache:
     def ticket(self) -> Ticket | None:
         """Taken before a fetch; ``None`` when its answer may not enter (the
         channel is not confirmed alive: the cache is emptied then)."""
-        if not self._trusted():
+        now = time.monotonic()
+        if not self._trusted(now):
             if self._entries:
                 self.clear()
             return None
-        return Ticket(time.monotonic(), self._generation)
+        return Ticket(now, self._generation)
 
-    def put(self, ticket: Ticket, check: Check) -> None:
-        """Keep the valid answer ``check`` a fetch with ``ticket`` returned, unless
+    def put(self, ticket: Ticket, hit: Hit) -> None:
+        """Keep the valid answer ``hit`` a fetch with ``ticket`` returned, unless
         its session was dropped (or the cache emptied) since the fetch began."""
-        if check.record is None:
+        if hit.check.record is None:
             return
-        session_id = check.record.id
+        session_id = hit.check.record.id
         with self._lock:
             gen = ticket.generation
             if gen < self._floor or self._dropped.get(session_id, -1) > gen:
@@ -108,7 +129,7 @@ class LocalCache:
             self._entries.pop(session_id, None)  # re-inserted last: the newest
             if len(self._entries) >= self._max:
                 self._entries.popitem(last=False)
-            self._entries[session_id] = (ticket.started, check)
+            self._entries[session_id] = (ticket.started, hit)
 
     def drop(self, session_ids: Iterable[str]) -> None:
         """Forget these sessions (ended or changed somewhere)."""

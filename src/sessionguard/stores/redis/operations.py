@@ -11,7 +11,6 @@ thrown back into the generator as :class:`StoreUnavailable`.
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +21,8 @@ from ...core import (
     Outcome,
     Record,
     cookie_refresh_due,
+    deadline,
+    flush_bounds,
     flush_by,
     judge,
     refuses_token,
@@ -39,7 +40,7 @@ from .calls import Arg, Op, Read, Rerun, Script, one
 from .endings import Endings
 from .keys import Keys, encode_user
 from .listing import Sweep, event_page, session_page, start_of
-from .local_cache import LocalCache, Ticket
+from .local_cache import Hit, LocalCache, Ticket
 from .records import decode_record, now_of
 from .scripts import FUNCTIONS, Function, pack_context
 from .server_clock import ServerClock
@@ -198,25 +199,38 @@ class Operations:
 
     def cached(self, session_id: str, passive: bool, unbound_token: bool = False) -> Check | None:
         """A ``LOCAL_CACHE`` hit (see :mod:`.local_cache`), still valid at this
-        moment by the cached policy and epoch on the local (or injected) clock.
+        moment: before its deadline by the policy and epoch it was judged by
+        (which a new state empties the cache of), on the estimated store clock.
         An active hit is a use, kept unwritten (:mod:`..write_behind`) as between
         touches; a hit refusing the token presented (:func:`~...core.refuses_token`)
         is not. ``None``: ask Redis (:meth:`check`)."""
         local = self.local
-        check = None if local is None else local.get(session_id)
-        if local is None or check is None or check.record is None:
+        hit = None if local is None else local.get(session_id)
+        if local is None or hit is None:
             return None
-        policy, epoch = self.cache.policy(), self.cache.state.epoch
-        now = self.clock() if self.clock is not None else time.time_ns() // 1_000_000
-        if check.policy is policy and judge(check.record, policy, now, epoch) is Outcome.VALID:
-            if refuses_token(check.record, unbound_token):
+        check = hit.check
+        now = self.server_clock.now()
+        if check.policy is self.cache.policy() and (hit.until is None or now < hit.until):
+            if hit.bound and unbound_token:  # core.refuses_token
                 return _STALE
-            if not passive:
-                seen = self.estimated_now()
-                self.unwritten.note(session_id, seen, flush_by(check.record, policy, seen))
+            if not passive:  # core.flush_by, from the bounds the entry carries
+                by, latest = now + hit.interval, hit.latest
+                self.unwritten.note(session_id, now, by if latest is None or by < latest else latest)
             return check
         local.drop((session_id,))  # Redis confirms, and reports an ending once
         return None
+
+    def _keep(self, ticket: Ticket, check: Check, policy: Policy) -> None:
+        """Put the valid ``check`` (judged by ``policy``) in the ``LOCAL_CACHE``:
+        hits never re-send the cookie, nor report (``ENFORCE=report``)."""
+        record = check.record
+        if self.local is None or record is None:
+            return
+        if check.refresh_cookie or check.would_end is not None:
+            check = check._replace(refresh_cookie=False, would_end=None)
+        interval, latest = flush_bounds(record, policy)
+        bound = refuses_token(record, True)
+        self.local.put(ticket, Hit(check, deadline(record, policy), interval, latest, bound))
 
     def check(self, session_id: str, passive: bool, unbound_token: bool = False) -> Op[Check]:
         """One request's token: one read, ``MGET`` of the record and its
@@ -259,11 +273,8 @@ class Operations:
         check = Check(Outcome.VALID, record, None, refresh, policy)  # positional: built on every check
         if not policy.enforce:  # ENFORCE=report: the timeout judge() did not apply, before this use
             check = check._replace(would_end=would_end(view, policy, now))
-        if local is not None and ticket is not None:  # hits never re-send the cookie, nor report
-            cached = check
-            if check.refresh_cookie or check.would_end is not None:
-                cached = check._replace(refresh_cookie=False, would_end=None)
-            local.put(ticket, cached)
+        if ticket is not None:
+            self._keep(ticket, check, policy)
         return check
 
     def confirm(self, session_id: str, passive: bool, unbound_token: bool,
@@ -273,7 +284,6 @@ class Operations:
         process's unwritten use of it), tombstones it and answers the ending
         exactly once (one audit event however many processes find it at once);
         or answers valid when a write of another process made it so meanwhile."""
-        local = self.local
         owed = self.unwritten.pop(session_id)
         use = ("p" if passive else "") + ("" if owed is None else str(owed))
         state = yield from self.state()
@@ -308,8 +318,8 @@ class Operations:
             self.unwritten.note(session_id, now, flush_by(stored, policy, now))
         record = touched(stored, seen) if seen > stored.last_seen else stored
         check = Check(Outcome.VALID, record, None, refresh, policy)
-        if local is not None and ticket is not None:
-            local.put(ticket, check._replace(refresh_cookie=False) if check.refresh_cookie else check)
+        if ticket is not None:
+            self._keep(ticket, check, policy)
         return check
 
     def write_due(self, everything: bool = False, tag: str | None = None) -> Op[int]:

@@ -175,16 +175,18 @@ class StateCache:
 
     def claim_poll(self) -> bool:
         """Whether this caller must re-read the state now."""
-        if self._loaded and self._trusted(time.monotonic()):
+        if self._loaded and self.trusted_at(time.monotonic()):
             return False  # the answer on nearly every call, given without the lock
         with self._lock:
             now = time.monotonic()
-            if self._loaded and (self._trusted(now) or now - self._polled < POLL_SECONDS):
+            if self._loaded and (self.trusted_at(now) or now - self._polled < POLL_SECONDS):
                 return False
             self._polled = now
             return True
 
-    def _trusted(self, now: float) -> bool:
+    def trusted_at(self, now: float) -> bool:
+        """Whether the subscription is trusted at ``now`` (monotonic clock): no
+        lock, two plain reads (the ``LOCAL_CACHE`` hit path asks)."""
         return self._subscribed and now - self._heard < TRUST_SECONDS
 
     def heard(self, *, subscribed: bool | None = None) -> None:
@@ -198,8 +200,7 @@ class StateCache:
 
     @property
     def trusted(self) -> bool:
-        # no lock: two plain reads, on the LOCAL_CACHE hit path
-        return self._trusted(time.monotonic())
+        return self.trusted_at(time.monotonic())
 
 
 class Subscriber(Background):
