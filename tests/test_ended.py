@@ -324,3 +324,22 @@ def test_the_token_path_reads_a_tombstone_with_its_record(api: Api) -> None:
     ada = api.login("ada")
     api.anon.delete(f"{API}/sessions/{ada['session']['id']}", headers=TOKEN)
     assert api.h.whoami(client=api.anon, headers=bearer(ada["token"]))["ended_reason"] == "revoked"
+
+
+def test_swept_endings_reach_the_logger_and_on_event(store_settings: dict[str, Any], clock: FakeClock,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[Any] = []
+    guard = SessionGuard(Config(secret_key=SECRET, idle_timeout="1h", **store_settings), clock=clock,
+                         on_event=seen.append)
+    harness = Harness("wsgi", guard, clock)
+    try:
+        ada = harness.login("ada")
+        clock.advance(HOUR)
+        with caplog.at_level("INFO", logger="sessionguard.audit"):
+            assert guard.sweep() == 1
+        swept = [(e.type, e.session_id) for e in seen if e.type != "login"]
+        assert swept == [("idle_timeout", ada["session"]["id"])]
+        assert any('"idle_timeout"' in r.getMessage() for r in caplog.records)
+    finally:
+        harness.close()
+        guard.store.close()

@@ -67,6 +67,10 @@ class SessionGuard:
         self.async_store: AsyncStore = async_store
         #: the Prometheus metrics (``METRICS=on``), else ``None``
         self.metrics: Metrics | None = None if not config.metrics else Metrics.start(store)
+        # the endings the stores' sweeps record are published as the guard's own are
+        hook = getattr(store, "on_swept", None)  # (a store of the app's own may lack it)
+        if hook is not None:
+            hook(self._swept)
         #: the request path's store checks: the stores' own, or timed by the metrics
         self.store_check = store.check if self.metrics is None else self.metrics.timed(store)
         self.astore_check = async_store.check if self.metrics is None else self.metrics.atimed(async_store)
@@ -257,6 +261,12 @@ class SessionGuard:
         ``platform``: of the session concerned, when known)."""
         if self.metrics is not None:
             self.metrics.store_error(platform)
+
+    def _swept(self, events: Sequence[audit.Event]) -> None:
+        """Publish the events a sweep has recorded (already in the log)."""
+        if self.metrics is not None:
+            self.metrics.events(events)
+        self._publish(events)
 
     def _publish(self, events: Sequence[audit.Event]) -> None:
         for event in events:

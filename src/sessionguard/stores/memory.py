@@ -92,6 +92,7 @@ class MemoryStore:
         #: the sweeping thread (on the wall clock only: an injected clock sweeps when told)
         self._sweeper: threading.Event | None = None
         self._sweeps = clock is None
+        self._on_swept: Callable[[Sequence[Event]], None] | None = None
 
     # -- policy and time -------------------------------------------------
 
@@ -328,7 +329,12 @@ class MemoryStore:
                     at = ended_at(record, policy, outcome.value, now, self._epoch)
                     events.append(audit_ended(ended, outcome.value, "system", at))
             self._audit.append(events)
-            return len(events)
+        if events and self._on_swept is not None:
+            self._on_swept(events)
+        return len(events)
+
+    def on_swept(self, callback: Callable[[Sequence[Event]], None]) -> None:
+        self._on_swept = callback
 
     def _start_sweeping(self) -> None:
         """Sweep once a second in a daemon thread, from the first login on, while

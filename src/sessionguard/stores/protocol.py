@@ -5,7 +5,7 @@ in :mod:`sessionguard.core`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -189,6 +189,11 @@ class Store(Protocol):
         """Record the endings of sessions that timed out and were not presented
         since (one audit event each, dated at the deadline, exactly once
         whichever process notices first); how many it recorded."""
+
+    def on_swept(self, callback: Callable[[Sequence[Event]], None]) -> None:
+        """Have ``callback`` called with the events every sweep of this process
+        records (on demand or in the background), once they are in the log: the
+        guard publishes them (``sessionguard.audit`` logger, ``on_event``, metrics)."""
 
     def user_timeouts(self, user_id: str) -> dict[str, int | None]:
         """The user's own idle timeouts by platform (seconds)."""

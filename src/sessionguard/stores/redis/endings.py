@@ -193,6 +193,8 @@ class Endings:
         yield from self._place(valid, policy, gone)
         if events:
             yield from ops.append_events(events)
+            if ops.on_swept is not None:
+                ops.on_swept(events)
         return len(events), len(members)
 
 

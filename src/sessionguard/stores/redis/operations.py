@@ -83,6 +83,8 @@ class Operations:
         self.users = UserOperations(self)
         #: the sweep of sessions that timed out, a step a tick (:class:`.endings.Endings`)
         self.endings = Endings(self)
+        #: told the events each sweep recorded (the guard publishes them: ``Store.on_swept``)
+        self.on_swept: Callable[[Sequence[Event]], None] | None = None
 
     # -- state and time --------------------------------------------------------
 

@@ -257,6 +257,9 @@ class RedisStore:
     def sweep(self) -> int:
         return self._run(self._ops.endings.sweep())
 
+    def on_swept(self, callback: Callable[[Sequence[Event]], None]) -> None:
+        self._ops.on_swept = callback
+
     def user_timeouts(self, user_id: str) -> dict[str, int | None]:
         return self._run(self._ops.users.user_timeouts(user_id))
 
