@@ -42,7 +42,7 @@ from ..errors import SessionLimitReached
 from ..platform import PLATFORMS
 from ..policy import Policy
 from ..tokens import TAG_LENGTH, SlotTags
-from .cursors import cursor_after, cursor_of, newest_first
+from .cursors import newest_first, page_of
 from .memory_audit import AuditLog
 from .protocol import ActiveCounts, Binding, Check, Created, Ended, NewSession, Page, with_roles
 from .write_behind import Unwritten
@@ -302,13 +302,7 @@ class MemoryStore:
                     if (now < until and still_listed(at, now) and (user_id is None or r.user_id == user_id)
                             and (platform is None or r.platform == platform)):
                         found.append(Ended(_own(r), reason, at))
-        found.sort(key=_listed_order)
-        if cursor is not None:
-            after = cursor_after(cursor)
-            found = [r for r in found if _listed_order(r) > after]
-        page = self._unwritten.shown(found[:limit])
-        more = len(found) > limit
-        return Page(page, cursor_of(_listed_record(page[-1])) if more and page else None)
+        return page_of(found, limit, cursor, self._unwritten.shown)
 
     def sweep(self) -> int:
         with self._lock:
@@ -521,14 +515,6 @@ def _sweeping(ref: weakref.ref[MemoryStore], stop: threading.Event) -> None:
             return
         store.sweep()
         del store
-
-
-def _listed_record(item: Record | Ended) -> Record:
-    return item.record if isinstance(item, Ended) else item
-
-
-def _listed_order(item: Record | Ended) -> tuple[int, str]:
-    return newest_first(_listed_record(item))
 
 
 _METADATA = Record._fields.index("metadata")

@@ -28,7 +28,7 @@ from ...core import (
 )
 from ...errors import SessionLimitReached, StoreUnavailable
 from ...tokens import is_session_id
-from ..cursors import cursor_after, cursor_of, newest_first
+from ..cursors import newest_first, page_of, record_of
 from ..protocol import Check, Created, Ended, NewSession, Page, with_roles
 from .calls import Arg, Commands, Op, Rerun, one
 from .keys import encode_user
@@ -228,14 +228,7 @@ class UserOperations:
             found += yield from self.user_sessions(user_id, prune=False)
         if status != "active":
             found += yield from self.recently_ended(user_id)
-        found = [r for r in found if platform is None or _record(r).platform == platform]
-        found.sort(key=lambda r: newest_first(_record(r)))
-        if cursor is not None:
-            after = cursor_after(cursor)
-            found = [r for r in found if newest_first(_record(r)) > after]
-        more = len(found) > limit
-        page = found[:limit]
-        return Page(page, cursor_of(_record(page[-1])) if more and page else None)
+        return page_of([r for r in found if platform in (None, record_of(r).platform)], limit, cursor)
 
     def recently_ended(self, user_id: str) -> Op[list[Ended]]:
         """The user's sessions that ended within the last day (the newest
@@ -325,6 +318,3 @@ class UserOperations:
         self.ops.forget(list(updated))
         return [r for r in changed if r.id in updated]
 
-
-def _record(item: Record | Ended) -> Record:
-    return item.record if isinstance(item, Ended) else item
