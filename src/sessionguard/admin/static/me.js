@@ -75,6 +75,10 @@
     const data = await sg.api("GET", "/me/sessions");
     sessions = data.sessions;
     render();
+    await loadEnded();
+  }
+
+  async function loadEnded() {
     const ended = await sg.api("GET", "/me/sessions?status=ended");
     const endedList = document.getElementById("my-ended");
     endedList.replaceChildren.apply(endedList, ended.sessions.map(endedItem));
@@ -99,6 +103,7 @@
       sessions = sessions.filter(function (x) { return x.id !== s.id; });
       const nextId = next ? next.dataset.sessionId : null;
       render();
+      await loadEnded();
       // Keep keyboard focus near where it was: the neighbouring card's button, else the page actions.
       const target = nextId ? list.querySelector('li[data-session-id="' + CSS.escape(nextId) + '"] button') : null;
       (target || document.getElementById("my-refresh")).focus();
