@@ -343,3 +343,14 @@ def test_swept_endings_reach_the_logger_and_on_event(store_settings: dict[str, A
     finally:
         harness.close()
         guard.store.close()
+
+
+def test_a_user_s_own_shorter_timeout_is_swept_by_it(make_harness: Callable[..., Harness]) -> None:
+    api = Api(make_harness(admin_token=ADMIN_TOKEN, idle_timeout="1h", allow_user_timeouts=True))
+    ada = api.browser_login("ada", roles=[])
+    response = api.client.put(f"{API}/me/settings", json={"idle_timeout": {"web": "10m"}}, headers=api.csrf())
+    assert response.status_code == 200, response.text
+    api.h.clock.advance(11 * MINUTE)
+    assert api.h.guard.sweep() == 1
+    [event] = [e for e in api.events() if e["type"] == "idle_timeout"]
+    assert event["session_id"] == ada["session"]["id"]
