@@ -385,7 +385,8 @@ def admin_events(api: Api) -> list[dict[str, Any]]:
 def test_policy_get_and_partial_put(api: Api) -> None:
     policy = api.anon.get(f"{API}/policy", headers=TOKEN).json()
     assert policy == {
-        "platforms": {p: {"idle_timeout": "1h", "absolute_timeout": "30d", "max_sessions": None}
+        "platforms": {p: {"idle_timeout": "1h", "absolute_timeout": "30d", "session_timeout": "30d",
+                          "max_sessions": None}
                       for p in ("web", "mobile", "desktop")},
         "remember_me_period": "14d", "on_limit": "evict_oldest",
     }
@@ -394,7 +395,7 @@ def test_policy_get_and_partial_put(api: Api) -> None:
     assert response.status_code == 200
     updated = response.json()
     assert updated["platforms"]["mobile"] == {"idle_timeout": "never", "absolute_timeout": "30d",
-                                              "max_sessions": 3}
+                                              "session_timeout": "30d", "max_sessions": 3}
     assert updated["platforms"]["web"] == policy["platforms"]["web"] and updated["on_limit"] == "reject"
     assert api.anon.get(f"{API}/policy", headers=TOKEN).json() == updated
     assert api.anon.put(f"{API}/policy", json=updated, headers=TOKEN).json() == updated  # round trip

@@ -109,3 +109,86 @@ def test_v16_3_4_an_outage_is_logged_once_and_its_end_too(
         assert [line for line in lines if "session store unavailable" in line] == lines[:1], lines
         assert lines[-1] == "sessionguard: session store answers again", lines
     guard.store.close()
+
+
+# -- 16.3.2 / 16.3.3: refused admin requests and refused tokens are logged ----------------------
+
+
+@pytest.fixture
+def throttle_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """A fresh per-process throttle of the security log lines, on a clock moved by hand."""
+    from sessionguard import alerts
+
+    now = [0.0]
+    monkeypatch.setattr(alerts, "THROTTLE", alerts.Throttle(clock=lambda: now[0]))
+    return now
+
+
+def warnings_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    lines = [r.getMessage() for r in caplog.records
+             if r.name == "sessionguard" and r.levelno == logging.WARNING and r.module == "alerts"]
+    caplog.clear()
+    return lines
+
+
+def test_v16_3_3_refused_tokens_are_logged_at_most_once_a_second(
+    harness: Harness, caplog: pytest.LogCaptureFixture, throttle_clock: list[float]
+) -> None:
+    body = harness.login()
+    token, public_id = body["token"], body["session"]["id"]
+    signature = token.rpartition(".")[2]
+    forged = token[:-len(signature)] + ("B" if signature[0] == "A" else "A") + signature[1:]
+    cookie = harness.guard.cookie_name
+    caplog.set_level(logging.WARNING, logger="sessionguard")
+    caplog.clear()
+    client = harness.new_client()
+
+    def whoami(headers: dict[str, str]) -> Any:
+        return harness.whoami(client=client, headers=headers)["ended_reason"]
+
+    assert whoami({"Cookie": f"{cookie}={forged}"}) == "invalid"
+    assert warnings_logged(caplog) == [
+        f"sessionguard: presented session token refused: bad_signature (cookie), claims session {public_id}"]
+    assert whoami({"Authorization": f"Bearer {forged}"}) == "invalid"
+    assert warnings_logged(caplog) == []  # the same kind within a second
+    throttle_clock[0] += 1.0
+    assert whoami({"Authorization": f"Bearer {forged}"}) == "invalid"
+    assert warnings_logged(caplog) == [
+        f"sessionguard: presented session token refused: bad_signature (bearer), claims session {public_id}"
+        " (and 1 more since the last such line)"]
+    # other kinds have their own allowance
+    assert whoami({"Authorization": "Bearer not-a-token"}) == "invalid"
+    assert whoami({"Cookie": f"{cookie}={token}; {cookie}={token}"}) == "invalid"
+    assert warnings_logged(caplog) == [
+        "sessionguard: presented session token refused: malformed (bearer)",
+        "sessionguard: presented session token refused: two_cookies (cookie)"]
+    assert not any(token in r.getMessage() or forged in r.getMessage() for r in caplog.records)
+    assert harness.whoami(headers={})["session"]["id"] == public_id  # the real session goes unlogged
+    assert warnings_logged(caplog) == []
+
+
+def test_v16_3_2_refused_admin_requests_are_logged(
+    make_harness: Any, caplog: pytest.LogCaptureFixture, throttle_clock: list[float]
+) -> None:
+    harness = make_harness()
+    caplog.set_level(logging.WARNING, logger="sessionguard")
+    anonymous = harness.new_client()
+    assert anonymous.get("/_sessionguard/api/sessions").status_code == 401
+    assert warnings_logged(caplog) == [
+        'sessionguard: admin request refused: 401 unauthenticated, GET "/_sessionguard/api/sessions",'
+        " caller anonymous"]
+    user = harness.new_client()
+    hostile = harness.login("eve\nINFO forged line", client=user)["session"]["id"]
+    assert user.get("/_sessionguard/api/sessions").status_code == 403
+    [line] = warnings_logged(caplog)
+    assert line == ('sessionguard: admin request refused: 403 forbidden, GET "/_sessionguard/api/sessions",'
+                    f' caller "user:eve\\nINFO forged line", session {hostile}')
+    admin = harness.new_client()
+    mine = harness.login("ada", client=admin, metadata={"roles": ["admin"]})["session"]["id"]
+    refused = admin.post("/_sessionguard/api/signout-all", json={"confirm": "SIGN OUT ALL"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
+    assert warnings_logged(caplog) == [
+        'sessionguard: admin request refused: 403 csrf_failed, POST "/_sessionguard/api/signout-all",'
+        f' caller "user:ada", session {mine}']
+    assert admin.get("/_sessionguard/api/sessions").status_code == 200  # granted: not logged
+    assert warnings_logged(caplog) == []

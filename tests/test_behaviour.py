@@ -237,7 +237,8 @@ def test_policy_change_applies_to_existing_sessions(make_harness: Any) -> None:
     from dataclasses import replace
 
     policy = store.policy()
-    store.set_policy(replace(policy, web=replace(policy.web, idle_timeout=HOUR)))
+    web = replace(policy.web, idle_timeout=HOUR)
+    store.set_policy(replace(policy, platforms={**policy.platforms, "web": web}))
     assert harness.whoami()["ended_reason"] == "idle_timeout"
 
 
@@ -317,6 +318,29 @@ def test_reject_mode_refuses_and_changes_nothing(make_harness: Any) -> None:
     assert set_cookies(response) == []
     assert fresh_client_whoami(harness, token)["session"] is not None
     assert login_as(harness, "grace")  # other users are not affected
+
+
+def test_a_refused_login_keeps_the_session_the_request_presented(make_harness: Any) -> None:
+    # SPEC §4 "nothing changes": not even the session the refused login would have replaced
+    harness = make_harness(max_sessions="1", on_limit="reject")
+    login_as(harness)  # ada's one web session, elsewhere
+    for user, platform in (("grace", "web"), ("ada", "mobile")):
+        client = harness.new_client()
+        harness.login(user, client=client, platform=platform)
+        refused = client.post("/login", json={"user": "ada", "platform": "web"})
+        assert refused.status_code == 409 and set_cookies(refused) == []
+        assert harness.whoami(client)["session"]["user_id"] == user  # still signed in
+    events = harness.guard.store.events(user_id=None, limit=100, cursor=None).items
+    assert [e.type for e in events if e.type in ("logout", "rejected")] == ["rejected"] * 2
+
+
+@pytest.mark.parametrize("on_limit", ["evict_oldest", "reject"])
+def test_signing_in_again_at_the_limit_takes_the_own_sessions_place(make_harness: Any, on_limit: str) -> None:
+    harness = make_harness(max_sessions="1", on_limit=on_limit)
+    first = harness.login()["token"]
+    again = harness.login()  # the same client, presenting its session
+    assert fresh_client_whoami(harness, first)["ended_reason"] == "signed_out"
+    assert harness.whoami()["session"]["id"] == again["session"]["id"]
 
 
 def test_limits_are_per_platform(make_harness: Any) -> None:

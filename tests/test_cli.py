@@ -77,9 +77,9 @@ def test_check_on_memory_prints_policy() -> None:
     result = run(env, "check")
     assert result.returncode == 0, result.stderr
     lines = [line.split() for line in result.stdout.splitlines()]
-    assert ["web", "30m", "30d", "unlimited"] in lines
-    assert ["mobile", "1h", "30d", "2"] in lines
-    assert ["desktop", "never", "30d", "unlimited"] in lines
+    assert ["web", "30m", "30d", "30d", "unlimited"] in lines
+    assert ["mobile", "1h", "30d", "30d", "2"] in lines
+    assert ["desktop", "never", "30d", "30d", "unlimited"] in lines
     assert "memory://" in result.stdout and "this process only" in result.stdout
     assert "remember-me period  14d" in result.stdout
     assert SECRET not in result.stdout + result.stderr
@@ -91,7 +91,7 @@ def test_check_json() -> None:
     data = json.loads(result.stdout)
     assert data["policy"]["on_limit"] == "reject"
     assert data["policy"]["platforms"]["web"] == {
-        "idle_timeout": "1h", "absolute_timeout": "30d", "max_sessions": None
+        "idle_timeout": "1h", "absolute_timeout": "30d", "session_timeout": "30d", "max_sessions": None
     }
     assert data["store"] == "memory://" and data["policy_source"] == "environment"
 
@@ -151,7 +151,8 @@ def test_bad_configuration_exits_2(env: dict[str, str], expected: list[str], sub
         pytest.param(["signout"], "one of the arguments --session --user --all is required", id="no-target"),
         pytest.param(["signout", "--user", "a", "--all"], "not allowed with argument", id="two-targets"),
         pytest.param(["sessions", "--limit", "0"], "is not a positive number", id="bad-limit"),
-        pytest.param(["sessions", "--platform", "tv"], "invalid choice", id="bad-platform"),
+        pytest.param(["sessions", "--platform", "tv"], "--platform must be one of web, mobile, desktop",
+                     id="bad-platform"),
         pytest.param(["demo", "--port", "70000"], "is not a port", id="bad-port"),
         pytest.param([], "the following arguments are required: COMMAND", id="no-command"),
     ],
@@ -296,13 +297,14 @@ def test_check_on_redis(redis_env: dict[str, str], app: App) -> None:
     result = run({**redis_env, "SESSIONGUARD_WEB_MAX_SESSIONS": "3"}, "check")
     assert result.returncode == 0, result.stderr
     assert redis_env["SESSIONGUARD_STORE_URL"] in result.stdout and "(reachable)" in result.stdout
-    assert ["web", "1h", "30d", "3"] in [line.split() for line in result.stdout.splitlines()]
+    assert ["web", "1h", "30d", "30d", "3"] in [line.split() for line in result.stdout.splitlines()]
     assert "from the environment" in result.stdout
     # A policy stored through the admin API is what every server (and the CLI) applies.
     stored = app.guard.store.policy().updated({"platforms": {"mobile": {"idle_timeout": "15m"}}})
     app.guard.store.set_policy(stored)
     result = run(redis_env, "check")
-    assert ["mobile", "15m", "30d", "unlimited"] in [line.split() for line in result.stdout.splitlines()]
+    rows = [line.split() for line in result.stdout.splitlines()]
+    assert ["mobile", "15m", "30d", "30d", "unlimited"] in rows
     assert "stored through the admin API" in result.stdout
 
 

@@ -34,14 +34,20 @@ H = 3600
 
 
 def policy(**overrides: object) -> Policy:
-    base = {
+    """A policy; ``web=``, ``mobile=``, ``desktop=`` or another platform's name set
+    that platform's :class:`PlatformPolicy`."""
+    platforms = {
         "web": PlatformPolicy(H, 30 * 86400, None),
         "mobile": PlatformPolicy(None, 30 * 86400, 2),
         "desktop": PlatformPolicy(8 * H, 7 * 86400, 1),
-        "remember_me_period": 14 * 86400,
     }
-    base.update(overrides)
-    return Policy(**base)  # type: ignore[arg-type]
+    base: dict[str, object] = {"remember_me_period": 14 * 86400}
+    for name, value in overrides.items():
+        if isinstance(value, PlatformPolicy):
+            platforms[name] = value
+        else:
+            base[name] = value
+    return Policy(platforms, **base)  # type: ignore[arg-type]
 
 
 def record(**fields: object) -> Record:
@@ -55,8 +61,12 @@ def record(**fields: object) -> Record:
     [
         pytest.param(record(), H * SECOND - 1, Epoch(), Outcome.VALID, id="idle-just-before"),
         pytest.param(record(), H * SECOND, Epoch(), Outcome.IDLE_TIMEOUT, id="idle-expired"),
-        pytest.param(record(last_seen=29 * DAY), 30 * DAY, Epoch(), Outcome.ABSOLUTE_TIMEOUT,
+        pytest.param(record(last_seen=30 * DAY - SECOND), 30 * DAY, Epoch(), Outcome.ABSOLUTE_TIMEOUT,
                      id="absolute-beats-activity"),
+        pytest.param(record(last_seen=29 * DAY), 30 * DAY, Epoch(), Outcome.IDLE_TIMEOUT,
+                     id="idled-out-first-says-so-after-the-absolute-timeout"),
+        pytest.param(record(last_seen=30 * DAY - H), 30 * DAY, Epoch(), Outcome.ABSOLUTE_TIMEOUT,
+                     id="both-deadlines-at-once-absolute"),
         pytest.param(record(remember_me=True), 13 * DAY, Epoch(), Outcome.VALID, id="remember-me-idle"),
         pytest.param(record(remember_me=True), 14 * DAY, Epoch(), Outcome.IDLE_TIMEOUT,
                      id="remember-me-period-over"),

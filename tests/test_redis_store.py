@@ -32,7 +32,7 @@ from starlette.testclient import TestClient
 from apps import flask_app, starlette_app
 from conftest import BASE_URL, SECRET, FakeClock
 from redis_servers import CountingProxy, RedisServer, free_ports, require_binaries
-from sessionguard import Config, ConfigurationError, SessionGuard, StoreUnavailable
+from sessionguard import Config, ConfigurationError, SessionGuard, SessionLimitReached, StoreUnavailable
 from sessionguard.audit import Event
 from sessionguard.core import Outcome, Record
 from sessionguard.policy import Policy
@@ -236,6 +236,32 @@ def test_cluster_login_check_evict_and_signout_all(redis_cluster: Any, make_stor
             Outcome.VALID, Outcome.SIGNOUT_ALL]
         assert [r.id for r in sync.end_user(user, "revoked")] == [third.id]
         assert sync.user_sessions(user) == []
+    finally:
+        for node in cluster.get_primaries():
+            for key in cluster.scan_iter(match=f"{prefix}*", target_nodes=node):
+                cluster.unlink(key)
+        cluster.close()
+
+
+def test_cluster_login_replacing_the_presented_session(redis_cluster: Any, make_stores: Any) -> None:
+    # the presented session: the user's own (the user's slot, ended by create) or another
+    # user's (another slot, ended after); a refused login changes nothing
+    prefix = f"sgt-{secrets.token_hex(4)}"
+    sync, _ = make_stores(redis_cluster.url, prefix, max_sessions=1, on_limit="reject")
+    cluster = redis_cluster.client()
+    try:
+        web, mobile = sync.create(new(sync, "ada")).record, sync.create(new(sync, "ada", "mobile")).record
+        bob = sync.create(new(sync, "bob")).record
+        for presented in (mobile, bob):
+            with pytest.raises(SessionLimitReached):
+                sync.create(new(sync, "ada"), ending=presented.id)
+            assert sync.check(presented.id, passive=True).outcome is Outcome.VALID
+        again = sync.create(new(sync, "ada"), ending=web.id)  # the same client signing in again
+        assert again.replaced == web and again.evicted == ()
+        grace = sync.create(new(sync, "grace"), ending=bob.id)  # bob's client, now grace's
+        assert grace.replaced == bob
+        assert [sync.check(r.id, passive=True).outcome for r in (web, mobile, bob)] == [
+            Outcome.SIGNED_OUT, Outcome.VALID, Outcome.SIGNED_OUT]
     finally:
         for node in cluster.get_primaries():
             for key in cluster.scan_iter(match=f"{prefix}*", target_nodes=node):

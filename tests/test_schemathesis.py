@@ -22,9 +22,11 @@ CHECKS = [not_a_server_error, status_code_conformance, response_schema_conforman
 
 
 def admin_app() -> Any:
-    """A guarded host app with a few sessions (memory store, user timeouts allowed)."""
-    guard = SessionGuard(Config(secret_key=SECRET, admin_token=ADMIN_TOKEN, allow_user_timeouts=True))
-    for user, platform in [("ada", "web"), ("ada", "mobile"), ("grace", "desktop")]:
+    """A guarded host app with a few sessions (memory store, user timeouts allowed, an
+    extra kind of session: PLATFORMS)."""
+    guard = SessionGuard(Config(secret_key=SECRET, admin_token=ADMIN_TOKEN, allow_user_timeouts=True,
+                                platforms="web,mobile,desktop,messenger"))
+    for user, platform in [("ada", "web"), ("ada", "mobile"), ("grace", "desktop"), ("grace", "messenger")]:
         sid = guard.tokens.new_sid(guard.store.slot_tag(user))
         guard.store.create(NewSession(id=session_id(sid), user_id=user, platform=platform,
                                       metadata={"roles": ["admin"]}))

@@ -434,6 +434,36 @@ def test_a_platform_limit_beyond_one_page(make_store: Any, clock: FakeClock, on_
         assert [r.id for r in store.create(new(store)).evicted] == [records[0].id]
 
 
+@pytest.mark.parametrize("limit", [1, 27], ids=["one-call", "paged"])
+def test_a_refused_login_leaves_the_presented_session_alone(make_store: Any, clock: FakeClock,
+                                                            limit: int) -> None:
+    # SPEC §4: with reject, the new login fails and nothing changes, the session the
+    # request presented (the user's own on another platform, or another user's) included
+    store = make_store(max_sessions=limit, on_limit="reject")
+    records = [login(store, clock) for _ in range(limit)]
+    mine, other = login(store, clock, platform="mobile"), login(store, clock, "bob")
+    for presented in (mine, other):
+        with pytest.raises(SessionLimitReached):
+            store.create(new(store), ending=presented.id)
+        assert outcome(store, presented) is Outcome.VALID
+    assert {r.id for r in store.user_sessions("ada")} == {r.id for r in [*records, mine]}
+
+
+@pytest.mark.parametrize("limit", [1, 27], ids=["one-call", "paged"])
+@pytest.mark.parametrize("on_limit", ["evict_oldest", "reject"])
+def test_a_login_at_the_limit_takes_the_place_of_the_presented_session(
+    make_store: Any, clock: FakeClock, on_limit: str, limit: int
+) -> None:
+    # the client signing in again: its own session does not count, and ends
+    store = make_store(max_sessions=limit, on_limit=on_limit)
+    records = [login(store, clock) for _ in range(limit)]
+    presented = records[-1]
+    created = store.create(new(store), ending=presented.id)
+    assert (created.replaced, created.evicted) == (presented, ())
+    assert outcome(store, presented) is Outcome.SIGNED_OUT
+    assert [outcome(store, r) for r in records[:-1]] == [Outcome.VALID] * (limit - 1)
+
+
 def test_login_ends_the_presented_session(store: Any, clock: FakeClock) -> None:
     old = login(store, clock)
     created = store.create(new(store), ending=old.id)

@@ -1,6 +1,8 @@
 """A store that fails while the app itself calls it (``login()`` / ``logout()``
-inside a view) answers ``503`` with ``Retry-After``, never the framework's
-``500``, in every wiring the README shows; and the connection stays usable.
+and the request object's other calls, the guard's API or ``guard.store``,
+inside a view, async or sync) answers ``503`` with ``Retry-After``, never the
+framework's ``500``, in every wiring the README shows; and the connection
+stays usable.
 
 Real faults: a private Redis stopped before a login without a cookie (the
 check has nothing to refuse, so ``login()`` itself meets the outage), and
@@ -36,7 +38,29 @@ BASE = "http://testserver"
 Stop = Callable[[], None]
 
 
-def starlette_routes(stop: Stop) -> list[Route]:
+#: the app's own store calls a view makes (``/own/{name}``): the guard's API, the store itself
+OWN_CALLS = ["end_user", "sessions", "store"]
+
+
+async def own_call(guard: SessionGuard, name: str) -> None:
+    if name == "end_user":
+        await guard.aend_user("nobody")
+    elif name == "sessions":
+        await guard.asessions(user_id="ada")
+    else:
+        guard.store.user_sessions("ada")
+
+
+def own_call_sync(guard: SessionGuard, name: str) -> None:
+    if name == "end_user":
+        guard.end_user("nobody")
+    elif name == "sessions":
+        guard.sessions(user_id="ada")
+    else:
+        guard.store.user_sessions("ada")
+
+
+def starlette_routes(stop: Stop, guard: SessionGuard) -> list[Route]:
     async def login(request: Request) -> Response:
         session = await request.scope["sessionguard"].login("ada")
         return JSONResponse({"user": session.user_id})
@@ -53,11 +77,24 @@ def starlette_routes(stop: Stop) -> list[Route]:
         await getattr(request.scope["sessionguard"], request.path_params["name"])()
         return JSONResponse({"ok": True})
 
+    async def own(request: Request) -> Response:  # the guard's API, the store
+        if request.query_params.get("stop"):
+            stop()
+        await own_call(guard, request.path_params["name"])
+        return JSONResponse({"ok": True})
+
+    def own_sync(request: Request) -> Response:  # the same in a sync view (a worker thread)
+        if request.query_params.get("stop"):
+            stop()
+        own_call_sync(guard, request.path_params["name"])
+        return JSONResponse({"ok": True})
+
     return [Route("/login", login, methods=["POST"]), Route("/logout", logout, methods=["POST"]),
-            Route("/ctx/{name}", act, methods=["POST"])]
+            Route("/ctx/{name}", act, methods=["POST"]), Route("/own/{name}", own, methods=["POST"]),
+            Route("/own-sync/{name}", own_sync, methods=["POST"])]
 
 
-def fastapi_routes(app: FastAPI, stop: Stop) -> FastAPI:
+def fastapi_routes(app: FastAPI, stop: Stop, guard: SessionGuard) -> FastAPI:
     @app.post("/login")
     async def login(request: Request) -> dict[str, str]:
         session = await request.scope["sessionguard"].login("ada")
@@ -70,10 +107,31 @@ def fastapi_routes(app: FastAPI, stop: Stop) -> FastAPI:
         await request.scope["sessionguard"].logout()
         return {"ok": True}
 
+    @app.post("/ctx/{name}")
+    async def act(request: Request, name: str) -> dict[str, bool]:  # end_others(), recheck(), rotate()
+        if request.query_params.get("stop"):
+            stop()
+        await getattr(request.scope["sessionguard"], name)()
+        return {"ok": True}
+
+    @app.post("/own/{name}")
+    async def own(request: Request, name: str) -> dict[str, bool]:
+        if request.query_params.get("stop"):
+            stop()
+        await own_call(guard, name)
+        return {"ok": True}
+
+    @app.post("/own-sync/{name}")
+    def own_sync(request: Request, name: str) -> dict[str, bool]:  # a worker thread
+        if request.query_params.get("stop"):
+            stop()
+        own_call_sync(guard, name)
+        return {"ok": True}
+
     return app
 
 
-def flask_routes(stop: Stop) -> Flask:
+def flask_routes(stop: Stop, guard: SessionGuard) -> Flask:
     app = Flask(__name__)  # not testing: Flask's own handler answers 500 for an exception
 
     @app.post("/login")
@@ -94,30 +152,38 @@ def flask_routes(stop: Stop) -> Flask:
         getattr(flask_request.environ["sessionguard"], name)()
         return {"ok": True}
 
+    @app.post("/own/<name>")
+    @app.post("/own-sync/<name>")
+    def own(name: str) -> Any:  # the guard's API, the store
+        if flask_request.args.get("stop"):
+            stop()
+        own_call_sync(guard, name)
+        return {"ok": True}
+
     return app
 
 
 def outer_starlette(guard: SessionGuard, stop: Stop) -> Any:
-    return guard.asgi(Starlette(routes=starlette_routes(stop)))
+    return guard.asgi(Starlette(routes=starlette_routes(stop, guard)))
 
 
 def outer_fastapi(guard: SessionGuard, stop: Stop) -> Any:
-    return guard.asgi(fastapi_routes(FastAPI(), stop))
+    return guard.asgi(fastapi_routes(FastAPI(), stop, guard))
 
 
 def inner_starlette(guard: SessionGuard, stop: Stop) -> Any:
     middleware = [Middleware(SessionGuardMiddleware, guard=guard)]
-    return Starlette(routes=starlette_routes(stop), middleware=middleware)
+    return Starlette(routes=starlette_routes(stop, guard), middleware=middleware)
 
 
 def inner_fastapi(guard: SessionGuard, stop: Stop) -> Any:
-    app = fastapi_routes(FastAPI(), stop)
+    app = fastapi_routes(FastAPI(), stop, guard)
     app.add_middleware(SessionGuardMiddleware, guard=guard)
     return app
 
 
 def flask_wsgi_app(guard: SessionGuard, stop: Stop) -> Any:
-    app = flask_routes(stop)
+    app = flask_routes(stop, guard)
     app.wsgi_app = guard.wsgi(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
@@ -125,7 +191,7 @@ def flask_wsgi_app(guard: SessionGuard, stop: Stop) -> Any:
 def flask_extension(guard: SessionGuard, stop: Stop) -> Any:
     from sessionguard.integrations.flask import SessionGuardFlask
 
-    app = flask_routes(stop)
+    app = flask_routes(stop, guard)
     SessionGuardFlask(app, guard)
     return app
 
@@ -395,7 +461,7 @@ def test_django_asgi_login_meeting_a_stopped_redis_answers_503(
 
 @pytest.mark.redis
 @pytest.mark.parametrize("call", ["end_others", "recheck", "rotate"])
-@pytest.mark.parametrize(("wiring", "kind"), [WIRINGS[0], WIRINGS[4]])
+@pytest.mark.parametrize(("wiring", "kind"), WIRINGS)
 def test_the_contexts_other_store_calls_meeting_a_stopped_redis_answer_503(
     wiring: Callable[[SessionGuard, Stop], Any], kind: str, call: str, private_redis: RedisServer
 ) -> None:
@@ -405,4 +471,97 @@ def test_the_contexts_other_store_calls_meeting_a_stopped_redis_answer_503(
         assert browser.post(f"/ctx/{call}").json() == {"ok": True}
         assert_unavailable(browser.post(f"/ctx/{call}?stop=1"))  # stopped inside the view
         private_redis.start()
+    guard.store.close()
+
+
+# -- the app's own store calls, through the guard's API or the store ------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("call", OWN_CALLS)
+@pytest.mark.parametrize(("wiring", "kind"), WIRINGS)
+def test_the_apps_own_store_calls_meeting_a_stopped_redis_answer_503(
+    wiring: Callable[[SessionGuard, Stop], Any], kind: str, call: str, private_redis: RedisServer
+) -> None:
+    # guard.aend_user(), guard.asessions(), guard.store inside a view: the framework's error
+    # handler answers 500 for the exception; the shell sends the store's 503 in its place
+    guard = guard_on(private_redis)
+    with client(kind, wiring(guard, private_redis.stop)) as browser:
+        assert browser.post("/login").json() == {"user": "ada"}
+        assert browser.post(f"/own/{call}").json() == {"ok": True}
+        assert_unavailable(browser.post(f"/own/{call}?stop=1"))  # stopped inside the view
+        browser.cookies.clear()  # and without a session (no check before the view)
+        assert_unavailable(browser.post(f"/own/{call}"))
+        private_redis.start()
+        # a sync view, which Starlette and FastAPI run in a worker thread
+        assert browser.post(f"/own-sync/{call}").json() == {"ok": True}
+        assert_unavailable(browser.post(f"/own-sync/{call}?stop=1"))
+    guard.store.close()
+
+
+@pytest.mark.redis
+def test_a_raw_asgi_apps_own_store_call_meeting_a_stopped_redis_answers_503(
+    private_redis: RedisServer,
+) -> None:
+    guard = guard_on(private_redis)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        await guard.aend_user("ada")
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with client("asgi", guard.asgi(app)) as browser:
+        assert browser.get("/").text == "ok"
+        private_redis.stop()
+        assert_unavailable(browser.get("/"))
+    guard.store.close()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("middleware", [True, False], ids=["with-middleware", "without-middleware"])
+def test_django_apps_own_store_calls_meeting_a_stopped_redis_answer_503(
+    django_project: Any, private_redis: RedisServer, middleware: bool
+) -> None:
+    import asyncio
+
+    from django.conf import settings
+    from django.core.asgi import get_asgi_application
+    from django.core.wsgi import get_wsgi_application
+    from django.http import HttpRequest, JsonResponse
+    from django.test import override_settings
+    from django.urls import path
+
+    guard = guard_on(private_redis)
+
+    def ended(request: HttpRequest) -> JsonResponse:
+        return JsonResponse({"ended": guard.end_user("nobody")})
+
+    async def aended(request: HttpRequest) -> JsonResponse:
+        return JsonResponse({"ended": await guard.aend_user("nobody")})
+
+    class urls:  # noqa: N801 - a URLconf (Django reads its urlpatterns)
+        urlpatterns = [path("ended", ended), path("aended", aended)]
+
+    async def get(url: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=guard.asgi(get_asgi_application()))
+        async with httpx.AsyncClient(transport=transport, base_url=BASE) as browser:
+            return await browser.get(url)
+
+    stack = [m for m in settings.MIDDLEWARE if middleware or not m.startswith("sessionguard")]
+    with override_settings(ROOT_URLCONF=urls, MIDDLEWARE=stack):
+        with client("wsgi", guard.wsgi(get_wsgi_application())) as browser:
+            assert browser.get("/ended").json() == {"ended": 0}
+            private_redis.stop()
+            assert_unavailable(browser.get("/ended"))
+        private_redis.start()
+        for url in ("/ended", "/aended"):  # a sync view (a worker thread) and an async one
+            assert asyncio.run(get(url)).json() == {"ended": 0}
+            private_redis.stop()
+            assert_unavailable(asyncio.run(get(url)))
+            private_redis.start()
     guard.store.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +48,20 @@ def test_a_cookie_handshake_from_another_origin_is_refused_before_accept(
         who(client, origin=origin)
     assert refused.value.status_code == 403
     assert refused.value.json()["error"]["code"] == "origin_refused"
+
+
+def test_a_refused_cross_site_handshake_is_logged(
+    make_guard: Callable[..., SessionGuard], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sessionguard import alerts
+
+    monkeypatch.setattr(alerts, "THROTTLE", alerts.Throttle())  # this process's allowance, fresh
+    client, _ = signed_in_client(make_guard(cookie_secure=False))
+    caplog.set_level(logging.WARNING, logger="sessionguard")
+    with pytest.raises(WebSocketDenialResponse):
+        who(client, origin=EVIL)
+    lines = [r.getMessage() for r in caplog.records if r.module == "alerts"]
+    assert lines == ['sessionguard: cross-site websocket handshake refused: "/ws"']
 
 
 def test_own_host_allowed_origins_bearer_and_no_origin_pass(make_guard: Callable[..., SessionGuard]) -> None:

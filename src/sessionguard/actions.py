@@ -15,7 +15,6 @@ import sessionguard.admin.flow as flow  # the module, not the package: see docs/
 
 from . import audit
 from .admin.flow import Step
-from .config import PLATFORMS
 from .context import MAX_USER_ID
 from .core import Record
 from .session import Session, listed
@@ -34,10 +33,14 @@ def _user_id(user_id: object) -> str:
     return user_id
 
 
-def _platform(platform: object) -> str | None:
-    if platform is not None and platform not in PLATFORMS:
-        raise ValueError(f"platform must be one of {', '.join(PLATFORMS)}, or None")
-    return platform
+def _platform(platform: object) -> Step[str | None]:
+    """``platform`` checked against the kinds of session of the policy in force."""
+    if platform is None:
+        return None
+    policy = yield from flow.policy()
+    if platform not in policy.platforms:
+        raise ValueError(f"platform must be one of {', '.join(policy.platforms)}, or None")
+    return str(platform)
 
 
 def sessions(user_id: str | None, platform: str | None, status: str) -> Step[list[Session]]:
@@ -49,7 +52,7 @@ def sessions(user_id: str | None, platform: str | None, status: str) -> Step[lis
     """
     if status not in STATUSES:
         raise ValueError("status must be 'active', 'ended' or 'all'")
-    platform = _platform(platform)
+    platform = yield from _platform(platform)
     items: list[Any] = []
     if user_id is not None and status == "active":
         mine = yield from flow.user_sessions(_user_id(user_id))
@@ -90,7 +93,8 @@ def end_user(
     user_id: str, reason: str, actor: str, *, platform: str | None = None, keep: str | None = None
 ) -> Step[list[Record]]:
     """End the sessions of ``user_id`` (on ``platform``) but ``keep``; the ended records."""
-    records = yield from flow.end_user(_user_id(user_id), reason, platform=_platform(platform), keep=keep)
+    user_id, platform = _user_id(user_id), (yield from _platform(platform))
+    records = yield from flow.end_user(user_id, reason, platform=platform, keep=keep)
     if records:
         now = yield from flow.now()
         yield from flow.record([audit.ended(r, reason, actor, now) for r in records])

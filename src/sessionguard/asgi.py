@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from . import alerts
 from .admin import AdminASGI
 from .anomaly import Anomaly
 from .context import AsyncSessionContext
@@ -17,6 +18,7 @@ from .core import Outcome, Record
 from .decision import Refusal, Verdict
 from .errors import StoreUnavailable
 from .incoming import Presented, client_ip, is_https
+from .inflight import CURRENT
 from .origins import origin_allowed
 from .outgoing import ASGI, with_session
 from .stores.protocol import Check
@@ -97,10 +99,11 @@ class SessionGuardMiddleware:
             path = scope["path"]
             if self._admin_prefix in path and guard.admin_serves(path):  # the cheap test first
                 app = admin
+        CURRENT.set(ctx)  # a store failure anywhere in the app is this request's (inflight.py)
         try:
             await app(scope, receive, ctx._send)
         except StoreUnavailable:
-            # A login or logout inside the app could not reach the store.
+            # A store call inside the app could not reach the store.
             if not ctx._started:
                 await _refuse(kind, guard.unavailable, send)
             elif not _answered(ctx):
@@ -115,6 +118,7 @@ class SessionGuardMiddleware:
         guard = self.guard
         presented = guard.presented(cookie, authorization, scope["path"])
         if presented.source == "cookie" and scope["type"] == "websocket" and not self._same_site(scope):
+            alerts.cross_site(scope["path"])
             return _CROSS_SITE  # before the check: another site's page does not even count as a use
         check = None
         if presented.session_id is not None:
@@ -217,6 +221,9 @@ class _ASGIContext(AsyncSessionContext):
 
     def _store_failed(self) -> None:
         self._guard.store_failed(None if self.session is None else self.session.platform)
+        self._unavailable()
+
+    def _unavailable(self) -> None:
         if not isinstance(self._respond, _Unavailable):
             self._respond = _Unavailable(self._respond, self._guard.unavailable)
 

@@ -74,7 +74,8 @@ def parser() -> argparse.ArgumentParser:
     sessions.add_argument("--status", choices=STATUSES, default="active",
                           help="active (default), ended (in the last 24 hours) or all")
     sessions.add_argument("--user", metavar="ID", help="only this user's sessions")
-    sessions.add_argument("--platform", choices=PLATFORMS, help="only this platform's sessions")
+    sessions.add_argument("--platform", metavar="NAME",
+                          help=f"only this platform's sessions ({', '.join(PLATFORMS)} or one of PLATFORMS)")
     sessions.add_argument("--limit", type=_limit, default=100, metavar="N",
                           help="show at most N sessions (default: 100)")
     sessions.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -97,7 +98,7 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--session", metavar="ID", help="end the session with this id")
     which.add_argument("--user", metavar="ID", help="end every session of this user")
     which.add_argument("--all", action="store_true", help="end every session of every user")
-    signout.add_argument("--platform", choices=PLATFORMS, help="with --user: only this platform")
+    signout.add_argument("--platform", metavar="NAME", help="with --user: only this platform")
     signout.add_argument("--confirm", metavar="PHRASE",
                          help=f'with --all: the phrase "{CONFIRM_PHRASE}", typed exactly')
     signout.set_defaults(run=cmd_signout)

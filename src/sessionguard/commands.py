@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from . import audit
-from .config import PLATFORMS, Config, format_duration
+from .config import Config, format_duration
 from .guard import SessionGuard
 from .policy import Policy
 from .reasons import listed_text
@@ -71,27 +71,35 @@ def policy_table(policy: Policy) -> str:
     """The policy of SPEC §5 as a table, from :meth:`Policy.to_json`."""
     data = policy.to_json()
     rows = [
-        [p, data["platforms"][p]["idle_timeout"], data["platforms"][p]["absolute_timeout"],
-         "unlimited" if data["platforms"][p]["max_sessions"] is None
-         else str(data["platforms"][p]["max_sessions"])]
-        for p in PLATFORMS
+        [p, v["idle_timeout"], v["absolute_timeout"], v["session_timeout"],
+         "unlimited" if v["max_sessions"] is None else str(v["max_sessions"])]
+        for p, v in data["platforms"].items()
     ]
-    return table(["platform", "idle timeout", "absolute timeout", "max sessions"], rows)
+    return table(["platform", "idle timeout", "absolute timeout", "session timeout", "max sessions"], rows)
 
 
 # -- commands ------------------------------------------------------------------
 
 
-def _shared_guard() -> SessionGuard:
+def _shared_guard(platform: str | None = None) -> SessionGuard:
     """A guard on the configured store, refusing ``memory://``: the command
-    line runs in its own process and could never see the app's sessions."""
+    line runs in its own process and could never see the app's sessions; and
+    refusing a ``platform`` (``--platform``) that is not configured."""
     config = Config.from_env()
+    _platform(config, platform)
     if config.store_url.startswith("memory:"):
         raise UsageError(
             "SESSIONGUARD_STORE_URL=memory:// keeps sessions inside the app's own process, so the"
             " command line cannot see or end them; set SESSIONGUARD_STORE_URL to the app's Redis"
         )
     return SessionGuard(config)
+
+
+def _platform(config: Config, platform: str | None) -> None:
+    """Refuse a ``--platform`` that is none of the configured kinds (``PLATFORMS``)."""
+    if platform is not None and platform not in config.platforms:
+        raise UsageError(f"--platform must be one of {', '.join(config.platforms)}"
+                         f" (SESSIONGUARD_PLATFORMS), not {_clean(platform)}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -149,7 +157,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_sessions(args: argparse.Namespace) -> int:
     """List sessions of a status (active, recently ended, all), newest login first."""
-    guard = _shared_guard()
+    guard = _shared_guard(args.platform)
     try:
         policy = guard.store.policy()
         sessions: list[Session] = []
@@ -216,7 +224,7 @@ def cmd_signout(args: argparse.Namespace) -> int:
         raise UsageError(f'--all ends every session of every user; confirm with --confirm "{CONFIRM_PHRASE}"')
     if args.all and args.confirm != CONFIRM_PHRASE:
         raise UsageError(f'--confirm must be exactly "{CONFIRM_PHRASE}"; nothing was signed out')
-    guard = _shared_guard()
+    guard = _shared_guard(args.platform)
     store = guard.store
     try:
         if args.session is not None:

@@ -24,6 +24,8 @@ from .parsers import (
     ENV_PREFIX,
     INHERIT,
     PARSERS,
+    PLATFORM_PARSERS,
+    PLATFORM_SETTINGS,
     PLATFORMS,
     SECRETS,
     Inherit,
@@ -68,14 +70,26 @@ class Config:
     absolute_timeout: int | None = 30 * 86400
     remember_me_period: int | None = 14 * 86400
     max_sessions: int | None = None
+    #: lifetime from login of a session without remember-me; INHERIT: the absolute timeout
+    session_timeout: Inheritable = INHERIT
+    #: the kinds of session: web, mobile, desktop and any extra names (SPEC 9.1)
+    platforms: tuple[str, ...] = PLATFORMS
+    #: the settings of the extra platforms: ``{"messenger": {"idle_timeout": "5m",
+    #: "max_sessions": 2}}`` (keys: ``idle_timeout``, ``absolute_timeout``,
+    #: ``session_timeout``, ``max_sessions``; the variables ``<NAME>_IDLE_TIMEOUT`` ...);
+    #: each unset one inherits the all-platform value
+    platform_settings: Mapping[str, Mapping[str, object]] = field(default_factory=dict, hash=False)
     web_idle_timeout: Inheritable = INHERIT
     web_absolute_timeout: Inheritable = INHERIT
+    web_session_timeout: Inheritable = INHERIT
     web_max_sessions: Inheritable = INHERIT
     mobile_idle_timeout: Inheritable = INHERIT
     mobile_absolute_timeout: Inheritable = INHERIT
+    mobile_session_timeout: Inheritable = INHERIT
     mobile_max_sessions: Inheritable = INHERIT
     desktop_idle_timeout: Inheritable = INHERIT
     desktop_absolute_timeout: Inheritable = INHERIT
+    desktop_session_timeout: Inheritable = INHERIT
     desktop_max_sessions: Inheritable = INHERIT
     session_ceiling: int = 1000
     on_limit: str = "evict_oldest"
@@ -130,12 +144,46 @@ class Config:
                 object.__setattr__(self, name, parse(raw))
             except ValueError as exc:
                 errors.append(_problem(name, raw, str(exc)))
+        errors.extend(self._platform_settings())
         if not any(line.startswith(f"{ENV_PREFIX}COOKIE_") for line in errors):
             errors.extend(self._conflicts())
         if self.device_bound is True:  # (not a bad value that stays a string)
             errors.extend(self._device_bound_needs())
         if errors:
             raise ConfigurationError(errors)
+
+    def _platform_settings(self) -> list[str]:
+        """Read :attr:`platform_settings` (each value as its variable's); the problems."""
+        given, problems = self.platform_settings, []
+        extras = self.platforms[len(PLATFORMS):] if isinstance(self.platforms, tuple) else ()
+        settings: dict[str, dict[str, Inheritable]] = {}
+        if not isinstance(given, Mapping):
+            given = {}
+            problems.append("platform_settings must be a mapping of platform name to settings")
+        for name, values in given.items():
+            if name not in extras:
+                why = f"{name!r} is not one of the extra platforms of {ENV_PREFIX}PLATFORMS"
+                if name in PLATFORMS:
+                    why = f"{name!r} is built in: set {name}_idle_timeout, ... instead"
+                problems.append(f"platform_settings: {why}")
+                continue
+            values = values if isinstance(values, Mapping) else {}
+            for key in values:
+                if key not in PLATFORM_SETTINGS:
+                    problems.append(f"platform_settings[{name!r}]: {key!r} is not a setting"
+                                    f" (use {', '.join(PLATFORM_SETTINGS)})")
+        for name in extras:
+            own = given.get(name)
+            values = own if isinstance(own, Mapping) else {}
+            settings[name] = {}
+            for key, parse in PLATFORM_PARSERS.items():
+                raw = values.get(key, INHERIT)
+                try:
+                    settings[name][key] = parse(raw)
+                except ValueError as exc:
+                    problems.append(_problem(f"{name}_{key}", raw, str(exc)))
+        object.__setattr__(self, "platform_settings", settings)
+        return problems
 
     def _conflicts(self) -> list[str]:
         name, problems = self.cookie_name, []
@@ -188,25 +236,40 @@ class Config:
             raw = environ.get(ENV_PREFIX + name.upper())
             if raw is not None and raw.strip():
                 values[name] = raw
-        return cls(**values)
+        try:  # the extra platforms' own variables: <NAME>_IDLE_TIMEOUT, ...
+            extras = PARSERS["platforms"](values.get("platforms", PLATFORMS))
+        except ValueError:
+            extras = ()  # (reported by Config)
+        settings: dict[str, dict[str, str]] = {}
+        for name in extras[len(PLATFORMS):]:  # type: ignore[index]
+            for key in PLATFORM_SETTINGS:
+                raw = environ.get(f"{ENV_PREFIX}{name.upper()}_{key.upper()}")
+                if raw is not None and raw.strip():
+                    settings.setdefault(name, {})[key] = raw
+        return cls(**values, platform_settings=settings)
 
-    def platform_policy(self, platform: str) -> tuple[int | None, int | None, int | None]:
-        """``(idle_timeout, absolute_timeout, max_sessions)`` of ``platform``,
-        with :data:`INHERIT` replaced by the all-platform values.
+    def platform_policy(self, platform: str) -> tuple[int | None, int | None, int | None, int | None]:
+        """``(idle_timeout, absolute_timeout, max_sessions, session_timeout)`` of
+        ``platform``, with :data:`INHERIT` replaced by the all-platform values
+        (a session timeout inherited from nowhere is ``None``: the absolute
+        timeout alone).
 
-        :raises ValueError: if ``platform`` is not one of :data:`PLATFORMS`.
+        :raises ValueError: if ``platform`` is not one of :attr:`platforms`.
         """
-        if platform not in PLATFORMS:
-            raise ValueError(f"{platform!r} is not a platform (use web, mobile or desktop)")
+        if platform not in self.platforms:
+            raise ValueError(f"{platform!r} is not a platform (use {', '.join(self.platforms)})")
+        own: Mapping[str, object] = self.platform_settings.get(platform, {})
 
-        def resolve(name: str, default: int | None) -> int | None:
-            value: Inheritable = getattr(self, f"{platform}_{name}")
-            return default if isinstance(value, Inherit) else value
+        def resolve(name: str, default: Inheritable) -> int | None:
+            value = own[name] if platform not in PLATFORMS else getattr(self, f"{platform}_{name}")
+            value = default if isinstance(value, Inherit) else value
+            return None if isinstance(value, Inherit) else value  # type: ignore[return-value]
 
         return (
             resolve("idle_timeout", self.idle_timeout),
             resolve("absolute_timeout", self.absolute_timeout),
             resolve("max_sessions", self.max_sessions),
+            resolve("session_timeout", self.session_timeout),
         )
 
     @property

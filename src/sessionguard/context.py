@@ -117,9 +117,15 @@ class _Context:
         raise NotImplementedError
 
     def _store_failed(self) -> None:
-        """A store call the app made through this context failed: the shell
-        makes a ``500`` answer to this request (the framework's error handler
-        catching the :class:`StoreUnavailable`) the ``503`` instead."""
+        """A store call the app made through this context failed: counted
+        (``METRICS``), then :meth:`_unavailable`."""
+        raise NotImplementedError
+
+    def _unavailable(self) -> None:
+        """A store call made while this request is served failed (through this
+        context or not, :mod:`.inflight`): the shell makes a ``500`` answer to
+        this request (the framework's error handler catching the
+        :class:`StoreUnavailable`) the ``503`` instead."""
         raise NotImplementedError
 
     @contextlib.contextmanager
@@ -156,14 +162,16 @@ class _Context:
         if len(audit.compact_json(metadata).encode()) > MAX_METADATA:  # bytes, as stored
             raise ValueError(f"metadata must serialise to at most {MAX_METADATA} bytes of JSON")
         ua = clip(self._header("user-agent") or "")
+        platforms = self._guard.platforms
         if platform is None:
-            platform = classify(
-                stated=self._header(self._guard.platform_header),
-                ch_mobile=self._header("sec-ch-ua-mobile"),
-                user_agent=ua,
-            )
-        elif platform not in PLATFORMS:
-            raise ValueError("platform must be 'web', 'mobile' or 'desktop'")
+            stated = self._header(self._guard.platform_header)
+            if stated is not None and len(platforms) > len(PLATFORMS):  # an extra kind (SPEC 9.1)
+                named = stated.strip().lower()
+                platform = named if named in platforms[len(PLATFORMS):] else None
+            if platform is None:
+                platform = classify(stated=stated, ch_mobile=self._header("sec-ch-ua-mobile"), user_agent=ua)
+        elif platform not in platforms:
+            raise ValueError(f"platform must be one of {', '.join(platforms)}")
         ip = self._ip()
         sid = self._guard.tokens.new_sid(tag)
         new = NewSession(
@@ -252,9 +260,11 @@ class SessionContext(_Context):
         platform: str | None = None,
     ) -> Session:
         """Create a session for ``user_id``, ending the one this request
-        presented. The response carries the new cookie.
+        presented (not counted against the limit). The response carries the
+        new cookie.
 
-        :raises SessionLimitReached: the policy refuses logins over the limit.
+        :raises SessionLimitReached: the policy refuses logins over the limit;
+            nothing has changed (the presented session stays valid).
         """
         self._may_log_in(user_id)
         store = self._guard.store
@@ -340,9 +350,11 @@ class AsyncSessionContext(_Context):
         platform: str | None = None,
     ) -> Session:
         """Create a session for ``user_id``, ending the one this request
-        presented. The response carries the new cookie.
+        presented (not counted against the limit). The response carries the
+        new cookie.
 
-        :raises SessionLimitReached: the policy refuses logins over the limit.
+        :raises SessionLimitReached: the policy refuses logins over the limit;
+            nothing has changed (the presented session stays valid).
         """
         self._may_log_in(user_id)
         store = self._guard.async_store

@@ -2,11 +2,15 @@
 
 Rules (SPEC §4), each written once:
 
-- **absolute timeout**: a session older than its platform's absolute timeout
-  has ended, however active and whatever remember-me says;
+- **absolute timeout**: a session older than its lifetime has ended, however
+  active (``absolute_timeout``). The lifetime is the platform's absolute timeout
+  for a remember-me session, else its session timeout (``SESSION_TIMEOUT``,
+  never longer than the absolute timeout: :attr:`.PlatformPolicy.session_lifetime`);
 - **idle timeout**: a session unused for longer than its idle limit has ended.
   The idle limit is the remember-me period for remember-me sessions, else the
   user's own timeout for the platform (when allowed), else the platform's;
+- **which timeout**: a session past both deadlines says the one that came
+  first (the absolute timeout on a tie), however late it is judged;
 - **sign-out of everyone** records an epoch (a moment, on the store's clock):
   a session created before it has ended unless it is the one the sign-out
   kept. A moment rather than a counter, so that a login on a server whose
@@ -32,6 +36,10 @@ Rules (SPEC §4), each written once:
 - **sweeping**: a session that timed out is noticed by whichever process
   sweeps first (:func:`sweep_deadline` orders them), so its one audit event
   is written within a minute even if no request presents it again;
+- **replacing**: a login ends the session its request presented
+  (session-fixation defence), but only once it is admitted: that session is
+  not counted against the limits (:func:`counted`), so a client signing in
+  again takes its own place, and a refused login changes nothing (SPEC §4);
 - **report-only** (``ENFORCE=report``: ``Policy.enforce`` is false): timeouts
   and limits are judged as usual but not applied. :func:`judge` ends a session
   only by a sign-out of everyone; :func:`would_end` names the timeout that would
@@ -60,7 +68,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from .config import PLATFORMS as PLATFORM_NAMES
 from .policy import Policy
 
 SECOND = 1000
@@ -177,10 +184,18 @@ def deadline(record: Record, policy: Policy) -> int | None:
     return _deadline(record, policy) if policy.enforce else None
 
 
+def lifetime(record: Record, policy: Policy) -> int | None:
+    """The longest ``record`` lives from login (s; ``None``: no limit): the
+    platform's absolute timeout, for a session without remember-me its
+    session timeout (at most the absolute timeout)."""
+    platform = policy.platform(record.platform)
+    return platform.absolute_timeout if record.remember_me else platform.session_lifetime
+
+
 def _deadline(record: Record, policy: Policy) -> int | None:
     """The earliest moment (ms) the policy's timeouts end the session if untouched."""
     idle = idle_limit(record, policy)
-    absolute = policy.platform(record.platform).absolute_timeout
+    absolute = lifetime(record, policy)
     ends = []
     if idle is not None:
         ends.append(record.last_seen + idle * SECOND)
@@ -200,13 +215,17 @@ def judge(record: Record, policy: Policy, now: int, epoch: Epoch) -> Outcome:
 
 def timed_out(record: Record, policy: Policy, now: int) -> Outcome:
     """The timeout that ends ``record`` at ``now`` by the policy's timeouts, applied
-    or not (``VALID``: none)."""
-    absolute = policy.platform(record.platform).absolute_timeout
+    or not (``VALID``: none): of two passed, the one whose deadline came first."""
+    platform = policy.platform(record.platform)
+    absolute = platform.absolute_timeout if record.remember_me else platform.session_lifetime
+    idle = idle_limit(record, policy)
+    # the deadline that came first says why (the absolute one on a tie)
+    if idle is not None and now >= (idle_end := record.last_seen + idle * SECOND) and (
+        absolute is None or idle_end < record.created + absolute * SECOND
+    ):
+        return Outcome.IDLE_TIMEOUT
     if absolute is not None and now >= record.created + absolute * SECOND:
         return Outcome.ABSOLUTE_TIMEOUT
-    idle = idle_limit(record, policy)
-    if idle is not None and now >= record.last_seen + idle * SECOND:
-        return Outcome.IDLE_TIMEOUT
     return Outcome.VALID
 
 
@@ -334,11 +353,19 @@ def shortens(old: Policy, new: Policy) -> bool:
         return True
     if new.enforce and not old.enforce:
         return True
-    for name in PLATFORM_NAMES:
+    for name in {*old.platforms, *new.platforms}:
         a, b = old.platform(name), new.platform(name)
-        if shorter(a.idle_timeout, b.idle_timeout) or shorter(a.absolute_timeout, b.absolute_timeout):
+        if (shorter(a.idle_timeout, b.idle_timeout) or shorter(a.absolute_timeout, b.absolute_timeout)
+                or shorter(a.session_lifetime, b.session_lifetime)):
             return True
     return False
+
+
+def counted(held: Sequence[Record], replacing: str | None) -> list[Record]:
+    """The sessions of ``held`` a login counts against the limits: all but the
+    one its request presented (``replacing``), which the login ends if, and
+    only if, it is admitted."""
+    return [r for r in held if r.id != replacing]
 
 
 def retention(record: Record, policy: Policy, now: int) -> int | None:

@@ -76,6 +76,8 @@ class SessionGuard:
         self.astore_check = async_store.check if self.metrics is None else self.metrics.atimed(async_store)
         self.on_event = on_event
         self.platform_header = config.platform_header.lower()
+        #: the kinds of session (``PLATFORMS``): web, mobile, desktop, then any extra ones
+        self.platforms = config.platforms
         #: the session cookie's name (a request without it and without ``Authorization``
         #: carries no token: the shells let it through with no store call)
         self.cookie_name = config.cookie_name

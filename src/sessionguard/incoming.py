@@ -10,8 +10,9 @@ import ipaddress
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from . import alerts
 from .core import Outcome
-from .tokens import BOUND_TOKEN_LENGTH, Tokens
+from .tokens import BOUND_TOKEN_LENGTH, Tokens, claimed_session
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -79,6 +80,7 @@ def present(
     if cookie:
         values = cookie_values(cookie, cookie_name)
         if len(values) > 1:
+            alerts.token_refused("two_cookies", "cookie")
             return Presented(Outcome.INVALID, source="cookie")
         if values:
             return _verified(tokens, values[0], "cookie")
@@ -89,12 +91,20 @@ def _verified(tokens: Tokens, token: str, source: str) -> Presented:
     if len(token) == BOUND_TOKEN_LENGTH:  # a device-bound session's cookie (by length: no second try)
         bound = tokens.bound_session_of(token)
         if bound is None:
-            return Presented(Outcome.INVALID, source=source)
+            return _refused(token, source)
         return Presented(Outcome.VALID, bound[0], source, token, bound[1])
     public_id = tokens.session_of(token)
     if public_id is None:
-        return Presented(Outcome.INVALID, source=source)
+        return _refused(token, source)
     return Presented(Outcome.VALID, public_id, source, token)
+
+
+def _refused(token: str, source: str) -> Presented:
+    """A token that is not one of ours: logged (rate-limited, :mod:`.alerts`) as
+    malformed, or as carrying a bad signature with the session it claims."""
+    claimed = claimed_session(token)
+    alerts.token_refused("malformed" if claimed is None else "bad_signature", source, claimed)
+    return Presented(Outcome.INVALID, source=source)
 
 
 def is_https(scheme: str | None, peer: str | None, forwarded_proto: str | None,

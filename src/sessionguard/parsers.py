@@ -18,7 +18,12 @@ from .durations import bounded, duration, duration_choices, interval, interval_o
 from .origins import origin_of
 from .permissions import role_permissions
 
+#: The built-in kinds of session (``PLATFORMS`` adds others, see :func:`_platforms`).
 PLATFORMS = ("web", "mobile", "desktop")
+#: An extra platform's name (SPEC 9.1); upper-cased, it starts its own variables.
+PLATFORM_NAME = re.compile(r"[a-z][a-z0-9_]{0,15}", re.ASCII)
+#: The settings of one platform: ``<PLATFORM>_<SETTING>`` (``WEB_IDLE_TIMEOUT``).
+PLATFORM_SETTINGS = ("idle_timeout", "absolute_timeout", "session_timeout", "max_sessions")
 ENV_PREFIX = "SESSIONGUARD_"
 MAX_SESSIONS_LIMIT = 100_000  # the admin policy API accepts the same range
 #: ``SESSION_CEILING``: the most sessions one user can hold, whatever the limits say.
@@ -97,6 +102,31 @@ def _inheriting(parse: Callable[[object], int | None]) -> Callable[[object], Inh
             raise ValueError(f"{head} {last.rstrip(')')}, or inherit)") from None
 
     return parse_or_inherit
+
+
+def _platforms(value: object) -> tuple[str, ...]:
+    tail = "(use comma-separated names such as web,mobile,desktop,messenger: [a-z][a-z0-9_]{0,15} each)"
+    names = _list(value)
+    for name in names:
+        if not PLATFORM_NAME.fullmatch(name):
+            raise ValueError(f"has {show(name)}, which is not a platform name {tail}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"names {', '.join(twice)} twice {tail}")
+    missing = [p for p in PLATFORMS if p not in names]
+    if missing:
+        raise ValueError(f"lacks {', '.join(missing)}: web, mobile and desktop always stay {tail}")
+    # the built-ins first, in their order: what the pages and the JSON list first
+    return PLATFORMS + tuple(n for n in names if n not in PLATFORMS)
+
+
+#: How each per-platform setting is read (also an extra platform's, see ``Config.platform_settings``).
+PLATFORM_PARSERS: dict[str, Callable[[object], Inheritable]] = {
+    "idle_timeout": _inheriting(duration),
+    "absolute_timeout": _inheriting(duration),
+    "session_timeout": _inheriting(duration),
+    "max_sessions": _inheriting(_limit),
+}
 
 
 def _bool(value: object) -> bool:
@@ -262,12 +292,10 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "absolute_timeout": duration,
     "remember_me_period": duration,
     "max_sessions": _limit,
-    **{
-        f"{p}_{name}": _inheriting(parse)
-        for p in PLATFORMS
-        for name, parse in (("idle_timeout", duration), ("absolute_timeout", duration))
-    },
-    **{f"{p}_max_sessions": _inheriting(_limit) for p in PLATFORMS},
+    # = the absolute timeout (INHERIT) unless set; "never" is no timeout of its own, the same
+    "session_timeout": _inheriting(duration),
+    "platforms": _platforms,
+    **{f"{p}_{name}": PLATFORM_PARSERS[name] for p in PLATFORMS for name in PLATFORM_SETTINGS},
     "session_ceiling": _session_ceiling,
     "on_limit": _choice("evict_oldest", "reject"),
     "evict": _choice("oldest_login", "least_recent"),

@@ -14,10 +14,10 @@ its JSON form (SPEC §5) and validates that form field by field.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .config import PLATFORMS, format_duration, parse_duration
+from .config import format_duration, parse_duration
 
 if TYPE_CHECKING:
     from .config import Config
@@ -34,23 +34,54 @@ class PolicyError(ValueError):
         super().__init__(f"{field}: {message}")
 
 
+_PLATFORM_FIELDS = ("idle_timeout", "absolute_timeout", "session_timeout", "max_sessions")
+
+
 @dataclass(frozen=True, slots=True)
 class PlatformPolicy:
     """Timeouts (seconds, ``None`` = never) and limit (``None`` = unlimited)
-    of one platform."""
+    of one platform.
+
+    ``session_timeout`` caps the lifetime of a session without remember-me
+    (``SESSION_TIMEOUT``); ``None``, or one at or above the absolute timeout,
+    is no cap of its own (it is kept as ``None``, so that raising the absolute
+    timeout later raises it too). :attr:`session_lifetime` is the lifetime of
+    such a session: the session timeout, else the absolute timeout."""
 
     idle_timeout: int | None
     absolute_timeout: int | None
     max_sessions: int | None
+    session_timeout: int | None = None
+    #: the longest a session without remember-me lives from login (s; ``None``: no limit)
+    session_lifetime: int | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        session, absolute = self.session_timeout, self.absolute_timeout
+        if session is not None and absolute is not None and session >= absolute:
+            session = None
+            object.__setattr__(self, "session_timeout", None)
+        object.__setattr__(self, "session_lifetime", absolute if session is None else session)
+
+
+class _Platforms(dict[str, PlatformPolicy]):
+    """The platforms' policies; a platform not among them (its sessions' kind was
+    taken out of ``PLATFORMS`` since they logged in) follows web's, as
+    ``rules.lua`` does: its sessions keep ending by timeouts."""
+
+    def __missing__(self, name: str) -> PlatformPolicy:
+        if name == "web":  # (a policy built without web, by hand)
+            raise KeyError(name)
+        return self["web"]
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Everything that decides whether a session is still valid."""
+    """Everything that decides whether a session is still valid.
 
-    web: PlatformPolicy
-    mobile: PlatformPolicy
-    desktop: PlatformPolicy
+    ``platforms`` maps each platform's name to its policy: web, mobile and
+    desktop first, then the extra kinds of ``PLATFORMS`` (SPEC 9.1)."""
+
+    platforms: Mapping[str, PlatformPolicy]
     remember_me_period: int | None
     on_limit: str = "evict_oldest"
     evict: str = "oldest_login"
@@ -61,17 +92,34 @@ class Policy:
     #: reported (:func:`~.core.would_end`, :attr:`~.core.Admission.reported`), not applied
     enforce: bool = True
 
+    def __post_init__(self) -> None:
+        if type(self.platforms) is not _Platforms:
+            object.__setattr__(self, "platforms", _Platforms(self.platforms))
+
     def platform(self, name: str) -> PlatformPolicy:
-        """The policy of platform ``name``."""
-        policy: PlatformPolicy = getattr(self, name)
-        return policy
+        """The policy of platform ``name`` (web's for one not configured)."""
+        return self.platforms[name]
+
+    @property
+    def web(self) -> PlatformPolicy:
+        """The policy of web sessions."""
+        return self.platforms["web"]
+
+    @property
+    def mobile(self) -> PlatformPolicy:
+        """The policy of mobile sessions."""
+        return self.platforms["mobile"]
+
+    @property
+    def desktop(self) -> PlatformPolicy:
+        """The policy of desktop sessions."""
+        return self.platforms["desktop"]
 
     @classmethod
     def from_config(cls, config: Config) -> Policy:
         """The policy the environment (or ``Config``) describes."""
-        platforms = {p: PlatformPolicy(*config.platform_policy(p)) for p in PLATFORMS}
         return cls(
-            **platforms,
+            {p: PlatformPolicy(*config.platform_policy(p)) for p in config.platforms},
             remember_me_period=config.remember_me_period,
             on_limit=config.on_limit,
             evict=config.evict,
@@ -85,33 +133,42 @@ class Policy:
         return {
             "platforms": {
                 p: {
-                    "idle_timeout": format_duration(self.platform(p).idle_timeout),
-                    "absolute_timeout": format_duration(self.platform(p).absolute_timeout),
-                    "max_sessions": self.platform(p).max_sessions,
+                    "idle_timeout": format_duration(v.idle_timeout),
+                    "absolute_timeout": format_duration(v.absolute_timeout),
+                    "session_timeout": format_duration(v.session_lifetime),  # what applies
+                    "max_sessions": v.max_sessions,
                 }
-                for p in PLATFORMS
+                for p, v in self.platforms.items()
             },
             "remember_me_period": format_duration(self.remember_me_period),
             "on_limit": self.on_limit,
         }
 
-    def updated(self, data: object) -> Policy:
+    def updated(self, data: object, *, stored: bool = False) -> Policy:
         """A copy with the fields of the (possibly partial) JSON ``data``
-        applied. Raises :class:`PolicyError` naming the first bad field."""
+        applied. Raises :class:`PolicyError` naming the first bad field.
+
+        :param stored: ``data`` is the policy another process stored: a platform
+            this process is not configured for is skipped, not refused (each
+            process applies what it knows of a stored policy)."""
         if not isinstance(data, Mapping):
             raise PolicyError("body", "must be a JSON object")
         unknown = set(data) - {"platforms", "remember_me_period", "on_limit"}
         if unknown:
             raise PolicyError(sorted(unknown)[0], "unknown field")
         platforms = data.get("platforms", {})
+        known = ", ".join(self.platforms)
         if not isinstance(platforms, Mapping):
-            raise PolicyError("platforms", "must be an object keyed by web, mobile, desktop")
-        updated = {p: self.platform(p) for p in PLATFORMS}
+            raise PolicyError("platforms", f"must be an object keyed by {known}")
+        updated = dict(self.platforms)
         for name, fields in platforms.items():
-            if name not in PLATFORMS:
-                raise PolicyError(f"platforms.{name}", "unknown platform (web, mobile, desktop)")
+            if name not in updated:
+                if stored:
+                    continue
+                shown = name if len(str(name)) <= 64 else name[:61] + "..."
+                raise PolicyError(f"platforms.{shown}", f"unknown platform ({known})")
             updated[name] = _platform(updated[name], name, fields)
-        policy = replace(self, web=updated["web"], mobile=updated["mobile"], desktop=updated["desktop"])
+        policy = replace(self, platforms=updated)
         if "remember_me_period" in data:
             period = _duration("remember_me_period", data["remember_me_period"])
             policy = replace(policy, remember_me_period=period)
@@ -126,11 +183,11 @@ def _platform(current: PlatformPolicy, name: str, fields: object) -> PlatformPol
     where = f"platforms.{name}"
     if not isinstance(fields, Mapping):
         raise PolicyError(where, "must be an object")
-    unknown = set(fields) - {"idle_timeout", "absolute_timeout", "max_sessions"}
+    unknown = set(fields) - set(_PLATFORM_FIELDS)
     if unknown:
         raise PolicyError(f"{where}.{sorted(unknown)[0]}", "unknown field")
     updated = current
-    for key in ("idle_timeout", "absolute_timeout"):
+    for key in ("idle_timeout", "absolute_timeout", "session_timeout"):
         if key in fields:
             updated = replace(updated, **{key: _duration(f"{where}.{key}", fields[key])})
     if "max_sessions" in fields:

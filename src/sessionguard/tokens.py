@@ -194,6 +194,14 @@ class SlotTags:
         return mac.hexdigest()[:TAG_LENGTH]
 
 
+def claimed_session(token: str) -> str | None:
+    """The public id of the session a token of either canonical form claims,
+    its signature unchecked (for logs); ``None`` for a malformed token."""
+    if len(token) > MAX_TOKEN_LENGTH or not (_TOKEN.fullmatch(token) or _BOUND_TOKEN.fullmatch(token)):
+        return None
+    return session_id(token.partition(".")[0])  # the sid: up to the first dot in either form
+
+
 def session_id(sid: str) -> str:
     """The public id of the session whose secret sid is ``sid``."""
     return sid[:TAG_LENGTH] + _b64(hashlib.sha256(sid.encode("ascii")).digest()[:16])

@@ -15,6 +15,7 @@ from .core import Outcome, Record
 from .decision import Refusal, Verdict
 from .errors import StoreUnavailable
 from .incoming import Presented, client_ip, is_https
+from .inflight import CURRENT
 from .outgoing import WSGI, with_session
 from .stores.protocol import Check
 
@@ -65,7 +66,7 @@ class WSGIMiddleware:
     def _serving(self) -> Guarded:
         guard, app, admin, decide = self.guard, self.app, self.admin, self._decide
         cookie_name, admin_prefix = guard.cookie_name, guard.config.admin_path or ""
-        new_context = _WSGIContext
+        new_context, in_progress = _WSGIContext, CURRENT.set
 
         def serve(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
             cookie, authorization = environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION")
@@ -87,10 +88,11 @@ class WSGIMiddleware:
                 path = environ.get("PATH_INFO", "")
                 if admin_prefix in path and guard.admin_serves(path):  # the cheap test first
                     target = admin
+            in_progress(ctx)  # a store failure anywhere in the app is this request's (inflight.py)
             try:
                 return target(environ, ctx._start_response)
             except StoreUnavailable:
-                # A login or logout inside the app could not reach the store
+                # A store call inside the app could not reach the store
                 # (raised by the app, or by _Unavailable in place of its 500).
                 if ctx._started and not _answered(ctx):
                     raise
@@ -182,6 +184,9 @@ class _WSGIContext(SessionContext):
 
     def _store_failed(self) -> None:
         self._guard.store_failed(None if self.session is None else self.session.platform)
+        self._unavailable()
+
+    def _unavailable(self) -> None:
         if not isinstance(self._respond, _Unavailable):
             self._respond = _Unavailable(self._respond)
 

@@ -46,7 +46,7 @@ def list_sessions(call: Call) -> Flow:
     ``ended``: those ended within the last day; ``all``), newest login first."""
     params = query_params(call.request)
     user_id = user_id_value(params.get("user_id"), "user_id")
-    platform = platform_value(params.get("platform"), "platform")
+    platform = platform_value(params.get("platform"), "platform", call.admin.config.platforms)
     status = status_value(params.get("status"))
     limit = limit_param(params, DEFAULT_LIMIT, MAX_LIMIT)
     signing = call.admin.signing
@@ -78,7 +78,7 @@ def signout_user(call: Call) -> Flow:
     user_id_value(user_id, "user_id")
     body = object_body(call.request, required=False)
     known_fields(body, ("platform",))
-    platform = platform_value(body.get("platform"), "platform")
+    platform = platform_value(body.get("platform"), "platform", call.admin.config.platforms)
     records = yield from actions.end_user(user_id, "revoked", call.caller.actor, platform=platform)
     return json_response({"ended": len(records)})
 

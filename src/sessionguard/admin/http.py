@@ -208,12 +208,12 @@ def user_id_value(value: object, field: str) -> str | None:
     return value
 
 
-def platform_value(value: object, field: str) -> str | None:
-    """A platform name (``None``: not given)."""
+def platform_value(value: object, field: str, platforms: tuple[str, ...] = PLATFORMS) -> str | None:
+    """A platform name, one of ``platforms`` (``PLATFORMS``) (``None``: not given)."""
     if value is None:
         return None
-    if value not in PLATFORMS:
-        raise invalid(field, "must be web, mobile or desktop")
+    if value not in platforms:
+        raise invalid(field, f"must be one of {', '.join(platforms)}")
     return str(value)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import sessionguard.admin.flow as flow  # the module, not the package: see docs/internals.md
 
 from .. import audit
-from ..config import PLATFORMS, format_duration, parse_duration
+from ..config import format_duration, parse_duration
 from ..core import NEVER_IDLE
 from ..policy import Policy
 from ..session import Session, listed
@@ -128,7 +128,7 @@ def _shown(seconds: int | None) -> str | None:
 
 
 def _settings(call: Call, allowed: bool, timeouts: Mapping[str, int | None]) -> dict[str, Any]:
-    idle = {p: _shown(timeouts.get(p)) for p in PLATFORMS}
+    idle = {p: _shown(timeouts.get(p)) for p in call.admin.config.platforms}
     choices = [format_duration(c) for c in call.admin.config.user_idle_timeout_choices]
     return {"allowed": allowed, "idle_timeout": idle, "choices": choices}
 
@@ -159,13 +159,14 @@ def put_settings(call: Call) -> Flow:
     if not isinstance(body.get("allowed", True), bool):
         raise invalid("allowed", "is read-only; leave it out or send a boolean")
     changes = body.get("idle_timeout", {})
+    platforms = call.admin.config.platforms
     if not isinstance(changes, dict):
-        raise invalid("idle_timeout", "must be an object keyed by web, mobile, desktop")
-    known_fields(changes, PLATFORMS, "idle_timeout.")
+        raise invalid("idle_timeout", f"must be an object keyed by {', '.join(platforms)}")
+    known_fields(changes, platforms, "idle_timeout.")
     choices = call.admin.config.user_idle_timeout_choices
     parsed = {p: _timeout(f"idle_timeout.{p}", value, choices) for p, value in changes.items()}
     timeouts = yield from flow.user_timeouts(mine.user_id)
-    updated = {p: timeouts.get(p) for p in PLATFORMS} | parsed
+    updated = {p: timeouts.get(p) for p in platforms} | parsed
     yield from flow.set_user_timeouts(mine.user_id, updated)
     shown = _settings(call, True, updated)
     now = yield from flow.now()

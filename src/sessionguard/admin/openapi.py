@@ -44,111 +44,126 @@ DURATION_IN = {
     "description": "seconds, a number with a unit s, m, h or d, or never (null: never)",
     "type": ["string", "integer", "null"], "examples": ["30m", 3600, "never"],
 }
-PLATFORM = {"type": "string", "enum": list(PLATFORMS)}
 TIME = {"type": "string", "format": "date-time"}
+ON_LIMIT = {"type": "string", "enum": ["evict_oldest", "reject"]}
 _TEXT = {"type": ["string", "null"]}
 
-SESSION = {
-    "id": {"type": "string", "description": "public handle; not a token"},
-    "user_id": {"type": "string"}, "platform": PLATFORM, "created_at": TIME,
-    "last_seen_at": TIME, "expires_at": _nullable(TIME), "remember_me": {"type": "boolean"},
-    "ip": {"type": "string"}, "city": _TEXT, "user_agent": {"type": "string"},
-    "device": {"type": "string"}, "metadata": {"type": "object"},
-    "device_bound": {"type": "boolean", "description": "bound to a browser's key (DBSC)"},
-}
+def _platform(platforms: tuple[str, ...]) -> Schema:
+    return {"type": "string", "enum": list(platforms)}
+
+
+def _session(platforms: tuple[str, ...]) -> Schema:
+    return {
+        "id": {"type": "string", "description": "public handle; not a token"},
+        "user_id": {"type": "string"}, "platform": _platform(platforms), "created_at": TIME,
+        "last_seen_at": TIME, "expires_at": _nullable(TIME), "remember_me": {"type": "boolean"},
+        "ip": {"type": "string"}, "city": _TEXT, "user_agent": {"type": "string"},
+        "device": {"type": "string"}, "metadata": {"type": "object"},
+        "device_bound": {"type": "boolean", "description": "bound to a browser's key (DBSC)"},
+    }
+
+
 #: A listed session: its status, and for an ended one why and when (SPEC 9.2).
 LISTED = {
-    **SESSION,
     "status": {"type": "string", "enum": ["active", "ended"]},
     "ended_at": {**TIME, "description": "when it ended (a timeout: its deadline); ended sessions only"},
     "ended_reason": {"type": "string", "enum": sorted(ENDED_REASONS - {"invalid"}),
                      "description": "ended sessions only"},
 }
-_LISTED_REQUIRED = (*SESSION, "status")
 STATUS_Q = {"type": "string", "enum": ["active", "ended", "all"], "default": "active"}
+
+
 PLATFORM_POLICY = {
     "idle_timeout": DURATION, "absolute_timeout": DURATION,
+    "session_timeout": {**DURATION, "description": "the lifetime of a session without remember-me"
+                                                   " (at most absolute_timeout)"},
     "max_sessions": {"type": ["integer", "null"], "minimum": 1, "description": "null: unlimited"},
 }
 PLATFORM_POLICY_IN = {
-    "idle_timeout": DURATION_IN, "absolute_timeout": DURATION_IN,
+    "idle_timeout": DURATION_IN, "absolute_timeout": DURATION_IN, "session_timeout": DURATION_IN,
     "max_sessions": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 100_000},
                                {"type": "null"}, {"const": "unlimited"}]},
 }
-SCHEMAS: dict[str, Schema] = {
-    "Session": _obj(LISTED, _LISTED_REQUIRED),
-    "OwnSession": _obj({**LISTED, "current": {"type": "boolean"}}, (*_LISTED_REQUIRED, "current")),
-    "OwnSessions": _obj({"sessions": {"type": "array", "items": _ref("OwnSession")}}),
-    "SessionPage": _obj({"sessions": {"type": "array", "items": _ref("Session")},
-                         "next_cursor": _TEXT}),
-    "Event": _obj({
-        "type": {"type": "string", "enum": list(EVENT_TYPES)}, "at": TIME, "user_id": _TEXT,
-        "session_id": _TEXT, "platform": _nullable(PLATFORM), "reason": _TEXT,
-        "actor": {"type": "string", "description": "user:<id>, admin-token, cli or system"},
-        "detail": {"type": "string"},
-        "ip": _TEXT, "device": _TEXT, "city": _TEXT,
-    }, ("type", "at", "user_id", "session_id", "platform", "reason", "actor", "ip", "device", "city")),
-    "EventPage": _obj({"events": {"type": "array", "items": _ref("Event")}, "next_cursor": _TEXT}),
-    "Stats": _obj({
-        "now": TIME,
-        "active": _nullable(_obj({
-            "counted_at": TIME,
-            "platforms": _obj({p: {"type": "integer", "minimum": 0} for p in PLATFORMS}),
-        })),
-        "endings": _obj({
-            "hours": {"type": "array", "items": TIME, "minItems": HOURS, "maxItems": HOURS,
-                      "description": "start of each clock hour, oldest first; the last is the current"},
-            "reasons": _obj({r: {"type": "array", "items": {"type": "integer", "minimum": 0},
-                                 "minItems": HOURS, "maxItems": HOURS} for r in REASONS}),
-            "complete": {"type": "boolean",
-                         "description": "false: the read of the audit log stopped at its bound"},
+def schemas(platforms: tuple[str, ...] = PLATFORMS) -> dict[str, Schema]:
+    """The document's schemas for the kinds of session ``platforms`` (``PLATFORMS``)."""
+    session, platform = _session(platforms), _platform(platforms)
+    return {
+        "Session": _obj({**session, **LISTED}, (*session, "status")),
+        "OwnSession": _obj({**session, **LISTED, "current": {"type": "boolean"}},
+                           (*session, "status", "current")),
+        "OwnSessions": _obj({"sessions": {"type": "array", "items": _ref("OwnSession")}}),
+        "SessionPage": _obj({"sessions": {"type": "array", "items": _ref("Session")},
+                             "next_cursor": _TEXT}),
+        "Event": _obj({
+            "type": {"type": "string", "enum": list(EVENT_TYPES)}, "at": TIME, "user_id": _TEXT,
+            "session_id": _TEXT, "platform": _nullable(platform), "reason": _TEXT,
+            "actor": {"type": "string", "description": "user:<id>, admin-token, cli or system"},
+            "detail": {"type": "string"},
+            "ip": _TEXT, "device": _TEXT, "city": _TEXT,
+        }, ("type", "at", "user_id", "session_id", "platform", "reason", "actor", "ip", "device", "city")),
+        "EventPage": _obj({"events": {"type": "array", "items": _ref("Event")}, "next_cursor": _TEXT}),
+        "Stats": _obj({
+            "now": TIME,
+            "active": _nullable(_obj({
+                "counted_at": TIME,
+                "platforms": _obj({p: {"type": "integer", "minimum": 0} for p in platforms}),
+            })),
+            "endings": _obj({
+                "hours": {"type": "array", "items": TIME, "minItems": HOURS, "maxItems": HOURS,
+                          "description": "start of each clock hour, oldest first; the last is the current"},
+                "reasons": _obj({r: {"type": "array", "items": {"type": "integer", "minimum": 0},
+                                     "minItems": HOURS, "maxItems": HOURS} for r in REASONS}),
+                "complete": {"type": "boolean",
+                             "description": "false: the read of the audit log stopped at its bound"},
+            }),
         }),
-    }),
-    "PlatformPolicy": _obj(PLATFORM_POLICY),
-    "Policy": _obj({
-        "platforms": _obj({p: _ref("PlatformPolicy") for p in PLATFORMS}),
-        "remember_me_period": DURATION, "on_limit": {"type": "string", "enum": ["evict_oldest", "reject"]},
-    }),
-    "PolicyUpdate": _obj({
-        "platforms": _obj({p: _obj(PLATFORM_POLICY_IN, ()) for p in PLATFORMS}, ()),
-        "remember_me_period": DURATION_IN, "on_limit": {"type": "string", "enum": ["evict_oldest", "reject"]},
-    }, ()),
-    "Settings": _obj({
-        "allowed": {"type": "boolean"},
-        "idle_timeout": _obj({p: _nullable(DURATION) for p in PLATFORMS}),
-        "choices": {"type": "array", "items": DURATION,
-                    "description": "the values a user may pick (USER_IDLE_TIMEOUT_CHOICES)"},
-    }),
-    "SettingsUpdate": _obj({
-        "allowed": {"type": "boolean", "description": "read-only; ignored"},
-        "idle_timeout": _obj({p: {
-            "type": ["string", "integer", "null"],
-            "description": "one of the choices (any spelling of the same duration), or null for the "
-                           "administrator's value",
-        } for p in PLATFORMS}, ()),
-    }, ()),
-    "Ended": _obj({"ended": {"type": "integer", "minimum": 0}}),
-    "EndedAll": _obj({"ended": {"const": "all"}}),
-    "Updated": _obj({"updated": {"type": "integer", "minimum": 0}}),
-    "Roles": _obj({"roles": {"type": "array", "maxItems": 32,
-                             "items": {"type": "string", "minLength": 1, "maxLength": 64}}}),
-    "UserSignout": _obj({"platform": PLATFORM}, ()),
-    "SignoutAll": _obj({"confirm": {"type": "string", "const": CONFIRM_PHRASE},
-                        "keep_mine": {"type": "boolean", "default": False}}, ("confirm",)),
-    "CsrfToken": _obj({"csrf_token": {"type": "string"}}),
-    "DeviceBinding": _obj({
-        "session_identifier": {"type": "string"}, "refresh_url": {"type": "string"},
-        "scope": _obj({"origin": {"type": "string"}, "include_site": {"const": False}}),
-        "credentials": {"type": "array", "items": _obj({
-            "type": {"const": "cookie"}, "name": {"type": "string"}, "attributes": {"type": "string"}})},
-    }),
-    "Error": _obj({"error": _obj({
-        "code": {"type": "string"}, "message": {"type": "string"},
-        "field": {"type": "string", "description": "the offending field (422)"},
-        "reason": {"type": "string", "enum": sorted(ENDED_REASONS),
-                   "description": "401: why the session the request presented has ended"},
-    }, ("code", "message"))}),
-}
+        "PlatformPolicy": _obj(PLATFORM_POLICY),
+        "Policy": _obj({
+            "platforms": _obj({p: _ref("PlatformPolicy") for p in platforms}),
+            "remember_me_period": DURATION, "on_limit": ON_LIMIT,
+        }),
+        "PolicyUpdate": _obj({
+            "platforms": _obj({p: _obj(PLATFORM_POLICY_IN, ()) for p in platforms}, ()),
+            "remember_me_period": DURATION_IN, "on_limit": ON_LIMIT,
+        }, ()),
+        "Settings": _obj({
+            "allowed": {"type": "boolean"},
+            "idle_timeout": _obj({p: _nullable(DURATION) for p in platforms}),
+            "choices": {"type": "array", "items": DURATION,
+                        "description": "the values a user may pick (USER_IDLE_TIMEOUT_CHOICES)"},
+        }),
+        "SettingsUpdate": _obj({
+            "allowed": {"type": "boolean", "description": "read-only; ignored"},
+            "idle_timeout": _obj({p: {
+                "type": ["string", "integer", "null"],
+                "description": "one of the choices (any spelling of the same duration), or null for the "
+                               "administrator's value",
+            } for p in platforms}, ()),
+        }, ()),
+        "Ended": _obj({"ended": {"type": "integer", "minimum": 0}}),
+        "EndedAll": _obj({"ended": {"const": "all"}}),
+        "Updated": _obj({"updated": {"type": "integer", "minimum": 0}}),
+        "Roles": _obj({"roles": {"type": "array", "maxItems": 32,
+                                 "items": {"type": "string", "minLength": 1, "maxLength": 64}}}),
+        "UserSignout": _obj({"platform": platform}, ()),
+        "SignoutAll": _obj({"confirm": {"type": "string", "const": CONFIRM_PHRASE},
+                            "keep_mine": {"type": "boolean", "default": False}}, ("confirm",)),
+        "CsrfToken": _obj({"csrf_token": {"type": "string"}}),
+        "DeviceBinding": _obj({
+            "session_identifier": {"type": "string"}, "refresh_url": {"type": "string"},
+            "scope": _obj({"origin": {"type": "string"}, "include_site": {"const": False}}),
+            "credentials": {"type": "array", "items": _obj({
+                "type": {"const": "cookie"}, "name": {"type": "string"}, "attributes": {"type": "string"}})},
+        }),
+        "Error": _obj({"error": _obj({
+            "code": {"type": "string"}, "message": {"type": "string"},
+            "field": {"type": "string", "description": "the offending field (422)"},
+            "reason": {"type": "string", "enum": sorted(ENDED_REASONS),
+                       "description": "401: why the session the request presented has ended"},
+        }, ("code", "message"))}),
+    }
+
+
 ERRORS = {
     "400": "Malformed request (not JSON, too many query parameters).",
     "401": "No or bad credentials.",
@@ -196,7 +211,7 @@ INFO = (
 
 
 def build(prefix: str, cookie_name: str, *, self_service: bool = True,
-          metrics: bool = False) -> dict[str, Any]:
+          metrics: bool = False, platforms: tuple[str, ...] = PLATFORMS) -> dict[str, Any]:
     """The document for the sub-app mounted at ``prefix`` (without ``/me`` and
     ``/api/me/...`` when ``self_service`` is off, with ``/metrics`` when ``metrics``)."""
     user = _param("user_id", "path", {"type": "string", "minLength": 1, "maxLength": 256}, required=True)
@@ -204,7 +219,7 @@ def build(prefix: str, cookie_name: str, *, self_service: bool = True,
         "/api/sessions": {"get": _operation(
             "Sessions, newest login first: active (the default), ended in the last 24 hours (status=ended: "
             "each with ended_at and ended_reason), or all", "SessionPage", READS,
-            params=(USER_Q, _param("platform", "query", PLATFORM), STATUS, LIMIT, CURSOR))},
+            params=(USER_Q, _param("platform", "query", _platform(platforms)), STATUS, LIMIT, CURSOR))},
         "/api/sessions/{id}": {"delete": _operation(
             "Sign out one session (revoked)", None, "401 403 404 503", params=(SID, CSRF), code="204")},
         "/api/users/{user_id}/signout": {"post": _operation(
@@ -272,7 +287,7 @@ def build(prefix: str, cookie_name: str, *, self_service: bool = True,
             if (self_service or not is_self_service(path)) and (metrics or path != "/metrics")
         },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas(platforms),
             "responses": {
                 f"E{status}": {"description": text, **_json(_ref("Error"))} for status, text in ERRORS.items()
             },
@@ -324,7 +339,7 @@ def document(call: Call) -> Flow:
     if body is None:
         config = call.admin.config
         document = build(prefix, config.cookie_name, self_service=config.self_service,
-                         metrics=config.metrics)
+                         metrics=config.metrics, platforms=config.platforms)
         body = json.dumps(document, ensure_ascii=True).encode()
         if len(cache) < _MAX_DOCUMENTS:
             cache[prefix] = body

@@ -28,7 +28,6 @@ from urllib.parse import parse_qsl
 
 import jinja2
 
-from ..config import PLATFORMS
 from ..reasons import LISTED, LISTED_FOR_USER
 from ..session import Session
 from .api import CONFIRM_PHRASE
@@ -63,6 +62,13 @@ PLATFORM_TITLES = {"web": "Web", "mobile": "Mobile", "desktop": "Desktop"}
 ENDED_WORDS = json.dumps({"admin": LISTED, "me": LISTED_FOR_USER}, separators=(",", ":"))
 #: The admin page's status filter: value and title.
 STATUS_CHOICES = (("active", "Active"), ("ended", "Recently ended"), ("all", "All"))
+
+
+def platform_title(name: str) -> str:
+    """How the pages name a platform: an extra kind (``PLATFORMS``) by its name,
+    capitalised, ``_`` as spaces (``common.js`` platformName does the same)."""
+    return PLATFORM_TITLES.get(name) or name.replace("_", " ").capitalize()
+
 #: Columns of the session table: sort key and title.
 COLUMNS = (
     ("name", "User"), ("roles", "Roles"), ("platform", "Platform"), ("device", "Device"),
@@ -71,7 +77,7 @@ COLUMNS = (
 )
 POLICY_FIELDS = (
     ("idle_timeout", "Idle timeout"), ("absolute_timeout", "Maximum lifetime"),
-    ("max_sessions", "Maximum sessions"),
+    ("session_timeout", "Lifetime without remember-me"), ("max_sessions", "Maximum sessions"),
 )
 
 
@@ -151,7 +157,7 @@ def render(name: str, call: Call, viewer: Viewer | None, **context: Any) -> byte
     html = template.render(
         admin_path=prefix, api=f"{prefix}/api", asset=asset, viewer=viewer,
         self_service=call.admin.config.self_service, ended_words=ENDED_WORDS,
-        platforms=[{"name": p, "title": PLATFORM_TITLES[p]} for p in PLATFORMS], **context,
+        platforms=[{"name": p, "title": platform_title(p)} for p in call.admin.config.platforms], **context,
     )
     return html.encode("utf-8")
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .. import alerts
 from .auth import Caller, Signing, authenticate, authorize
 from .flow import Flow
 from .http import AdminRequest, ApiError
@@ -118,6 +119,11 @@ class Admin:
         """The flow answering ``request``."""
         route, params = self.match(request.method, request.path)
         caller = authenticate(request, self.config, self.is_admin_token)
-        authorize(caller, route.requirement, request, self.signing)
+        try:
+            authorize(caller, route.requirement, request, self.signing)
+        except ApiError as error:  # ASVS 16.3.2: failed authentication and authorisation logged
+            alerts.admin_refused(error.status, error.code, request.method, request.prefix + request.path,
+                                 caller.actor, None if caller.session is None else caller.session.id)
+            raise
         return (yield from route.handler(Call(request, caller, params, self)))
 

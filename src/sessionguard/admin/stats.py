@@ -82,7 +82,9 @@ def stats(call: Call) -> Flow:
     return json_response({
         "now": iso(now),
         "active": None if active is None else {
-            "counted_at": iso(active.at), "platforms": dict(active.counts),
+            # every configured kind (PLATFORMS), none other: a count may predate a change of them
+            "counted_at": iso(active.at),
+            "platforms": {p: active.counts.get(p, 0) for p in call.admin.config.platforms},
         },
         "endings": endings.to_json(complete),
     })

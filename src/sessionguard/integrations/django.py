@@ -81,9 +81,9 @@ class SessionGuardMiddleware:
         return await response
 
     def process_exception(self, request: Any, exception: Exception) -> HttpResponse | None:
-        """A store call a view made itself (``guard.store``) failed: the
-        store's ``503`` rather than Django's ``500``. (Failures inside
-        ``login()`` / ``logout()`` become the ``503`` in the shell in any case.)"""
+        """A store call a view made failed: the store's ``503`` rather than
+        Django's ``500``. (The shell makes Django's ``500`` the ``503`` in any
+        case; this answers it at once, before Django logs the exception.)"""
         ctx = getattr(request, "sessionguard", None)
         if not isinstance(exception, StoreUnavailable) or ctx is None:
             return None

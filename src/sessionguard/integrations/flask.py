@@ -92,9 +92,9 @@ class SessionGuardFlask:
 
 
 def _unavailable(refusal: Refusal, error: StoreUnavailable) -> Response:
-    # A store call a view made itself (``guard.store``) failed: the store's 503,
-    # not Flask's 500. (Failures inside login()/logout() become the 503 in the
-    # shell whatever the wiring; this covers the app's own calls too.)
+    # A store call a view made failed: the store's 503, not Flask's 500. (The
+    # shell makes Flask's 500 the 503 in any case, whatever the wiring; this
+    # answers it at once, before Flask logs the exception as an error.)
     return Response(refusal.body, status=refusal.status, headers=list(refusal.headers))
 
 

@@ -24,6 +24,7 @@ from ..core import (
     admission,
     admission_needs_count,
     cookie_refresh_due,
+    counted,
     ended_at,
     epoch_after,
     flush_by,
@@ -39,7 +40,6 @@ from ..core import (
     would_end,
 )
 from ..errors import SessionLimitReached
-from ..platform import PLATFORMS
 from ..policy import Policy
 from ..tokens import TAG_LENGTH, SlotTags
 from .cursors import newest_first, page_of
@@ -105,7 +105,7 @@ class MemoryStore:
     def set_policy(self, policy: Policy) -> None:
         # As the Redis store: only the JSON fields are stored, re-applied to the
         # configured policy, so EVICT and ALLOW_USER_TIMEOUTS stay the environment's.
-        stored = self._default.updated(policy.to_json())
+        stored = self._default.updated(policy.to_json(), stored=True)
         with self._lock:
             if stored != self.policy():
                 self._unwritten.owe()
@@ -162,20 +162,22 @@ class MemoryStore:
         self._start_sweeping()
         with self._lock:
             now = self._clock()
-            replaced = None if ending is None else self.end(ending, "signed_out")
             self._write_due(now)
             # the user's last-seen decides an eviction: their uses (their tags') are written first
             for tag in {i[:TAG_LENGTH] for i in self._by_user.get(new.user_id, ())}:
                 self._write(self._unwritten.take(tag), now)
             self._sweep(now)
             policy = self.policy()
-            held = [r for i in list(self._by_user.get(new.user_id, ())) if (r := self._live(i, now))]
+            # the presented session (``ending``) does not count: it ends only if the login is admitted
+            held = counted([r for i in list(self._by_user.get(new.user_id, ())) if (r := self._live(i, now))],
+                           ending)
             plan = Admission()
             if admission_needs_count(held, policy, new.platform):
-                plan = admission(self._user_records(new.user_id, now), policy, new.platform)
-            if plan.refused:
+                plan = admission(counted(self._user_records(new.user_id, now), ending), policy, new.platform)
+            if plan.refused:  # nothing has changed
                 limit = policy.platform(new.platform).max_sessions or 0
                 raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=limit)
+            replaced = None if ending is None else self.end(ending, "signed_out")
             evicted = tuple(self._end(self._records[i], "evicted", now) for i in plan.evict)
             reported = tuple(_own(self._records[i]) for i in plan.reported)  # ENFORCE=report
             own_idle = self._user_idle.get(new.user_id, {}).get(new.platform)
@@ -345,7 +347,7 @@ class MemoryStore:
     def active_counts(self) -> ActiveCounts:
         with self._lock:
             now, policy = self._clock(), self.policy()
-            counts = dict.fromkeys(PLATFORMS, 0)
+            counts = dict.fromkeys(policy.platforms, 0)
             for record in self._records.values():
                 if judge(record, policy, now, self._epoch) is Outcome.VALID:
                     counts[record.platform] = counts.get(record.platform, 0) + 1

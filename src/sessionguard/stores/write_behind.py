@@ -53,6 +53,12 @@ class Unwritten:
     def __len__(self) -> int:
         return len(self._uses)
 
+    def forked(self) -> None:
+        """In a forked child: a new lock, and none of the parent's uses (the
+        parent writes them back)."""
+        self._lock = threading.Lock()
+        self._uses, self._moments, self._by_tag = {}, [], {}
+
     def note(self, session_id: str, seen: int, by: int) -> None:
         """A valid use at ``seen`` not written back; due at ``by`` at the latest."""
         with self._lock:

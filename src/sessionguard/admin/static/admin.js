@@ -261,6 +261,7 @@
       platforms[platform] = {
         idle_timeout: field("idle_timeout"),
         absolute_timeout: field("absolute_timeout"),
+        session_timeout: field("session_timeout"),
         max_sessions: limitValue(field("max_sessions")),
       };
     }

@@ -154,7 +154,8 @@
   const PLATFORM_NAMES = {web: "Web", mobile: "Mobile", desktop: "Desktop"};
 
   function platformName(platform) {
-    return PLATFORM_NAMES[platform] || String(platform || "");
+    const name = String(platform || "");  // an extra kind (PLATFORMS): pages.platform_title
+    return PLATFORM_NAMES[platform] || name.charAt(0).toUpperCase() + name.slice(1).replace(/_/g, " ");
   }
 
   // -- form errors ------------------------------------------------------------

@@ -62,7 +62,7 @@ def count_active(ops: Operations) -> Op[ActiveCounts]:
     """Count the active sessions, store the count for every process and let the
     lock go."""
     started = time.monotonic()
-    counts = dict.fromkeys(PLATFORMS, 0)
+    counts = dict.fromkeys(ops.cache.policy().platforms, 0)
     cursor: str | None = None
     while True:
         page = yield from ops.list_sessions(None, None, PAGE, cursor)
@@ -84,7 +84,8 @@ def _decoded(reply: Mapping[bytes, bytes]) -> tuple[ActiveCounts | None, int]:
     """The stored count and its duration (ms), or ``(None, 0)``."""
     try:
         at, took = int(reply[b"at"]), int(reply.get(b"took", b"0"))
-        counts = {p: int(reply.get(p.encode(), b"0")) for p in PLATFORMS}
-    except (KeyError, ValueError):
+        counts = dict.fromkeys(PLATFORMS, 0)  # and the extra kinds counted (PLATFORMS)
+        counts |= {k.decode("ascii"): int(v) for k, v in reply.items() if k not in (b"at", b"took")}
+    except (KeyError, ValueError):  # (UnicodeDecodeError is a ValueError)
         return None, 0
     return ActiveCounts(counts, at), took

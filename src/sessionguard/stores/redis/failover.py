@@ -114,6 +114,10 @@ class PrimaryWatch(Background):
         self._wake = threading.Event()
         self._clients: list[redis.Redis] = []
 
+    def _forked(self) -> None:
+        super()._forked()
+        self._wake = threading.Event()
+
     @property
     def replicated(self) -> bool:
         """Whether the primary has replicas (up or down) by the sentinels' last

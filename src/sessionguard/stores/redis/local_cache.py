@@ -143,6 +143,11 @@ class LocalCache:
                 self._generation += 1
                 self._floor = self._generation
 
+    def forked(self) -> None:
+        """In a forked child: a new lock, nothing cached (see ``StateCache.forked``)."""
+        self._lock = threading.Lock()
+        self.clear()
+
     def clear(self) -> None:
         """Forget everything (a new state, or a subscription not confirmed alive)."""
         with self._lock:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...audit import Event
-from ...config import PLATFORMS
 from ...core import (
     ENDED_REASONS,
     Outcome,
@@ -42,7 +41,7 @@ from .keys import Keys, encode_user
 from .listing import Sweep, event_page, session_page, start_of
 from .local_cache import Hit, LocalCache, Ticket
 from .records import decode_record, now_of
-from .scripts import FUNCTIONS, Function, pack_context
+from .scripts import FUNCTIONS, Function, pack_context, pack_platforms
 from .server_clock import ServerClock
 from .state import TICK_SECONDS, State, StateCache, policy_to_json
 from .users import UserOperations
@@ -173,11 +172,11 @@ class Operations:
             "enforce": "1" if policy.enforce else "0",
             "listed": "0" if self.cluster else "1", "prefix": self.keys.prefix,
         }
-        for platform_name in PLATFORMS:
-            platform = policy.platform(platform_name)
-            fields[f"{platform_name}_idle_timeout"] = _opt(platform.idle_timeout)
-            fields[f"{platform_name}_absolute_timeout"] = _opt(platform.absolute_timeout)
-            fields[f"{platform_name}_max_sessions"] = _opt(platform.max_sessions)
+        fields["platforms"] = pack_platforms({
+            name: (_opt(p.idle_timeout), _opt(p.absolute_timeout), _opt(p.session_lifetime),
+                   _opt(p.max_sessions))
+            for name, p in policy.platforms.items()
+        })
         self._contexts = (state, pack_context(fields))
         return self._contexts[1]
 

@@ -15,9 +15,28 @@ from .keys import decode_user
 
 #: The characters of a session id after its user's tag (tokens: 22 of base64url).
 SHORT_LENGTH = 22
-#: The letter of each platform in a record and in the user index (the Lua side's
+#: The letter of each built-in platform in a record and in the user index (the Lua side's
 #: ``LETTER_OF`` is generated from this, see :mod:`.scripts`).
 PLATFORM_LETTERS = {"web": "w", "mobile": "m", "desktop": "d"}
+#: An extra platform (``PLATFORMS``) is written ``+<name>.``: no built-in letter starts it,
+#: and the end mark (no name has a ``.``) keeps one name's members from sorting among
+#: those of a longer name it begins (``+chat.`` is no prefix of ``+chatbot.``).
+EXTRA_CODE, EXTRA_END = "+", "."
+
+
+def platform_code(platform: str) -> str:
+    """How a record and the user index write ``platform`` (``rules.lua`` code_of)."""
+    return PLATFORM_LETTERS.get(platform) or f"{EXTRA_CODE}{platform}{EXTRA_END}"
+
+
+def _platform_of(code: bytes) -> str:
+    """The platform a record's code names (:func:`platform_code`)."""
+    platform = _PLATFORM_OF.get(code)
+    if platform is None:
+        if not (code[:1] == EXTRA_CODE.encode() and code[-1:] == EXTRA_END.encode() and len(code) > 2):
+            raise ValueError(f"unreadable platform {code[:20]!r} in a session record")
+        platform = code[1:-1].decode("ascii")
+    return platform
 
 # -- the listing index ---------------------------------------------------------------
 
@@ -48,10 +67,11 @@ def unpack_id(packed: bytes, count: int) -> str:
 
 
 def user_member(platform: str, session_id: str) -> bytes:
-    """A session's member of its user's index: the platform's letter, then the
-    id without its tag packed (18 bytes). The letter groups a platform's
-    sessions, so a login counts them with one ``ZLEXCOUNT``."""
-    return PLATFORM_LETTERS[platform].encode() + pack_id(session_id[4:])
+    """A session's member of its user's index: the platform's code (a built-in's
+    letter), then the id without its tag packed (17 bytes, always the last).
+    The code groups a platform's sessions, so a login counts them with one
+    ``ZLEXCOUNT``."""
+    return platform_code(platform).encode() + pack_id(session_id[4:])
 
 
 def idx_bound(created: int) -> bytes:
@@ -115,7 +135,8 @@ def decode_record(session_id: str, value: bytes) -> Record:
     if bound:
         idle = idle[1:]
     # positional: this runs on every check, and keywords cost a Record twice as much
-    return Record(session_id, decode_user(user), _PLATFORM_OF[platform], int(created, 36), int(seen, 36),
+    return Record(session_id, decode_user(user), _PLATFORM_OF.get(platform) or _platform_of(platform),
+                  int(created, 36), int(seen, 36),
                   remember, ip, city, user_agent, device, metadata, int(idle) if idle else None, bound)
 
 

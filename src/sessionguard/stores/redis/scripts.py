@@ -27,17 +27,17 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from ...config import PLATFORMS
 from ...tokens import TAG_LENGTH
 from .calls import Arg, Rerun, Script
-from .records import ALPHABET, PLATFORM_LETTERS, SHORT_LENGTH
+from .records import ALPHABET, EXTRA_CODE, EXTRA_END, PLATFORM_LETTERS, SHORT_LENGTH
 
 #: The fields of the context argument, in order (``|``-separated; the key prefix
 #: comes last because it may contain ``|``). Durations in seconds, ``''`` for
 #: never or unlimited.
 CONTEXT = (
     "epoch_at", "epoch_keep", "remember_me_period", "allow_user_timeouts",
-    *(f"{p}_{name}" for p in PLATFORMS for name in ("idle_timeout", "absolute_timeout", "max_sessions")),
+    # every platform's policy, packed (pack_platforms): the configured kinds change no field
+    "platforms",
     "on_limit", "evict", "session_ceiling",
     "enforce",  # '0': ENFORCE=report, the timeouts and the platforms' limits are not applied (core.judge)
     "listed",  # '1': the functions keep the listing index '<prefix>:idx' (not on a Cluster: another slot)
@@ -104,7 +104,6 @@ def _function(name: str, mirrors: str, keys: str, args: str, **options: Any) -> 
     return Function(name, mirrors, tuple(keys.split()), tuple(args.split()), **options)
 
 
-_TIMEOUTS = " ".join(f"timeout_{p}" for p in PLATFORMS)
 _PAGE = "context now tag after count"
 
 FUNCTIONS: dict[str, Function] = {f.name: f for f in (
@@ -115,7 +114,7 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
               "record", "context use token now", trim=True, hot=True),
     _function("touch", "MemoryStore._write: core.judge, core.retention", "records...", "context now uses..."),
     _function("create", "MemoryStore.create: core.admission, core.eviction_order, core.retention",
-              "index settings record", "context now tag id platform remember user tail victims",
+              "index settings record", "context now tag id platform remember user tail victims replacing",
               rerun=Rerun.ON_DROP),  # after a timeout Redis may still be running it
     _function("end", "MemoryStore.end: core.judge", "record", "context now reason owner"),
     _function("user_page", "MemoryStore._user_records: core.judge", "index", f"{_PAGE} prune",
@@ -123,7 +122,7 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
     _function("end_user", "MemoryStore.end_user: core.judge", "index", f"{_PAGE} reason platform keep",
               rerun=Rerun.NEVER),
     _function("set_user_timeouts", "MemoryStore.set_user_timeouts: core.idle_limit, core.retention",
-              "index settings", f"{_PAGE} first {_TIMEOUTS}", rerun=Rerun.NEVER),
+              "index settings", f"{_PAGE} first timeouts", rerun=Rerun.NEVER),
     _function("rotate", "MemoryStore.rotate: core.judge, core.touched, core.retention",
               "record new_record", "context now use"),
     _function("set_tails", "MemoryStore.set_roles: core.judge, core.retention", "records...",
@@ -140,6 +139,14 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
               "now since maxlen minid limit window every user actor events...",
               rerun=Rerun.NEVER),
 )}
+
+
+def pack_platforms(platforms: Mapping[str, Sequence[str]]) -> str:
+    """The context's ``platforms`` field: for each platform its name, idle
+    timeout, absolute timeout, session lifetime (of a session without
+    remember-me) and limit, ``,``-separated, the platforms ``;``-separated
+    (``rules.lua`` parse_context reads it)."""
+    return ";".join(",".join((name, *values)) for name, values in platforms.items())
 
 
 def pack_context(values: Mapping[str, str]) -> str:
@@ -176,7 +183,7 @@ def contract_lua() -> str:
         f"local ARG = {_lua_table(args)}",
         f"local CONTEXT = {context}",
         f"local LETTER_OF = {_lua_table(PLATFORM_LETTERS)}",
-        f"local PLATFORM_OF = {_lua_table({v: k for k, v in PLATFORM_LETTERS.items()})}",
+        f"local EXTRA_CODE, EXTRA_END = {EXTRA_CODE!r}, {EXTRA_END!r}",
         f"local PLATFORM_OF_BYTE = {_lua_table({ord(v): k for k, v in PLATFORM_LETTERS.items()})}",
         "local RANK = {" + ", ".join(f"[{ord(c)}] = {i}" for i, c in enumerate(ALPHABET)) + "}",
         "local CHAR = {" + ", ".join(f"[{i}] = {c!r}" for i, c in enumerate(ALPHABET)) + "}",

@@ -65,7 +65,7 @@ def policy_from_json(text: str, default: Policy) -> Policy | None:
     """The effective policy: the configured ``default`` with the stored fields
     applied (``None``, with an error logged, when they cannot be read)."""
     try:
-        return default.updated(json.loads(text))
+        return default.updated(json.loads(text), stored=True)
     except ValueError:  # json.JSONDecodeError and PolicyError are ValueErrors
         logger.error("sessionguard: the stored policy is unreadable; the configured policy applies")
         return None
@@ -202,6 +202,18 @@ class StateCache:
     def trusted(self) -> bool:
         return self.trusted_at(time.monotonic())
 
+    def forked(self) -> None:
+        """In a forked child: no subscription is up here yet (the parent's was),
+        so nothing is trusted and the local cache is emptied until the child's
+        own subscriber is up; new locks (another thread may have held one at
+        the fork). The uses the parent had not written are the parent's to write."""
+        self._lock = threading.Lock()
+        self._subscribed, self._heard = False, float("-inf")
+        if self.local is not None:
+            self.local.forked()
+        if self.unwritten is not None:
+            self.unwritten.forked()
+
 
 class Subscriber(Background):
     """A daemon thread that keeps a :class:`StateCache` current: it subscribes to
@@ -226,6 +238,10 @@ class Subscriber(Background):
         #: re-reads the state into the cache (through ``state.lua``, which makes a lost
         #: state anew); the store sets it; raises a Redis error when it fails
         self.reread: Callable[[], object] | None = None
+
+    def _forked(self) -> None:
+        super()._forked()
+        self._cache.forked()
 
     def _run(self) -> None:
         checked, delay = False, 0.1

@@ -23,6 +23,7 @@ import redis.sentinel
 from ...audit import Event
 from ...core import Record
 from ...errors import StoreUnavailable
+from ...inflight import failed
 from ...policy import Policy
 from ..protocol import ActiveCounts, Binding, Check, Created, NewSession, Page
 from .binding import bind_device, redeem_challenge
@@ -145,6 +146,9 @@ class RedisStore:
                     reply = self._execute(request)
                 except StoreUnavailable as exc:
                     error = exc
+        except StoreUnavailable:
+            failed()  # the request in progress answers the 503, not the framework's 500
+            raise
         finally:
             DEADLINE.reset(deadline)
 

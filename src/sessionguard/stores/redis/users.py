@@ -14,13 +14,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...config import PLATFORMS
 from ...core import (
     ENDED_REASONS,
     TOMBSTONE_MS,
     Outcome,
     Record,
     admission,
+    counted,
     ended_at,
     judge,
     still_listed,
@@ -72,17 +72,21 @@ class UserOperations:
     # -- logins and sign-outs --------------------------------------------------
 
     def create(self, new: NewSession, ending: str | None) -> Op[Created]:
-        """A login (``create``), after ending the presented session ``ending``. When
-        the admission needs more of the user's records than one call reads, they
-        are read in pages first (:meth:`user_records`, which prunes them), and the
-        login names the sessions ``core.admission`` evicts."""
+        """A login (``create``), ending the presented session ``ending`` if it is
+        admitted (``core.counted``: a refused login changes nothing). ``create``
+        itself ends it when it is in the user's slot (the user's own session,
+        which then takes no place under the limits); another user's is ended
+        after. When the admission needs more of the user's records than one call
+        reads, they are read in pages first (:meth:`user_records`, which prunes
+        them), and the login names the sessions ``core.admission`` evicts."""
         if not is_session_id(new.id):
             raise ValueError("not a session id (tokens.session_id of a Tokens.new_sid)")
         tag = yield from self.ops.slot_tag(new.user_id)
         if new.id[:4] != tag:  # made with another tag key: filed there, it would escape its user's index
             raise StoreUnavailable("the session id does not carry its user's slot tag; try again")
         tail = record_tail(new)  # first: metadata that is not JSON changes nothing
-        replaced = None if ending is None else (yield from self.ops.end(ending, "signed_out", None))
+        # the presented session, if in the user's slot (else not the user's: ended after)
+        replacing = ending if ending is not None and is_session_id(ending) and ending[:4] == tag else ""
         yield from self.ops.write_due(tag=tag)  # the user's last-seen decides a least-recent eviction
         keys = (self.keys.user_index(tag, new.user_id), self.keys.settings(tag, new.user_id),
                 self.keys.session(new.id))
@@ -90,10 +94,10 @@ class UserOperations:
         for _ in range(CREATE_ATTEMPTS):
             reply = yield from self.ops.call(
                 _CREATE, keys, tag=tag, id=new.id, platform=new.platform, user=encode_user(new.user_id),
-                remember="1" if new.remember_me else "0", tail=tail, victims=victims)
+                remember="1" if new.remember_me else "0", tail=tail, victims=victims, replacing=replacing)
             if reply[0] != 4:
                 break
-            alive = yield from self.user_records(new.user_id, prune=True)
+            alive = counted((yield from self.user_records(new.user_id, prune=True)), ending)
             policy = self.ops.cache.policy()
             plan = admission(alive, policy, new.platform)
             if plan.refused:
@@ -108,10 +112,15 @@ class UserOperations:
         if status == 3:  # an earlier attempt created it, and it has ended since
             raise StoreUnavailable("the login could not be confirmed; try again")
         record = decode_record(new.id, reply[1])
+        replaced = decode_record(replacing, reply[4]) if status == 1 and reply[4] else None
+        if ending is not None and replaced is None and (status == 1 or not replacing):
+            # another user's (or no longer valid); after a retry (2), the earlier attempt
+            # ended the one in the user's slot
+            replaced = yield from self.ops.end(ending, "signed_out", None)
         if status == 2:
             return Created(record, (), replaced)
-        evicted = tuple(decode_pairs(reply[4:]))
-        self.ops.forget([r.id for r in evicted])
+        evicted = tuple(decode_pairs(reply[5:]))
+        self.ops.forget([r.id for r in evicted] + ([replacing] if replacing else []))
         if self.ops.cluster:
             yield from self._list_in_cluster(record, now_of(reply[2]))
         would, reported = reply[3][0], tuple(decode_pairs(reply[3][1:]))  # ENFORCE=report
@@ -130,7 +139,7 @@ class UserOperations:
         ends = sweep_deadline(record, policy)
         if ends is not None:
             commands.append(("ZADD", self.keys.deadlines, ends, pack_id(record.id)))
-        absolutes = [policy.platform(p).absolute_timeout for p in PLATFORMS]
+        absolutes = [p.absolute_timeout for p in policy.platforms.values()]
         # (under ENFORCE=report a session outlives its absolute timeout while it is used)
         if policy.enforce and all(a is not None for a in absolutes):
             cutoff = now - max(a for a in absolutes if a is not None) * 1000 - TOMBSTONE_MS
@@ -244,8 +253,8 @@ class UserOperations:
             ("ZREVRANGEBYSCORE", self.keys.recent(tag, user_id), "+inf", now - TOMBSTONE_MS,
              "LIMIT", 0, RECENT_READ),
         ), Rerun.ALWAYS)
-        held = [tag + unpack_id(m[1:], 22) for m in members]
-        ended = [tag + unpack_id(m[1:], 22) for m in recent]
+        held = [tag + unpack_id(m[-17:], 22) for m in members]  # (17 bytes of packed short id, last)
+        ended = [tag + unpack_id(m[-17:], 22) for m in recent]
         reads: list[tuple[Arg, ...]] = []
         if held:
             reads.append(("MGET", *(self.keys.session(i) for i in held)))
@@ -290,9 +299,9 @@ class UserOperations:
         new timeouts, which the moments of those uses were not reckoned by."""
         tag = yield from self.ops.slot_tag(user_id)
         yield from self.ops.write_due(tag=tag)
-        given = {f"timeout_{p}": "x" if p not in timeouts else _opt(timeouts[p]) for p in PLATFORMS}
+        given = ",".join(f"{p}={_opt(value)}" for p, value in timeouts.items())  # (unnamed: 'x', not set)
         keys = (self.keys.user_index(tag, user_id), self.keys.settings(tag, user_id))
-        for updated in (yield from self._pages(FUNCTIONS["set_user_timeouts"], tag, keys, **given)):
+        for updated in (yield from self._pages(FUNCTIONS["set_user_timeouts"], tag, keys, timeouts=given)):
             ids = [i.decode("ascii") for i in updated]
             self.ops.forget(ids)
             self.ops.unwritten.owe(ids)  # (other processes: when the function's announcement comes)

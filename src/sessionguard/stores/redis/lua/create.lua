@@ -7,7 +7,7 @@
 -- a retry cannot take two slots. Evicted ids are announced on the bus (LOCAL_CACHE).
 --
 -- Bounded work (core.admission_needs_count): the sessions held are counted from the user's index
--- (ZLEXCOUNT of the platform's letter, ZCARD), ended ones not noticed yet included, so a login
+-- (ZLEXCOUNT of the platform's code, ZCARD), ended ones not noticed yet included, so a login
 -- under both limits reads no other record. At a limit it reads the user's records, up to
 -- READ_LIMIT of them; beyond that it answers {4}, changing nothing, and the store reads them in
 -- pages (user_page, which prunes them), plans with core.admission and calls again naming the
@@ -18,13 +18,18 @@
 --        '<base>s:<short>' (its tombstone '<base>e:<short>' shares its slot)
 -- ARGV   context, now (ms; '' = the server's TIME), tag, id, platform, remember '1'/'0',
 --        user (keys.encode_user), tail: the record's tail, victims: ','-separated ids ('' = not
---        planned yet; '-' = planned, none: under ENFORCE=report a limit may stay exceeded)
+--        planned yet; '-' = planned, none: under ENFORCE=report a limit may stay exceeded),
+--        replacing: the id of the session the request presented when it has the same tag ('' =
+--        none; core.counted): if it is this user's and valid, it is not counted against the
+--        limits and ends ('signed_out') only if the login is admitted
 -- Under ENFORCE=report the platform's limit is judged as above but not applied: what it would
 -- have done (core.admission's reported evictions, or the refusal) comes back in `report`, and
 -- only SESSION_CEILING evicts.
 --
 -- returns {0, limit}                        refused (ON_LIMIT=reject): nothing changed
---         {1, record, now, report, id1, record1, ...}  created, with the evicted ids and records
+--         {1, record, now, report, replaced, id1, record1, ...}  created, with the ended
+--                                           `replacing` record ('' = none) and the evicted ids
+--                                           and records
 --                                           (now as rules.lua clock gives it); report: {would,
 --                                           id, record, ...}, would 'rejected' (the limit would
 --                                           have refused this login), 'evicted' (it would have
@@ -41,7 +46,7 @@ if gone then return {3, reason_of(gone)} end
 
 local now, now_text, now_tail = clock(ARGV[A.now])
 local index, tag = KEYS[K.index], ARGV[A.tag]
-local platform, letter = ARGV[A.platform], LETTER_OF[ARGV[A.platform]]
+local platform, code = ARGV[A.platform], code_of(ARGV[A.platform])
 local base = c.prefix .. ':{' .. tag .. '}:'
 local victims, planned_by_store = {}, ARGV[A.victims] ~= ''
 if ARGV[A.victims] ~= '-' then
@@ -49,8 +54,19 @@ if ARGV[A.victims] ~= '-' then
 end
 local limit = c.max[platform]
 
+-- core.counted: the presented session, when it is this user's and valid, takes no place
+local spare
+if ARGV[A.replacing] ~= '' then
+  local key = base .. 's:' .. string.sub(ARGV[A.replacing], TAG_LENGTH + 1)
+  local value = redis.call('GET', key)
+  if value then
+    spare = parse(key, ARGV[A.replacing], value)
+    if user_of(spare) ~= ARGV[A.user] or judge_record(c, now, spare) then spare = nil end
+  end
+end
+
 local report = {''}
-local reply, ids = {1, '', now_text .. now_tail, report}, {}
+local reply, ids = {1, '', now_text .. now_tail, report, ''}, {}
 local function evict(rec)
   finish(c, rec, 'evicted', now)
   ids[#ids + 1] = rec.id
@@ -60,22 +76,28 @@ end
 
 -- the sessions held against a limit: the platform's ('' = all of the user's)
 local function held(only)
-  if only == '' then return redis.call('ZCARD', index) end
-  return redis.call('ZLEXCOUNT', index, '[' .. only, '(' .. string.char(string.byte(only) + 1))
+  local n = (spare and (only == '' or code_of(spare.p) == only)) and -1 or 0
+  if only == '' then return n + redis.call('ZCARD', index) end
+  return n + redis.call('ZLEXCOUNT', index, code_range(only))
 end
 
 -- core.admission_needs_count: below both limits, nothing else is read (under ENFORCE=report
 -- the platform's limit is read for the report); `applied`: only the limits that apply
 local function over_a_limit(applied)
   local platform_limit = limit and (c.enforce or not applied)
-  return (platform_limit and held(letter) >= limit) or held('') >= c.ceiling
+  return (platform_limit and held(code) >= limit) or held('') >= c.ceiling
 end
 
 if over_a_limit(false) then
-  local total = held('')
+  local total = redis.call('ZCARD', index)  -- every member (the spare's too: held('') leaves it out)
   if total <= READ_LIMIT then
     -- core.admission over the user's valid sessions, pruned in this same step
     local alive = records_of(c, now, base, index, page_of(index, '', total + 1, ''), true)
+    if spare then
+      for i, rec in ipairs(alive) do
+        if rec.id == spare.id then table.remove(alive, i) break end
+      end
+    end
     local same, plan, planned, would = {}, {}, {}, {}
     for _, rec in ipairs(alive) do
       if rec.p == platform then same[#same + 1] = rec end
@@ -125,12 +147,16 @@ if over_a_limit(false) then
       end
     end
     if over_a_limit(true) then
-      if limit and c.enforce and c.on_limit == 'reject' and held(letter) >= limit then return {0, limit} end
+      if limit and c.enforce and c.on_limit == 'reject' and held(code) >= limit then return {0, limit} end
       return {4}
     end
   end
 end
 
+if spare then  -- admitted: the presented session ends (the session-fixation defence)
+  finish(c, spare, 'signed_out')
+  ids[#ids + 1], reply[5] = spare.id, spare.value
+end
 local own = redis.call('HGET', KEYS[K.settings], platform)
 local rec = {key = KEYS[K.record], id = ARGV[A.id], c = now, l = now, r = ARGV[A.remember] == '1',
              ui = tonumber(own or ''), p = platform, u = ARGV[A.user]}

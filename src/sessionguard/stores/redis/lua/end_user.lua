@@ -12,9 +12,9 @@ local K, A = KEY.end_user, ARG.end_user
 local c, now, tag = context(ARGV[A.context]), clock(ARGV[A.now]), ARGV[A.tag]
 local index = KEYS[K.index]
 local base, platform, keep = c.prefix .. ':{' .. tag .. '}:', ARGV[A.platform], ARGV[A.keep]
-local letter = ''
-if platform ~= '' then letter = LETTER_OF[platform] end
-local members, cursor = page_of(index, ARGV[A.after], tonumber(ARGV[A.count]), letter)
+local code = ''
+if platform ~= '' then code = code_of(platform) end
+local members, cursor = page_of(index, ARGV[A.after], tonumber(ARGV[A.count]), code)
 local reply, ids, ended = {cursor}, {}, {}
 for _, rec in ipairs(records_of(c, now, base, index, members, true)) do
   if rec.id ~= keep then

@@ -1,8 +1,8 @@
 -- rules.lua: what every function of the library shares. Run once, when the library is loaded
 -- (scripts.library puts the generated contract before it and the functions after it). It
 -- mirrors sessionguard/core.py rule for rule:
---   idle_limit() = core.idle_limit, retention() = core.retention, judge() = core.judge,
---   deadline_of() = core.sweep_deadline, ended_at() = core.ended_at,
+--   idle_limit() = core.idle_limit, retention() = core.retention, judge() = core.judge (with
+--   core.timed_out and core.lifetime), deadline_of() = core.sweep_deadline, ended_at() = core.ended_at,
 --   touch_interval() = core.touch_interval, evict_first() = core.eviction_order,
 --   TOMBSTONE_MS, TOUCH_MIN_MS, TOUCH_MAX_MS = core's.
 --
@@ -14,14 +14,15 @@
 -- A session record is one string (compact: a hash with a 120-byte user agent is stored as a
 -- hashtable, about twice the size; records.decode_record reads it):
 --   '<created ms, base 36>|<last seen ms, base 36>|<'r' if remember-me><'b' if device-bound>
---    <user idle s>|<platform letter>|<user>|' followed by an opaque tail [ip, city, user agent, device,
+--    <user idle s>|<platform code>|<user>|' followed by an opaque tail [ip, city, user agent, device,
 --   metadata] that the functions never parse (no cjson round trip can alter the app's metadata).
+-- A platform code (records.platform_code) is a built-in's letter (LETTER_OF) or '+<name>.'.
 -- <user> is keys.encode_user(user id): the id itself when plain, else '~' + base64url.
 -- Keys under the base '<prefix>:{<tag>}:', where <short> is an id without its tag: s:<short>
 -- record, e:<short> tombstone ('<reason>|<ended at, base 36>|<the last record>', a day),
 -- x:<user> the user's recently ended sessions (zset, scored by when each ended, members as
 -- u:<user>'s; a day), u:<user> the user's index (zset, scores 0, members
--- records.user_member: the platform's letter then the packed <short>), t:<user> the user's own
+-- records.user_member: the platform's code then the packed <short>), t:<user> the user's own
 -- idle timeouts (hash), k:<short> a device-bound session's key and the challenges it answered
 -- (DBSC, a hash: 'key' -> the device's public key as JWK text, each challenge's id -> its issue
 -- time in ms; bind.lua), deleted with the record by finish_all(). Every key derived here shares the slot of the declared keys: the tag is
@@ -78,6 +79,15 @@ end
 
 -- the context --------------------------------------------------------------------------------
 
+-- A policy table of the context (per platform) that answers for a platform the context does
+-- not name (its sessions' kind was taken out of PLATFORMS) with web's: core.Policy.platform.
+-- (Asked only for a value the table lacks: never, unlimited, or an unknown platform.)
+local function web_otherwise(t, known)
+  return setmetatable(t, {__index = function(self, platform)
+    if not known[platform] then return rawget(self, 'web') end
+  end})
+end
+
 local function parse_context(text)
   local f, at = {}, 1
   for i = 1, #CONTEXT - 1 do
@@ -90,7 +100,7 @@ local function parse_context(text)
   local c = {
     epoch_at = tonumber(f.epoch_at), keep_key = false,
     remember = tonumber(f.remember_me_period), allow_user = f.allow_user_timeouts == '1',
-    idle = {}, absolute_ms = {}, max = {}, interval = {},
+    idle = {}, absolute_ms = {}, session_ms = {}, max = {}, interval = {}, known = {},
     on_limit = f.on_limit, evict = f.evict, ceiling = tonumber(f.session_ceiling),
     enforce = f.enforce ~= '0',  -- ENFORCE=report: timeouts and limits judged, reported, not applied
     prefix = f.prefix, bus = f.prefix .. ':bus', idx = false, dl = false,
@@ -104,14 +114,21 @@ local function parse_context(text)
       .. string.sub(f.epoch_keep, TAG_LENGTH + 1)
   end
   c.remember_interval = interval_of(c.remember)
-  for platform in pairs(LETTER_OF) do
-    c.idle[platform] = tonumber(f[platform .. '_idle_timeout'])
+  -- scripts.pack_platforms: 'name,idle,absolute,session lifetime,limit;...'
+  local entry = '([^,;]+),([^,;]*),([^,;]*),([^,;]*),([^,;]*)'
+  for platform, idle, absolute, lifetime, max in string.gmatch(f.platforms, entry) do
+    c.known[platform] = true
+    c.idle[platform] = tonumber(idle)
     c.interval[platform] = interval_of(c.idle[platform])
-    local absolute = tonumber(f[platform .. '_absolute_timeout'])
+    absolute, lifetime = tonumber(absolute), tonumber(lifetime)
     c.absolute_ms[platform] = absolute and absolute * 1000
-    c.max[platform] = tonumber(f[platform .. '_max_sessions'])
+    c.session_ms[platform] = lifetime and lifetime * 1000
+    c.max[platform] = tonumber(max)
     if not absolute then c.longest_ms = nil end
     if c.longest_ms and absolute * 1000 > c.longest_ms then c.longest_ms = absolute * 1000 end
+  end
+  for _, t in ipairs({c.idle, c.interval, c.absolute_ms, c.session_ms, c.max}) do
+    web_otherwise(t, c.known)
   end
   return c
 end
@@ -167,20 +184,25 @@ local function pack_id(text)
 end
 
 -- The 4 characters of 3 packed bytes, and the short id (22 characters) of a user-index member
--- (records.user_member: the platform's letter, then 17 packed bytes).
+-- (records.user_member: the platform's code, then 17 packed bytes).
 local function chars(a, b, c)
   return CHAR[floor(a / 4)] .. CHAR[a % 4 * 16 + floor(b / 16)] .. CHAR[b % 16 * 4 + floor(c / 64)] .. CHAR[c % 64]
 end
 
 local function short_of(member)
-  local b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15, b16, b17 = byte(member, 2, 18)
+  local b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15, b16, b17 = byte(member, -17, -1)
   return chars(b1, b2, b3) .. chars(b4, b5, b6) .. chars(b7, b8, b9) .. chars(b10, b11, b12)
     .. chars(b13, b14, b15) .. CHAR[floor(b16 / 4)] .. CHAR[b16 % 4 * 16 + floor(b17 / 16)]
 end
 
+-- records.platform_code: how a record and the user index write a platform
+local function code_of(platform)
+  return LETTER_OF[platform] or EXTRA_CODE .. platform .. EXTRA_END
+end
+
 -- records.user_member of a record (its own, when it came from the index)
 local function member_of(rec)
-  return rec.member or LETTER_OF[rec.p] .. pack_id(sub(rec.id, TAG_LENGTH + 1))
+  return rec.member or code_of(rec.p) .. pack_id(sub(rec.id, TAG_LENGTH + 1))
 end
 
 -- Members of the listing index (records.idx_member), newest login first in lexical order:
@@ -212,11 +234,12 @@ end
 -- What the rules read of a record: created, last seen, remember-me, the user's own idle
 -- timeout, the platform and whether it is device-bound (the request path's check reads no more
 -- than this: the flags are looked at only when there are any, so an ordinary record pays nothing
--- for the 'b'); then, for a rewrite, the created and last-seen texts and where the platform's
--- letter is.
+-- for the 'b', nor a built-in platform for the extra ones); then, for a rewrite, the created and
+-- last-seen texts and where the platform's code is.
 local function header(value)
   local cs, ls, flags, at = match(value, '^(%w+)|(%w+)|([^|]*)|()')
   local platform = at and PLATFORM_OF_BYTE[byte(value, at)]
+  if not platform and at then platform = match(value, '^%+([%w_]+)%.|', at) end  -- '+<name>.'
   if not platform then error('sessionguard: unreadable session record') end
   local remember, bound, ui = false, false, nil
   if flags ~= '' then
@@ -237,7 +260,7 @@ local function parse(key, id, value, member)
 end
 
 local function user_of(rec)
-  if not rec.u then rec.u = match(rec.value, '^[^|]*', rec.at + 2) end
+  if not rec.u then rec.u = match(rec.value, '^[^|]*', rec.at + #code_of(rec.p) + 1) end
   return rec.u
 end
 
@@ -250,7 +273,7 @@ local function encode(rec, tail)
   if rec.ui then flags = flags .. rec.ui end
   local head = (rec.cs or b36(rec.c)) .. '|' .. (rec.l == rec.read_l and rec.ls or b36(rec.l)) .. '|' .. flags
   if not tail then return head .. sub(rec.value, rec.at - 1) end
-  return head .. '|' .. LETTER_OF[rec.p] .. '|' .. user_of(rec) .. '|' .. tail
+  return head .. '|' .. code_of(rec.p) .. '|' .. user_of(rec) .. '|' .. tail
 end
 
 -- the rules ----------------------------------------------------------------------------------
@@ -262,16 +285,26 @@ local function idle_limit(c, remember, ui, platform)
   return c.idle[platform]
 end
 
+-- core.lifetime (ms; nil = no limit): the absolute timeout, else the session timeout
+local function lifetime_ms(c, remember, platform)
+  if remember then return c.absolute_ms[platform] end
+  return c.session_ms[platform]
+end
+
 -- core.judge: nil when valid, else the reason. The session is known by its record key (the
 -- sign-out of everyone keeps the session whose key is c.keep_key). Under ENFORCE=report only
--- a sign-out of everyone ends a session; retention (below) still follows the timeouts.
+-- a sign-out of everyone ends a session; retention (below) still follows the timeouts. Of two
+-- timeouts passed, the one whose deadline came first (core.timed_out; absolute on a tie).
 local function judge(c, now, key, created, seen, remember, ui, platform)
   if created < c.epoch_at and key ~= c.keep_key then return 'signout_all' end
   if not c.enforce then return nil end  -- ENFORCE=report: the store reports the timeouts (core.would_end)
-  local absolute = c.absolute_ms[platform]
-  if absolute and now >= created + absolute then return 'absolute_timeout' end
+  local absolute = lifetime_ms(c, remember, platform)
   local idle = idle_limit(c, remember, ui, platform)
-  if idle and now >= seen + idle * 1000 then return 'idle_timeout' end
+  if idle then
+    local idle_end = seen + idle * 1000
+    if now >= idle_end and not (absolute and created + absolute <= idle_end) then return 'idle_timeout' end
+  end
+  if absolute and now >= created + absolute then return 'absolute_timeout' end
   return nil
 end
 
@@ -289,7 +322,7 @@ end
 -- core.sweep_deadline: the deadline (ms) the policy's timeouts give the record, applied or not
 -- (nil = never)
 local function deadline_of(c, rec)
-  local idle, absolute = idle_limit(c, rec.r, rec.ui, rec.p), c.absolute_ms[rec.p]
+  local idle, absolute = idle_limit(c, rec.r, rec.ui, rec.p), lifetime_ms(c, rec.r, rec.p)
   local ends = nil
   if idle then ends = rec.l + idle * 1000 end
   if absolute and (not ends or rec.c + absolute < ends) then ends = rec.c + absolute end
@@ -441,13 +474,16 @@ local function records_of(c, now, base, index, members, prune)
   return alive
 end
 
+-- The lexical range of the user-index members of the platform written `code` (code_of)
+local function code_range(code)
+  return '[' .. code, '(' .. sub(code, 1, -2) .. char(byte(code, -1) + 1)
+end
+
 -- One page of a user's index: up to `count` members after `after` ('' = from the start) within
--- the platform `letter` ('' = every platform), and the cursor to go on from ('' = the end).
-local function page_of(index, after, count, letter)
+-- the platform `code` ('' = every platform), and the cursor to go on from ('' = the end).
+local function page_of(index, after, count, code)
   local low, high = '-', '+'
-  if letter ~= '' then
-    low, high = '[' .. letter, '(' .. char(byte(letter) + 1)
-  end
+  if code ~= '' then low, high = code_range(code) end
   if after ~= '' then low = '(' .. after end
   local members = call('ZRANGE', index, low, high, 'BYLEX', 'LIMIT', 0, count)
   local cursor = ''

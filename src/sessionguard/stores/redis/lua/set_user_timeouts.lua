@@ -7,13 +7,14 @@
 -- KEYS   user index '<base>u:<user>', user settings '<base>t:<user>'
 -- ARGV   context, now (ms; '' = the server's TIME), tag, after: the cursor ('' = the start),
 --        count: index members to read, first '1' on the first page (the settings are written),
---        timeout_<platform> for each platform: 'x' not set, '' set to none, or seconds
+--        timeouts: 'platform=value' for each platform, ','-separated; a value 'x' not set, ''
+--        set to none, or seconds
 -- returns {cursor ('' = the end), id1, id2, ...}: the sessions updated (announced on the bus)
 local K, A = KEY.set_user_timeouts, ARG.set_user_timeouts
 local c, now, tag = context(ARGV[A.context]), clock(ARGV[A.now]), ARGV[A.tag]
 local index, settings = KEYS[K.index], KEYS[K.settings]
 local given = {}
-for platform in pairs(LETTER_OF) do given[platform] = ARGV[A['timeout_' .. platform]] end
+for platform, value in string.gmatch(ARGV[A.timeouts], '([^,=]+)=([^,]*)') do given[platform] = value end
 if ARGV[A.first] == '1' then
   redis.call('DEL', settings)
   for platform, value in pairs(given) do
@@ -26,7 +27,7 @@ local members, cursor = page_of(index, ARGV[A.after], tonumber(ARGV[A.count]), '
 local reply, ids, longest = {cursor}, {}, 0
 for _, rec in ipairs(records_of(c, now, base, index, members, true)) do
   local value = given[rec.p]
-  if value == 'x' then value = '' end
+  if value == 'x' or not value then value = '' end
   rec.ui = tonumber(value)
   local keep = store(c, now, rec)
   if longest and (not keep or keep > longest) then longest = keep end
