@@ -154,7 +154,7 @@ if over_a_limit(false) then
 end
 
 if spare then  -- admitted: the presented session ends (the session-fixation defence)
-  finish(c, spare, 'signed_out')
+  finish(c, spare, 'signed_out', now)
   ids[#ids + 1], reply[5] = spare.id, spare.value
 end
 local own = redis.call('HGET', KEYS[K.settings], platform)
