@@ -388,7 +388,7 @@ def test_policy_get_and_partial_put(api: Api) -> None:
         "platforms": {p: {"idle_timeout": "1h", "absolute_timeout": "30d", "session_timeout": "30d",
                           "max_sessions": None}
                       for p in ("web", "mobile", "desktop")},
-        "remember_me_period": "14d", "on_limit": "evict_oldest",
+        "remember_me_period": "14d", "on_limit": "evict_oldest", "max_sessions_total": None,
     }
     change = {"platforms": {"mobile": {"idle_timeout": "never", "max_sessions": 3}}, "on_limit": "reject"}
     response = api.anon.put(f"{API}/policy", json=change, headers=TOKEN)
@@ -412,6 +412,7 @@ def test_policy_get_and_partial_put(api: Api) -> None:
         pytest.param({"platforms": {"tv": {}}}, "platforms.tv", id="platform"),
         pytest.param({"platforms": []}, "platforms", id="platforms-list"),
         pytest.param({"on_limit": "explode"}, "on_limit", id="on-limit"),
+        pytest.param({"max_sessions_total": 0}, "max_sessions_total", id="total0"),
         pytest.param({"remember_me_period": -5}, "remember_me_period", id="negative"),
         pytest.param({"colour": "blue"}, "colour", id="unknown"),
         pytest.param(["platforms"], "body", id="list"),

@@ -352,6 +352,34 @@ def test_policy_form_rejects_a_bad_value_then_saves_a_good_one(live: Live) -> No
     expect(page.locator('#audit-table tbody tr[data-type="policy_changed"]')).to_have_count(1)
 
 
+def test_policy_form_sets_the_total_limit(live: Live) -> None:
+    page = live.admin_page()
+    total = page.get_by_label("Maximum sessions in all")
+    expect(total).to_have_value("")  # unlimited
+    status = page.locator("#status")
+
+    total.fill("0")
+    page.get_by_role("button", name="Save policy").click()
+    error = page.locator("#pol-max_sessions_total-error")
+    expect(error).to_contain_text("positive integer")
+    expect(total).to_have_attribute("aria-invalid", "true")
+    expect(total).to_be_focused()
+    assert live.api(page, "/policy")["max_sessions_total"] is None  # nothing saved
+
+    total.fill("3")
+    total.press("Enter")
+    expect(status).to_have_text("Policy saved. It applies at once to every session.")
+    expect(error).to_be_hidden()
+    assert live.api(page, "/policy")["max_sessions_total"] == 3
+    page.reload()
+    expect(page.get_by_label("Maximum sessions in all")).to_have_value("3")
+    total = page.get_by_label("Maximum sessions in all")
+    total.fill("")  # empty: unlimited again
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.locator("#status")).to_have_text("Policy saved. It applies at once to every session.")
+    assert live.api(page, "/policy")["max_sessions_total"] is None
+
+
 def test_sign_out_everyone_needs_the_typed_phrase(live: Live) -> None:
     grace = live.login("grace", name="Grace Hopper")
     bob = live.login("bob", user_agent=UA["android"])

@@ -7,6 +7,7 @@ import pytest
 from sessionguard.core import (
     CHALLENGE_MS,
     DAY,
+    LIMITS_GRACE_MS,
     NEVER_IDLE,
     SECOND,
     Epoch,
@@ -20,10 +21,13 @@ from sessionguard.core import (
     flush_by,
     idle_limit,
     judge,
+    limits_lowered,
+    reconcile_due,
     redeemable,
     refuses_token,
     retention,
     still_used,
+    surplus,
     touch_due,
     touch_interval,
     touched,
@@ -219,6 +223,104 @@ def test_admission(pol: Policy, sessions: list[Record], platform: str, evict: tu
                    refused: bool) -> None:
     plan = admission(sessions, pol, platform)
     assert plan.evict == evict and plan.refused is refused
+
+
+def mixed() -> list[Record]:
+    """Two web and two mobile sessions, logged in one after the other, the first used last."""
+    platforms = ("web", "mobile", "web", "mobile")
+    return [record(id=f"s{i}", platform=p, created=i, last_seen=10 + i) for i, p in enumerate(platforms)]
+
+
+@pytest.mark.parametrize(
+    ("pol", "platform", "evict", "refused", "total"),
+    [
+        pytest.param(policy(max_sessions_total=5), "desktop", (), False, False, id="total-under"),
+        pytest.param(policy(max_sessions_total=4), "desktop", ("s0",), False, False, id="total-oldest"),
+        pytest.param(policy(max_sessions_total=4, evict="least_recent"), "desktop", ("s0",), False, False,
+                     id="total-least-recent"),
+        pytest.param(policy(max_sessions_total=3), "desktop", ("s0", "s1"), False, False, id="total-shrunk"),
+        pytest.param(policy(max_sessions_total=4, on_limit="reject"), "desktop", (), True, True,
+                     id="total-reject"),
+        # mobile's limit (2) evicts s1 first; the total then counts the three left
+        pytest.param(policy(max_sessions_total=3), "mobile", ("s1", "s0"), False, False,
+                     id="platform-then-total"),
+        pytest.param(policy(max_sessions_total=4), "mobile", ("s1",), False, False, id="platform-only"),
+        pytest.param(policy(max_sessions_total=3, on_limit="reject"), "mobile", (), True, False,
+                     id="platform-rejects-first"),
+    ],
+)
+def test_admission_with_a_total(pol: Policy, platform: str, evict: tuple[str, ...], refused: bool,
+                                total: bool) -> None:
+    plan = admission(mixed(), pol, platform)
+    assert (plan.evict, plan.refused, plan.total) == (evict, refused, total)
+
+
+def test_the_total_under_enforce_report_is_reported() -> None:
+    plan = admission(mixed(), policy(max_sessions_total=3, enforce=False), "mobile")
+    assert (plan.evict, plan.reported) == ((), ("s1", "s0"))
+    plan = admission(mixed(), policy(max_sessions_total=2, on_limit="reject", enforce=False), "web")
+    assert (plan.refused, plan.would_refuse) == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("pol", "ended"),
+    [
+        pytest.param(policy(mobile=PlatformPolicy(None, None, None)), (), id="none"),
+        pytest.param(policy(), (), id="within"),  # mobile 2, web unlimited
+        pytest.param(policy(mobile=PlatformPolicy(None, None, 1)), ("s1",), id="platform"),
+        pytest.param(policy(max_sessions_total=2), ("s0", "s1"), id="total"),
+        pytest.param(policy(max_sessions_total=2, evict="least_recent"), ("s0", "s1"), id="least-recent"),
+        pytest.param(policy(mobile=PlatformPolicy(None, None, 1), max_sessions_total=2), ("s1", "s0"),
+                     id="platform-then-total"),
+        pytest.param(policy(max_sessions_total=1, enforce=False), (), id="report"),
+    ],
+)
+def test_surplus(pol: Policy, ended: tuple[str, ...]) -> None:
+    assert tuple(r.id for r in surplus(mixed(), pol)) == ended
+
+
+def test_surplus_follows_the_evict_order() -> None:
+    used = [record(id="a", created=0, last_seen=50), record(id="b", created=1, last_seen=5),
+            record(id="c", created=2, last_seen=9)]
+    assert [r.id for r in surplus(used, policy(max_sessions_total=1))] == ["a", "b"]
+    assert [r.id for r in surplus(used, policy(max_sessions_total=1, evict="least_recent"))] == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "lowered"),
+    [
+        pytest.param({"web": None, "*": None}, {"web": 3, "*": None}, True, id="set"),
+        pytest.param({"web": 3, "*": None}, {"web": 2, "*": None}, True, id="smaller"),
+        pytest.param({"web": 3, "*": 5}, {"web": 3, "*": 4}, True, id="total"),
+        pytest.param({"web": 3, "*": 5}, {"web": 4, "*": None}, False, id="raised"),
+        pytest.param({"web": 3}, {"web": 3}, False, id="same"),
+        pytest.param({}, {"tv": 2}, True, id="new-name"),
+    ],
+)
+def test_limits_lowered(old: dict[str, int | None], new: dict[str, int | None], lowered: bool) -> None:
+    assert limits_lowered(old, new) is lowered
+
+
+def test_policy_limits_name_the_total() -> None:
+    assert policy(max_sessions_total=4).limits() == {"web": None, "mobile": 2, "desktop": 1, "*": 4}
+
+
+@pytest.mark.parametrize(
+    ("created", "mark", "due"),
+    [
+        pytest.param(500, None, True, id="before-never-reconciled"),
+        pytest.param(500, 1000, True, id="mark-in-the-lowering-ms"),
+        pytest.param(500, 999, True, id="mark-before-the-lowering"),
+        pytest.param(500, 1001, False, id="reconciled-since"),
+        pytest.param(1000 + LIMITS_GRACE_MS - 1, None, True, id="within-the-grace"),
+        pytest.param(1000 + LIMITS_GRACE_MS, None, False, id="after-the-grace"),
+        pytest.param(2000, 1500, True, id="created-after-the-mark"),
+        pytest.param(2000, 2001, False, id="reconciled-after-its-login"),
+    ],
+)
+def test_reconcile_due(created: int, mark: int | None, due: bool) -> None:
+    assert reconcile_due(created, 1000, mark) is due
+    assert reconcile_due(created, 0, mark) is False  # never lowered
 
 
 def test_a_bound_session_refuses_tokens_without_an_issue_time() -> None:

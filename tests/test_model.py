@@ -43,10 +43,10 @@ the SPEC leaves a choice open, it takes this rule (and why):
   ``reject`` too), and a login the limit refuses changes nothing: the
   presented session stays valid (SPEC §4, "the new login fails and nothing
   changes").
-- *Lowering a limit* (``set_policy``) ends nothing by itself: the next login
-  of that user on that platform evicts down to the new limit (SPEC §4).
-  SPEC 9.1's stronger rule (the surplus ends by its next request) is not in
-  the product yet (issue 17) and is not modelled.
+- *Lowering a limit* (``set_policy``) ends nothing by itself: a user's
+  surplus ends, in ``EVICT`` order, at the next request presenting any of
+  that user's sessions (SPEC 9.1; :meth:`Reference.reconcile`), or the next
+  login of that user on that platform evicts down to the new limit (SPEC §4).
 - *Retention*: a run covers at most :data:`SPAN_MS` of clock time, inside the
   24 h during which SPEC §4 promises an ended token its reason.
 
@@ -84,6 +84,7 @@ from werkzeug.test import Client
 
 from conftest import SECRET
 from sessionguard import Config, SessionGuard, SessionLimitReached
+from sessionguard.core import LIMITS_GRACE_MS
 
 SECOND = 1000
 MINUTE = 60 * SECOND
@@ -180,6 +181,7 @@ class Policy:
             },
             "remember_me_period": duration(self.remember),
             "on_limit": self.on_limit,
+            "max_sessions_total": None,
         }
 
 
@@ -192,6 +194,11 @@ class Reference:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.sessions: list[Sess] = []
+        #: limits lowered (SPEC 9.1): when (0: never), when each user's sessions were
+        #: reconciled with them since, and the sessions the last presentation ended so
+        self.lowered = 0
+        self.marks: dict[str, int] = {}
+        self.reconciled: list[Sess] = []
 
     def valid(self) -> list[Sess]:
         return [s for s in self.sessions if s.ended is None]
@@ -233,11 +240,41 @@ class Reference:
     def present(self, s: Sess | None, now: int, *, active: bool) -> str | None:
         """What a request presenting ``s`` learns: ``None`` (valid, or no token)
         or why it ended. An active request is a use."""
+        self.reconciled = []
         if s is None:
             return None
+        if s.ended is None:
+            self.reconcile(s, now)
         if s.ended is None and active:
             s.last_used = now
         return s.ended
+
+    def lower(self, now: int) -> None:
+        """A limit was lowered at ``now``."""
+        self.lowered = now
+        seen["lowered"] += 1
+
+    def reconcile(self, s: Sess, now: int) -> None:
+        """A valid session presented after limits were lowered (created before,
+        or within the grace after, and its user not reconciled since then and
+        since it was created): its user keeps at most the limit on each
+        platform, the surplus ends in ``EVICT`` order."""
+        mark = self.marks.get(s.user)
+        if not self.lowered or s.created >= self.lowered + LIMITS_GRACE_MS:
+            return
+        if mark is not None and mark > self.lowered and mark > s.created:
+            return
+        self.marks[s.user] = now
+        for platform, limits in self.policy.platforms.items():
+            alive = [x for x in self.valid() if x.user == s.user and x.platform == platform]
+            if limits.limit is None or len(alive) <= limits.limit:
+                continue
+            least_recent = self.policy.evict == "least_recent"
+            alive.sort(key=(lambda x: x.last_used) if least_recent else (lambda x: x.created))
+            for x in alive[: len(alive) - limits.limit]:
+                x.ended = "evicted"
+                self.reconciled.append(x)
+                seen["surplus"] += 1
 
     def login(self, key: int, user: str, platform: str, remember: bool, presented: Sess | None,
               now: int) -> tuple[Sess | None, list[Sess]]:
@@ -487,8 +524,10 @@ class SessionMachine(RuleBasedStateMachine):
         client = self.clients[who]
         presented = client.held
         reason = self.model.present(presented, self.now, active=True)
+        reconciled = self.model.reconciled  # the presented session's check ended these (lowered limits)
         key = next(self.keys)
         new, evicted = self.model.login(key, user, platform, remember, presented, self.now)
+        evicted = reconciled + evicted
         query = f"/login?user={user}&remember={int(remember)}"
         other = PLATFORMS[(PLATFORMS.index(platform) + 1) % 3]
         headers = {"User-Agent": AGENTS[other]}
@@ -527,6 +566,8 @@ class SessionMachine(RuleBasedStateMachine):
                 client.jar[product.name] = body["token"]
             if evicted:
                 seen["limit"] += 1
+            if reconciled:
+                seen["reconciled"] += 1
             ended = {e.session_id for e in product.events if e.type == "evicted"}
             assert ended == {s.ids[product.name] for s in evicted}, (product.name, ended, evicted)
             logged_out = [e.session_id for e in product.events if e.type == "logout"]
@@ -677,6 +718,9 @@ class SessionMachine(RuleBasedStateMachine):
             shown = value if name == "max_sessions" else duration(value)
             document = {"platforms": {platform: {name: shown}}}
             field_name = {"idle_timeout": "idle", "absolute_timeout": "absolute", "max_sessions": "limit"}
+            before = policy.platforms[platform].limit
+            if name == "max_sessions" and value is not None and (before is None or value < before):
+                self.model.lower(self.now)  # the surplus ends at the next request of the user's
             policy.platforms[platform] = replace(policy.platforms[platform], **{field_name[name]: value})
         self._settle()  # policy changes apply at once (SPEC §4)
         for product in self.products:
@@ -688,6 +732,16 @@ class SessionMachine(RuleBasedStateMachine):
                 store = product.guard.store
                 store.set_policy(store.policy().updated(document))
                 assert store.policy().to_json() == policy.to_json(), product.name
+
+    @precondition(lambda self: self.model.valid())
+    @rule(pick=st.integers(0, 1000), api=st.booleans())
+    def lower_a_limit_below_a_user(self, pick: int, api: bool) -> None:
+        """A platform's limit set below what a live session's user holds there (SPEC 9.1:
+        the surplus ends at the next request of one of the user's sessions)."""
+        valid = self.model.valid()
+        s = valid[pick % len(valid)]
+        held = sum(x.user == s.user and x.platform == s.platform for x in valid)
+        self.set_policy(s.platform, ("max_sessions", max(1, held - 1)), api)
 
     @rule(step=st.sampled_from(STEPS_MS))
     def wait(self, step: int) -> None:
@@ -711,7 +765,7 @@ class SessionMachine(RuleBasedStateMachine):
             for product in self.products:
                 answer = product.call("GET", "/whoami", headers={
                     "Authorization": f"Bearer {s.tokens[product.name]}", "X-Session-Passive": "1"})
-                self._expect_seen(product, answer, s, s.ended)
+                self._expect_seen(product, answer, s, self.model.present(s, self.now, active=False))
 
     # -- after every step ------------------------------------------------------------------------
 

@@ -113,9 +113,11 @@ def test_calls_are_built_from_the_contract() -> None:
         check.call(("k",), context="c", use="", token="")  # `now` missing
     with pytest.raises(TypeError):
         check.call(("k",), context="c", use="", token="", now="", id="x")  # not in the contract
-    assert check.call(("k",), context="c", use="", token="", now="").args == ("c",)  # trailing empties out
-    assert check.call(("k",), context="c", use="", token="", now="5").args == ("c", "", "", "5")
-    assert check.call(("k",), context="c", use="", token="i", now="").args == ("c", "", "i")
+    empty = {"use": "", "token": "", "now": "", "lowered": ""}
+    assert check.call(("k",), context="c", **empty).args == ("c",)  # trailing empties out
+    assert check.call(("k",), context="c", **{**empty, "now": "5"}).args == ("c", "", "", "5")
+    assert check.call(("k",), context="c", **{**empty, "token": "i"}).args == ("c", "", "i")
+    assert check.call(("k",), context="c", **{**empty, "lowered": "7"}).args == ("c", "", "", "", "7")
     touch = FUNCTIONS["touch"]
     assert touch.call(("k1", "k2"), "i1", "1", "i2", "2", context="c", now="").args == (
         "c", "", "i1", "1", "i2", "2")

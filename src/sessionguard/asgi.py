@@ -39,7 +39,7 @@ _CLOSE_CODES = {401: 1008, 303: 1008, 503: 1013}
 
 
 #: the request headers the middleware reads (lower-case, as ASGI servers give them)
-_READ = frozenset((b"cookie", b"authorization", b"x-session-passive"))
+_READ = frozenset((b"cookie", b"authorization", b"x-session-passive", b"user-agent"))
 
 
 class SessionGuardMiddleware:
@@ -67,12 +67,16 @@ class SessionGuardMiddleware:
             return
         guard = self.guard
         cookie = authorization = passive = None
+        agent = b""
         for name, value in scope["headers"]:
             if name not in _READ:  # one set test for each of the headers we skip
                 continue
             if name == b"cookie":
                 text = value.decode("latin-1")
                 cookie = text if cookie is None else f"{cookie}; {text}"
+            elif name == b"user-agent":
+                if not agent:  # the first, as the login's _ASGIContext._header reads it
+                    agent = value  # read here, not by a second pass (see anomaly.py)
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
             else:
@@ -86,7 +90,7 @@ class SessionGuardMiddleware:
             ctx.session = ctx.ended_reason = ctx.set_cookie = ctx._source = ctx._offer = None
             ctx._guard, ctx._raw, ctx._respond = guard, scope, send
         else:
-            decided = await self._decide(scope, send, cookie, authorization, passive)
+            decided = await self._decide(scope, send, cookie, authorization, passive, agent)
             if isinstance(decided, Refusal):
                 await _refuse(kind, decided, send, scope)
                 return
@@ -113,7 +117,7 @@ class SessionGuardMiddleware:
             # the server close a connection that is fine
 
     async def _decide(self, scope: Scope, send: Send, cookie: str | None, authorization: str | None,
-                      passive: str | None) -> _ASGIContext | Refusal:
+                      passive: str | None, agent: bytes) -> _ASGIContext | Refusal:
         """The context of a request that presents a token, or its refusal."""
         guard = self.guard
         presented = guard.presented(cookie, authorization, scope["path"])
@@ -133,7 +137,7 @@ class SessionGuardMiddleware:
         anomaly = None
         record = None if check is None else check.record
         if verdict.session is not None and record is not None:
-            user_agent = _user_agent(scope["headers"])
+            user_agent = agent.decode("latin-1")
             if user_agent != record.user_agent:  # the common request stops here (see anomaly.py)
                 anomaly = guard.watch.judge(record, user_agent, lambda: _peer(scope))
                 if anomaly is not None:
@@ -253,16 +257,6 @@ class _ASGIFlaggedContext(_ASGITokenContext):
     answers the class's ``None``, at no cost to requests that are not flagged)."""
 
     __slots__ = ("anomaly",)
-
-
-def _user_agent(headers: Any) -> str:
-    """The ``User-Agent`` of a request's headers, ``""`` without one (the first,
-    as the login's :meth:`_ASGIContext._header` reads it)."""
-    for name, value in headers:
-        if name == b"user-agent":
-            text: str = value.decode("latin-1")
-            return text
-    return ""
 
 
 def _peer(scope: Scope) -> tuple[str | None, str | None]:

@@ -140,6 +140,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     user_timeouts = "allowed" if policy.allow_user_timeouts else "not allowed"
     for name, value in (
         ("remember-me period", format_duration(policy.remember_me_period)),
+        ("max sessions total", "unlimited" if policy.max_sessions_total is None
+         else str(policy.max_sessions_total)),
         ("on limit", f"{policy.on_limit} (ends {policy.evict.replace('_', ' ')} first)"
          if policy.on_limit == "evict_oldest" else policy.on_limit),
         ("user timeouts", user_timeouts),

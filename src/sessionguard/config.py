@@ -91,6 +91,8 @@ class Config:
     desktop_absolute_timeout: Inheritable = INHERIT
     desktop_session_timeout: Inheritable = INHERIT
     desktop_max_sessions: Inheritable = INHERIT
+    #: ``MAX_SESSIONS_TOTAL``: concurrent sessions per user across all platforms (``None``: unlimited)
+    max_sessions_total: int | None = None
     session_ceiling: int = 1000
     on_limit: str = "evict_oldest"
     evict: str = "oldest_login"

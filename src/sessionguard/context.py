@@ -192,7 +192,7 @@ class _Context:
         if created.replaced is not None:
             events.append(audit.ended(created.replaced, "signed_out", actor, record.created))
         events.append(audit.about(record, "login", actor, record.created))
-        # ENFORCE=report: what the platform's limit would have done
+        # ENFORCE=report: what the limits would have done
         events += [report.would_end(r, "evicted", record.created) for r in created.reported]
         if created.would_refuse:
             events.append(report.would_end(record, "rejected", record.created))

@@ -154,10 +154,12 @@ class Decider:
         outcome = presented.outcome if check is None else check.outcome
         if outcome is Outcome.VALID and check is not None and check.record is not None:
             record, policy = check.record, check.policy or self.default_policy
-            if not check.refresh_cookie and check.would_end is None:
+            if not check.refresh_cookie and check.would_end is None and not check.evicted:
                 return self._valid(check, record, policy)
             session = Session.from_record(record, policy)
             reported = () if check.would_end is None else self._reported(record, *check.would_end)
+            if check.evicted:  # the surplus of a lowered limit, ended by this check
+                reported += self._evictions(check.evicted)
             if check.refresh_cookie and presented.source == "cookie":
                 return Verdict(session, set_cookie=self._refreshed_cookie(presented, record, policy),
                                events=reported)
@@ -179,9 +181,16 @@ class Decider:
             # a session of a sign-out of everyone, whose one event covers them all: the
             # metric counts each ending as it is noticed
             self.metrics.noticed_ending(check.ended.platform, outcome.value)
+        if check is not None and check.evicted:
+            events += self._evictions(check.evicted)
         clear = self.clear_cookie if presented.source == "cookie" else None
         refusal = self._refusals.get("invalid")
         return Verdict(ended_reason=outcome.value, set_cookie=clear, events=events, refusal=refusal)
+
+    def _evictions(self, records: tuple[Record, ...]) -> tuple[audit.Event, ...]:
+        """The events of sessions a check ended beyond a lowered limit (actor ``system``)."""
+        at = self.now_ms()
+        return tuple(audit.ended(r, "evicted", SYSTEM, at) for r in records)
 
     def _valid(self, check: Check, record: Record, policy: Policy) -> Verdict:
         """The verdict of a valid ``check`` with nothing to send or report: the

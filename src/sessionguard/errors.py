@@ -8,6 +8,10 @@ store failure and a refused login.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .policy import Policy
 
 
 class SessionGuardError(Exception):
@@ -31,10 +35,18 @@ class StoreUnavailable(SessionGuardError):
 
 class SessionLimitReached(SessionGuardError):
     """A login was refused because the user is at the platform's session limit
-    and the policy is ``ON_LIMIT=reject``."""
+    (or, ``total``, at ``MAX_SESSIONS_TOTAL``) and the policy is ``ON_LIMIT=reject``."""
 
-    def __init__(self, *, user_id: str, platform: str, limit: int) -> None:
+    def __init__(self, *, user_id: str, platform: str, limit: int, total: bool = False) -> None:
         self.user_id = user_id
         self.platform = platform
         self.limit = limit
-        super().__init__(f"session limit of {limit} reached on platform {platform!r}")
+        self.total = total
+        where = "across all platforms" if total else f"on platform {platform!r}"
+        super().__init__(f"session limit of {limit} reached {where}")
+
+    @classmethod
+    def of(cls, policy: Policy, user_id: str, platform: str, *, total: bool) -> SessionLimitReached:
+        """The refusal of a login on ``platform`` by ``policy``'s limit (``total``: the total one)."""
+        limit = policy.max_sessions_total if total else policy.platform(platform).max_sessions
+        return cls(user_id=user_id, platform=platform, limit=limit or 0, total=total)

@@ -296,6 +296,7 @@ PARSERS: dict[str, Callable[[object], object]] = {
     "session_timeout": _inheriting(duration),
     "platforms": _platforms,
     **{f"{p}_{name}": PLATFORM_PARSERS[name] for p in PLATFORMS for name in PLATFORM_SETTINGS},
+    "max_sessions_total": _limit,
     "session_ceiling": _session_ceiling,
     "on_limit": _choice("evict_oldest", "reject"),
     "evict": _choice("oldest_login", "least_recent"),

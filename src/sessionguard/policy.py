@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .config import Config
 
 ON_LIMIT = ("evict_oldest", "reject")
+#: The name of ``MAX_SESSIONS_TOTAL`` among :meth:`Policy.limits` (no platform's name).
+TOTAL = "*"
 EVICT = ("oldest_login", "least_recent")
 
 
@@ -84,6 +86,8 @@ class Policy:
     platforms: Mapping[str, PlatformPolicy]
     remember_me_period: int | None
     on_limit: str = "evict_oldest"
+    #: concurrent sessions per user across all platforms (``MAX_SESSIONS_TOTAL``; ``None``: unlimited)
+    max_sessions_total: int | None = None
     evict: str = "oldest_login"
     allow_user_timeouts: bool = False
     #: the most sessions one user can hold, whatever the limits say (``SESSION_CEILING``)
@@ -115,6 +119,14 @@ class Policy:
         """The policy of desktop sessions."""
         return self.platforms["desktop"]
 
+    def limits(self) -> dict[str, int | None]:
+        """The session limits (``None``: unlimited): each platform's by name, and
+        ``MAX_SESSIONS_TOTAL`` under :data:`TOTAL`, as :func:`~.core.limits_lowered`
+        compares them."""
+        limits = {p: v.max_sessions for p, v in self.platforms.items()}
+        limits[TOTAL] = self.max_sessions_total
+        return limits
+
     @classmethod
     def from_config(cls, config: Config) -> Policy:
         """The policy the environment (or ``Config``) describes."""
@@ -122,6 +134,7 @@ class Policy:
             {p: PlatformPolicy(*config.platform_policy(p)) for p in config.platforms},
             remember_me_period=config.remember_me_period,
             on_limit=config.on_limit,
+            max_sessions_total=config.max_sessions_total,
             evict=config.evict,
             allow_user_timeouts=config.allow_user_timeouts,
             session_ceiling=config.session_ceiling,
@@ -142,6 +155,7 @@ class Policy:
             },
             "remember_me_period": format_duration(self.remember_me_period),
             "on_limit": self.on_limit,
+            "max_sessions_total": self.max_sessions_total,
         }
 
     def updated(self, data: object, *, stored: bool = False) -> Policy:
@@ -153,7 +167,7 @@ class Policy:
             process applies what it knows of a stored policy)."""
         if not isinstance(data, Mapping):
             raise PolicyError("body", "must be a JSON object")
-        unknown = set(data) - {"platforms", "remember_me_period", "on_limit"}
+        unknown = set(data) - {"platforms", "remember_me_period", "on_limit", "max_sessions_total"}
         if unknown:
             raise PolicyError(sorted(unknown)[0], "unknown field")
         platforms = data.get("platforms", {})
@@ -176,6 +190,9 @@ class Policy:
             if data["on_limit"] not in ON_LIMIT:
                 raise PolicyError("on_limit", "must be evict_oldest or reject")
             policy = replace(policy, on_limit=data["on_limit"])
+        if "max_sessions_total" in data:
+            total = _limit("max_sessions_total", data["max_sessions_total"])
+            policy = replace(policy, max_sessions_total=total)
         return policy
 
 
@@ -191,14 +208,16 @@ def _platform(current: PlatformPolicy, name: str, fields: object) -> PlatformPol
         if key in fields:
             updated = replace(updated, **{key: _duration(f"{where}.{key}", fields[key])})
     if "max_sessions" in fields:
-        limit = fields["max_sessions"]
-        if limit == "unlimited":
-            limit = None
-        valid = limit is None or (type(limit) is int and 1 <= limit <= 100_000)
-        if not valid:
-            raise PolicyError(f"{where}.max_sessions", "must be a positive integer or null")
-        updated = replace(updated, max_sessions=limit)
+        updated = replace(updated, max_sessions=_limit(f"{where}.max_sessions", fields["max_sessions"]))
     return updated
+
+
+def _limit(field: str, limit: object) -> int | None:
+    if limit is None or limit == "unlimited":
+        return None
+    if isinstance(limit, int) and type(limit) is int and 1 <= limit <= 100_000:
+        return limit
+    raise PolicyError(field, "must be a positive integer or null")
 
 
 def _duration(field: str, value: object) -> int | None:

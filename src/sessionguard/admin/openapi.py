@@ -121,10 +121,13 @@ def schemas(platforms: tuple[str, ...] = PLATFORMS) -> dict[str, Schema]:
         "Policy": _obj({
             "platforms": _obj({p: _ref("PlatformPolicy") for p in platforms}),
             "remember_me_period": DURATION, "on_limit": ON_LIMIT,
+            "max_sessions_total": {"type": ["integer", "null"], "minimum": 1,
+                                   "description": "sessions per user across all platforms; null: unlimited"},
         }),
         "PolicyUpdate": _obj({
             "platforms": _obj({p: _obj(PLATFORM_POLICY_IN, ()) for p in platforms}, ()),
             "remember_me_period": DURATION_IN, "on_limit": ON_LIMIT,
+            "max_sessions_total": PLATFORM_POLICY_IN["max_sessions"],
         }, ()),
         "Settings": _obj({
             "allowed": {"type": "boolean"},

@@ -29,11 +29,14 @@ from ..core import (
     epoch_after,
     flush_by,
     judge,
+    limits_lowered,
+    reconcile_due,
     redeemable,
     refuses_token,
     retention,
     still_listed,
     still_used,
+    surplus,
     sweep_deadline,
     touch_due,
     touched,
@@ -85,6 +88,10 @@ class MemoryStore:
         self._unwritten = Unwritten()
         self._user_idle: dict[str, dict[str, int | None]] = {}
         self._epoch = Epoch()
+        #: when limits were last lowered (0: never), and when each user's sessions
+        #: were reconciled with them since (core.reconcile_due)
+        self._lowered = 0
+        self._marks: dict[str, int] = {}
         self._audit = AuditLog(audit_maxlen, audit_retention, self._clock)
         self._ops = 0
         # this store's own tag key: a process-local store is its own deployment
@@ -109,6 +116,8 @@ class MemoryStore:
         with self._lock:
             if stored != self.policy():
                 self._unwritten.owe()
+            if limits_lowered(self.policy().limits(), stored.limits()):
+                self._lowered, self._marks = self._clock(), {}
             self._policy = stored
 
     def slot_tag(self, user_id: str) -> str:
@@ -117,6 +126,38 @@ class MemoryStore:
     # -- the request path --------------------------------------------------
 
     def check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check:
+        with self._lock:
+            evicted = self._reconcile(session_id, self._clock()) if self._lowered else ()
+            check = self._check(session_id, passive, unbound_token)
+            if not evicted:
+                return check
+            mine = next((r for r in evicted if r.id == session_id), None)
+            others = tuple(r for r in evicted if r.id != session_id)
+            if mine is not None:
+                return Check(Outcome.EVICTED, ended=mine, evicted=others)
+            return check._replace(evicted=others)
+
+    def _reconcile(self, session_id: str, now: int) -> tuple[Record, ...]:
+        """Lowered limits: the surplus of the user of ``session_id`` ended (``evicted``),
+        once per user and lowering (``core.reconcile_due``), when the session is valid,
+        before it is judged (as the Redis store's ``check`` function)."""
+        record = self._records.get(session_id)
+        if record is None:
+            return ()
+        if not reconcile_due(record.created, self._lowered, self._marks.get(record.user_id)):
+            return ()
+        self._write_due(now)
+        for tag in {i[:TAG_LENGTH] for i in self._by_user.get(record.user_id, ())}:
+            self._write(self._unwritten.take(tag), now)  # their last-seen decides a least-recent eviction
+        record = self._live(session_id, now)
+        policy = self.policy()
+        if record is None or judge(record, policy, now, self._epoch) is not Outcome.VALID:
+            return ()  # ended: the check says why
+        self._marks[record.user_id] = now
+        alive = self._user_records(record.user_id, now)
+        return tuple(self._end(r, "evicted", now) for r in surplus(alive, policy))
+
+    def _check(self, session_id: str, passive: bool, unbound_token: bool) -> Check:
         with self._lock:
             now = self._clock()
             record = self._live(session_id, now)
@@ -175,8 +216,7 @@ class MemoryStore:
             if admission_needs_count(held, policy, new.platform):
                 plan = admission(counted(self._user_records(new.user_id, now), ending), policy, new.platform)
             if plan.refused:  # nothing has changed
-                limit = policy.platform(new.platform).max_sessions or 0
-                raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=limit)
+                raise SessionLimitReached.of(policy, new.user_id, new.platform, total=plan.total)
             replaced = None if ending is None else self.end(ending, "signed_out")
             evicted = tuple(self._end(self._records[i], "evicted", now) for i in plan.evict)
             reported = tuple(_own(self._records[i]) for i in plan.reported)  # ENFORCE=report

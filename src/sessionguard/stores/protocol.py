@@ -48,6 +48,9 @@ class Check(NamedTuple):
     #: ``ENFORCE=report``: the timeout that would have ended the valid session, and
     #: when (:func:`~sessionguard.core.would_end`)
     would_end: tuple[Outcome, int] | None = None
+    #: the user's other sessions this check ended: the surplus of a lowered limit
+    #: (:func:`~sessionguard.core.surplus`), each for one audit event
+    evicted: tuple[Record, ...] = ()
 
 
 class Binding(NamedTuple):

@@ -244,6 +244,8 @@
       }
     }
     el.namedItem("remember_me_period").value = data.remember_me_period || "";
+    const total = data.max_sessions_total;
+    el.namedItem("max_sessions_total").value = total === null || total === undefined ? "" : String(total);
     el.namedItem("on_limit").value = data.on_limit || "evict_oldest";
   }
 
@@ -268,6 +270,7 @@
     return {
       platforms: platforms,
       remember_me_period: el.namedItem("remember_me_period").value.trim(),
+      max_sessions_total: limitValue(el.namedItem("max_sessions_total").value),
       on_limit: el.namedItem("on_limit").value,
     };
   }

@@ -24,6 +24,7 @@ from ...core import (
     flush_bounds,
     flush_by,
     judge,
+    reconcile_due,
     refuses_token,
     touch_due,
     touched,
@@ -40,10 +41,10 @@ from .endings import Endings
 from .keys import Keys, encode_user
 from .listing import Sweep, event_page, session_page, start_of
 from .local_cache import Hit, LocalCache, Ticket
-from .records import decode_record, now_of
+from .records import decode_pairs, decode_record, now_of
 from .scripts import FUNCTIONS, Function, pack_context, pack_platforms
 from .server_clock import ServerClock
-from .state import TICK_SECONDS, State, StateCache, policy_to_json
+from .state import TICK_SECONDS, State, StateCache, limits_text, policy_to_json
 from .users import UserOperations
 
 _CHECK, _TOUCH, _END, _STATE = FUNCTIONS["check"], FUNCTIONS["touch"], FUNCTIONS["end"], FUNCTIONS["state"]
@@ -84,6 +85,9 @@ class Operations:
         self.endings = Endings(self)
         #: told the events each sweep recorded (the guard publishes them: ``Store.on_swept``)
         self.on_swept: Callable[[Sequence[Event]], None] | None = None
+        #: lowered limits: when (``State.lowered``) and, per user, when the user's sessions
+        #: were last seen reconciled with them (``core.reconcile_due``)
+        self._marks: tuple[int, dict[str, int]] = (0, {})
 
     # -- state and time --------------------------------------------------------
 
@@ -98,11 +102,20 @@ class Operations:
         signing everyone out, rather than read as "never signed out")."""
         reply = yield self._state_call("read")
         self.cache.apply(self.cache.read(reply))
+        if not self.cache.limits_recorded or not self.cache.state.limits:
+            # once a process (and whenever the state has none, as after its loss): the limits
+            # it applies (its environment's, or the stored policy's) recorded, so that lowering
+            # them by a restart applies to existing sessions
+            limits = limits_text(self.cache.policy())
+            if self.cache.state.limits != limits:
+                reply = yield self._state_call("limits", limits=limits)
+                self.cache.apply(self.cache.read(reply))
+            self.cache.limits_recorded = True
 
-    def _state_call(self, change: str, value: str = "", created: str = "") -> Script:
+    def _state_call(self, change: str, value: str = "", created: str = "", limits: str = "") -> Script:
         # a tag key for a state that has none: random, only ever stored once (state.lua)
         return _STATE.call((self.keys.state,), channel=self.keys.bus, change=change, now=self.now_arg(),
-                           tag_key=secrets.token_hex(32), value=value, created=created)
+                           tag_key=secrets.token_hex(32), value=value, created=created, limits=limits)
 
     def slot_tag(self, user_id: str) -> Op[str]:
         """The slot tag of ``user_id`` under the deployment's tag key, which comes
@@ -134,7 +147,9 @@ class Operations:
     def set_policy(self, policy: Policy) -> Op[None]:
         """Store the JSON fields of ``policy`` for every process (``state.lua``) and
         apply them here at once (environment-only settings are not stored)."""
-        reply = yield self._state_call("policy", policy_to_json(policy))
+        # the limits as every process applies them (the stored fields over its configuration)
+        limits = limits_text(self.cache.default.updated(policy.to_json()))
+        reply = yield self._state_call("policy", policy_to_json(policy), limits=limits)
         self._forget_all()
         self.cache.apply(self.cache.read(reply))
 
@@ -169,6 +184,7 @@ class Operations:
             "allow_user_timeouts": "1" if policy.allow_user_timeouts else "0",
             "on_limit": policy.on_limit, "evict": policy.evict,
             "session_ceiling": str(policy.session_ceiling),
+            "max_sessions_total": _opt(policy.max_sessions_total),
             "enforce": "1" if policy.enforce else "0",
             "listed": "0" if self.cluster else "1", "prefix": self.keys.prefix,
         }
@@ -257,6 +273,8 @@ class Operations:
             reason = tombstone.partition(b"|")[0].decode("ascii") if tombstone else "invalid"
             return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
         stored, now = decode_record(session_id, value), self.estimated_now()
+        if state.lowered and self.reconcile_due(stored, state.lowered):  # rare: limits lowered
+            return (yield from self.confirm(session_id, passive, unbound_token, ticket, stored.user_id))
         # this process's view: the stored record, used as this process last used it
         mine = self.unwritten.seen(session_id)
         view = stored if mine is None else touched(stored, mine)
@@ -278,21 +296,51 @@ class Operations:
             self._keep(ticket, check, policy)
         return check
 
+    def reconcile_due(self, record: Record, lowered: int) -> bool:
+        """Whether ``record`` goes to :meth:`confirm` to reconcile its user's sessions
+        with the limits lowered at ``lowered`` (``core.reconcile_due``, with the
+        users this process has seen reconciled since)."""
+        at, marks = self._marks
+        if at != lowered:
+            self._marks = (lowered, {})
+            at, marks = self._marks
+        return reconcile_due(record.created, lowered, marks.get(record.user_id))
+
     def confirm(self, session_id: str, passive: bool, unbound_token: bool,
-                ticket: Ticket | None) -> Op[Check]:
+                ticket: Ticket | None, reconciling: str | None = None) -> Op[Check]:
         """The rare path: a record this process judged ended. The ``check``
         function judges it again atomically on the server's clock (counting this
         process's unwritten use of it), tombstones it and answers the ending
         exactly once (one audit event however many processes find it at once);
-        or answers valid when a write of another process made it so meanwhile."""
+        or answers valid when a write of another process made it so meanwhile.
+        ``reconciling``: the user of a session :meth:`reconcile_due` sends here; the
+        function first ends the surplus of the user's sessions (``core.surplus``)."""
+        if reconciling is not None:  # the user's last-seen decides a least-recent eviction
+            yield from self.write_due(tag=session_id[:4])
         owed = self.unwritten.pop(session_id)
         use = ("p" if passive else "") + ("" if owed is None else str(owed))
         state = yield from self.state()
-        policy = state.policy or self.cache.default
+        lowered = "" if reconciling is None or not state.lowered else str(state.lowered)
         # the token's form is sent only when it carries an issue time (a device-bound
         # session's cookie): the ordinary check stays one key and one argument
         reply = yield _CHECK.call((self.keys.session(session_id),), context=self.context(state),
-                                  use=use, token="" if unbound_token else "i", now=self.now_arg())
+                                  use=use, token="" if unbound_token else "i", now=self.now_arg(),
+                                  lowered=lowered)
+        if type(reply) is not list:
+            return self._confirmed(session_id, passive, reply, state, ticket)
+        # reconciled (check.lua): the answer, when the user was reconciled, the others it ended
+        evicted = tuple(decode_pairs(reply[2:]))
+        self.forget([r.id for r in evicted])
+        at, marks = self._marks
+        if reconciling is not None and at == state.lowered:
+            marks[reconciling] = int(reply[1])
+        check = self._confirmed(session_id, passive, reply[0], state, ticket)
+        return check._replace(evicted=evicted) if evicted else check
+
+    def _confirmed(self, session_id: str, passive: bool, reply: Any, state: State,
+                   ticket: Ticket | None) -> Check:
+        """The ``check`` function's answer (one string) as a :class:`Check`."""
+        policy = state.policy or self.cache.default
         kind, answer = reply[:1], reply[1:]  # check.lua: one string
         if kind == b"u":
             reason = answer.decode("ascii") or "invalid"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from ...core import LIMITS_GRACE_MS
 from ...tokens import TAG_LENGTH
 from .calls import Arg, Rerun, Script
 from .records import ALPHABET, EXTRA_CODE, EXTRA_END, PLATFORM_LETTERS, SHORT_LENGTH
@@ -39,6 +40,7 @@ CONTEXT = (
     # every platform's policy, packed (pack_platforms): the configured kinds change no field
     "platforms",
     "on_limit", "evict", "session_ceiling",
+    "max_sessions_total",  # MAX_SESSIONS_TOTAL, '' = unlimited (core.admission)
     "enforce",  # '0': ENFORCE=report, the timeouts and the platforms' limits are not applied (core.judge)
     "listed",  # '1': the functions keep the listing index '<prefix>:idx' (not on a Cluster: another slot)
     "prefix",
@@ -109,9 +111,10 @@ _PAGE = "context now tag after count"
 FUNCTIONS: dict[str, Function] = {f.name: f for f in (
     # a request's rare path (a record its process judged ended): one key, and but for a test
     # clock, a use to report or a device-bound session's cookie (a token with its issue
-    # time), one argument
-    _function("check", "MemoryStore.check: core.judge, core.refuses_token, core.touch_due, core.retention",
-              "record", "context use token now", trim=True, hot=True),
+    # time), one argument; `lowered` (limits lowered then: core.reconcile_due) is rarer still
+    _function("check", "MemoryStore.check: core.judge, core.refuses_token, core.touch_due, core.retention, "
+              "core.reconcile_due, core.surplus",
+              "record", "context use token now lowered", trim=True, hot=True),
     _function("touch", "MemoryStore._write: core.judge, core.retention", "records...", "context now uses..."),
     _function("create", "MemoryStore.create: core.admission, core.eviction_order, core.retention",
               "index settings record", "context now tag id platform remember user tail victims replacing",
@@ -134,7 +137,7 @@ FUNCTIONS: dict[str, Function] = {f.name: f for f in (
     _function("redeem", "MemoryStore.redeem: core.judge, core.redeemable, core.retention", "record",
               "context now use challenge issued", rerun=Rerun.NEVER),
     _function("state", "MemoryStore.end_all (core.epoch_after) and MemoryStore.set_policy",
-              "state", "channel change now tag_key value created"),
+              "state", "channel change now tag_key value created limits"),
     _function("audit", "MemoryStore.append_self_service: audit.admit", "stream allowance",
               "now since maxlen minid limit window every user actor events...",
               rerun=Rerun.NEVER),
@@ -189,6 +192,7 @@ def contract_lua() -> str:
         "local CHAR = {" + ", ".join(f"[{i}] = {c!r}" for i, c in enumerate(ALPHABET)) + "}",
         "local DIGIT = {" + ", ".join(f"[{i}] = {c!r}" for i, c in enumerate(BASE36)) + "}",
         f"local READ_LIMIT = {PAGE}",
+        f"local LIMITS_GRACE_MS = {LIMITS_GRACE_MS}",
         f"local TAG_LENGTH, SHORT_LENGTH = {TAG_LENGTH}, {SHORT_LENGTH}",
         "",
     ])

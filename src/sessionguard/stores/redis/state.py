@@ -61,6 +61,12 @@ def policy_to_json(policy: Policy) -> str:
     return json.dumps(policy.to_json(), separators=(",", ":"), sort_keys=True)
 
 
+def limits_text(policy: Policy) -> str:
+    """The limits of ``policy`` as ``state.lua`` records and compares them
+    (``core.limits_lowered``): ``name=limit`` pairs (``''``: unlimited), ``,``-separated."""
+    return ",".join(f"{name}={'' if limit is None else limit}" for name, limit in policy.limits().items())
+
+
 def policy_from_json(text: str, default: Policy) -> Policy | None:
     """The effective policy: the configured ``default`` with the stored fields
     applied (``None``, with an error logged, when they cannot be read)."""
@@ -83,6 +89,10 @@ class State:
     epoch: Epoch = field(default_factory=Epoch)
     policy: Policy | None = None
     tags: SlotTags | None = None
+    #: when limits were last lowered (ms on the store's clock, 0: never), and the
+    #: limits last recorded (:func:`limits_text`), see :func:`~...core.reconcile_due`
+    lowered: int = 0
+    limits: str = ""
 
     @classmethod
     def from_fields(cls, fields: dict[str, str], default: Policy) -> State:
@@ -92,6 +102,7 @@ class State:
             epoch=Epoch(int(fields.get("at") or 0), fields.get("keep") or None),
             policy=policy_from_json(policy, default) if policy else None,
             tags=_tags(fields.get("tag_key", "")),
+            lowered=int(fields.get("lowered") or 0), limits=fields.get("limits", ""),
         )
 
     @classmethod
@@ -133,6 +144,8 @@ class StateCache:
         self._polled = float("-inf")
         self._subscribed = False
         self._heard = float("-inf")
+        #: this process recorded the limits it applies in the state (``state.lua``), once
+        self.limits_recorded = False
 
     def policy(self) -> Policy:
         return self.state.policy or self.default

@@ -215,10 +215,10 @@ class RedisStore:
         request's to log."""
         op = self._ops.reread_state()
         request = next(op)
-        assert isinstance(request, Script)  # one call of the state function
-        reply = self._shared.caller.call(self._shared.sync_client(), request)
         with contextlib.suppress(StopIteration):
-            op.send(reply)
+            while True:  # the state function, and once a process the limits it applies recorded
+                assert isinstance(request, Script)
+                request = op.send(self._shared.caller.call(self._shared.sync_client(), request))
 
     def cached_check(self, session_id: str, *, passive: bool, unbound_token: bool = False) -> Check | None:
         return self._ops.cached(session_id, passive, unbound_token)

@@ -101,14 +101,14 @@ class UserOperations:
             policy = self.ops.cache.policy()
             plan = admission(alive, policy, new.platform)
             if plan.refused:
-                raise SessionLimitReached(user_id=new.user_id, platform=new.platform,
-                                          limit=policy.platform(new.platform).max_sessions or 0)
+                raise SessionLimitReached.of(policy, new.user_id, new.platform, total=plan.total)
             victims = ",".join(plan.evict) or "-"  # '-': planned, nothing to evict (create.lua)
         else:
             raise StoreUnavailable("the login could not be admitted (the user's sessions kept changing)")
         status = reply[0]
         if status == 0:
-            raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=int(reply[1]))
+            raise SessionLimitReached(user_id=new.user_id, platform=new.platform, limit=int(reply[1]),
+                                      total=len(reply) > 2)  # {0, limit, 'total'}: create.lua
         if status == 3:  # an earlier attempt created it, and it has ended since
             raise StoreUnavailable("the login could not be confirmed; try again")
         record = decode_record(new.id, reply[1])

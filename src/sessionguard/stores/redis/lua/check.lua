@@ -16,13 +16,19 @@
 --        token: 'i' when the token presented carries its issue time (a device-bound session's
 --             cookie, DBSC), else '': a device-bound session refuses a token without one
 --             (core.refuses_token), and that presentation is not a use,
---        now (ms; '' = the server's TIME); trailing empty arguments are left out (scripts.py)
+--        now (ms; '' = the server's TIME),
+--        lowered: when limits were last lowered (ms), sent for a session created before then
+--             (or soon after) whose user this process has not seen reconciled (core.reconcile_due);
+--        trailing empty arguments are left out (scripts.py)
 -- returns 'u<reason>'                  unknown: the tombstone's reason ('' = invalid)
 --         'v<now>|<written>|<record>'  valid: the record as read (before any write), and the
 --                                      last-seen this check wrote ('' = none)
 --         'e<reason>|<record>'         ended by this check
 --         's<written>'                 valid, but refusing the token presented; <written> is
 --                                      an owed use written now ('' = none)
+-- With `lowered`, a record found valid first reconciles its user (rules.lua reconcile): the
+-- reply is then {answer, mark, id1, record1, ...}: the answer above ('e' 'evicted' when this
+-- session was in the surplus), when the user was last reconciled, and the others it ended.
 local K, A = KEY.check, ARG.check
 local c = context(ARGV[A.context])
 local key = KEYS[K.record]
@@ -47,6 +53,28 @@ if reason then
   rec.l = seen
   finish(c, rec, reason, now)
   return 'e' .. reason .. '|' .. value
+end
+if ARGV[A.lowered] and ARGV[A.lowered] ~= '' then
+  local rec = parse(key, id_of(key), value)
+  if written then  -- the owed use counts in the reconciliation (a least-recent eviction)
+    rec.l = seen
+    keep_index(index_of(rec), store(c, now, rec))
+    value = call('GET', key)
+  end
+  local mark, ended = reconcile(c, now, rec, number(ARGV[A.lowered]))
+  local others, answer = {}, nil
+  for _, victim in ipairs(ended) do
+    if victim.key == key then
+      answer = 'eevicted|' .. value
+    else
+      others[#others + 1], others[#others + 2] = victim.id, victim.value
+    end
+  end
+  if not answer then
+    ARGV[A.lowered] = ''  -- reconciled: the check goes on without
+    answer = check_function(KEYS, ARGV)
+  end
+  return {answer, string.format('%.0f', mark or 0), spread(others)}
 end
 if bound and ARGV[A.token] ~= 'i' then
   if written then

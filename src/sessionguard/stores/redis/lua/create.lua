@@ -1,7 +1,7 @@
 -- create: a login (MemoryStore.create). Mirrors core.admission: first the platform's limit
--- (refuse, or evict on that platform in core.eviction_order), then SESSION_CEILING (evict
--- among all the user's sessions), counted over the user's valid sessions, pruned in this same
--- step (missing ones leave the index, ended ones become tombstones), so stale entries never
+-- (refuse, or evict on that platform in core.eviction_order), then MAX_SESSIONS_TOTAL (refuse,
+-- or evict among all the sessions the first leaves), then SESSION_CEILING (evict among all the
+-- user's sessions), counted over the user's valid sessions, pruned in this same step (missing ones leave the index, ended ones become tombstones), so stale entries never
 -- lock a user out and however many logins race the user never holds more than the limit.
 -- The id comes from the caller, so a retried create finds its own record and changes nothing:
 -- a retry cannot take two slots. Evicted ids are announced on the bus (LOCAL_CACHE).
@@ -22,11 +22,12 @@
 --        replacing: the id of the session the request presented when it has the same tag ('' =
 --        none; core.counted): if it is this user's and valid, it is not counted against the
 --        limits and ends ('signed_out') only if the login is admitted
--- Under ENFORCE=report the platform's limit is judged as above but not applied: what it would
--- have done (core.admission's reported evictions, or the refusal) comes back in `report`, and
--- only SESSION_CEILING evicts.
+-- Under ENFORCE=report the platform's and the total limits are judged as above but not
+-- applied: what they would have done (core.admission's reported evictions, or the refusal)
+-- comes back in `report`, and only SESSION_CEILING evicts.
 --
--- returns {0, limit}                        refused (ON_LIMIT=reject): nothing changed
+-- returns {0, limit}                        refused (ON_LIMIT=reject): nothing changed;
+--         {0, limit, 'total'}               refused by MAX_SESSIONS_TOTAL
 --         {1, record, now, report, replaced, id1, record1, ...}  created, with the ended
 --                                           `replacing` record ('' = none) and the evicted ids
 --                                           and records
@@ -81,11 +82,14 @@ local function held(only)
   return n + redis.call('ZLEXCOUNT', index, code_range(only))
 end
 
--- core.admission_needs_count: below both limits, nothing else is read (under ENFORCE=report
--- the platform's limit is read for the report); `applied`: only the limits that apply
+-- core.admission_needs_count: below every limit, nothing else is read (under ENFORCE=report
+-- the platform's and the total limits are read for the report); `applied`: only the limits
+-- that apply
 local function over_a_limit(applied)
-  local platform_limit = limit and (c.enforce or not applied)
-  return (platform_limit and held(code) >= limit) or held('') >= c.ceiling
+  local limits_count = c.enforce or not applied
+  local total = limits_count and c.total
+  return (limit and limits_count and held(code) >= limit) or (total and held('') >= total)
+    or held('') >= c.ceiling
 end
 
 if over_a_limit(false) then
@@ -98,22 +102,26 @@ if over_a_limit(false) then
         if rec.id == spare.id then table.remove(alive, i) break end
       end
     end
-    local same, plan, planned, would = {}, {}, {}, {}
-    for _, rec in ipairs(alive) do
-      if rec.p == platform then same[#same + 1] = rec end
-    end
-    if limit and #same >= limit and not c.enforce then
-      -- ENFORCE=report: what the limit would have done, reported, not done
-      if c.on_limit == 'reject' then
-        report[1] = 'rejected'
-      else
-        evict_first(c, same)
-        for i = 1, #same - limit + 1 do would[#would + 1] = same[i] end
+    local plan, planned, would, left = {}, {}, {}, {}
+    -- the platform's limit, then the total over what it leaves (as if applied)
+    for _, scope in ipairs({{platform, limit}, {false, c.total}}) do
+      local counted, cap = {}, scope[2]
+      for _, rec in ipairs(alive) do
+        if not left[rec.id] and (not scope[1] or rec.p == scope[1]) then counted[#counted + 1] = rec end
       end
-    elseif limit and #same >= limit then
-      if c.on_limit == 'reject' then return {0, limit} end
-      evict_first(c, same)
-      for i = 1, #same - limit + 1 do plan[#plan + 1], planned[same[i].id] = same[i], true end
+      if cap and #counted >= cap then
+        if c.on_limit == 'reject' then
+          if c.enforce then return scope[1] and {0, cap} or {0, cap, 'total'} end
+          report[1] = 'rejected'  -- ENFORCE=report: what the limit would have done, reported, not done
+        else
+          evict_first(c, counted)
+          for i = 1, #counted - cap + 1 do
+            local rec = counted[i]
+            left[rec.id] = true
+            if c.enforce then plan[#plan + 1], planned[rec.id] = rec, true else would[#would + 1] = rec end
+          end
+        end
+      end
     end
     local rest = {}
     for _, rec in ipairs(alive) do
@@ -147,7 +155,10 @@ if over_a_limit(false) then
       end
     end
     if over_a_limit(true) then
-      if limit and c.enforce and c.on_limit == 'reject' and held(code) >= limit then return {0, limit} end
+      if c.enforce and c.on_limit == 'reject' then
+        if limit and held(code) >= limit then return {0, limit} end
+        if c.total and held('') >= c.total then return {0, c.total, 'total'} end
+      end
       return {4}
     end
   end

@@ -4,6 +4,7 @@
 --   idle_limit() = core.idle_limit, retention() = core.retention, judge() = core.judge (with
 --   core.timed_out and core.lifetime), deadline_of() = core.sweep_deadline, ended_at() = core.ended_at,
 --   touch_interval() = core.touch_interval, evict_first() = core.eviction_order,
+--   surplus() = core.surplus, reconcile() = core.reconcile_due then core.surplus,
 --   TOMBSTONE_MS, TOUCH_MIN_MS, TOUCH_MAX_MS = core's.
 --
 -- The context (ARG.<function>.context) is one argument that is the same for every call while
@@ -25,9 +26,10 @@
 -- records.user_member: the platform's code then the packed <short>), t:<user> the user's own
 -- idle timeouts (hash), k:<short> a device-bound session's key and the challenges it answered
 -- (DBSC, a hash: 'key' -> the device's public key as JWK text, each challenge's id -> its issue
--- time in ms; bind.lua), deleted with the record by finish_all(). Every key derived here shares the slot of the declared keys: the tag is
--- in the base. Messages on the bus '<prefix>:bus': {"drop": [id, ...]} (announce below) and the
--- state (state.lua).
+-- time in ms; bind.lua), deleted with the record by finish_all(), r:<user> when the user's
+-- sessions were last reconciled with lowered limits (ms; reconcile()). Every key derived here
+-- shares the slot of the declared keys: the tag is in the base. Messages on the bus
+-- '<prefix>:bus': {"drop": [id, ...]} (announce below) and the state (state.lua).
 
 local TOMBSTONE_MS = 86400000
 local TOUCH_MIN_MS = 1000
@@ -102,6 +104,7 @@ local function parse_context(text)
     remember = tonumber(f.remember_me_period), allow_user = f.allow_user_timeouts == '1',
     idle = {}, absolute_ms = {}, session_ms = {}, max = {}, interval = {}, known = {},
     on_limit = f.on_limit, evict = f.evict, ceiling = tonumber(f.session_ceiling),
+    total = tonumber(f.max_sessions_total),  -- MAX_SESSIONS_TOTAL, nil = unlimited
     enforce = f.enforce ~= '0',  -- ENFORCE=report: timeouts and limits judged, reported, not applied
     prefix = f.prefix, bus = f.prefix .. ':bus', idx = false, dl = false,
     longest_ms = 0,  -- the longest absolute timeout (ms), nil when one is never
@@ -530,4 +533,79 @@ local function keep_device_key(rec)
   else
     call('PEXPIRE', device, ttl + DEVICE_KEY_MS)
   end
+end
+
+-- lowered limits ----------------------------------------------------------------------------
+
+-- core.surplus: of a user's valid sessions `alive`, those beyond the lowered limits: on each
+-- platform those beyond its limit, then among the rest those beyond the total, first in
+-- core.eviction_order; none under ENFORCE=report
+local function surplus(c, alive)
+  local ended, gone = {}, {}
+  if not c.enforce then return ended end
+  local by_platform = {}
+  for _, rec in ipairs(alive) do
+    by_platform[rec.p] = by_platform[rec.p] or {}
+    table.insert(by_platform[rec.p], rec)
+  end
+  for platform, same in pairs(by_platform) do
+    local limit = c.max[platform]
+    if limit and #same > limit then
+      evict_first(c, same)
+      for i = 1, #same - limit do ended[#ended + 1], gone[same[i].id] = same[i], true end
+    end
+  end
+  if c.total then
+    local rest = {}
+    for _, rec in ipairs(alive) do
+      if not gone[rec.id] then rest[#rest + 1] = rec end
+    end
+    if #rest > c.total then
+      evict_first(c, rest)
+      for i = 1, #rest - c.total do ended[#ended + 1] = rest[i] end
+    end
+  end
+  return ended
+end
+
+-- core.reconcile_due, then core.surplus: the presented record `rec` (valid) was created before
+-- limits were lowered at `lowered` (or soon after). Unless its user's sessions were reconciled
+-- since (r:<user>, in the user's slot), they are now: when the index's counts exceed a limit,
+-- the records are read and pruned (records_of) and the surplus ends ('evicted', announced);
+-- either way r:<user> says when, as long as the user's index lives. Reads every record of a
+-- user over a limit in this one call: SESSION_CEILING bounds them. Returns the mark (when the
+-- user was last reconciled) and the ended records.
+local function reconcile(c, now, rec, lowered)
+  local base, user = base_of(rec.key), user_of(rec)
+  local mark_key, index = base .. 'r:' .. user, base .. 'u:' .. user
+  local mark = number(call('GET', mark_key) or '')
+  if rec.c >= lowered + LIMITS_GRACE_MS or (mark and mark > lowered and mark > rec.c) then
+    return mark, {}
+  end
+  -- the index's counts (ended sessions not pruned yet included) tell whether any limit may be
+  -- exceeded: only then are the user's records read (as core.admission_needs_count at a login)
+  local over, all = false, call('ZCARD', index)
+  if c.enforce then
+    over = c.total and all > c.total
+    local listed = 0  -- members of the configured platforms
+    for platform in pairs(c.known) do
+      if over then break end
+      local held = call('ZLEXCOUNT', index, code_range(code_of(platform)))
+      over, listed = c.max[platform] and held > c.max[platform], listed + held
+    end
+    -- a kind taken out of PLATFORMS follows web's limit (core.Policy.platform)
+    over = over or (rawget(c.max, 'web') and all > listed)
+  end
+  local ended, ids = {}, {}
+  if over then ended = surplus(c, records_of(c, now, base, index, call('ZRANGE', index, 0, -1), true)) end
+  for i, victim in ipairs(ended) do victim.reason, ids[i] = 'evicted', victim.id end
+  finish_all(c, ended, now)
+  announce(c, ids)
+  local ttl = call('PTTL', index)
+  if ttl > 0 then
+    call('SET', mark_key, string.format('%.0f', now), 'PX', ttl)
+  elseif ttl == -1 then
+    call('SET', mark_key, string.format('%.0f', now))
+  end
+  return now, ended
 end

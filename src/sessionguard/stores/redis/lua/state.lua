@@ -5,6 +5,10 @@
 --            (and the last sign-out of everyone did not end that one already);
 --   'policy' store the policy override (MemoryStore.set_policy) that core.judge and
 --            core.admission then apply.
+--   'limits' record the limits a process applies (at its start, from its environment).
+-- With 'policy' and 'limits', `limits` are the session limits then in force (state.limits_text):
+-- when one is lower than the limits last recorded (core.limits_lowered), `lowered` becomes now,
+-- and sessions created before then reconcile their user's at their next request (check.lua).
 -- Fail closed: a state without its epoch or its tag key (new, lost to an eviction, a failover or
 -- a clean-up, or written by a version without a tag key) tells neither which sessions were signed
 -- out nor under which slot tags the users' sessions are filed. It is made anew with the epoch at
@@ -14,11 +18,13 @@
 -- bus in the same step, so every process's cached copy follows at once and never goes back to
 -- an older revision.
 --
--- KEYS   state: the state hash '<prefix>:state' (fields policy, at, keep, rev, gen, tag_key)
--- ARGV   channel '<prefix>:bus', change 'read', 'epoch' or 'policy', now (ms; '' = the server's
+-- KEYS   state: the state hash '<prefix>:state' (fields policy, at, keep, rev, gen, tag_key,
+--        limits, lowered)
+-- ARGV   channel '<prefix>:bus', change 'read', 'epoch', 'policy' or 'limits', now (ms; '' = the server's
 --        TIME), tag_key: a fresh random tag key (hex), used only if the state has none,
 --        value: for 'epoch' the id to keep ('' = none), for 'policy' the policy JSON,
 --        created: for 'epoch' the kept session's login time (ms)
+--        limits: for 'policy' and 'limits', the limits in force ('' = not told)
 -- returns the state as a JSON object of strings (as published)
 local K, A = KEY.state, ARG.state
 local function now()
@@ -28,6 +34,17 @@ end
 -- a tag key is at least 16 bytes in hex (tokens.SlotTags)
 local function readable(key)
   return key and #key >= 32 and #key % 2 == 0 and string.match(key, '^%x+$') ~= nil
+end
+
+-- core.limits_lowered over two limits texts (state.limits_text: 'name=limit,...', '' unlimited)
+local function limits_lowered(old, new)
+  local before = {}
+  for name, limit in string.gmatch(old, '([^,=]+)=([^,]*)') do before[name] = tonumber(limit) end
+  for name, limit in string.gmatch(new, '([^,=]+)=([^,]*)') do
+    local n = tonumber(limit)
+    if n and (not before[name] or n < before[name]) then return true end
+  end
+  return false
 end
 
 local changed = false
@@ -49,8 +66,19 @@ if ARGV[A.change] == 'epoch' then
 elseif ARGV[A.change] == 'policy' then
   redis.call('HSET', KEYS[K.state], 'policy', ARGV[A.value])
   changed = true
-elseif ARGV[A.change] ~= 'read' then
+elseif ARGV[A.change] ~= 'read' and ARGV[A.change] ~= 'limits' then
   error('sessionguard: unknown state change')
+end
+local limits = ARGV[A.limits] or ''
+if limits ~= '' and ARGV[A.change] ~= 'read' then
+  local recorded = redis.call('HGET', KEYS[K.state], 'limits')
+  if recorded ~= limits then
+    if recorded and limits_lowered(recorded, limits) then
+      redis.call('HSET', KEYS[K.state], 'lowered', string.format('%.0f', now()))
+    end
+    redis.call('HSET', KEYS[K.state], 'limits', limits)
+    changed = true
+  end
 end
 if changed then
   if redis.call('HEXISTS', KEYS[K.state], 'gen') == 0 then
