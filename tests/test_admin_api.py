@@ -188,7 +188,7 @@ def test_list_sessions_newest_first_with_filters(api: Api) -> None:
     ]
     assert set(body["sessions"][0]) == {
         "id", "user_id", "platform", "created_at", "last_seen_at", "expires_at", "remember_me",
-        "ip", "city", "user_agent", "device", "metadata", "device_bound",
+        "ip", "city", "user_agent", "device", "metadata", "device_bound", "status",
     }
     assert not any(token in response.text for token in tokens)
     only = api.anon.get(f"{API}/sessions", params={"user_id": "ada", "platform": "mobile"}, headers=TOKEN)

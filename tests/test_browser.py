@@ -836,6 +836,70 @@ def test_screenshot_of_the_activity_charts(make_live: Callable[..., Live]) -> No
     phone.locator("#charts").screenshot(path=str(ARTIFACTS / "charts-phone.png"))
 
 
+# -- recently ended sessions (SPEC 9.2) ---------------------------------------------------
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def timed_live(request: pytest.FixtureRequest, make_live: Callable[..., Live]) -> tuple[Live, FakeClock]:
+    """A live server on a fake clock (now), on the memory store and on Redis."""
+    clock = FakeClock(time.time())
+    settings: dict[str, Any] = {"admin_token": ADMIN_TOKEN, "idle_timeout": "1h", "web_max_sessions": 1}
+    if request.param == "redis":
+        server = request.getfixturevalue("redis_server")
+        settings |= {"store_url": server.url, "key_prefix": request.getfixturevalue("key_prefix")}
+    return make_live(clock, **settings), clock
+
+
+def test_admin_status_filter_shows_ended_sessions_with_reasons(timed_live: tuple[Live, FakeClock]) -> None:
+    live, clock = timed_live
+    ida = live.login("ida", name="Ida Idle", user_agent=UA["linux"])
+    clock.advance(2 * 3600)  # Ida idles out and never comes back
+    assert live.guard.sweep() == 1
+    bob = live.login("bob", name="Bob", user_agent=UA["android"])
+    assert bob.client.post("/logout").status_code == 200
+    grace = live.login("grace", name="Grace Hopper", user_agent=UA["windows"])
+    page = live.admin_page()
+    rows = page.locator("#sessions-table tbody tr")
+    expect(rows).to_have_count(2)  # Ada and Grace: only active sessions by default
+    expect(page.locator('#sessions-table tbody tr[data-status="ended"]')).to_have_count(0)
+
+    page.locator("#f-status").select_option(label="Recently ended")
+    page.get_by_role("button", name="Apply").first.click()
+    expect(rows).to_have_count(2)
+    idle_row = session_row(page, ida.session_id)
+    expect(idle_row).to_have_attribute("data-status", "ended")
+    expect(idle_row).to_contain_text("Signed out after inactivity")
+    expect(idle_row.locator('button[data-action="end-session"]')).to_be_disabled()
+    expect(session_row(page, bob.session_id)).to_contain_text("Signed out by the user")
+    expect(session_row(page, grace.session_id)).to_have_count(0)
+
+    page.locator("#f-status").select_option(label="All")
+    page.get_by_role("button", name="Apply").first.click()
+    expect(rows).to_have_count(4)
+    expect(page.locator('#sessions-table tbody tr[data-status="active"]')).to_have_count(2)
+    expect(session_row(page, grace.session_id)).to_contain_text("Active")
+
+
+def test_me_page_shows_recently_ended_sessions_in_words(timed_live: tuple[Live, FakeClock]) -> None:
+    live, _ = timed_live
+    laptop = live.login("ada", name="Ada Lovelace", user_agent=UA["windows"])
+    phone = live.login("ada", name="Ada Lovelace", user_agent=UA["iphone"])
+    assert phone.client.post("/logout").status_code == 200
+    context = live.context(user_agent=UA["mac"])
+    live.browser_login(context, "ada", name="Ada Lovelace")  # a web login: evicts the laptop (limit 1)
+    page = live.open(context, "/me")
+    ended = page.locator("#my-ended > li")
+    expect(ended).to_have_count(2)
+    evicted = page.locator(f'#my-ended > li[data-session-id="{laptop.session_id}"]')
+    expect(evicted).to_contain_text("Signed out because you signed in on another device")
+    expect(evicted).to_contain_text("Firefox 133 on Windows")
+    expect(page.locator(f'#my-ended > li[data-session-id="{phone.session_id}"]')).to_contain_text(
+        "You signed out")
+    expect(page.locator("#my-ended-empty")).to_be_hidden()
+    expect(page.locator("#my-sessions > li")).to_have_count(1)
+    assert laptop.ended_reason() == "evicted"
+
+
 # -- screenshots ------------------------------------------------------------------------
 
 
@@ -849,6 +913,9 @@ def seed(live: Live) -> None:
     answer = httpx.delete(f"{live.url}{ADMIN}/api/sessions/{revoked.session_id}",
                           headers={"authorization": f"Bearer {ADMIN_TOKEN}"})
     assert answer.status_code == 204, answer.text
+    # Ada's own recently ended sessions, for the self-service page
+    old = live.login("ada", name="Ada Lovelace", roles=("admin",), user_agent=UA["linux"], ip="89.160.20.112")
+    assert old.client.post("/logout").status_code == 200
 
 
 def test_screenshots_of_both_pages(make_live: Callable[..., Live]) -> None:
@@ -876,6 +943,12 @@ def test_screenshots_of_both_pages(make_live: Callable[..., Live]) -> None:
                     "getComputedStyle(document.querySelector('#sessions-table tbody td'), '::before').content"
                 )
                 assert label == '"User"'
+            if name == "admin":  # every session, the recently ended with their reasons too
+                page.locator("#f-status").select_option(label="All")
+                page.get_by_role("button", name="Apply").first.click()
+                expect(page.locator('#sessions-table tbody tr[data-status="ended"]')).to_have_count(2)
+            else:
+                expect(page.locator("#my-ended > li")).to_have_count(1)
             shots[f"{name}-{size}"] = target = ARTIFACTS / f"{name}-{size}.png"
             page.screenshot(path=str(target), full_page=True)
     for target in shots.values():

@@ -335,7 +335,7 @@ def test_sessions_table(redis_env: dict[str, str], app: App) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["id", "user", "platform", "device", "ip", "city", "login", "(UTC)", "last",
-                                "seen", "(UTC)", "expires", "(UTC)"]
+                                "seen", "(UTC)", "expires", "(UTC)", "status"]
     assert lines[5:] == ["", "3 sessions"]
     rows = {line.split()[0]: line for line in lines[2:5]}
     assert set(rows) == {ada_web["session"]["id"], ada_phone["session"]["id"], grace["session"]["id"]}

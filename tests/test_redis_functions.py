@@ -294,6 +294,13 @@ def test_the_listing_index_forgets_ended_sessions_on_a_cluster(redis_cluster: An
     sync.end(records[0].id, "revoked")  # the function cannot reach the index: another slot
     sync.end_user("user1", "revoked")
     cluster, keys = redis_cluster.client(), Keys(prefix)
+    # listed among the recently ended while their tombstones last (a day) ...
+    ended = sync.list_sessions(user_id=None, platform=None, limit=50, cursor=None, status="ended").items
+    assert {e.record.id for e in ended} == {records[0].id, records[1].id}
+    assert {e.reason for e in ended} == {"revoked"}
+    assert cluster.zcard(keys.idx) == 4
+    for record in records[:2]:  # ... then forgotten
+        cluster.delete(keys.tombstone(record.id))
     wait_until(lambda: cluster.zcard(keys.idx) == 2)
     for key in cluster.scan_iter(match=f"{prefix}*"):
         cluster.delete(key)

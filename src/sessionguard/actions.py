@@ -9,17 +9,19 @@ Endings are recorded in the audit log with the actor ``app``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sessionguard.admin.flow as flow  # the module, not the package: see docs/internals.md
 
 from . import audit
 from .admin.flow import Step
 from .context import MAX_USER_ID
 from .core import Record
-from .session import Session
+from .session import Session, listed
 
 #: The audit ``actor`` of what an app does through the guard.
 APP = "app"
-#: The listing statuses ``sessions`` takes; only ``active`` so far.
+#: The listing statuses ``sessions`` takes.
 STATUSES = ("active", "ended", "all")
 #: Sessions read per store call when listing everyone's.
 PAGE = 500
@@ -42,29 +44,38 @@ def _platform(platform: object) -> Step[str | None]:
 
 
 def sessions(user_id: str | None, platform: str | None, status: str) -> Step[list[Session]]:
-    """The active sessions (of ``user_id``, on ``platform``), newest login first.
+    """The sessions of ``status`` (of ``user_id``, on ``platform``), newest login
+    first: ``"active"``, ``"ended"`` (ended within the last day; each says
+    :attr:`~Session.ended_reason` and :attr:`~Session.ended_at`) or ``"all"``.
 
-    :raises ValueError: for a bad argument, and for ``status`` ``"ended"`` or
-        ``"all"``: listing ended sessions is not available yet.
+    :raises ValueError: for a bad argument.
     """
     if status not in STATUSES:
-        raise ValueError("status must be 'active'")
-    if status != "active":
-        raise ValueError(f"status={status!r} is not supported yet: only active sessions can be listed")
+        raise ValueError("status must be 'active', 'ended' or 'all'")
     platform = yield from _platform(platform)
-    if user_id is not None:
+    items: list[Any] = []
+    if user_id is not None and status == "active":
         mine = yield from flow.user_sessions(_user_id(user_id))
-        records = [r for r in mine if platform is None or r.platform == platform]
+        items = [r for r in mine if platform is None or r.platform == platform]
     else:
-        records, cursor = [], None
+        who = None if user_id is None else _user_id(user_id)
+        cursor = None
         while True:
-            page = yield from flow.list_sessions(user_id=None, platform=platform, limit=PAGE, cursor=cursor)
-            records.extend(page.items)
+            page = yield from flow.list_sessions(user_id=who, platform=platform, limit=PAGE, cursor=cursor,
+                                                 status=status)
+            items.extend(page.items)
             cursor = page.next_cursor
             if cursor is None:
                 break
     policy = yield from flow.policy()
-    return [Session.from_record(record, policy) for record in records]
+    return [listed(item, policy) for item in items]
+
+
+def sweep() -> Step[int]:
+    """Record the ending of every session that timed out and was not noticed yet
+    (one audit event each, dated at its deadline); how many were recorded."""
+    recorded = yield from flow.sweep()
+    return recorded
 
 
 def end_session(session_id: str, reason: str, actor: str) -> Step[Record | None]:

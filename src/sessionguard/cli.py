@@ -28,10 +28,12 @@ from .commands import (
     cmd_demo,
     cmd_sessions,
     cmd_signout,
+    cmd_sweep,
     error,
 )
 from .config import PLATFORMS, Config
 from .errors import ConfigurationError, StoreUnavailable
+from .stores.protocol import STATUSES
 
 
 def _port(text: str) -> int:
@@ -65,8 +67,12 @@ def parser() -> argparse.ArgumentParser:
     check.set_defaults(run=cmd_check)
 
     sessions = commands.add_parser(
-        "sessions", help="list active sessions", description="List active sessions, newest login first.",
+        "sessions", help="list active or recently ended sessions",
+        description="List sessions, newest login first: active ones (the default), those ended in"
+        " the last 24 hours with why and when (--status ended), or both (--status all).",
     )
+    sessions.add_argument("--status", choices=STATUSES, default="active",
+                          help="active (default), ended (in the last 24 hours) or all")
     sessions.add_argument("--user", metavar="ID", help="only this user's sessions")
     sessions.add_argument("--platform", metavar="NAME",
                           help=f"only this platform's sessions ({', '.join(PLATFORMS)} or one of PLATFORMS)")
@@ -74,6 +80,14 @@ def parser() -> argparse.ArgumentParser:
                           help="show at most N sessions (default: 100)")
     sessions.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sessions.set_defaults(run=cmd_sessions)
+
+    sweep = commands.add_parser(
+        "sweep", help="record the endings of sessions that timed out unnoticed",
+        description="Record now, once each, the audit event of every session that timed out and was"
+        " not presented since (every app process does so within a minute by itself); print how"
+        " many endings were recorded.",
+    )
+    sweep.set_defaults(run=cmd_sweep)
 
     signout = commands.add_parser(
         "signout", help="sign out one session, one user, or everyone",

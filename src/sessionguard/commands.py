@@ -18,7 +18,8 @@ from . import audit
 from .config import Config, format_duration
 from .guard import SessionGuard
 from .policy import Policy
-from .session import Session
+from .reasons import listed_text
+from .session import Session, listed
 from .tokens import is_session_id
 
 #: The phrase ``signout --all`` must be confirmed with (as in the admin API).
@@ -157,7 +158,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    """List active sessions, newest login first."""
+    """List sessions of a status (active, recently ended, all), newest login first."""
     guard = _shared_guard(args.platform)
     try:
         policy = guard.store.policy()
@@ -166,9 +167,9 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         while len(sessions) < args.limit:
             page = guard.store.list_sessions(
                 user_id=args.user, platform=args.platform,
-                limit=min(_PAGE, args.limit - len(sessions)), cursor=cursor,
+                limit=min(_PAGE, args.limit - len(sessions)), cursor=cursor, status=args.status,
             )
-            sessions.extend(Session.from_record(record, policy) for record in page.items)
+            sessions.extend(listed(item, policy) for item in page.items)
             cursor = page.next_cursor
             if cursor is None:
                 break
@@ -179,18 +180,39 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         print(json.dumps({"sessions": [s.to_json() for s in sessions], "more": more}, indent=2))
         return 0
     if not sessions:
-        print("no active sessions")
+        print({"active": "no active sessions", "ended": "no sessions ended in the last 24 hours",
+               "all": "no sessions"}[args.status])
         return 0
+    ended = args.status != "active"
     rows = [
         [s.id, _clean(s.user_id), s.platform, _clean(s.device), _clean(s.ip, width=None),
-         _clean(s.city), _when(s.created_at), _when(s.last_seen_at), _when(s.expires_at)]
+         _clean(s.city), _when(s.created_at), _when(s.last_seen_at), _when(s.expires_at), s.status,
+         *([_because(s.ended_reason)] if ended else [])]
         for s in sessions
     ]
     headers = ["id", "user", "platform", "device", "ip", "city", "login (UTC)", "last seen (UTC)",
-               "expires (UTC)"]
+               "expires / ended (UTC)" if ended else "expires (UTC)", "status",
+               *(["ended because"] if ended else [])]
     print(table(headers, rows))
     count = f"{len(sessions)} session{'s' if len(sessions) != 1 else ''}"
     print(f"\n{count}" + (f" shown; more exist (raise --limit above {args.limit})" if more else ""))
+    return 0
+
+
+def _because(reason: str | None) -> str:
+    """A listed session's ending in words, and its ``ended_reason``."""
+    return "" if reason is None else f"{listed_text(reason)} ({reason})"
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Record the endings of sessions that timed out unnoticed (each app process
+    does so within a minute by itself); print how many it recorded."""
+    guard = _shared_guard()
+    try:
+        recorded = guard.sweep()
+    finally:
+        guard.store.close()
+    print(f"recorded {recorded} ending{'' if recorded == 1 else 's'}")
     return 0
 
 

@@ -36,7 +36,12 @@ Rules (SPEC §4), each written once:
   :func:`surplus` over the limits ends (``evicted``, ``EVICT`` order);
 - **retention**: a record is kept for a day past its deadline, and an ended
   session leaves a tombstone for a day, so a late request learns *why* it
-  ended;
+  ended; the tombstone keeps what a listing of ended sessions shows (the
+  record, the reason and :func:`ended_at`), which lists it while
+  :func:`still_listed`;
+- **sweeping**: a session that timed out is noticed by whichever process
+  sweeps first (:func:`sweep_deadline` orders them), so its one audit event
+  is written within a minute even if no request presents it again;
 - **replacing**: a login ends the session its request presented
   (session-fixation defence), but only once it is admitted: that session is
   not counted against the limits (:func:`counted`), so a client signing in
@@ -315,6 +320,54 @@ def still_used(used: Mapping[str, int], now: int) -> dict[str, int]:
     """The used challenges worth remembering at ``now``: those young enough to
     be presented again (older ones are refused by age anyway)."""
     return {c: issued for c, issued in used.items() if now - issued <= CHALLENGE_MS}
+
+
+def ended_at(record: Record, policy: Policy, reason: str, now: int, epoch: Epoch) -> int:
+    """When ``record`` ended for ``reason``, noticed at ``now``: a timeout at its
+    deadline (the moment it passed, not the moment it was noticed), a sign-out
+    of everyone at that sign-out, anything else at ``now``."""
+    if reason == "absolute_timeout" or reason == "idle_timeout":
+        ends = _deadline(record, policy)
+        return now if ends is None else min(ends, now)
+    if reason == "signout_all" and epoch.at > 0:
+        return min(epoch.at - 1, now)
+    return now
+
+
+def still_listed(at: int, now: int) -> bool:
+    """Whether a session that ended at ``at`` is still listed at ``now`` (among
+    the recently ended: for a day after it ended)."""
+    return now < at + TOMBSTONE_MS
+
+
+def sweep_deadline(record: Record, policy: Policy) -> int | None:
+    """Where ``record`` stands in the stores' deadline order (ms; ``None``: it
+    never times out): its deadline under ``policy``, applied or not. The
+    Redis index keeps it as a lower bound (a use only moves it later), so a
+    sweep looks at every session whose deadline has come, and at some that
+    were used since (they are placed again)."""
+    return _deadline(record, policy)
+
+
+def shortens(old: Policy, new: Policy) -> bool:
+    """Whether ``new`` may end some session earlier than ``old`` would: a
+    timeout (or the remember-me period) made shorter, or set where there was
+    none, or the user's own timeouts newly allowed."""
+    def shorter(a: int | None, b: int | None) -> bool:
+        return b is not None and (a is None or b < a)
+
+    if shorter(old.remember_me_period, new.remember_me_period):
+        return True
+    if new.allow_user_timeouts and not old.allow_user_timeouts:
+        return True
+    if new.enforce and not old.enforce:
+        return True
+    for name in {*old.platforms, *new.platforms}:
+        a, b = old.platform(name), new.platform(name)
+        if (shorter(a.idle_timeout, b.idle_timeout) or shorter(a.absolute_timeout, b.absolute_timeout)
+                or shorter(a.session_lifetime, b.session_lifetime)):
+            return True
+    return False
 
 
 def counted(held: Sequence[Record], replacing: str | None) -> list[Record]:

@@ -67,6 +67,10 @@ class SessionGuard:
         self.async_store: AsyncStore = async_store
         #: the Prometheus metrics (``METRICS=on``), else ``None``
         self.metrics: Metrics | None = None if not config.metrics else Metrics.start(store)
+        # the endings the stores' sweeps record are published as the guard's own are
+        hook = getattr(store, "on_swept", None)  # (a store of the app's own may lack it)
+        if hook is not None:
+            hook(self._swept)
         #: the request path's store checks: the stores' own, or timed by the metrics
         self.store_check = store.check if self.metrics is None else self.metrics.timed(store)
         self.astore_check = async_store.check if self.metrics is None else self.metrics.atimed(async_store)
@@ -143,11 +147,13 @@ class SessionGuard:
     def sessions(
         self, user_id: str | None = None, platform: str | None = None, status: str = "active"
     ) -> list[Session]:
-        """The active sessions, newest login first: every user's, or those of
-        ``user_id``; on every platform, or on ``platform``.
+        """The sessions, newest login first: every user's, or those of
+        ``user_id``; on every platform, or on ``platform``; the active ones
+        (``status="active"``), those ended within the last day (``"ended"``:
+        each with :attr:`Session.ended_reason` and :attr:`Session.ended_at`),
+        or both (``"all"``).
 
-        :raises ValueError: for a bad argument. ``status`` takes ``"active"``
-            only for now (``"ended"`` and ``"all"`` raise ``ValueError``).
+        :raises ValueError: for a bad argument.
         :raises StoreUnavailable: when the store cannot be reached (as every
             method below).
         """
@@ -158,6 +164,18 @@ class SessionGuard:
     ) -> list[Session]:
         """:meth:`sessions` for ASGI apps."""
         return await adrive(self, actions.sessions(user_id, platform, status))
+
+    def sweep(self) -> int:
+        """Record now the ending of every session that timed out and was not
+        noticed yet (each process does so within a minute by itself): one audit
+        event each (``idle_timeout`` / ``absolute_timeout``, actor ``system``,
+        ``at`` its deadline), never twice whichever process or request notices
+        it too. Returns how many endings it recorded (``sessionguard sweep``)."""
+        return drive(self, actions.sweep())
+
+    async def asweep(self) -> int:
+        """:meth:`sweep` for ASGI apps."""
+        return await adrive(self, actions.sweep())
 
     def end_session(self, session_id: str) -> bool:
         """End the session whose :attr:`Session.id` is ``session_id``
@@ -245,6 +263,12 @@ class SessionGuard:
         ``platform``: of the session concerned, when known)."""
         if self.metrics is not None:
             self.metrics.store_error(platform)
+
+    def _swept(self, events: Sequence[audit.Event]) -> None:
+        """Publish the events a sweep has recorded (already in the log)."""
+        if self.metrics is not None:
+            self.metrics.events(events)
+        self._publish(events)
 
     def _publish(self, events: Sequence[audit.Event]) -> None:
         for event in events:

@@ -42,7 +42,9 @@ class Session:
     ``token`` is the signed token, set only on the value ``login()`` returns
     (for clients that use bearer tokens); it is never part of :meth:`to_json`
     nor of the ``repr``. Times are timezone-aware UTC datetimes, computed on
-    first use: most requests only look at ``user_id``.
+    first use: most requests only look at ``user_id``. A session of a listing
+    is a :class:`ListedSession` (its ``status``; why and when an ended one
+    ended); any other is active.
     """
 
     __slots__ = ("_record", "_policy", "token", "_expires_header")
@@ -89,6 +91,21 @@ class Session:
     @property
     def last_seen_at(self) -> datetime:
         return _dt(self._record.last_seen)
+
+    @property
+    def status(self) -> str:
+        """``"active"``, or ``"ended"`` for a listed session that has ended."""
+        return "active"
+
+    @property
+    def ended_reason(self) -> str | None:
+        """Why a listed ended session ended (an ``ended_reason`` value); ``None`` while active."""
+        return None
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When a listed ended session ended (a timeout: its deadline); ``None`` while active."""
+        return None
 
     @property
     def expires_at(self) -> datetime | None:
@@ -156,3 +173,49 @@ class Session:
             "ip": r.ip, "city": r.city, "user_agent": r.user_agent, "device": r.device,
             "metadata": dict(r.metadata), "device_bound": r.device_bound,
         }
+
+
+class ListedSession(Session):
+    """A session as a listing shows it (SPEC 9.2): its JSON says ``status``, and
+    an ended one (``ended``: its reason and when, epoch ms) also ``ended_at`` and
+    ``ended_reason``, with ``expires_at`` the moment it ended. (A subclass, so
+    that the session of every request pays nothing for these.)"""
+
+    __slots__ = ("_ended",)
+
+    def __init__(self, record: Record, policy: Policy, ended: tuple[str, int] | None = None) -> None:
+        super().__init__(record, policy)
+        self._ended = ended
+
+    @property
+    def status(self) -> str:
+        return "active" if self._ended is None else "ended"
+
+    @property
+    def ended_reason(self) -> str | None:
+        return None if self._ended is None else self._ended[0]
+
+    @property
+    def ended_at(self) -> datetime | None:
+        return None if self._ended is None else _dt(self._ended[1])
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return super().expires_at if self._ended is None else _dt(self._ended[1])
+
+    def to_json(self) -> dict[str, Any]:
+        data = super().to_json()
+        ended = self._ended
+        data["status"] = "active" if ended is None else "ended"
+        if ended is not None:
+            data["expires_at"] = data["ended_at"] = iso(ended[1])
+            data["ended_reason"] = ended[0]
+        return data
+
+
+def listed(item: Record | tuple[Record, str, int], policy: Policy) -> ListedSession:
+    """A listing's item (a valid record, or a store's ``Ended``) as a :class:`ListedSession`."""
+    if isinstance(item, Record):
+        return ListedSession(item, policy)
+    record, reason, at = item
+    return ListedSession(record, policy, (reason, at))

@@ -12,7 +12,7 @@ import sessionguard.admin.flow as flow  # the module, not the package: see docs/
 from .. import actions, audit
 from ..errors import StoreUnavailable
 from ..policy import PolicyError
-from ..session import Session
+from ..session import listed
 from ..tokens import is_session_id
 from .auth import READ, REVOKE, UPDATE
 from .flow import Flow
@@ -29,6 +29,7 @@ from .http import (
     object_body,
     platform_value,
     query_params,
+    status_value,
     user_id_value,
 )
 from .routing import Call, Route
@@ -41,17 +42,20 @@ NO_SESSION = "No active session has this id."
 
 
 def list_sessions(call: Call) -> Flow:
-    """``GET api/sessions``: valid sessions, newest login first."""
+    """``GET api/sessions``: sessions of ``status`` (``active``, the default;
+    ``ended``: those ended within the last day; ``all``), newest login first."""
     params = query_params(call.request)
     user_id = user_id_value(params.get("user_id"), "user_id")
     platform = platform_value(params.get("platform"), "platform", call.admin.config.platforms)
+    status = status_value(params.get("status"))
     limit = limit_param(params, DEFAULT_LIMIT, MAX_LIMIT)
     signing = call.admin.signing
     cursor = signing.store_cursor("sessions", params.get("cursor"))
-    page = yield from flow.list_sessions(user_id=user_id, platform=platform, limit=limit, cursor=cursor)
+    page = yield from flow.list_sessions(user_id=user_id, platform=platform, limit=limit, cursor=cursor,
+                                         status=status)
     policy = yield from flow.policy()
     return json_response({
-        "sessions": [Session.from_record(r, policy).to_json() for r in page.items],
+        "sessions": [listed(r, policy).to_json() for r in page.items],
         "next_cursor": signing.cursor("sessions", page.next_cursor),
     })
 

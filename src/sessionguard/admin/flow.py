@@ -204,12 +204,19 @@ def user_sessions(user_id: str) -> Step[list[Record]]:
 
 
 def list_sessions(
-    *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+    *, user_id: str | None, platform: str | None, limit: int, cursor: str | None, status: str = "active"
 ) -> Step[Page]:
-    """One page of valid sessions."""
+    """One page of sessions of ``status`` (``active``, ``ended``, ``all``)."""
     page: Page = yield StoreCall(
-        lambda store: store.list_sessions(user_id=user_id, platform=platform, limit=limit, cursor=cursor))
+        lambda store: store.list_sessions(user_id=user_id, platform=platform, limit=limit, cursor=cursor,
+                                          status=status))
     return page
+
+
+def sweep() -> Step[int]:
+    """Record the endings of sessions that timed out unnoticed; how many."""
+    recorded: int = yield StoreCall(lambda store: store.sweep())
+    return recorded
 
 
 def user_timeouts(user_id: str) -> Step[dict[str, int | None]]:

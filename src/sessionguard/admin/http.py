@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from ..config import PLATFORMS
 from ..context import MAX_USER_ID
 from ..session import Session
+from ..stores.protocol import STATUSES
 
 #: Largest request body read, in bytes; a longer one is answered with ``413``.
 MAX_BODY = 64 * 1024
@@ -213,6 +214,15 @@ def platform_value(value: object, field: str, platforms: tuple[str, ...] = PLATF
         return None
     if value not in platforms:
         raise invalid(field, f"must be one of {', '.join(platforms)}")
+    return str(value)
+
+
+def status_value(value: object, field: str = "status") -> str:
+    """A listing status: ``active`` (not given), ``ended`` or ``all``."""
+    if value is None:
+        return "active"
+    if value not in STATUSES:
+        raise invalid(field, "must be active, ended or all")
     return str(value)
 
 

@@ -17,12 +17,25 @@ from .. import audit
 from ..config import format_duration, parse_duration
 from ..core import NEVER_IDLE
 from ..policy import Policy
-from ..session import Session
+from ..session import Session, listed
 from ..tokens import is_session_id
 from .auth import ANY_SESSION, Caller
 from .flow import Flow
-from .http import ApiError, Response, invalid, json_response, known_fields, no_content, object_body
+from .http import (
+    ApiError,
+    Response,
+    invalid,
+    json_response,
+    known_fields,
+    no_content,
+    object_body,
+    query_params,
+    status_value,
+)
 from .routing import Call, Route
+
+#: Sessions read per store call when listing a user's ended ones.
+PAGE = 500
 
 
 def _own(caller: Caller) -> Session:
@@ -34,14 +47,28 @@ def _own(caller: Caller) -> Session:
 
 
 def my_sessions(call: Call) -> Flow:
-    """``GET api/me/sessions``: the caller's sessions, the current one marked."""
+    """``GET api/me/sessions``: the caller's sessions of ``status`` (``active``,
+    the default; ``ended``: those ended within the last day, so that a user sees
+    why their other devices were signed out; ``all``), newest login first, the
+    current one marked."""
     mine = _own(call.caller)
-    records = yield from flow.user_sessions(mine.user_id)
+    status = status_value(query_params(call.request).get("status"))
+    if status == "active":
+        items: list[Any] = list((yield from flow.user_sessions(mine.user_id)))
+    else:
+        items, cursor = [], None
+        while True:
+            page = yield from flow.list_sessions(user_id=mine.user_id, platform=None, limit=PAGE,
+                                                 cursor=cursor, status=status)
+            items += page.items
+            cursor = page.next_cursor
+            if cursor is None:
+                break
     policy = yield from flow.policy()
     sessions = []
-    for record in records:
-        shown = Session.from_record(record, policy).to_json()
-        shown["current"] = record.id == mine.id
+    for item in items:
+        shown = listed(item, policy).to_json()
+        shown["current"] = shown["id"] == mine.id and shown["status"] == "active"
         sessions.append(shown)
     return json_response({"sessions": sessions})
 

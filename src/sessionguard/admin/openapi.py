@@ -63,6 +63,16 @@ def _session(platforms: tuple[str, ...]) -> Schema:
     }
 
 
+#: A listed session: its status, and for an ended one why and when (SPEC 9.2).
+LISTED = {
+    "status": {"type": "string", "enum": ["active", "ended"]},
+    "ended_at": {**TIME, "description": "when it ended (a timeout: its deadline); ended sessions only"},
+    "ended_reason": {"type": "string", "enum": sorted(ENDED_REASONS - {"invalid"}),
+                     "description": "ended sessions only"},
+}
+STATUS_Q = {"type": "string", "enum": ["active", "ended", "all"], "default": "active"}
+
+
 PLATFORM_POLICY = {
     "idle_timeout": DURATION, "absolute_timeout": DURATION,
     "session_timeout": {**DURATION, "description": "the lifetime of a session without remember-me"
@@ -78,8 +88,9 @@ def schemas(platforms: tuple[str, ...] = PLATFORMS) -> dict[str, Schema]:
     """The document's schemas for the kinds of session ``platforms`` (``PLATFORMS``)."""
     session, platform = _session(platforms), _platform(platforms)
     return {
-        "Session": _obj(session),
-        "OwnSession": _obj({**session, "current": {"type": "boolean"}}),
+        "Session": _obj({**session, **LISTED}, (*session, "status")),
+        "OwnSession": _obj({**session, **LISTED, "current": {"type": "boolean"}},
+                           (*session, "status", "current")),
         "OwnSessions": _obj({"sessions": {"type": "array", "items": _ref("OwnSession")}}),
         "SessionPage": _obj({"sessions": {"type": "array", "items": _ref("Session")},
                              "next_cursor": _TEXT}),
@@ -190,6 +201,7 @@ CSRF = _param("X-CSRF-Token", "header", {"type": "string"}, text="required with 
 USER_Q = _param("user_id", "query", {"type": "string", "minLength": 1, "maxLength": 256})
 LIMIT = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
                                   "default": DEFAULT_LIMIT})
+STATUS = _param("status", "query", STATUS_Q, text="active (default), ended (in the last 24 hours) or all")
 CURSOR = _param("cursor", "query", {"type": "string"}, text="next_cursor of the previous page")
 SID = _param("id", "path", {"type": "string", "minLength": 1}, required=True)
 READS, WRITES = "400 401 403 422 503", "400 401 403 413 422 503"
@@ -208,8 +220,9 @@ def build(prefix: str, cookie_name: str, *, self_service: bool = True,
     user = _param("user_id", "path", {"type": "string", "minLength": 1, "maxLength": 256}, required=True)
     ops: dict[str, Schema] = {
         "/api/sessions": {"get": _operation(
-            "Active sessions, newest login first", "SessionPage", READS,
-            params=(USER_Q, _param("platform", "query", _platform(platforms)), LIMIT, CURSOR))},
+            "Sessions, newest login first: active (the default), ended in the last 24 hours (status=ended: "
+            "each with ended_at and ended_reason), or all", "SessionPage", READS,
+            params=(USER_Q, _param("platform", "query", _platform(platforms)), STATUS, LIMIT, CURSOR))},
         "/api/sessions/{id}": {"delete": _operation(
             "Sign out one session (revoked)", None, "401 403 404 503", params=(SID, CSRF), code="204")},
         "/api/users/{user_id}/signout": {"post": _operation(
@@ -232,7 +245,10 @@ def build(prefix: str, cookie_name: str, *, self_service: bool = True,
             "What the admin page's charts draw: active sessions per platform (the store's count, "
             "null until there is one), and endings per reason in each of the last 24 clock hours "
             "(from the audit log)", "Stats", "401 403 503")},
-        "/api/me/sessions": {"get": _operation("The caller's own sessions", "OwnSessions", "401 403 503")},
+        "/api/me/sessions": {"get": _operation(
+            "The caller's own sessions, newest login first: active (the default), ended in the last 24 "
+            "hours (status=ended: why and when), or all", "OwnSessions", "401 403 422 503",
+            params=(STATUS,))},
         "/api/me/sessions/{id}": {"delete": _operation(
             "Sign out one of the caller's sessions (signed_out)", None, "401 403 404 503",
             params=(SID, CSRF), code="204")},

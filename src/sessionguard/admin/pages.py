@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import mimetypes
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from urllib.parse import parse_qsl
 
 import jinja2
 
+from ..reasons import LISTED, LISTED_FOR_USER
 from ..session import Session
 from .api import CONFIRM_PHRASE
 from .auth import ANONYMOUS, PUBLIC, READ, REVOKE, UPDATE, Caller
@@ -56,6 +58,10 @@ REVALIDATE = "no-cache"
 _TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
 PLATFORM_TITLES = {"web": "Web", "mobile": "Mobile", "desktop": "Desktop"}
+#: Each ended session's reason in words, for the scripts (``data-ended-words``).
+ENDED_WORDS = json.dumps({"admin": LISTED, "me": LISTED_FOR_USER}, separators=(",", ":"))
+#: The admin page's status filter: value and title.
+STATUS_CHOICES = (("active", "Active"), ("ended", "Recently ended"), ("all", "All"))
 
 
 def platform_title(name: str) -> str:
@@ -150,7 +156,7 @@ def render(name: str, call: Call, viewer: Viewer | None, **context: Any) -> byte
     template = environment().get_template(name)
     html = template.render(
         admin_path=prefix, api=f"{prefix}/api", asset=asset, viewer=viewer,
-        self_service=call.admin.config.self_service,
+        self_service=call.admin.config.self_service, ended_words=ENDED_WORDS,
         platforms=[{"name": p, "title": platform_title(p)} for p in call.admin.config.platforms], **context,
     )
     return html.encode("utf-8")
@@ -203,7 +209,7 @@ def admin_page(call: Call) -> Flow:
     denied = refusal(call, viewer, READ)
     if denied is not None:
         return denied
-    body = render("admin.html", call, viewer, page="admin", columns=COLUMNS,
+    body = render("admin.html", call, viewer, page="admin", columns=COLUMNS, statuses=STATUS_CHOICES,
                   policy_fields=POLICY_FIELDS, phrase=CONFIRM_PHRASE,
                   report_only=call.admin.config.enforce == "report")
     return html_response(200, body)

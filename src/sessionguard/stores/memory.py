@@ -9,10 +9,12 @@ import json
 import secrets
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..audit import Event
+from ..audit import ended as audit_ended
 from ..core import (
     TOMBSTONE_MS,
     Admission,
@@ -23,6 +25,7 @@ from ..core import (
     admission_needs_count,
     cookie_refresh_due,
     counted,
+    ended_at,
     epoch_after,
     flush_by,
     judge,
@@ -31,8 +34,10 @@ from ..core import (
     redeemable,
     refuses_token,
     retention,
+    still_listed,
     still_used,
     surplus,
+    sweep_deadline,
     touch_due,
     touched,
     would_end,
@@ -40,10 +45,13 @@ from ..core import (
 from ..errors import SessionLimitReached
 from ..policy import Policy
 from ..tokens import TAG_LENGTH, SlotTags
-from .cursors import cursor_after, cursor_of, newest_first
+from .cursors import newest_first, page_of
 from .memory_audit import AuditLog
-from .protocol import ActiveCounts, Binding, Check, Created, NewSession, Page, with_roles
+from .protocol import ActiveCounts, Binding, Check, Created, Ended, NewSession, Page, with_roles
 from .write_behind import Unwritten
+
+#: How often (s) a memory store on the wall clock sweeps for sessions that timed out.
+SWEEP_EVERY = 1.0
 
 
 def wall_clock_ms() -> int:
@@ -72,7 +80,8 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._records: dict[str, Record] = {}
         self._expiry: dict[str, int | None] = {}
-        self._tombstones: dict[str, tuple[str, int]] = {}
+        #: ended sessions: id -> (reason, kept until, last record, ended at)
+        self._tombstones: dict[str, tuple[str, int, Record, int]] = {}
         self._by_user: dict[str, set[str]] = {}
         #: device-bound sessions: id -> (public key, used challenges: id -> issue time)
         self._keys: dict[str, tuple[str, dict[str, int]]] = {}
@@ -87,6 +96,10 @@ class MemoryStore:
         self._ops = 0
         # this store's own tag key: a process-local store is its own deployment
         self._tags = SlotTags(secrets.token_bytes(32))
+        #: the sweeping thread (on the wall clock only: an injected clock sweeps when told)
+        self._sweeper: threading.Event | None = None
+        self._sweeps = clock is None
+        self._on_swept: Callable[[Sequence[Event]], None] | None = None
 
     # -- policy and time -------------------------------------------------
 
@@ -187,6 +200,7 @@ class MemoryStore:
 
     def create(self, new: NewSession, *, ending: str | None = None) -> Created:
         metadata = _json_copy(new.metadata)  # first: metadata that is not JSON changes nothing
+        self._start_sweeping()
         with self._lock:
             now = self._clock()
             self._write_due(now)
@@ -303,27 +317,72 @@ class MemoryStore:
         return sorted(records, key=newest_first)
 
     def list_sessions(
-        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None,
+        status: str = "active",
     ) -> Page:
         with self._lock:
             now, policy = self._clock(), self.policy()
             self._write_due(now)
             candidates = (
                 [self._records[i] for i in self._by_user.get(user_id, ()) if i in self._records]
-                if user_id is not None else list(self._records.values())
+                if user_id is not None and status == "active" else list(self._records.values())
             )
-            valid = [
-                r for r in candidates
-                if (platform is None or r.platform == platform)
-                and judge(r, policy, now, self._epoch) is Outcome.VALID
-            ]
-        valid.sort(key=newest_first)
-        if cursor is not None:
-            after = cursor_after(cursor)
-            valid = [r for r in valid if newest_first(r) > after]
-        page = self._unwritten.shown([_own(r) for r in valid[:limit]])
-        more = len(valid) > limit
-        return Page(page, cursor_of(page[-1]) if more and page else None)
+            found: list[Record | Ended] = []
+            for r in candidates:
+                if user_id not in (None, r.user_id) or platform not in (None, r.platform):
+                    continue
+                outcome = judge(r, policy, now, self._epoch)
+                if outcome is Outcome.VALID:
+                    if status != "ended":
+                        found.append(_own(r))
+                elif status != "active":  # ended, not noticed yet
+                    at = ended_at(r, policy, outcome.value, now, self._epoch)
+                    if still_listed(at, now):
+                        found.append(Ended(_own(r), outcome.value, at))
+            if status != "active":
+                for reason, until, r, at in list(self._tombstones.values()):
+                    if (now < until and still_listed(at, now) and (user_id is None or r.user_id == user_id)
+                            and (platform is None or r.platform == platform)):
+                        found.append(Ended(_own(r), reason, at))
+        return page_of(found, limit, cursor, self._unwritten.shown)
+
+    def sweep(self) -> int:
+        with self._lock:
+            now, policy = self._clock(), self.policy()
+            if not policy.enforce:  # ENFORCE=report: nothing times out
+                return 0
+            self._write_due(now)
+            events = []
+            for record in list(self._records.values()):
+                ends = sweep_deadline(record, policy)
+                if ends is None or ends > now or self._live(record.id, now) is None:
+                    continue
+                outcome = judge(record, policy, now, self._epoch)
+                if outcome is Outcome.VALID:
+                    continue
+                ended = self._end(record, outcome.value, now)
+                if outcome is not Outcome.SIGNOUT_ALL:  # covered by the sign-out's one event
+                    at = ended_at(record, policy, outcome.value, now, self._epoch)
+                    events.append(audit_ended(ended, outcome.value, "system", at))
+            self._audit.append(events)
+        if events and self._on_swept is not None:
+            self._on_swept(events)
+        return len(events)
+
+    def on_swept(self, callback: Callable[[Sequence[Event]], None]) -> None:
+        self._on_swept = callback
+
+    def _start_sweeping(self) -> None:
+        """Sweep once a second in a daemon thread, from the first login on, while
+        the store lives and is open (wall clock only)."""
+        if not self._sweeps or self._sweeper is not None:
+            return
+        with self._lock:
+            if self._sweeper is not None:
+                return
+            self._sweeper = threading.Event()
+        threading.Thread(target=_sweeping, args=(weakref.ref(self), self._sweeper),
+                         name="sessionguard-memory-sweep", daemon=True).start()
 
     def active_counts(self) -> ActiveCounts:
         with self._lock:
@@ -393,7 +452,9 @@ class MemoryStore:
         return self._audit.page(user_id, limit, cursor)
 
     def close(self) -> None:
-        """Write back the uses still owed."""
+        """Write back the uses still owed; stop sweeping."""
+        if self._sweeper is not None:
+            self._sweeper.set()
         with self._lock:
             self._write(self._unwritten.all(), self._clock())
 
@@ -431,7 +492,8 @@ class MemoryStore:
 
     def _end(self, record: Record, reason: str, now: int) -> Record:
         self._forget(record)
-        self._tombstones[record.id] = (reason, now + TOMBSTONE_MS)
+        at = ended_at(record, self.policy(), reason, now, self._epoch)
+        self._tombstones[record.id] = (reason, now + TOMBSTONE_MS, record, at)
         return _own(record)
 
     def _forget(self, record: Record) -> None:
@@ -449,7 +511,7 @@ class MemoryStore:
         self._ops += 1
         if self._ops % 1024:
             return
-        for session_id, (_, until) in list(self._tombstones.items()):
+        for session_id, (_, until, _, _) in list(self._tombstones.items()):
             if now >= until:
                 del self._tombstones[session_id]
         for session_id in list(self._records):
@@ -465,8 +527,10 @@ class MemoryStore:
         return entry[0]
 
     def _user_records(self, user_id: str, now: int) -> list[Record]:
-        """The user's valid records; ended ones are pruned here (tombstoned
-        with their reason), the step every count goes through."""
+        """The user's valid records; ended ones are pruned here, the step every
+        count goes through: one a sign-out of everyone ended is tombstoned, one
+        that timed out leaves the user's index and is left for the sweep, which
+        records its ending (``rules.lua`` ``records_of``)."""
         policy, alive = self.policy(), []
         for session_id in list(self._by_user.get(user_id, ())):
             record = self._live(session_id, now)
@@ -475,9 +539,24 @@ class MemoryStore:
             outcome = judge(record, policy, now, self._epoch)
             if outcome is Outcome.VALID:
                 alive.append(record)
-            else:
+            elif outcome is Outcome.SIGNOUT_ALL:
                 self._end(record, outcome.value, now)
+            else:
+                self._by_user[user_id].discard(session_id)
+        if not self._by_user.get(user_id, True):
+            del self._by_user[user_id]
         return alive
+
+
+def _sweeping(ref: weakref.ref[MemoryStore], stop: threading.Event) -> None:
+    """The memory store's sweeping thread: :meth:`MemoryStore.sweep` every
+    :data:`SWEEP_EVERY` seconds until the store is closed or gone."""
+    while not stop.wait(SWEEP_EVERY):
+        store = ref()
+        if store is None:
+            return
+        store.sweep()
+        del store
 
 
 _METADATA = Record._fields.index("metadata")

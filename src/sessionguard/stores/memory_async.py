@@ -59,9 +59,14 @@ class AsyncMemoryStore:
         return self.sync.user_sessions(user_id)
 
     async def list_sessions(
-        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None,
+        status: str = "active",
     ) -> Page:
-        return self.sync.list_sessions(user_id=user_id, platform=platform, limit=limit, cursor=cursor)
+        return self.sync.list_sessions(user_id=user_id, platform=platform, limit=limit, cursor=cursor,
+                                       status=status)
+
+    async def sweep(self) -> int:
+        return self.sync.sweep()
 
     async def user_timeouts(self, user_id: str) -> dict[str, int | None]:
         return self.sync.user_timeouts(user_id)

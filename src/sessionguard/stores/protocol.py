@@ -5,7 +5,7 @@ in :mod:`sessionguard.core`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -87,6 +87,20 @@ class Created:
     would_refuse: bool = False
 
 
+class Ended(NamedTuple):
+    """A recently ended session in a listing (``status`` ``ended`` or ``all``):
+    its last record, why it ended and when (epoch ms: a timeout's deadline,
+    :func:`~sessionguard.core.ended_at`)."""
+
+    record: Record
+    reason: str
+    at: int
+
+
+#: The listing statuses: valid sessions, those ended within the last day, or both.
+STATUSES = ("active", "ended", "all")
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     """One page of a listing and the cursor of the next (``None``: last page)."""
@@ -166,9 +180,23 @@ class Store(Protocol):
         """The valid sessions of ``user_id``, newest login first."""
 
     def list_sessions(
-        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None,
+        status: str = "active",
     ) -> Page:
-        """Valid sessions, newest login first, ``limit`` at a time."""
+        """Sessions, newest login first, ``limit`` at a time: the valid ones
+        (``status="active"``, items :class:`~sessionguard.core.Record`), those
+        ended within the last day (``"ended"``, items :class:`Ended`), or both
+        (``"all"``)."""
+
+    def sweep(self) -> int:
+        """Record the endings of sessions that timed out and were not presented
+        since (one audit event each, dated at the deadline, exactly once
+        whichever process notices first); how many it recorded."""
+
+    def on_swept(self, callback: Callable[[Sequence[Event]], None]) -> None:
+        """Have ``callback`` called with the events every sweep of this process
+        records (on demand or in the background), once they are in the log: the
+        guard publishes them (``sessionguard.audit`` logger, ``on_event``, metrics)."""
 
     def user_timeouts(self, user_id: str) -> dict[str, int | None]:
         """The user's own idle timeouts by platform (seconds)."""
@@ -231,8 +259,10 @@ class AsyncStore(Protocol):
     async def redeem(self, session_id: str, challenge: str, issued: int) -> Binding: ...
     async def user_sessions(self, user_id: str) -> list[Record]: ...
     async def list_sessions(
-        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None,
+        status: str = "active",
     ) -> Page: ...
+    async def sweep(self) -> int: ...
     async def user_timeouts(self, user_id: str) -> dict[str, int | None]: ...
     async def set_user_timeouts(self, user_id: str, timeouts: Mapping[str, int | None]) -> None: ...
     async def rotate(self, session_id: str, new_id: str) -> Check: ...

@@ -26,9 +26,12 @@ from __future__ import annotations
 import heapq
 import threading
 from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from ..core import Record, touched
 from ..tokens import TAG_LENGTH
+
+T = TypeVar("T")
 
 #: Uses kept at most; beyond, the longest-held one is made due at once.
 MAX_ENTRIES = 100_000
@@ -74,16 +77,17 @@ class Unwritten:
             self._uses[session_id] = (seen, by)
             self._push(by, session_id)
 
-    def shown(self, records: list[Record]) -> list[Record]:
+    def shown(self, records: list[T]) -> list[T]:
         """``records`` with the uses held here: a listing shows this process's
-        own requests up to the moment of the listing, without writing them."""
+        own requests up to the moment of the listing, without writing them
+        (items of a listing that are not records, ended sessions, as they are)."""
         uses = self._uses
         if not uses:
             return records
-        shown = []
+        shown: list[Any] = []
         for record in records:
-            held = uses.get(record.id)  # no lock: one dict read (a use written meanwhile is stored)
-            shown.append(record if held is None else touched(record, held[0]))
+            held = uses.get(record.id) if isinstance(record, Record) else None  # no lock: one dict read
+            shown.append(record if held is None else touched(record, held[0]))  # type: ignore[arg-type]
         return shown
 
     def seen(self, session_id: str) -> int | None:

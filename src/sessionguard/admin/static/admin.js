@@ -47,7 +47,12 @@
     status: function (s) { return statusText(s); },
   };
 
+  function isEnded(s) {
+    return s.status === "ended" || state.ended.has(s.id);
+  }
+
   function statusText(s) {
+    if (s.status === "ended") return "Ended: " + sg.endedWords(s.ended_reason, "admin");
     if (state.ended.has(s.id)) return "Signed out";
     return s.id === sg.sessionId ? "Active (this session)" : "Active";
   }
@@ -59,14 +64,18 @@
 
   function row(s) {
     const name = sg.displayName(s);
-    const isEnded = state.ended.has(s.id);
+    const ended = isEnded(s);
     const roleList = sg.roles(s);
     const status = h("div", {class: "badges"}, [
-      h("span", {class: isEnded ? "badge ended" : "badge ok"}, [isEnded ? "Signed out" : "Active"]),
-      s.id === sg.sessionId ? h("span", {class: "badge"}, ["This session"]) : null,
+      h("span", {class: ended ? "badge ended" : "badge ok"}, [s.status === "ended" ? "Ended" : ended ? "Signed out" : "Active"]),
+      s.id === sg.sessionId && !ended ? h("span", {class: "badge"}, ["This session"]) : null,
       s.remember_me ? h("span", {class: "badge"}, ["Remembered"]) : null,
     ]);
-    const tr = h("tr", {"data-session-id": s.id, "data-user-id": s.user_id, class: isEnded ? "ended" : null}, [
+    const reason = s.status === "ended" ? h("div", {class: "ended-reason"}, [
+      sg.endedWords(s.ended_reason, "admin"), " ", h("span", {class: "muted"}, [sg.time(s.ended_at)]),
+    ]) : null;
+    const tr = h("tr", {"data-session-id": s.id, "data-user-id": s.user_id, "data-status": s.status || "active",
+      class: ended ? "ended" : null}, [
       cell("User", [
         h("strong", {}, [name]),
         name !== s.user_id ? h("div", {class: "muted"}, [s.user_id]) : null,
@@ -79,13 +88,13 @@
       cell("City", [s.city || h("span", {class: "muted"}, ["unknown"])]),
       cell("Login", [sg.time(s.created_at)], "nowrap"),
       cell("Last seen", [sg.time(s.last_seen_at, {relative: true})], "nowrap"),
-      cell("Expires", [sg.time(s.expires_at)], "nowrap"),
-      cell("Status", [status], "status-cell"),
+      cell(s.status === "ended" ? "Ended" : "Expires", [sg.time(s.expires_at)], "nowrap"),
+      cell("Status", [status, reason], "status-cell"),
     ]);
     if (canRevoke) {
       tr.append(h("td", {class: "row-actions", "data-label": "Actions"}, [h("div", {class: "row-buttons"}, [
         h("button", {
-          type: "button", class: "small link-danger", "data-action": "end-session", disabled: isEnded,
+          type: "button", class: "small link-danger", "data-action": "end-session", disabled: ended,
           "aria-label": "Sign out the " + (s.device || "unknown device") + " session of " + name,
         }, ["Sign out"]),
         h("button", {
@@ -163,7 +172,8 @@
 
   filters.addEventListener("submit", function (event) {
     event.preventDefault();
-    state.query = {user_id: filters.elements.user_id.value.trim(), platform: filters.elements.platform.value};
+    state.query = {user_id: filters.elements.user_id.value.trim(), platform: filters.elements.platform.value,
+      status: filters.elements.status.value === "active" ? "" : filters.elements.status.value};
     state.cursor = null;
     guarded(async function () {
       const count = await loadSessions(false);

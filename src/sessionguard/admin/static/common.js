@@ -210,11 +210,19 @@
     return (document.body.dataset.permissions || "").split(" ").filter(Boolean);
   }
 
+  // Each ended session's reason in words, from the server (reasons.py): "admin" or "me" wording.
+  const ENDED_WORDS = JSON.parse(document.body.dataset.endedWords || "{}");
+
+  function endedWords(reason, who) {
+    const words = ENDED_WORDS[who] || {};
+    return Object.prototype.hasOwnProperty.call(words, reason) ? words[reason] : "Ended";
+  }
+
   window.sessionguard = {
     API: API, ApiError: ApiError, h: h, api: api, announce: announce, time: time,
     displayName: displayName, roles: roles, platformName: platformName,
     clearErrors: clearErrors, showError: showError, permissions: permissions, guarded: guarded,
-    sessionEnded: sessionEnded,
+    sessionEnded: sessionEnded, endedWords: endedWords,
     sessionId: document.body.dataset.sessionId || null,
   };
 })();

@@ -52,10 +52,37 @@
     othersButton.disabled = others === 0;
   }
 
+  // A session that ended in the last day: why, in words, and when.
+  function endedItem(s) {
+    const where = [s.city, s.ip].filter(Boolean).join(" · ");
+    const detail = function (term, value) { return [h("dt", {}, [term]), h("dd", {}, [value])]; };
+    return h("li", {"data-session-id": s.id, "data-reason": s.ended_reason, class: "ended"}, [
+      h("div", {class: "badges"}, [
+        h("span", {class: "badge ended"}, ["Ended"]),
+        h("span", {class: "badge"}, [sg.platformName(s.platform)]),
+      ]),
+      h("h3", {}, [s.device || "Unknown device"]),
+      h("p", {class: "ended-reason"}, [sg.endedWords(s.ended_reason, "me")]),
+      h("dl", {}, [].concat(
+        detail("Where", where || "unknown"),
+        detail("Signed in", sg.time(s.created_at)),
+        detail("Ended", sg.time(s.ended_at)),
+      )),
+    ]);
+  }
+
   async function load() {
     const data = await sg.api("GET", "/me/sessions");
     sessions = data.sessions;
     render();
+    await loadEnded();
+  }
+
+  async function loadEnded() {
+    const ended = await sg.api("GET", "/me/sessions?status=ended");
+    const endedList = document.getElementById("my-ended");
+    endedList.replaceChildren.apply(endedList, ended.sessions.map(endedItem));
+    document.getElementById("my-ended-empty").hidden = ended.sessions.length > 0;
   }
 
   list.addEventListener("click", function (event) {
@@ -76,6 +103,7 @@
       sessions = sessions.filter(function (x) { return x.id !== s.id; });
       const nextId = next ? next.dataset.sessionId : null;
       render();
+      await loadEnded();
       // Keep keyboard focus near where it was: the neighbouring card's button, else the page actions.
       const target = nextId ? list.querySelector('li[data-session-id="' + CSS.escape(nextId) + '"] button') : null;
       (target || document.getElementById("my-refresh")).focus();

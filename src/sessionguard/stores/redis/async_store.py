@@ -268,9 +268,13 @@ class AsyncRedisStore:
         return await self._run(self._ops.users.user_sessions(user_id))
 
     async def list_sessions(
-        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None,
+        status: str = "active",
     ) -> Page:
-        return await self._run(self._ops.list_sessions(user_id, platform, limit, cursor))
+        return await self._run(self._ops.list_sessions(user_id, platform, limit, cursor, status))
+
+    async def sweep(self) -> int:
+        return await self._run(self._ops.endings.sweep())
 
     async def user_timeouts(self, user_id: str) -> dict[str, int | None]:
         return await self._run(self._ops.users.user_timeouts(user_id))

@@ -7,7 +7,10 @@ without those four characters):
 
 - ``P:{tag}:s:<short>`` the session record (a string, see ``lua/rules.lua``),
   expiring a day after the session's deadline;
-- ``P:{tag}:e:<short>`` the tombstone of an ended session: its reason, for a day;
+- ``P:{tag}:e:<short>`` the tombstone of an ended session, for a day: its
+  reason, when it ended and its last record (``<reason>|<ms, base 36>|<record>``);
+- ``P:{tag}:x:<user>`` the user's sessions ended within the last day (zset
+  scored by when each ended, members as the user's index's);
 - ``P:{tag}:k:<short>`` a device-bound session's key and the challenges it
   answered (DBSC, a hash, see ``lua/bind.lua``), gone with the session;
 - ``P:{tag}:u:<user>`` the user's sessions (zset of ``<short>`` packed by
@@ -18,8 +21,12 @@ without those four characters):
   :func:`encode_user` of the user id;
 - ``P:state`` (hash: policy override, sign-out epoch, revision, tag key), ``P:idx``
   (every session, newest login first, for the admin listing: 26-byte members,
-  see :func:`idx_member`), ``P:audit`` (stream) and the pub/sub channel
-  ``P:bus``: the only keys without a TTL;
+  see :func:`idx_member`; an ended session's entry stays as long as its
+  tombstone), ``P:dl`` (every session that can time out, scored by its
+  deadline or an earlier moment: the sweep's order, see :mod:`.endings`;
+  ``P:dl:by`` the policy it was last placed by),
+  ``P:audit`` (stream) and the pub/sub channel ``P:bus``: the only keys
+  without a TTL;
 - ``P:active`` the last count of active sessions per platform (a hash: a field
   per platform, ``at`` and ``took``), and ``P:active:lock`` who is counting anew
   (:mod:`.census`);
@@ -68,6 +75,8 @@ class Keys:
     def __init__(self, prefix: str) -> None:
         self.state = f"{prefix}:state"
         self.idx = f"{prefix}:idx"
+        self.deadlines = f"{prefix}:dl"
+        self.deadlines_policy = f"{prefix}:dl:by"
         self.audit = f"{prefix}:audit"
         self.bus = f"{prefix}:bus"
         self.active = f"{prefix}:active"
@@ -88,6 +97,10 @@ class Keys:
 
     def user_index(self, tag: str, user_id: str) -> str:
         return f"{self.base(tag)}u:{encode_user(user_id)}"
+
+    def recent(self, tag: str, user_id: str) -> str:
+        """The user's recently ended sessions (``x:<user>``)."""
+        return f"{self.base(tag)}x:{encode_user(user_id)}"
 
     def settings(self, tag: str, user_id: str) -> str:
         return f"{self.base(tag)}t:{encode_user(user_id)}"

@@ -3,13 +3,12 @@ the audit log, newest first. Each page costs O(page): at most :data:`ROUNDS`
 round trips of :data:`BATCH` entries, however large the index or the stream; a
 page cut short by that bound still carries a cursor to go on from.
 
-And the listing index's sweep (:func:`sweep_step`): an entry leaves the index
-when its session ends through the store (``rules.lua`` ``finish``, but on a
-Cluster, where the index lives in another slot), or, for a session that ended
-by time and was never presented again, once its record has expired (a day
-after its end). The sweep finds those, whatever the policy: each process goes
-through the whole index, :data:`SWEEP_BATCH` entries a step (four steps a
-second), resting :data:`SWEEP_REST` seconds between passes."""
+The listing index holds ended sessions too, for as long as their tombstone
+(a day), so that they are listed among the recently ended (``status``
+``ended`` or ``all``). Its sweep (:func:`sweep_step`) removes an entry once
+neither its record nor its tombstone is left, whatever the policy: each
+process goes through the whole index, :data:`SWEEP_BATCH` entries a step
+(four steps a second), resting :data:`SWEEP_REST` seconds between passes."""
 
 from __future__ import annotations
 
@@ -17,14 +16,14 @@ import re
 import time
 
 from ...audit import Event
-from ...core import Epoch, Outcome, Record, judge
+from ...core import Epoch, Outcome, Record, ended_at, judge, still_listed
 from ...policy import Policy
 from ...tokens import is_session_id
 from ..cursors import cursor_after, cursor_of
-from ..protocol import Page
+from ..protocol import Ended, Page
 from .calls import Commands, Op, Rerun, one
 from .keys import Keys
-from .records import decode_record, idx_bound, idx_member, idx_position
+from .records import decode_record, decode_tombstone, idx_bound, idx_member, idx_position
 
 BATCH = 200
 ROUNDS = 10
@@ -46,49 +45,73 @@ def start_of(cursor: str | None) -> bytes | None:
 
 
 def session_page(keys: Keys, start: bytes, *, policy: Policy, epoch: Epoch, now: int, platform: str | None,
-             limit: int) -> Op[Page]:
-    """Valid sessions after the listing-index position ``start`` (``-`` or an
-    exclusive ``(member``), skipping ended ones and removing entries whose
-    record is gone.
+                 limit: int, status: str = "active") -> Op[Page]:
+    """Sessions after the listing-index position ``start`` (``-`` or an
+    exclusive ``(member``): the valid ones (``status="active"``), the recently
+    ended (``"ended"``: :class:`~..protocol.Ended`, from the tombstone, or from
+    a record that has ended and is not noticed yet) or both (``"all"``).
 
-    After a sign-out of everyone, the scan stops at the epoch: every older
-    entry has ended, so a listing never wades through them (they leave the
-    index as their records expire). The session that sign-out kept is looked
-    up on its own and comes last, where its login time puts it."""
-    found: list[Record] = []
-    stop = b"+" if epoch.at <= 0 else b"(" + idx_bound(epoch.at - 1)
+    After a sign-out of everyone, an active listing stops at the epoch: every
+    older entry has ended, so it never wades through them. The session that
+    sign-out kept is looked up on its own and comes last, where its login time
+    puts it."""
+    found: list[Record | Ended] = []
+    active = status == "active"
+    stop = b"+" if epoch.at <= 0 or not active else b"(" + idx_bound(epoch.at - 1)
     last, exhausted = start, False
     for _ in range(ROUNDS):
         members = yield from one("ZRANGEBYLEX", keys.idx, last, stop, "LIMIT", 0, BATCH, rerun=Rerun.ALWAYS)
         exhausted = len(members) < BATCH
         ids = [idx_position(m)[1] for m in members]
-        values = (yield Commands(tuple(("GET", keys.session(i)) for i in ids), Rerun.ALWAYS)) if ids else []
-        gone = [m for m, v in zip(members, values, strict=True) if v is None]
-        if gone:
-            yield Commands((("ZREM", keys.idx, *gone),), Rerun.ALWAYS)
-        for member, session_id, value in zip(members, ids, values, strict=True):
+        reads: list[tuple[str, str]] = []
+        for i in ids:
+            reads.append(("GET", keys.session(i)))
+            if not active:
+                reads.append(("GET", keys.tombstone(i)))
+        values = (yield Commands(tuple(reads), Rerun.ALWAYS)) if ids else []
+        step = 1 if active else 2
+        for n, (member, session_id) in enumerate(zip(members, ids, strict=True)):
             last = b"(" + member
-            if value is None:
+            value, tombstone = values[n * step], None if active else values[n * step + 1]
+            item = _listed(session_id, value, tombstone, policy, epoch, now, status)
+            record = item.record if isinstance(item, Ended) else item
+            if record is None or (platform is not None and record.platform != platform):
                 continue
-            record = decode_record(session_id, value)
-            if platform is not None and record.platform != platform:
-                continue
-            if judge(record, policy, now, epoch) is Outcome.VALID:
-                found.append(record)
-                if len(found) > limit:
-                    break
+            found.append(item)  # type: ignore[arg-type]
+            if len(found) > limit:
+                break
         if len(found) > limit or exhausted:
             break
-    if exhausted and len(found) <= limit and epoch.keep is not None:
+    if active and exhausted and len(found) <= limit and epoch.keep is not None:
         kept = yield from _kept(keys, start, policy=policy, epoch=epoch, now=now, platform=platform)
         found += kept
     page = found[:limit]
     if len(found) > limit:
-        return Page(page, cursor_of(page[-1]))
+        tail = page[-1]
+        return Page(page, cursor_of(tail.record if isinstance(tail, Ended) else tail))
     if exhausted or last == start:
         return Page(page, None)
     created, session_id = idx_position(last[1:])
     return Page(page, f"{created}.{session_id}")
+
+
+def _listed(session_id: str, value: bytes | None, tombstone: bytes | None, policy: Policy, epoch: Epoch,
+            now: int, status: str) -> Record | Ended | None:
+    """What a listing of ``status`` shows of one listing-index entry, if anything."""
+    if value is not None:
+        record = decode_record(session_id, value)
+        outcome = judge(record, policy, now, epoch)
+        if outcome is Outcome.VALID:
+            return record if status != "ended" else None
+        if status == "active":
+            return None
+        at = ended_at(record, policy, outcome.value, now, epoch)  # ended, not noticed yet
+        return Ended(record, outcome.value, at) if still_listed(at, now) else None
+    found = None if tombstone is None or status == "active" else decode_tombstone(session_id, tombstone)
+    if found is None:
+        return None
+    reason, at, record = found
+    return Ended(record, reason, at) if still_listed(at, now) else None
 
 
 def _kept(keys: Keys, start: bytes, *, policy: Policy, epoch: Epoch, now: int,
@@ -158,13 +181,15 @@ class Sweep:
 
 def sweep_step(keys: Keys, after: bytes) -> Op[tuple[int, bytes]]:
     """Remove the listing-index entries after ``after`` (``b""``: from the top)
-    whose record is gone, :data:`SWEEP_BATCH` of them; how many were removed, and
-    where to go on (``b""``: the pass is over)."""
+    whose record and tombstone are gone, :data:`SWEEP_BATCH` of them; how many
+    were removed, and where to go on (``b""``: the pass is over)."""
     members = yield from one("ZRANGEBYLEX", keys.idx, b"(" + after if after else b"-", b"+",
                              "LIMIT", 0, SWEEP_BATCH, rerun=Rerun.ALWAYS)
     if not members:
         return 0, b""
-    exists = yield Commands(tuple(("EXISTS", keys.session(idx_position(m)[1])) for m in members),
+    # a record and its tombstone share a slot: one EXISTS each, on a Cluster too
+    ids = [idx_position(m)[1] for m in members]
+    exists = yield Commands(tuple(("EXISTS", keys.session(i), keys.tombstone(i)) for i in ids),
                             Rerun.ALWAYS)
     gone = [m for m, found in zip(members, exists, strict=True) if not found]
     if gone:

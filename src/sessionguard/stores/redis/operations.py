@@ -37,6 +37,7 @@ from ..protocol import Check, Page
 from ..write_behind import Unwritten
 from .audit_log import AuditLog
 from .calls import Arg, Op, Read, Rerun, Script, one
+from .endings import Endings
 from .keys import Keys, encode_user
 from .listing import Sweep, event_page, session_page, start_of
 from .local_cache import Hit, LocalCache, Ticket
@@ -80,6 +81,10 @@ class Operations:
         self.server_clock = ServerClock(clock)
         #: the operations on one user's sessions (logins, listings, sign-outs, timeouts)
         self.users = UserOperations(self)
+        #: the sweep of sessions that timed out, a step a tick (:class:`.endings.Endings`)
+        self.endings = Endings(self)
+        #: told the events each sweep recorded (the guard publishes them: ``Store.on_swept``)
+        self.on_swept: Callable[[Sequence[Event]], None] | None = None
         #: lowered limits: when (``State.lowered``) and, per user, when the user's sessions
         #: were last seen reconciled with them (``core.reconcile_due``)
         self._marks: tuple[int, dict[str, int]] = (0, {})
@@ -265,7 +270,7 @@ class Operations:
         policy = state.policy or self.cache.default
         value, tombstone = yield Read((self.keys.session(session_id), self.keys.tombstone(session_id)))
         if value is None:  # strict mode: nothing is written for an unknown id
-            reason = tombstone.decode("ascii") if tombstone else "invalid"
+            reason = tombstone.partition(b"|")[0].decode("ascii") if tombstone else "invalid"
             return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
         stored, now = decode_record(session_id, value), self.estimated_now()
         if state.lowered and self.reconcile_due(stored, state.lowered):  # rare: limits lowered
@@ -408,11 +413,11 @@ class Operations:
     # -- listings ----------------------------------------------------------------
 
     def list_sessions(self, user_id: str | None, platform: str | None, limit: int,
-                      cursor: str | None) -> Op[Page]:
-        """Valid sessions, newest login first, ``limit`` at a time (a user's from
-        their index, everyone's from the listing index)."""
+                      cursor: str | None, status: str = "active") -> Op[Page]:
+        """Sessions of ``status``, newest login first, ``limit`` at a time (a
+        user's from their indexes, everyone's from the listing index)."""
         if user_id is not None:
-            return (yield from self.users.list_page(user_id, platform, limit, cursor))
+            return (yield from self.users.list_page(user_id, platform, limit, cursor, status))
         start = start_of(cursor)
         if start is None:  # as the memory store: a malformed cursor lists nothing
             return Page([], None)
@@ -421,7 +426,7 @@ class Operations:
         now = yield from self.now()
         found = yield from session_page(
             self.keys, start, policy=state.policy or self.cache.default, epoch=state.epoch, now=now,
-            platform=platform, limit=limit)
+            platform=platform, limit=limit, status=status)
         return Page(self.unwritten.shown(list(found.items)), found.next_cursor)
 
     # -- audit ---------------------------------------------------------------------

@@ -140,6 +140,21 @@ def decode_record(session_id: str, value: bytes) -> Record:
                   remember, ip, city, user_agent, device, metadata, int(idle) if idle else None, bound)
 
 
+def decode_tombstone(session_id: str, value: bytes) -> tuple[str, int, Record] | None:
+    """A tombstone as ``rules.lua`` ``finish_all`` writes it: the reason, when the
+    session ended (ms) and its last record; ``None`` for one that holds only a
+    reason (written by an earlier version)."""
+    parts = value.split(b"|", 2)
+    if len(parts) < 3:
+        return None
+    return parts[0].decode("ascii"), int(parts[1], 36), decode_record(session_id, parts[2])
+
+
+def reason_of(tombstone: bytes) -> str:
+    """The reason a tombstone carries."""
+    return tombstone.partition(b"|")[0].decode("ascii")
+
+
 def now_of(text: bytes) -> int:
     """A moment (ms) as the functions answer it (``rules.lua`` clock): ``<ms>``,
     or ``<s>.<us>`` as the server's ``TIME`` gives it."""

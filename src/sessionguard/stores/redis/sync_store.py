@@ -253,9 +253,16 @@ class RedisStore:
         return self._run(self._ops.users.user_sessions(user_id))
 
     def list_sessions(
-        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None
+        self, *, user_id: str | None, platform: str | None, limit: int, cursor: str | None,
+        status: str = "active",
     ) -> Page:
-        return self._run(self._ops.list_sessions(user_id, platform, limit, cursor))
+        return self._run(self._ops.list_sessions(user_id, platform, limit, cursor, status))
+
+    def sweep(self) -> int:
+        return self._run(self._ops.endings.sweep())
+
+    def on_swept(self, callback: Callable[[Sequence[Event]], None]) -> None:
+        self._ops.on_swept = callback
 
     def user_timeouts(self, user_id: str) -> dict[str, int | None]:
         return self._run(self._ops.users.user_timeouts(user_id))
@@ -308,12 +315,16 @@ class RedisStore:
     def tick(self) -> None:
         """The subscriber's housekeeping, about four times a second: write back the
         uses that are owed (:meth:`write_due`), measure the store's clock once a
-        second (:meth:`.server_clock.ServerClock.measure`) and take a step of the listing
-        index's sweep (:func:`.listing.sweep_step`). Never raises."""
+        second (:meth:`.server_clock.ServerClock.measure`), take a step of the listing
+        index's sweep (:func:`.listing.sweep_step`) and one of the sweep of endings
+        (:meth:`.endings.Endings.step`; on the server's clock only: a test's injected
+        clock sweeps when told). Never raises."""
         self.write_due()
         try:
             self._run(self._ops.server_clock.measure(time.monotonic()))
             self._run(self._ops.sweep.step(time.monotonic()))
+            if self._ops.clock is None:
+                self._run(self._ops.endings.step())
         except StoreUnavailable:
             pass  # the next tick goes on from the same place
 

@@ -14,14 +14,35 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...core import ENDED_REASONS, TOMBSTONE_MS, Outcome, Record, admission, counted
+from ...core import (
+    ENDED_REASONS,
+    TOMBSTONE_MS,
+    Outcome,
+    Record,
+    admission,
+    counted,
+    ended_at,
+    judge,
+    still_listed,
+    sweep_deadline,
+)
 from ...errors import SessionLimitReached, StoreUnavailable
 from ...tokens import is_session_id
-from ..cursors import cursor_after, cursor_of, newest_first
-from ..protocol import Check, Created, NewSession, Page, with_roles
+from ..cursors import newest_first, page_of, record_of
+from ..protocol import Check, Created, Ended, NewSession, Page, with_roles
 from .calls import Arg, Commands, Op, Rerun, one
 from .keys import encode_user
-from .records import decode_pairs, decode_record, idx_bound, idx_member, now_of, record_tail
+from .records import (
+    decode_pairs,
+    decode_record,
+    decode_tombstone,
+    idx_bound,
+    idx_member,
+    now_of,
+    pack_id,
+    record_tail,
+    unpack_id,
+)
 from .scripts import FUNCTIONS, PAGE, Function
 from .state import logger
 
@@ -32,6 +53,8 @@ if TYPE_CHECKING:
 #: tries this often before it answers that it could not be confirmed.
 CREATE_ATTEMPTS = 3
 _CREATE, _SET_TAILS, _ROTATE = FUNCTIONS["create"], FUNCTIONS["set_tails"], FUNCTIONS["rotate"]
+#: The most recently ended sessions of one user a listing reads (the newest endings).
+RECENT_READ = 1000
 
 
 def _opt(value: int | None) -> str:
@@ -108,10 +131,14 @@ class UserOperations:
         return Created(record, evicted, replaced, reported, would == b"rejected")
 
     def _list_in_cluster(self, record: Record, now: int) -> Op[None]:
-        """Add a login to the global listing index (another slot than the function's),
-        pruning entries older than any session can live (as ``rules.lua`` does)."""
+        """Add a login to the global listing index and the deadline index (another
+        slot than the function's), pruning entries older than any session can live
+        (as ``rules.lua`` does)."""
         commands: list[tuple[Arg, ...]] = [("ZADD", self.keys.idx, 0, idx_member(record.created, record.id))]
         policy = self.ops.cache.policy()
+        ends = sweep_deadline(record, policy)
+        if ends is not None:
+            commands.append(("ZADD", self.keys.deadlines, ends, pack_id(record.id)))
         absolutes = [p.absolute_timeout for p in policy.platforms.values()]
         # (under ENFORCE=report a session outlives its absolute timeout while it is used)
         if policy.enforce and all(a is not None for a in absolutes):
@@ -176,11 +203,15 @@ class UserOperations:
         return Check(Outcome.VALID, record, policy=state.policy or self.ops.cache.default)
 
     def _relist_in_cluster(self, old_id: str, record: Record) -> Op[None]:
-        """The listing index of a Cluster (another slot) follows a rotation."""
+        """The listing and deadline indexes of a Cluster (another slot) follow a rotation."""
         commands: tuple[tuple[Arg, ...], ...] = (
             ("ZREM", self.keys.idx, idx_member(record.created, old_id)),
             ("ZADD", self.keys.idx, 0, idx_member(record.created, record.id)),
+            ("ZREM", self.keys.deadlines, pack_id(old_id)),
         )
+        ends = sweep_deadline(record, self.ops.cache.policy())
+        if ends is not None:
+            commands += (("ZADD", self.keys.deadlines, ends, pack_id(record.id)),)
         try:
             yield Commands(commands, Rerun.ALWAYS)
         except StoreUnavailable:
@@ -196,17 +227,57 @@ class UserOperations:
                             prune="1" if prune else "0")
         return [record for items in (yield from pages) for record in decode_pairs(items)]
 
-    def list_page(self, user_id: str, platform: str | None, limit: int, cursor: str | None) -> Op[Page]:
-        """The user's valid sessions, newest login first, ``limit`` at a time (all
-        read, a page of the index a call, then cut here: the index is in id order)."""
-        records = yield from self.user_sessions(user_id, prune=False)
-        valid = [r for r in records if platform is None or r.platform == platform]
-        if cursor is not None:
-            after = cursor_after(cursor)
-            valid = [r for r in valid if newest_first(r) > after]
-        more = len(valid) > limit
-        page = valid[:limit]
-        return Page(page, cursor_of(page[-1]) if more and page else None)
+    def list_page(self, user_id: str, platform: str | None, limit: int, cursor: str | None,
+                  status: str = "active") -> Op[Page]:
+        """The user's sessions of ``status``, newest login first, ``limit`` at a
+        time (all read, a page of the index a call, then cut here: the index is
+        in id order)."""
+        found: list[Record | Ended] = []
+        if status != "ended":
+            found += yield from self.user_sessions(user_id, prune=False)
+        if status != "active":
+            found += yield from self.recently_ended(user_id)
+        return page_of([r for r in found if platform in (None, record_of(r).platform)], limit, cursor)
+
+    def recently_ended(self, user_id: str) -> Op[list[Ended]]:
+        """The user's sessions that ended within the last day (the newest
+        :data:`RECENT_READ` endings): from the tombstones the user's ``x:<user>``
+        names, and the sessions of the user's index that have ended and are not
+        noticed yet (a sign-out of everyone). Plain reads of one slot."""
+        tag = yield from self.ops.slot_tag(user_id)
+        state = yield from self.ops.state()
+        policy = state.policy or self.ops.cache.default
+        now = yield from self.ops.now()
+        members, recent = yield Commands((
+            ("ZRANGE", self.keys.user_index(tag, user_id), 0, -1),
+            ("ZREVRANGEBYSCORE", self.keys.recent(tag, user_id), "+inf", now - TOMBSTONE_MS,
+             "LIMIT", 0, RECENT_READ),
+        ), Rerun.ALWAYS)
+        held = [tag + unpack_id(m[-17:], 22) for m in members]  # (17 bytes of packed short id, last)
+        ended = [tag + unpack_id(m[-17:], 22) for m in recent]
+        reads: list[tuple[Arg, ...]] = []
+        if held:
+            reads.append(("MGET", *(self.keys.session(i) for i in held)))
+        if ended:
+            reads.append(("MGET", *(self.keys.tombstone(i) for i in ended)))
+        replies = (yield Commands(tuple(reads), Rerun.ALWAYS)) if reads else []
+        values = replies[0] if held else []
+        tombstones = replies[-1] if ended else []
+        found: list[Ended] = []
+        for session_id, value in zip(held, values, strict=True):
+            if value is None:
+                continue
+            record = decode_record(session_id, value)
+            outcome = judge(record, policy, now, state.epoch)
+            if outcome is not Outcome.VALID:
+                at = ended_at(record, policy, outcome.value, now, state.epoch)
+                if still_listed(at, now):
+                    found.append(Ended(record, outcome.value, at))
+        for session_id, tombstone in zip(ended, tombstones, strict=True):
+            gone = None if tombstone is None else decode_tombstone(session_id, tombstone)
+            if gone is not None and still_listed(gone[1], now):
+                found.append(Ended(gone[2], gone[0], gone[1]))
+        return found
 
     def user_sessions(self, user_id: str, prune: bool = True) -> Op[list[Record]]:
         """A user's valid sessions, newest login first."""
@@ -234,6 +305,7 @@ class UserOperations:
             ids = [i.decode("ascii") for i in updated]
             self.ops.forget(ids)
             self.ops.unwritten.owe(ids)  # (other processes: when the function's announcement comes)
+            yield from self.ops.endings.place_ids(ids)  # a shorter timeout moves deadlines earlier
 
     def set_roles(self, user_id: str, roles: Sequence[str]) -> Op[list[Record]]:
         """Replace ``metadata["roles"]`` of the user's valid sessions: read them

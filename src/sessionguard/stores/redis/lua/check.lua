@@ -34,7 +34,7 @@ local c = context(ARGV[A.context])
 local key = KEYS[K.record]
 local value = call('GET', key)
 if not value then
-  return 'u' .. (call('GET', tombstone_of(key)) or '')
+  return 'u' .. reason_of(call('GET', tombstone_of(key)))
 end
 local now, now_text, now_tail = clock(ARGV[A.now] or '')
 local created, seen, remember, ui, platform, bound = header(value)
@@ -49,7 +49,9 @@ if use and use ~= '' then
 end
 local reason = judge(c, now, key, created, seen, remember, ui, platform)
 if reason then
-  finish(c, parse(key, id_of(key), value), reason)
+  local rec = parse(key, id_of(key), value)
+  rec.l = seen
+  finish(c, rec, reason, now)
   return 'e' .. reason .. '|' .. value
 end
 if ARGV[A.lowered] and ARGV[A.lowered] ~= '' then

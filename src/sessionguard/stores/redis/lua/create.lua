@@ -43,7 +43,7 @@ local c = context(ARGV[A.context])
 local existing = redis.call('GET', KEYS[K.record])
 if existing then return {2, existing} end
 local gone = redis.call('GET', tombstone_of(KEYS[K.record]))
-if gone then return {3, gone} end
+if gone then return {3, reason_of(gone)} end
 
 local now, now_text, now_tail = clock(ARGV[A.now])
 local index, tag = KEYS[K.index], ARGV[A.tag]
@@ -69,7 +69,7 @@ end
 local report = {''}
 local reply, ids = {1, '', now_text .. now_tail, report, ''}, {}
 local function evict(rec)
-  finish(c, rec, 'evicted')
+  finish(c, rec, 'evicted', now)
   ids[#ids + 1] = rec.id
   reply[#reply + 1] = rec.id
   reply[#reply + 1] = rec.value
@@ -151,7 +151,7 @@ if over_a_limit(false) then
       if value then
         local rec = parse(key, id, value)
         local reason = judge_record(c, now, rec)
-        if reason then finish(c, rec, reason) else evict(rec) end
+        if reason then finish(c, rec, reason, now) else evict(rec) end
       end
     end
     if over_a_limit(true) then
@@ -165,7 +165,7 @@ if over_a_limit(false) then
 end
 
 if spare then  -- admitted: the presented session ends (the session-fixation defence)
-  finish(c, spare, 'signed_out')
+  finish(c, spare, 'signed_out', now)
   ids[#ids + 1], reply[5] = spare.id, spare.value
 end
 local own = redis.call('HGET', KEYS[K.settings], platform)
@@ -178,6 +178,7 @@ if fresh and keep then redis.call('PEXPIRE', index, keep + TOMBSTONE_MS) else ke
 if redis.call('EXISTS', KEYS[K.settings]) == 1 then redis.call('PEXPIRE', KEYS[K.settings], SETTINGS_MS) end
 if c.idx then
   redis.call('ZADD', c.idx, 0, idx_member(rec))
+  place(c, rec)
   prune_idx(c, now)
 end
 announce(c, ids)

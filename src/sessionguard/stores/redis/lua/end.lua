@@ -14,7 +14,8 @@ local value = redis.call('GET', key)
 if not value then return false end
 local rec = parse(key, id_of(key), value)
 if ARGV[A.owner] ~= '' and user_of(rec) ~= ARGV[A.owner] then return false end
-if judge_record(c, clock(ARGV[A.now]), rec) then return false end
-finish(c, rec, ARGV[A.reason])
+local now = clock(ARGV[A.now])
+if judge_record(c, now, rec) then return false end
+finish(c, rec, ARGV[A.reason], now)
 announce(c, {rec.id})
 return value

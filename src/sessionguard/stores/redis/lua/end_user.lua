@@ -25,6 +25,6 @@ for _, rec in ipairs(records_of(c, now, base, index, members, true)) do
     ids[#ids + 1] = rec.id
   end
 end
-finish_all(c, ended)
+finish_all(c, ended, now)
 announce(c, ids)
 return reply

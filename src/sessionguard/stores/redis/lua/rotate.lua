@@ -20,20 +20,23 @@ local key, new_key = KEYS[K.record], KEYS[K.new_record]
 local done = redis.call('GET', new_key)
 if done then return {1, done} end
 local value = redis.call('GET', key)
-if not value then return {0, redis.call('GET', tombstone_of(key)) or ''} end
+if not value then return {0, reason_of(redis.call('GET', tombstone_of(key)))} end
 local now = clock(ARGV[A.now])
 local rec = parse(key, id_of(key), value)
 local seen = tonumber(ARGV[A.use])
 if seen and seen > rec.l and seen <= now then rec.l = seen end
 local reason = judge_record(c, now, rec)
 if reason then
-  finish(c, rec, reason)
+  finish(c, rec, reason, now)
   return {2, reason, value}
 end
 local index, old_id = index_of(rec), rec.id
 redis.call('DEL', key)
 redis.call('ZREM', index, member_of(rec))
-if c.idx then redis.call('ZREM', c.idx, idx_member(rec)) end
+if c.idx then
+  redis.call('ZREM', c.idx, idx_member(rec))
+  redis.call('ZREM', c.dl, pack_id(rec.id))
+end
 if rec.b then
   redis.call('DEL', device_of(key))
   rec.b = false
@@ -42,5 +45,6 @@ rec.key, rec.id = new_key, id_of(new_key)
 keep_index(index, store(c, now, rec))
 redis.call('ZADD', index, 0, member_of(rec))
 if c.idx then redis.call('ZADD', c.idx, 0, idx_member(rec)) end
+place(c, rec)
 announce(c, {old_id})
 return {1, encode(rec)}

@@ -2,7 +2,7 @@
 -- (scripts.library puts the generated contract before it and the functions after it). It
 -- mirrors sessionguard/core.py rule for rule:
 --   idle_limit() = core.idle_limit, retention() = core.retention, judge() = core.judge (with
---   core.timed_out and core.lifetime),
+--   core.timed_out and core.lifetime), deadline_of() = core.sweep_deadline, ended_at() = core.ended_at,
 --   touch_interval() = core.touch_interval, evict_first() = core.eviction_order,
 --   surplus() = core.surplus, reconcile() = core.reconcile_due then core.surplus,
 --   TOMBSTONE_MS, TOUCH_MIN_MS, TOUCH_MAX_MS = core's.
@@ -20,7 +20,9 @@
 -- A platform code (records.platform_code) is a built-in's letter (LETTER_OF) or '+<name>.'.
 -- <user> is keys.encode_user(user id): the id itself when plain, else '~' + base64url.
 -- Keys under the base '<prefix>:{<tag>}:', where <short> is an id without its tag: s:<short>
--- record, e:<short> tombstone (reason), u:<user> the user's index (zset, scores 0, members
+-- record, e:<short> tombstone ('<reason>|<ended at, base 36>|<the last record>', a day),
+-- x:<user> the user's recently ended sessions (zset, scored by when each ended, members as
+-- u:<user>'s; a day), u:<user> the user's index (zset, scores 0, members
 -- records.user_member: the platform's code then the packed <short>), t:<user> the user's own
 -- idle timeouts (hash), k:<short> a device-bound session's key and the challenges it answered
 -- (DBSC, a hash: 'key' -> the device's public key as JWK text, each challenge's id -> its issue
@@ -104,11 +106,12 @@ local function parse_context(text)
     on_limit = f.on_limit, evict = f.evict, ceiling = tonumber(f.session_ceiling),
     total = tonumber(f.max_sessions_total),  -- MAX_SESSIONS_TOTAL, nil = unlimited
     enforce = f.enforce ~= '0',  -- ENFORCE=report: timeouts and limits judged, reported, not applied
-    prefix = f.prefix, bus = f.prefix .. ':bus', idx = false,
+    prefix = f.prefix, bus = f.prefix .. ':bus', idx = false, dl = false,
     longest_ms = 0,  -- the longest absolute timeout (ms), nil when one is never
   }
   -- the listing index, but on a Cluster (another slot); the sign-out's kept session by its key
-  if f.listed == '1' then c.idx = f.prefix .. ':idx' end
+  -- and the deadline index (the sweep's order of sessions by deadline), in the same case
+  if f.listed == '1' then c.idx, c.dl = f.prefix .. ':idx', f.prefix .. ':dl' end
   if f.epoch_keep ~= '' then
     c.keep_key = f.prefix .. ':{' .. string.sub(f.epoch_keep, 1, TAG_LENGTH) .. '}:s:'
       .. string.sub(f.epoch_keep, TAG_LENGTH + 1)
@@ -319,14 +322,38 @@ local function touch_interval(c, remember, ui, platform)
   return c.interval[platform]
 end
 
--- core.retention (ms from now; nil = no expiry), from core.deadline
-local function retention(c, now, rec)
+-- core.sweep_deadline: the deadline (ms) the policy's timeouts give the record, applied or not
+-- (nil = never)
+local function deadline_of(c, rec)
   local idle, absolute = idle_limit(c, rec.r, rec.ui, rec.p), lifetime_ms(c, rec.r, rec.p)
   local ends = nil
   if idle then ends = rec.l + idle * 1000 end
   if absolute and (not ends or rec.c + absolute < ends) then ends = rec.c + absolute end
+  return ends
+end
+
+-- core.retention (ms from now; nil = no expiry), from core.deadline
+local function retention(c, now, rec)
+  local ends = deadline_of(c, rec)
   if not ends then return nil end
   return math.max(ends - now, 0) + TOMBSTONE_MS
+end
+
+-- core.ended_at: when the record ended for `reason`, noticed at `now`
+local function ended_at(c, now, rec, reason)
+  if reason == 'idle_timeout' or reason == 'absolute_timeout' then
+    local ends = deadline_of(c, rec)
+    if ends and ends < now then return ends end
+    return now
+  end
+  if reason == 'signout_all' and c.epoch_at > 0 then return math.min(c.epoch_at - 1, now) end
+  return now
+end
+
+-- the reason a tombstone carries ('' for none): '<reason>|<ended at>|<record>'
+local function reason_of(tombstone)
+  if not tombstone then return '' end
+  return match(tombstone, '^[^|]*')
 end
 
 -- core.eviction_order: sorts `recs` in place, the first to evict first
@@ -375,26 +402,36 @@ local function store(c, now, rec, tail)
   return keep
 end
 
--- MemoryStore._end for each record of `recs` (all of one user), with its `reason`: it becomes
--- a tombstone carrying the reason, and leaves both indexes; a device-bound one's key goes too
-local function finish_all(c, recs)
+-- MemoryStore._end for each record of `recs` (all of one user), with its `reason`, noticed at
+-- `now`: it becomes a tombstone carrying the reason, when it ended (core.ended_at) and the record
+-- (what a listing of ended sessions shows, for a day), leaves the user's index for the user's
+-- recently ended (x:<user>) and the deadline index; a device-bound one's key goes too. Its
+-- listing-index entry stays while the tombstone does (the listing's sweep removes it then).
+local function finish_all(c, recs, now)
   if #recs == 0 then return end
-  local keys, members, listed = {}, {}, {}
-  local base, tag = base_of(recs[1].key), c.idx and pack_id(sub(recs[1].id, 1, TAG_LENGTH))
+  local keys, members, ended, due = {}, {}, {}, {}
+  local base = base_of(recs[1].key)
   for i, rec in ipairs(recs) do
     keys[#keys + 1], members[i] = rec.key, member_of(rec)
     if rec.b then keys[#keys + 1] = device_of(rec.key) end
-    if c.idx then listed[i] = idx_bound(rec.c) .. tag .. sub(members[i], -17) end
-    call('SET', base .. 'e:' .. sub(rec.key, -SHORT_LENGTH), rec.reason, 'PX', TOMBSTONE_MS)
+    local at = ended_at(c, now, rec, rec.reason)
+    ended[#ended + 1], ended[#ended + 2] = at, members[i]
+    if c.dl then due[i] = pack_id(rec.id) end
+    call('SET', base .. 'e:' .. sub(rec.key, -SHORT_LENGTH), rec.reason .. '|' .. b36(at) .. '|' .. encode(rec),
+         'PX', TOMBSTONE_MS)
   end
   call('DEL', spread(keys))
   call('ZREM', index_of(recs[1]), spread(members))
-  if c.idx then call('ZREM', c.idx, spread(listed)) end
+  local recent = base .. 'x:' .. user_of(recs[1])
+  call('ZADD', recent, spread(ended))
+  call('ZREMRANGEBYSCORE', recent, '-inf', '(' .. (now - TOMBSTONE_MS))
+  call('PEXPIRE', recent, TOMBSTONE_MS)
+  if c.dl then call('ZREM', c.dl, spread(due)) end
 end
 
-local function finish(c, rec, reason)
+local function finish(c, rec, reason, now)
   rec.reason = reason
-  finish_all(c, {rec})
+  finish_all(c, {rec}, now)
 end
 
 -- LOCAL_CACHE: every process drops these sessions from its cache of valid checks at once
@@ -428,8 +465,14 @@ local function records_of(c, now, base, index, members, prune)
     end
   end
   if prune then
+    -- a session a sign-out of everyone ended becomes a tombstone; one that timed out only
+    -- leaves the index: the sweep (or a request) notices it and records its one audit event
+    local finished = {}
+    for _, rec in ipairs(ended) do
+      if rec.reason == 'signout_all' then finished[#finished + 1] = rec else gone[#gone + 1] = rec.member end
+    end
     if #gone > 0 then call('ZREM', index, spread(gone)) end
-    finish_all(c, ended)
+    finish_all(c, finished, now)
   end
   return alive
 end
@@ -449,6 +492,17 @@ local function page_of(index, after, count, code)
   local cursor = ''
   if #members == count then cursor = members[#members] end
   return members, cursor
+end
+
+-- the deadline index (the sweep's): `rec` placed at its deadline, or out of it without one
+local function place(c, rec)
+  if not c.dl then return end
+  local ends = deadline_of(c, rec)
+  if ends then
+    call('ZADD', c.dl, ends, pack_id(rec.id))
+  else
+    call('ZREM', c.dl, pack_id(rec.id))
+  end
 end
 
 -- drop listing-index entries older than any session can live (the longest absolute timeout
@@ -545,7 +599,7 @@ local function reconcile(c, now, rec, lowered)
   local ended, ids = {}, {}
   if over then ended = surplus(c, records_of(c, now, base, index, call('ZRANGE', index, 0, -1), true)) end
   for i, victim in ipairs(ended) do victim.reason, ids[i] = 'evicted', victim.id end
-  finish_all(c, ended)
+  finish_all(c, ended, now)
   announce(c, ids)
   local ttl = call('PTTL', index)
   if ttl > 0 then
