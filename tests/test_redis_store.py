@@ -700,7 +700,7 @@ ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=30)  # lone su
 def test_the_record_codec_round_trips(user_id: str, ip: str, city: str | None, agent: str,
                                       metadata: dict[str, Any]) -> None:
     fresh = new(FIXED, user_id, "mobile", ip=ip, city=city, user_agent=agent, device="d", metadata=metadata)
-    # the header as rules.lua writes it (times in base 36), then the tail as the store sends it
+    # the header as records.lua writes it (times in base 36), then the tail as the store sends it
     header = f"{base36(1_800_000_000_000)}|{base36(1_800_000_001_000)}|r900|m|{encode_user(user_id)}|"
     value = header.encode() + record_tail(fresh)
     assert decode_record(fresh.id, value) == Record(

@@ -68,7 +68,7 @@ class PlatformPolicy:
 class _Platforms(dict[str, PlatformPolicy]):
     """The platforms' policies; a platform not among them (its sessions' kind was
     taken out of ``PLATFORMS`` since they logged in) follows web's, as
-    ``rules.lua`` does: its sessions keep ending by timeouts."""
+    ``context.lua`` does: its sessions keep ending by timeouts."""
 
     def __missing__(self, name: str) -> PlatformPolicy:
         if name == "web":  # (a policy built without web, by hand)

@@ -5,7 +5,7 @@ also the first four characters of every id of that user's sessions, so all of
 a user's keys share one Redis Cluster hash slot; ``<short>`` is a session id
 without those four characters):
 
-- ``P:{tag}:s:<short>`` the session record (a string, see ``lua/rules.lua``),
+- ``P:{tag}:s:<short>`` the session record (a string, see ``lua/records.lua``),
   expiring a day after the session's deadline;
 - ``P:{tag}:e:<short>`` the tombstone of an ended session, for a day: its
   reason, when it ended and its last record (``<reason>|<ms, base 36>|<record>``);

@@ -1,5 +1,5 @@
 """The session record as Redis holds it (one compact string, see
-``lua/rules.lua``), its plain tail, and the packed members of the user and
+``lua/records.lua``), its plain tail, and the packed members of the user and
 listing indexes."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ EXTRA_CODE, EXTRA_END = "+", "."
 
 
 def platform_code(platform: str) -> str:
-    """How a record and the user index write ``platform`` (``rules.lua`` code_of)."""
+    """How a record and the user index write ``platform`` (``records.lua`` code_of)."""
     return PLATFORM_LETTERS.get(platform) or f"{EXTRA_CODE}{platform}{EXTRA_END}"
 
 
@@ -51,7 +51,7 @@ _RANK = {c: i for i, c in enumerate(ALPHABET)}
 
 def pack_id(text: str) -> bytes:
     """Id characters packed 6 bits each, big-endian, padded to whole bytes (as
-    ``lua/rules.lua`` packs them: 26 characters take 20 bytes, 22 take 17);
+    ``lua/records.lua`` packs them: 26 characters take 20 bytes, 22 take 17);
     packed ids sort as the ids do."""
     value = 0
     for char in text:
@@ -82,7 +82,7 @@ def idx_bound(created: int) -> bytes:
 
 def idx_member(created: int, session_id: str) -> bytes:
     """The listing-index member of a session (26 bytes, not 41 as text): newest
-    login first in lexical order, then by id. ``lua/rules.lua`` writes the same."""
+    login first in lexical order, then by id. ``lua/records.lua`` writes the same."""
     return idx_bound(created) + pack_id(session_id)
 
 
@@ -119,7 +119,7 @@ def record_tail(new: NewSession) -> bytes:
 
 
 def decode_record(session_id: str, value: bytes) -> Record:
-    """A record as ``lua/rules.lua`` writes it."""
+    """A record as ``lua/records.lua`` writes it."""
     created, seen, flags, platform, user, tail = value.split(b"|", 5)
     text = tail.decode("utf-8", "surrogatepass")
     if text.startswith("["):
@@ -141,7 +141,7 @@ def decode_record(session_id: str, value: bytes) -> Record:
 
 
 def decode_tombstone(session_id: str, value: bytes) -> tuple[str, int, Record] | None:
-    """A tombstone as ``rules.lua`` ``finish_all`` writes it: the reason, when the
+    """A tombstone as ``store.lua`` ``finish_all`` writes it: the reason, when the
     session ended (ms) and its last record; ``None`` for one that holds only a
     reason (written by an earlier version)."""
     parts = value.split(b"|", 2)
@@ -156,7 +156,7 @@ def reason_of(tombstone: bytes) -> str:
 
 
 def now_of(text: bytes) -> int:
-    """A moment (ms) as the functions answer it (``rules.lua`` clock): ``<ms>``,
+    """A moment (ms) as the functions answer it (``context.lua`` clock): ``<ms>``,
     or ``<s>.<us>`` as the server's ``TIME`` gives it."""
     seconds, dot, micros = text.partition(b".")
     return int(seconds) * 1000 + int(micros) // 1000 if dot else int(seconds)

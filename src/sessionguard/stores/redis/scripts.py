@@ -9,8 +9,8 @@ tables (``KEY.check.record``, ``ARG.check.id``, ``CONTEXT``), so neither side
 numbers an argument by hand.
 
 Why a library (``FUNCTION LOAD``, then ``FCALL``; Redis >= 7.0): its top-level
-code (the rules of ``lua/rules.lua``, constants, lookup tables) runs once when
-it is loaded, and a call runs only its function. A script sent with
+code (the shared files of :data:`SHARED`: the rules, constants, lookup tables)
+runs once when it is loaded, and a call runs only its function. A script sent with
 ``EVALSHA`` ran all of that again on every call, which was most of what a check
 cost Redis. The library's name carries a digest of its source, so processes of
 two versions of sessionguard sharing one Redis (a rolling deploy) each call
@@ -45,6 +45,16 @@ CONTEXT = (
     "listed",  # '1': the functions keep the listing index '<prefix>:idx' (not on a Cluster: another slot)
     "prefix",
 )
+
+#: The library's shared files (``lua/<name>.lua``), in the order it runs them,
+#: after the generated contract and before the functions: each may use what
+#: those before it define. ``rules`` mirrors the rules of ``core`` (timeouts,
+#: touches, tombstones, device binding) and binds the globals the others use;
+#: ``context`` parses the context and reads the clock; ``records`` holds the keys,
+#: ids and the record's format; ``store`` writes, ends and reads records and keeps
+#: the indexes; ``limits`` mirrors ``core.limits`` (eviction order, lowered
+#: limits). Their top level defines functions and literal tables only.
+SHARED = ("rules", "context", "records", "store", "limits")
 
 #: The digits of base 36, as a record writes its times (``int(text, 36)`` reads them).
 BASE36 = string.digits + string.ascii_lowercase
@@ -148,7 +158,7 @@ def pack_platforms(platforms: Mapping[str, Sequence[str]]) -> str:
     """The context's ``platforms`` field: for each platform its name, idle
     timeout, absolute timeout, session lifetime (of a session without
     remember-me) and limit, ``,``-separated, the platforms ``;``-separated
-    (``rules.lua`` parse_context reads it)."""
+    (``context.lua`` parse_context reads it)."""
     return ";".join(",".join((name, *values)) for name, values in platforms.items())
 
 
@@ -209,11 +219,11 @@ class Library:
 
 
 def library() -> Library:
-    """Build the library: the contract, ``rules.lua``, then each function's file
-    as the body of its callback ``function(KEYS, ARGV)``, registered under a name
-    that carries the digest of the whole."""
+    """Build the library: the contract, the :data:`SHARED` files in order, then
+    each function's file as the body of its callback ``function(KEYS, ARGV)``,
+    registered under a name that carries the digest of the whole."""
     folder = resources.files("sessionguard.stores.redis") / "lua"
-    parts = [contract_lua(), (folder / "rules.lua").read_text(encoding="utf-8")]
+    parts = [contract_lua(), *((folder / f"{name}.lua").read_text(encoding="utf-8") for name in SHARED)]
     for name in FUNCTIONS:
         body = (folder / f"{name}.lua").read_text(encoding="utf-8")
         parts.append(f"local function {name}_function(KEYS, ARGV)\n{body}\nend\n")

@@ -169,7 +169,7 @@ class StateCache:
 
     def announced(self, payload: bytes | str) -> None:
         """A message on the bus: a new state, or ``{"drop": [ids]}`` (sessions
-        ended or changed, see ``rules.lua``). Anything else is ignored."""
+        ended or changed, see ``store.lua`` announce). Anything else is ignored."""
         try:
             data = json.loads(payload)
             if not isinstance(data, dict):

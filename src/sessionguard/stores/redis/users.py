@@ -133,7 +133,7 @@ class UserOperations:
     def _list_in_cluster(self, record: Record, now: int) -> Op[None]:
         """Add a login to the global listing index and the deadline index (another
         slot than the function's), pruning entries older than any session can live
-        (as ``rules.lua`` does)."""
+        (as ``store.lua`` prune_idx does)."""
         commands: list[tuple[Arg, ...]] = [("ZADD", self.keys.idx, 0, idx_member(record.created, record.id))]
         policy = self.ops.cache.policy()
         ends = sweep_deadline(record, policy)

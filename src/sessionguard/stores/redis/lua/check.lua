@@ -6,7 +6,7 @@
 -- Strict mode: an id with neither record nor tombstone causes no write at all. A write
 -- rewrites only a record read in this same call, so a request that finishes after a logout
 -- cannot bring the session back. It reads only the record's header
--- (rules.lua header), takes one key and four arguments, and answers one string.
+-- (records.lua header), takes one key and four arguments, and answers one string.
 --
 -- KEYS   record '<base>s:<short>' (its tombstone '<base>e:<short>' shares its slot)
 -- ARGV   context,
@@ -26,7 +26,7 @@
 --         'e<reason>|<record>'         ended by this check
 --         's<written>'                 valid, but refusing the token presented; <written> is
 --                                      an owed use written now ('' = none)
--- With `lowered`, a record found valid first reconciles its user (rules.lua reconcile): the
+-- With `lowered`, a record found valid first reconciles its user (limits.lua reconcile): the
 -- reply is then {answer, mark, id1, record1, ...}: the answer above ('e' 'evicted' when this
 -- session was in the surplus), when the user was last reconciled, and the others it ended.
 local K, A = KEY.check, ARG.check

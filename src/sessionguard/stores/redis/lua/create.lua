@@ -31,7 +31,7 @@
 --         {1, record, now, report, replaced, id1, record1, ...}  created, with the ended
 --                                           `replacing` record ('' = none) and the evicted ids
 --                                           and records
---                                           (now as rules.lua clock gives it); report: {would,
+--                                           (now as context.lua clock gives it); report: {would,
 --                                           id, record, ...}, would 'rejected' (the limit would
 --                                           have refused this login), 'evicted' (it would have
 --                                           evicted these sessions) or '' (ENFORCE=on, or nothing)

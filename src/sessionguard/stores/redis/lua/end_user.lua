@@ -1,5 +1,5 @@
 -- end_user: end a user's sessions, one page of the user's index at a time (MemoryStore.end_user):
--- the page's records go through the pruning step of core-judged validity (rules.lua
+-- the page's records go through the pruning step of core-judged validity (store.lua
 -- records_of), then every valid one on the platform (or on any platform), except the kept
 -- one, becomes a tombstone; the ended ids are announced on the bus (LOCAL_CACHE). The store
 -- calls it page after page until the cursor comes back empty.

@@ -1,7 +1,7 @@
 -- set_tails: give sessions of one user a new tail (ip, city, user agent, device and metadata:
 -- MemoryStore.set_roles rewrites the metadata's roles). The caller read the user's sessions
 -- and encoded each new tail; a session that has ended since stays ended (core.judge: no
--- resurrection), one still valid keeps its times and retention (rules.lua store). The tail is
+-- resurrection), one still valid keeps its times and retention (store.lua store). The tail is
 -- never parsed here. The ids updated are announced on the bus (LOCAL_CACHE).
 --
 -- KEYS   records...: '<base>s:<short>' of one user, one per pair
