@@ -338,3 +338,31 @@ def test_a_challenge_is_redeemable_once_within_five_minutes() -> None:
     assert not redeemable({}, "c", now + CHALLENGE_MS + 1, now)
     assert not redeemable({"c": now}, "c", now, now)
     assert still_used({"old": now - CHALLENGE_MS - 1, "new": now - 1}, now) == {"new": now - 1}
+
+
+def test_the_package_re_exports_every_rule() -> None:
+    """``from sessionguard.core import X`` reaches every public name each module of
+    the package defines, as that very object (the modules are where the rules
+    live; the package is how the rest of sessionguard reads them)."""
+    import ast
+    import importlib
+    import pathlib
+
+    import sessionguard.core as core
+
+    for path in sorted(pathlib.Path(core.__file__).parent.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        module = importlib.import_module(f"sessionguard.core.{path.stem}")
+        defined: list[str] = []
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                defined.append(node.name)
+            elif isinstance(node, ast.Assign):
+                defined += [t.id for t in node.targets if isinstance(t, ast.Name)]
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                defined.append(node.target.id)
+        public = [name for name in defined if not name.startswith("_")]
+        assert public, path.name
+        for name in public:
+            assert getattr(core, name, None) is getattr(module, name), f"core.{name} ({path.name})"

@@ -26,7 +26,15 @@ from sessionguard.stores.protocol import NewSession
 from sessionguard.stores.redis import AsyncRedisStore, RedisStore, open_redis_stores
 from sessionguard.stores.redis.keys import Keys
 from sessionguard.stores.redis.records import decode_record
-from sessionguard.stores.redis.scripts import CONTEXT, FUNCTIONS, PAGE, contract_lua, library, pack_context
+from sessionguard.stores.redis.scripts import (
+    CONTEXT,
+    FUNCTIONS,
+    PAGE,
+    SHARED,
+    contract_lua,
+    library,
+    pack_context,
+)
 from sessionguard.tokens import Tokens, session_id
 
 TOKENS = Tokens([SECRET])
@@ -133,6 +141,17 @@ def test_the_lua_side_of_the_contract_is_generated() -> None:
         assert f"['{name}'] = {{" in generated
     assert "local CONTEXT = {" + ", ".join(repr(field) for field in CONTEXT) + "}" in generated
     assert f"local READ_LIMIT = {PAGE}" in generated
+
+
+def test_every_lua_file_is_a_shared_file_or_a_function() -> None:
+    """The library is built from every file of ``lua/``: the shared ones (in the
+    order of ``SHARED``, each once) before every function's, none left out."""
+    files = {path.name.removesuffix(".lua") for path in LUA.iterdir() if path.name.endswith(".lua")}
+    assert len(set(SHARED)) == len(SHARED) and not set(SHARED) & set(FUNCTIONS)
+    assert files == set(SHARED) | set(FUNCTIONS)
+    source = library().source
+    starts = [source.index((LUA / f"{name}.lua").read_text(encoding="utf-8")) for name in SHARED]
+    assert starts == sorted(starts) and starts[-1] < source.index("local function check_function")
 
 
 def test_the_library_registers_every_function(private_redis: RedisServer) -> None:
