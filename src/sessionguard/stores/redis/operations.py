@@ -36,11 +36,12 @@ from ...tokens import is_session_id
 from ..protocol import Check, Page
 from ..write_behind import Unwritten
 from .audit_log import AuditLog
-from .calls import Arg, Op, Read, Rerun, Script, one
+from .calls import Arg, Op, Rerun, Script, one
 from .endings import Endings
 from .keys import Keys, encode_user
 from .listing import Sweep, event_page, session_page, start_of
 from .local_cache import Hit, LocalCache, Ticket
+from .reads import Reads
 from .records import decode_pairs, decode_record, now_of
 from .scripts import FUNCTIONS, Function, pack_context, pack_platforms
 from .server_clock import ServerClock
@@ -77,6 +78,8 @@ class Operations:
         self.sweep = Sweep(keys)
         #: uses seen here, not written back yet (core.touch_due, core.flush_by)
         self.unwritten = cache.unwritten = Unwritten()
+        #: the request path's read of each session, and the record it last decoded
+        self.reads = Reads(keys)
         #: the server's clock as this process estimates it (:mod:`.server_clock`)
         self.server_clock = ServerClock(clock)
         #: the operations on one user's sessions (logins, listings, sign-outs, timeouts)
@@ -258,7 +261,8 @@ class Operations:
         ended goes to :meth:`confirm`, a second round trip once per ending. A
         device-bound session refusing an ``unbound_token`` answers ``stale`` and
         notes no use. With ``LOCAL_CACHE``, a valid answer is kept for :meth:`cached`."""
-        if not is_session_id(session_id):
+        known = self.reads.of(session_id)
+        if known is None:
             return Check(Outcome.INVALID)
         local = self.local
         ticket = None if local is None else local.ticket()
@@ -268,11 +272,11 @@ class Operations:
             yield from self.server_clock.measure()
         state = self.cache.state
         policy = state.policy or self.cache.default
-        value, tombstone = yield Read((self.keys.session(session_id), self.keys.tombstone(session_id)))
+        value, tombstone = yield known.read
         if value is None:  # strict mode: nothing is written for an unknown id
             reason = tombstone.partition(b"|")[0].decode("ascii") if tombstone else "invalid"
             return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
-        stored, now = decode_record(session_id, value), self.estimated_now()
+        stored, now = self.reads.record(known, session_id, value), self.estimated_now()
         if state.lowered and self.reconcile_due(stored, state.lowered):  # rare: limits lowered
             return (yield from self.confirm(session_id, passive, unbound_token, ticket, stored.user_id))
         # this process's view: the stored record, used as this process last used it
