@@ -27,9 +27,8 @@ from ...core import (
     would_end,
 )
 from ...policy import Policy
-from ...tokens import is_session_id
 from ..protocol import Check
-from .calls import Op, Read
+from .calls import Op
 from .local_cache import Hit, Ticket
 from .records import decode_pairs, decode_record, now_of
 from .scripts import FUNCTIONS
@@ -89,7 +88,8 @@ class Checks(StateCalls):
         ended goes to :meth:`confirm`, a second round trip once per ending. A
         device-bound session refusing an ``unbound_token`` answers ``stale`` and
         notes no use. With ``LOCAL_CACHE``, a valid answer is kept for :meth:`cached`."""
-        if not is_session_id(session_id):
+        known = self.reads.of(session_id)
+        if known is None:
             return Check(Outcome.INVALID)
         local = self.local
         ticket = None if local is None else local.ticket()
@@ -99,11 +99,11 @@ class Checks(StateCalls):
             yield from self.server_clock.measure()
         state = self.cache.state
         policy = state.policy or self.cache.default
-        value, tombstone = yield Read((self.keys.session(session_id), self.keys.tombstone(session_id)))
+        value, tombstone = yield known.read
         if value is None:  # strict mode: nothing is written for an unknown id
             reason = tombstone.partition(b"|")[0].decode("ascii") if tombstone else "invalid"
             return Check(Outcome(reason) if reason in ENDED_REASONS else Outcome.INVALID)
-        stored, now = decode_record(session_id, value), self.estimated_now()
+        stored, now = self.reads.record(known, session_id, value), self.estimated_now()
         if state.lowered and self.reconcile_due(stored, state.lowered):  # rare: limits lowered
             return (yield from self.confirm(session_id, passive, unbound_token, ticket, stored.user_id))
         # this process's view: the stored record, used as this process last used it

@@ -20,6 +20,7 @@ from ..write_behind import Unwritten
 from .calls import Arg, Op, Rerun, Script, one
 from .keys import Keys
 from .local_cache import LocalCache
+from .reads import Reads
 from .records import decode_record
 from .scripts import FUNCTIONS, Function, pack_context, pack_platforms
 from .server_clock import ServerClock
@@ -47,6 +48,8 @@ class StateCalls:
         self._contexts: tuple[State, str] | None = None
         #: uses seen here, not written back yet (core.touch_due, core.flush_by)
         self.unwritten = cache.unwritten = Unwritten()
+        #: the request path's read of each session, and the record it last decoded (:mod:`.checks`)
+        self.reads = Reads(keys)
         #: the server's clock as this process estimates it (:mod:`.server_clock`)
         self.server_clock = ServerClock(clock)
         #: lowered limits: when (``State.lowered``) and, per user, when the user's sessions
