@@ -248,24 +248,27 @@ async def _per_call_async(fn: Any, n: int) -> tuple[float, float]:
     return sorted(walls)[2], sorted(cpus)[2]
 
 
-def _check_script(store: Any, session_id: str, client: Any) -> tuple[str, tuple[Any, ...], tuple[Any, ...]]:
-    """The check script's name, KEYS and ARGV as the store sends them (driving
-    its I/O-free operation by hand)."""
-    op = store._ops.check(session_id, False, True)
-    request = op.send(None)
-    while not hasattr(request, "name"):  # plain commands first (a state re-read)
-        replies = [client.execute_command(*command) for command in request.commands]
-        request = op.send(replies)
-    op.close()
-    return request.name, request.keys, request.args
+def _read(store: Any, session_id: str) -> Any:
+    """The check's ``MGET`` (a :class:`~sessionguard.stores.redis.calls.Read`),
+    planned without I/O (the state is cached once the store has been used)."""
+    from sessionguard.stores.redis.calls import Read
 
-
-def _plan(store: Any, session_id: str) -> Any:
-    """The check's function call, planned without I/O (the state is cached)."""
     op = store._ops.check(session_id, False, True)
     request = op.send(None)
     op.close()
+    assert isinstance(request, Read), f"the check began with {request!r}: use the store first"
     return request
+
+
+def _judged(store: Any, session_id: str, reply: list[Any]) -> Any:
+    """A whole check without I/O: planned, then given ``reply`` (the ``MGET``'s)."""
+    op = store._ops.check(session_id, False, True)
+    op.send(None)
+    try:
+        op.send(reply)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the check asked for more than its read")
 
 
 def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
@@ -281,59 +284,45 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
     app = g.wsgi(inner_wsgi())
     token = _wsgi_cookie(app).split("=", 1)[1]
     sid = public_id(g.tokens.verify(token))
+    g.store.check(sid, passive=True, unbound_token=True)  # the state and the server clock, read once
     client = redis.Redis.from_url(redis_url)
-    name, keys, args = _check_script(g.store, sid, client)
-    caller = g.store._shared.caller
-    client.function_load(caller.library.source, replace=True)
-    fcall = ("FCALL", caller.library.names[name], len(keys), *keys, *args)
+    keys = _read(g.store, sid).keys
     conn = client.connection_pool.get_connection()
-    encoded = g.store._encoder.fcall(_plan(g.store, sid))
-    value = client.get(keys[0])
-    store_client = g.store._shared.sync_client()
+    encoded = g.store._encoder.mget(keys)
+    reply = client.mget(keys)
+    value = reply[0]
     rows: list[tuple[str, tuple[float, float]]] = [
         ("redis-py `PING`", _per_call(client.ping, n)),
-        ("redis-py `GET` of the session record", _per_call(lambda: client.get(keys[0]), n)),
-        (f"redis-py packs the check's `FCALL` ({len(fcall)} arguments), no I/O",
-         _per_call(lambda: conn.pack_command(*fcall), n)),
-        ("redis-py packs a `GET`, no I/O", _per_call(lambda: conn.pack_command("GET", keys[0]), n)),
-        ("redis-py `FCALL` check, the store's exact KEYS/ARGV",
-         _per_call(lambda: client.execute_command(*fcall), n)),
-        ("sessionguard plans the check: KEYS/ARGV from `Operations.check`, no I/O",
-         _per_call(lambda: _plan(g.store, sid), n)),
-        ("sessionguard decodes the returned record (`decode_record`, its JSON tail too)",
+        ("redis-py `MGET` of the session record and its tombstone", _per_call(lambda: client.mget(keys), n)),
+        ("redis-py packs that `MGET`, no I/O", _per_call(lambda: conn.pack_command("MGET", *keys), n)),
+        ("sessionguard plans the check: its `MGET` from `Operations.check`, no I/O",
+         _per_call(lambda: _read(g.store, sid), n)),
+        ("sessionguard judges the reply (`Operations.check` given the `MGET`'s reply), no I/O",
+         _per_call(lambda: _judged(g.store, sid, reply), n)),
+        ("sessionguard decodes a record (`decode_record`, its JSON tail too; a check reuses the last "
+         "decoded record while the stored bytes are unchanged: `stores/redis/reads.py`)",
          _per_call(lambda: decode_record(sid, value), n)),
-        ("the store's own redis-py client (its pool, timeouts, retry): `FCALL` check",
-         _per_call(lambda: store_client.execute_command(*fcall), n)),
-        ("the store's ordinary path on that client (`functions.Caller.call`)",
-         _per_call(lambda: caller.call(store_client, _plan(g.store, sid)), n)),
-        ("sessionguard encodes the check (`stores.redis.lane.Encoder`), no I/O",
-         _per_call(lambda: g.store._encoder.fcall(_plan(g.store, sid)), n)),
-        ("the store's lane: the encoded check on its own connection (`SyncLane.call`)",
+        ("sessionguard encodes the `MGET` (`stores.redis.lane.Encoder`, kept per session), no I/O",
+         _per_call(lambda: g.store._encoder.mget(keys), n)),
+        ("the store's lane: the encoded `MGET` on its own connection (`SyncLane.call`)",
          _per_call(lambda: g.store._lane.call(encoded), n)),
         ("`RedisStore.check()` (what the WSGI shell calls)",
          _per_call(lambda: g.store.check(sid, passive=False, unbound_token=True), n)),
     ]  # fmt: skip
     client.connection_pool.release(conn)
-    before = client.info("commandstats").get("cmdstat_fcall", {})
+    before = client.info("commandstats").get("cmdstat_mget", {})
     for _ in range(n):
-        client.execute_command(*fcall)
-    after = client.info("commandstats").get("cmdstat_fcall", {})
+        client.mget(keys)
+    after = client.info("commandstats").get("cmdstat_mget", {})
 
     async def async_rows() -> list[tuple[str, tuple[float, float]]]:
         aclient = redis.asyncio.Redis.from_url(redis_url)
-        store_aclient = await g.async_store._clients.get()
         lane = await g.async_store._clients.lane()
         try:
             return [
-                ("redis.asyncio `GET` of the session record",
-                 await _per_call_async(lambda: aclient.get(keys[0]), n)),
-                ("redis.asyncio `FCALL` check, same KEYS/ARGV",
-                 await _per_call_async(lambda: aclient.execute_command(*fcall), n)),
-                ("the store's own redis.asyncio client: `FCALL` check",
-                 await _per_call_async(lambda: store_aclient.execute_command(*fcall), n)),
-                ("the store's ordinary path on that client (`functions.Caller.acall`)",
-                 await _per_call_async(lambda: caller.acall(store_aclient, _plan(g.store, sid)), n)),
-                ("the store's lane: the encoded check on its pipelined connection (`AsyncLane.call`)",
+                ("redis.asyncio `MGET` of the record and its tombstone",
+                 await _per_call_async(lambda: aclient.mget(keys), n)),
+                ("the store's lane: the encoded `MGET` on its pipelined connection (`AsyncLane.call`)",
                  await _per_call_async(lambda: lane.call(encoded), n)),
                 ("`AsyncRedisStore.check()` (what the ASGI shell awaits)",
                  await _per_call_async(lambda: g.async_store.check(sid, passive=False, unbound_token=True),
@@ -352,7 +341,7 @@ def redis_breakdown(redis_url: str, *, quick: bool = False) -> Table:
         table.add(label, fmt(wall, 1), fmt(cpu, 1))
     if before and after and after["calls"] > before["calls"]:
         server = (after["usec"] - before["usec"]) / (after["calls"] - before["calls"])
-        table.notes.append(f"server side: the check function runs in {fmt(server, 1)} µs inside Redis "
-                           f"(`INFO commandstats` usec of the FCALL, over {n} calls).")
+        table.notes.append(f"server side: the `MGET` runs in {fmt(server, 2)} µs inside Redis "
+                           f"(`INFO commandstats` usec, over {n} calls).")
     table.notes.append("CPU counts every thread of this process (the store's pub/sub thread included).")
     return table

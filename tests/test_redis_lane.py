@@ -40,4 +40,7 @@ def test_encoded_check_is_what_redis_py_packs(keys: tuple[str, ...], args: tuple
     ("k\r\n", "é"),  # RESP's own characters, and non-ASCII, are data
 ])
 def test_encoded_read_is_what_redis_py_packs(keys: tuple[str, ...]) -> None:
-    assert Encoder.mget(keys) == b"".join(redis.Connection().pack_command("MGET", *keys))
+    encoder = Encoder({"check": NAME})
+    packed = b"".join(redis.Connection().pack_command("MGET", *keys))
+    assert encoder.mget(keys) == packed
+    assert encoder.mget(keys) is encoder.mget(tuple(keys)) == packed  # encoded once, kept

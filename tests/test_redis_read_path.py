@@ -89,6 +89,29 @@ def test_a_check_writes_nothing_even_when_a_touch_is_due(private_redis: RedisSer
     client.close()
 
 
+def test_a_record_read_again_unchanged_is_not_decoded_again(private_redis: RedisServer,
+                                                           make_store: Any) -> None:
+    now = [1_800_000_000_000]
+    store = make_store(private_redis.url, idle_timeout="1h", clock=lambda: now[0])
+    record = login(store)
+    wait_until(lambda: store.subscribed)
+    store._shared.subscriber.tick = None  # this test writes back by hand, below
+    first = store.check(record.id, passive=True).record
+    known = store._ops.reads.of(record.id)
+    assert known is not None and known.record is not None
+    decoded = known.record
+    assert store.check(record.id, passive=True).record is first  # the same bytes: the same record
+    assert known.record is decoded
+    now[0] += 20 * 60 * 1000  # a touch is due: the tick writes it back, the bytes change
+    assert store.check(record.id, passive=False).outcome is Outcome.VALID
+    store.tick()
+    again = store.check(record.id, passive=True).record
+    assert known.record is not decoded and again is not None and again.last_seen == now[0]
+    # a malformed id is kept nowhere and costs no command
+    assert store.check("not-an-id", passive=True).outcome is Outcome.INVALID
+    assert store._ops.reads.of("not-an-id") is None
+
+
 def test_a_use_is_written_back_before_its_flush_by_moment(private_redis: RedisServer,
                                                           make_store: Any,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,8 +22,7 @@ from sessionguard import Config, SessionLimitReached
 from sessionguard.audit import Event, iso
 from sessionguard.core import DAY, Outcome, Record
 from sessionguard.policy import Policy
-from sessionguard.stores.memory import MemoryStore
-from sessionguard.stores.memory_async import AsyncMemoryStore
+from sessionguard.stores.memory import AsyncMemoryStore, MemoryStore
 from sessionguard.stores.protocol import NewSession
 from sessionguard.stores.redis import open_redis_stores
 from sessionguard.stores.redis.records import decode_record

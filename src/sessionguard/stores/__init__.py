@@ -6,8 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .memory import MemoryStore
-from .memory_async import AsyncMemoryStore
+from .memory import AsyncMemoryStore, MemoryStore
 from .protocol import AsyncStore, Store
 
 if TYPE_CHECKING:

@@ -6,8 +6,10 @@ How the package is laid out (a request's check goes top to bottom):
 - :mod:`.urls` ``STORE_URL`` → :class:`~.urls.Target`; :mod:`.clients` redis-py
   clients, timeouts, bounded retries, error translation;
 - :mod:`.operations` every store operation, written once as an I/O-free
-  generator of :mod:`.calls` (scripts and plain commands); :mod:`.listing` the
-  admin listing and the audit pages;
+  generator of :mod:`.calls` (scripts and plain commands): the request path
+  in :mod:`.checks`, the state, clock and context of every call in
+  :mod:`.state_calls`, one user's sessions in :mod:`.users`; :mod:`.listing`
+  the admin listing and the audit pages;
 - :mod:`.keys` key names, :mod:`.records` the record codec, :mod:`.scripts` and
   ``lua/`` the server side;
 - :mod:`.census` the count of active sessions for the metrics;

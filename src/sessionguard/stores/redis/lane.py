@@ -43,6 +43,7 @@ from .calls import Arg, Script
 from .failover import cut_others
 from .functions import function_missing
 from .internals import sync_socket
+from .reads import MAX_READS
 
 __all__ = ["Encoder", "LaneUnavailable", "Spin", "SyncLane"]
 
@@ -78,6 +79,8 @@ class Encoder:
         self._names = {name: _bulk(b"FCALL") + _bulk(function.encode()) for name, function in names.items()}
         #: (function, number of keys, number of args) -> the command's head
         self._heads: dict[tuple[str, int, int], bytes] = {}
+        #: the check's MGET of each session's keys (the same tuple every time: .reads)
+        self._mgets: dict[tuple[str, ...], bytes] = {}
 
     def fcall(self, request: Script) -> bytes:
         keys, args = request.keys, request.args
@@ -88,10 +91,15 @@ class Encoder:
             head = self._heads[shape] = b"*%d\r\n" % count + self._names[request.name] + _bulk(len(keys))
         return b"".join((head, _bulks(keys), _bulks(args)))
 
-    @staticmethod
-    def mget(keys: tuple[str, ...]) -> bytes:
-        """``MGET`` of ``keys`` (the request path's read, :class:`.calls.Read`)."""
-        return b"*%d\r\n$4\r\nMGET\r\n" % (1 + len(keys)) + _bulks(keys)
+    def mget(self, keys: tuple[str, ...]) -> bytes:
+        """``MGET`` of ``keys`` (the request path's read, :class:`.calls.Read`),
+        encoded once per session (bounded as :data:`.reads.MAX_READS`)."""
+        packed = self._mgets.get(keys)
+        if packed is None:
+            if len(self._mgets) >= MAX_READS:
+                self._mgets.clear()
+            packed = self._mgets[keys] = b"*%d\r\n$4\r\nMGET\r\n" % (1 + len(keys)) + _bulks(keys)
+        return packed
 
 
 class Spin:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..audit import Event
-from ..core import Record
-from ..policy import Policy
-from .memory import MemoryStore
-from .protocol import ActiveCounts, Binding, Check, Created, NewSession, Page
+from ...audit import Event
+from ...core import Record
+from ...policy import Policy
+from ..protocol import ActiveCounts, Binding, Check, Created, NewSession, Page
+from .store import MemoryStore
 
 
 class AsyncMemoryStore:

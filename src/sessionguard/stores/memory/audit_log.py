@@ -9,8 +9,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from ..audit import SELF_SERVICE_WINDOW_MS, SETTINGS_EVERY_MS, Allowance, Event, admit
-from .protocol import Page
+from ...audit import SELF_SERVICE_WINDOW_MS, SETTINGS_EVERY_MS, Allowance, Event, admit
+from ..protocol import Page
 
 #: Allowances kept before the ones whose window has passed are dropped.
 _ALLOWANCES_SWEPT_AT = 4096
