@@ -144,7 +144,7 @@ class MemoryState:
         """The user's valid records; ended ones are pruned here, the step every
         count goes through: one a sign-out of everyone ended is tombstoned, one
         that timed out leaves the user's index and is left for the sweep, which
-        records its ending (``rules.lua`` ``records_of``)."""
+        records its ending (``store.lua`` ``records_of``)."""
         policy, alive = self.policy(), []
         for session_id in list(self._by_user.get(user_id, ())):
             record = self._live(session_id, now)
