@@ -5,10 +5,9 @@ The app may call the store in many ways while it serves a request: the
 request object's methods (``login()``, ``end_others()``, ...), the guard's API
 (``guard.end_user()``, ``guard.sessions()``, ...) or ``guard.store`` itself, in
 the request's thread or task or in a worker thread the framework runs a sync
-view in. Each shell records the request object before calling
-the app; on ASGI a context variable reaches every one of those places (asyncio
-tasks, anyio's and asgiref's worker threads copy the context), on WSGI a
-thread-local (:data:`THREAD`: the server's thread runs the app). The Redis stores call
+view in. Each shell sets :data:`CURRENT` to the request object before calling
+the app; a context variable reaches every one of those places (asyncio tasks,
+anyio's and asgiref's worker threads copy the context). The Redis stores call
 :func:`failed` when a call fails, and the request object then turns the
 framework's ``500`` into the ``503`` (see ``asgi._Unavailable`` and
 ``wsgi._Unavailable``), as long as the response has not started.
@@ -23,7 +22,6 @@ thread) finds no request object.
 
 from __future__ import annotations
 
-import threading
 from contextvars import ContextVar
 from typing import Protocol
 
@@ -36,27 +34,12 @@ class Failing(Protocol):
         response has not started."""
 
 
-#: the request object of the ASGI request in progress (set by the ASGI shell)
+#: the request object of the request in progress (set by the shells)
 CURRENT: ContextVar[Failing | None] = ContextVar("sessionguard_request", default=None)
-
-
-class _Thread(threading.local):
-    ctx: Failing | None = None
-
-
-#: the request object of the WSGI request in progress in this thread (set by the WSGI
-#: shell). A thread-local, not :data:`CURRENT`: a WSGI server serves a request in one
-#: thread, and inside Flask setting a context variable cost 2,300 instructions a
-#: request (Flask keeps its own in the same context), a third of what sessionguard
-#: adds to a request without a token (``benchmarks/instructions.py``). A thread the app
-#: starts itself finds no request object.
-THREAD = _Thread()
 
 
 def failed() -> None:
     """A store call failed: the request in progress, if any, answers the ``503``."""
     ctx = CURRENT.get()
-    if ctx is None:
-        ctx = THREAD.ctx
     if ctx is not None:
         ctx._unavailable()

@@ -15,7 +15,7 @@ from .core import Outcome, Record
 from .decision import Refusal, Verdict
 from .errors import StoreUnavailable
 from .incoming import Presented, client_ip, is_https
-from .inflight import THREAD
+from .inflight import CURRENT
 from .outgoing import WSGI, with_session
 from .stores.protocol import Check
 
@@ -66,7 +66,7 @@ class WSGIMiddleware:
     def _serving(self) -> Guarded:
         guard, app, admin, decide = self.guard, self.app, self.admin, self._decide
         cookie_name, admin_prefix = guard.cookie_name, guard.config.admin_path or ""
-        new_context, thread = _WSGIContext, THREAD
+        new_context, in_progress = _WSGIContext, CURRENT.set
 
         def serve(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
             cookie, authorization = environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION")
@@ -88,7 +88,7 @@ class WSGIMiddleware:
                 path = environ.get("PATH_INFO", "")
                 if admin_prefix in path and guard.admin_serves(path):  # the cheap test first
                     target = admin
-            thread.ctx = ctx  # a store failure anywhere in the app is this request's (inflight.py)
+            in_progress(ctx)  # a store failure anywhere in the app is this request's (inflight.py)
             try:
                 return target(environ, ctx._start_response)
             except StoreUnavailable:
