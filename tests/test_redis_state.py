@@ -41,7 +41,8 @@ def test_processes_agree_on_the_tag_key_however_they_race(redis_url: str, key_pr
 def test_the_tag_key_costs_no_round_trip_once_read(private_redis: RedisServer, counting_proxy: Any,
                                                     make_stores: Any) -> None:
     proxy = counting_proxy(private_redis.host, private_redis.port)
-    sync, _ = make_stores(proxy.url)
+    # a longer timeout: through the proxy's Python thread a reply once took over the default 0.5 s
+    sync, _ = make_stores(proxy.url, store_timeout="5s")
     first = sync.create(new(sync)).record  # the process's first login reads the state (and the key)
     sync.check(first.id, passive=True)  # the first call loads the library (Function not found)
     wait_until(lambda: sync.subscribed)
