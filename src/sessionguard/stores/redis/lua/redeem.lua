@@ -16,18 +16,8 @@
 local K, A = KEY.redeem, ARG.redeem
 local c = context(ARGV[A.context])
 local key = KEYS[K.record]
-local value = redis.call('GET', key)
-if not value then return {0, reason_of(redis.call('GET', tombstone_of(key)))} end
-local now = clock(ARGV[A.now])
-local rec = parse(key, id_of(key), value)
-local owed = tonumber(ARGV[A.use])
-local write = owed and owed > rec.l and owed <= now
-if write then rec.l = owed end
-local reason = judge_record(c, now, rec)
-if reason then
-  finish(c, rec, reason, now)
-  return {2, reason, value}
-end
+local answer, rec, now, write = device_step(c, key, ARGV[A.now], ARGV[A.use])  -- store.lua
+if answer then return answer end
 if write then keep_index(index_of(rec), store(c, now, rec)) end
 local device = device_of(key)
 local held = rec.b and redis.call('HGETALL', device) or {}

@@ -160,3 +160,23 @@ local function keep_device_key(rec)
     call('PEXPIRE', device, ttl + DEVICE_KEY_MS)
   end
 end
+
+-- bind.lua and redeem.lua (MemoryStore.bind / .redeem): the session a device step is about,
+-- judged with the caller's owed use counted (core.judge). Answers the reply to give for an
+-- unknown or ended session, else nil, the record, now, and whether the owed use is to be
+-- written.
+local function device_step(c, key, now_arg, use_arg)
+  local value = redis.call('GET', key)
+  if not value then return {0, reason_of(redis.call('GET', tombstone_of(key)))} end
+  local now = clock(now_arg)
+  local rec = parse(key, id_of(key), value)
+  local owed = tonumber(use_arg)
+  local write = owed and owed > rec.l and owed <= now
+  if write then rec.l = owed end
+  local reason = judge_record(c, now, rec)
+  if reason then
+    finish(c, rec, reason, now)
+    return {2, reason, value}
+  end
+  return nil, rec, now, write
+end
